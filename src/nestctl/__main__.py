@@ -1,0 +1,3 @@
+from nestctl.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The physical host layer: CPU, KVM module, `nested` now and after reboot, VMs in the way."""

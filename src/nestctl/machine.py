@@ -1,0 +1,399 @@
+"""The one door to the machine: every file read, file write and command goes through `Host`.
+
+A `Host` is rooted at a directory (``--root``, default ``/``). Paths given to it are always
+host-absolute (``/proc/cpuinfo``); it maps them under its root. Commands run only when the root is
+``/``; under any other root they are recorded instead, so tests and collected snapshots exercise the
+very same code paths as a live host without touching it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fnmatch
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+#: Largest file we read: sysfs and config files are small; a huge file is a mistake, not data.
+MAX_READ_BYTES = 8 * 1024 * 1024
+
+
+class ReadStatus(StrEnum):
+    OK = "ok"
+    MISSING = "missing"
+    UNREADABLE = "unreadable"
+    NOT_A_FILE = "not-a-file"
+
+
+@dataclass(frozen=True, slots=True)
+class FileRead:
+    """What reading one host file gave: text, or why there is none (missing is not unreadable)."""
+
+    path: str
+    status: ReadStatus
+    text: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is ReadStatus.OK
+
+
+class CommandStatus(StrEnum):
+    OK = "ok"  # ran, exit code accepted
+    FAILED = "failed"  # ran, exit code not accepted
+    NOT_FOUND = "not-found"  # the program is not installed (126/127 territory)
+    TIMEOUT = "timeout"
+    RECORDED = "recorded"  # not run: the host is not live, the command went into the plan
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    status: CommandStatus
+    rc: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status is CommandStatus.OK
+
+    def describe(self) -> str:
+        """One line naming the command and how it ended, with stderr indented (for messages)."""
+        cmd = " ".join(self.argv)
+        if self.status is CommandStatus.NOT_FOUND:
+            return f"{cmd}: command not found"
+        if self.status is CommandStatus.TIMEOUT:
+            return f"{cmd}: timed out after {self.duration:.1f} s"
+        if self.status is CommandStatus.RECORDED:
+            return f"{cmd}: recorded, not run"
+        text = f"{cmd}: exit code {self.rc}"
+        err = self.stderr.strip()
+        if err:
+            text += "\n" + "\n".join("    " + line for line in err.splitlines())
+        return text
+
+
+class Runner(Protocol):
+    def __call__(
+        self, argv: Sequence[str], *, timeout: float, stdin: str | None, ok_codes: Sequence[int]
+    ) -> CommandResult: ...
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+class SystemRunner:
+    """Runs commands for real. argv only, never a shell string."""
+
+    def __call__(
+        self, argv: Sequence[str], *, timeout: float, stdin: str | None, ok_codes: Sequence[int]
+    ) -> CommandResult:
+        import subprocess  # noqa: PLC0415 - only commands that really run pay for it
+
+        args = tuple(argv)
+        start = time.monotonic()
+        try:
+            proc = subprocess.run(
+                args,
+                input=stdin.encode() if stdin is not None else None,
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+            )
+        except FileNotFoundError:
+            return CommandResult(args, CommandStatus.NOT_FOUND, duration=time.monotonic() - start)
+        except subprocess.TimeoutExpired:
+            return CommandResult(args, CommandStatus.TIMEOUT, duration=time.monotonic() - start)
+        except OSError as exc:  # permission denied on the binary and the like
+            return CommandResult(
+                args, CommandStatus.NOT_FOUND, stderr=str(exc), duration=time.monotonic() - start
+            )
+        status = CommandStatus.OK if proc.returncode in ok_codes else CommandStatus.FAILED
+        if proc.returncode in (126, 127) and status is CommandStatus.FAILED:
+            status = CommandStatus.NOT_FOUND
+        return CommandResult(
+            args,
+            status,
+            proc.returncode,
+            _decode(proc.stdout),
+            _decode(proc.stderr),
+            time.monotonic() - start,
+        )
+
+
+Responder = Callable[[tuple[str, ...]], CommandResult | None]
+
+
+@dataclass
+class RecordingRunner:
+    """Records commands instead of running them.
+
+    A `respond` callback may answer a command (and act on a fake tree, as a real `modprobe` would
+    change sysfs); commands it does not answer come back as RECORDED.
+    """
+
+    respond: Responder | None = None
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+
+    def __call__(
+        self, argv: Sequence[str], *, timeout: float, stdin: str | None, ok_codes: Sequence[int]
+    ) -> CommandResult:
+        args = tuple(argv)
+        self.calls.append(args)
+        if self.respond is not None:
+            answer = self.respond(args)
+            if answer is not None:
+                return answer
+        return CommandResult(args, CommandStatus.RECORDED)
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One thing the tool read or ran, for `--debug` and snapshots."""
+
+    kind: str  # "read", "glob", "run", "write"
+    target: str
+    outcome: str
+
+
+class Machine(Protocol):
+    """What probes need from a machine: `Host` locally, or a guest reached through its agent."""
+
+    def read(self, hostpath: str, *, max_bytes: int = MAX_READ_BYTES) -> FileRead: ...
+
+    def exists(self, hostpath: str) -> bool: ...
+
+    def listdir(self, hostpath: str) -> list[str] | None: ...
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float = 30.0,
+        stdin: str | None = None,
+        ok_codes: Sequence[int] = (0,),
+    ) -> CommandResult: ...
+
+
+class Host:
+    """A machine seen through a root directory. See the module docstring."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] = "/",
+        *,
+        runner: Runner | None = None,
+        euid: int | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.live = self.root.resolve() == Path("/")
+        self.runner: Runner = runner or (SystemRunner() if self.live else RecordingRunner())
+        self.euid = os.geteuid() if euid is None else euid
+        self.manifest: list[ManifestEntry] = []
+
+    def __repr__(self) -> str:
+        return f"Host(root={str(self.root)!r}, live={self.live})"
+
+    # -- paths -----------------------------------------------------------------------------
+
+    def path(self, hostpath: str) -> Path:
+        """The real path of a host-absolute path under this root."""
+        rel = hostpath.lstrip("/")
+        return self.root / rel if rel else self.root
+
+    def hostpath(self, real: Path) -> str:
+        """Inverse of `path`: the host-absolute path of a real path under the root."""
+        return "/" + str(real.relative_to(self.root)).removeprefix(".").lstrip("/")
+
+    def root_problem(self) -> str | None:
+        """Why this root cannot be inspected at all, or None."""
+        if not self.root.exists():
+            return f"root directory {self.root} does not exist"
+        if not self.root.is_dir():
+            return f"root {self.root} is not a directory"
+        return None
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def read(self, hostpath: str, *, max_bytes: int = MAX_READ_BYTES) -> FileRead:
+        real = self.path(hostpath)
+        try:
+            with real.open("rb") as fh:
+                data = fh.read(max_bytes)
+        except FileNotFoundError:
+            result = FileRead(hostpath, ReadStatus.MISSING)
+        except IsADirectoryError:
+            result = FileRead(hostpath, ReadStatus.NOT_A_FILE, error="is a directory")
+        except NotADirectoryError:
+            result = FileRead(hostpath, ReadStatus.MISSING)
+        except OSError as exc:
+            status = ReadStatus.MISSING if exc.errno == errno.ENOENT else ReadStatus.UNREADABLE
+            result = FileRead(hostpath, status, error=exc.strerror or str(exc))
+        else:
+            result = FileRead(hostpath, ReadStatus.OK, _decode(data))
+        self.manifest.append(ManifestEntry("read", hostpath, result.status.value))
+        return result
+
+    def read_text(self, hostpath: str) -> str | None:
+        """The file's text, or None when it is missing or unreadable (use `read` to tell apart)."""
+        return self.read(hostpath).text
+
+    def exists(self, hostpath: str) -> bool:
+        return os.path.lexists(self.path(hostpath))
+
+    def is_dir(self, hostpath: str) -> bool:
+        return self.path(hostpath).is_dir()
+
+    def is_char_device_or_file(self, hostpath: str) -> bool:
+        """True for a device node or (in fake trees) a plain file standing for one."""
+        return self.exists(hostpath) and not self.is_dir(hostpath)
+
+    def listdir(self, hostpath: str) -> list[str] | None:
+        """Sorted entry names of a directory, or None when it is missing or unreadable."""
+        try:
+            names = sorted(os.listdir(self.path(hostpath)))
+        except OSError:
+            self.manifest.append(ManifestEntry("list", hostpath, "missing"))
+            return None
+        self.manifest.append(ManifestEntry("list", hostpath, f"{len(names)} entries"))
+        return names
+
+    def glob(self, hostdir: str, pattern: str = "*") -> list[str]:
+        """Host-absolute paths of entries in `hostdir` matching `pattern`, sorted by name."""
+        names = self.listdir(hostdir) or []
+        base = hostdir.rstrip("/")
+        return [f"{base}/{n}" for n in names if fnmatch.fnmatchcase(n, pattern)]
+
+    def readlink(self, hostpath: str) -> str | None:
+        try:
+            return os.readlink(self.path(hostpath))
+        except OSError:
+            return None
+
+    def mtime(self, hostpath: str) -> float | None:
+        try:
+            return self.path(hostpath).stat().st_mtime
+        except OSError:
+            return None
+
+    def stat(self, hostpath: str) -> os.stat_result | None:
+        try:
+            return self.path(hostpath).stat()
+        except OSError:
+            return None
+
+    def find_program(self, name: str) -> str | None:
+        """Host path of an executable, searched in the usual system directories under the root."""
+        if self.live:
+            return shutil.which(name)
+        for d in ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"):
+            candidate = f"{d}/{name}"
+            real = self.path(candidate)
+            if real.is_file() and os.access(real, os.X_OK):
+                return candidate
+        return None
+
+    # -- commands --------------------------------------------------------------------------
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float = 30.0,
+        stdin: str | None = None,
+        ok_codes: Sequence[int] = (0,),
+    ) -> CommandResult:
+        result = self.runner(argv, timeout=timeout, stdin=stdin, ok_codes=ok_codes)
+        self.manifest.append(ManifestEntry("run", " ".join(argv), result.status.value))
+        return result
+
+    # -- writes ----------------------------------------------------------------------------
+
+    @property
+    def is_admin(self) -> bool:
+        return self.euid == 0
+
+    def writable_dir(self, hostdir: str) -> str | None:
+        """Why files cannot be created in `hostdir` (read-only, no permission), or None."""
+        real = self.path(hostdir)
+        probe_dir = real
+        while not probe_dir.exists() and probe_dir != probe_dir.parent:
+            probe_dir = probe_dir.parent
+        try:
+            st = os.statvfs(probe_dir)
+        except OSError as exc:
+            return f"{hostdir}: {exc.strerror}"
+        if st.f_flag & os.ST_RDONLY:
+            return f"{hostdir} is on a read-only file system"
+        if not os.access(probe_dir, os.W_OK):
+            return f"{hostdir}: permission denied"
+        return None
+
+    def write_atomic(self, hostpath: str, text: str, *, mode: int | None = None) -> None:
+        """Write a file we own: temp file in the same directory, same mode, fsync, rename."""
+        real = self.path(hostpath)
+        real.parent.mkdir(parents=True, exist_ok=True)
+        if mode is None:
+            try:
+                mode = real.stat().st_mode & 0o7777
+            except FileNotFoundError:
+                mode = 0o644
+        fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, mode)
+            os.replace(tmp, real)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        self._fsync_dir(real.parent)
+        self.manifest.append(ManifestEntry("write", hostpath, "ok"))
+
+    def backup(self, hostpath: str, backup_dir: str, stamp: str) -> str | None:
+        """Copy `hostpath` to `<backup_dir>/<stamp><hostpath>`; returns the backup's host path.
+
+        Backups go outside the directory they came from: a copy left in /etc/modprobe.d ending in
+        .conf would be read by modprobe itself.
+        """
+        src = self.path(hostpath)
+        if not src.exists():
+            return None
+        dest_host = f"{backup_dir.rstrip('/')}/{stamp}{hostpath}"
+        dest = self.path(dest_host)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest)
+        self.manifest.append(ManifestEntry("write", dest_host, "backup"))
+        return dest_host
+
+    def remove(self, hostpath: str) -> None:
+        self.path(hostpath).unlink()
+        self._fsync_dir(self.path(hostpath).parent)
+        self.manifest.append(ManifestEntry("write", hostpath, "removed"))
+
+    @staticmethod
+    def _fsync_dir(real_dir: Path) -> None:
+        try:
+            fd = os.open(real_dir, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)

@@ -1,0 +1,1 @@
+"""Renderers: the same `Report` for scripts (JSON) and for people (rich text)."""

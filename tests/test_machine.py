@@ -1,0 +1,116 @@
+"""The one door to the machine: reads keep missing/unreadable apart, writes are atomic, commands
+under a non-live root are recorded and never run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from nestctl.machine import CommandResult, CommandStatus, Host, ReadStatus, RecordingRunner
+from tests.helpers import read_tree, write_tree
+
+
+def test_paths_are_mapped_under_the_root(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"/proc/cpuinfo": "vendor_id : GenuineIntel\n"})
+    host = Host(tmp_path)
+    assert not host.live
+    assert host.read_text("/proc/cpuinfo") == "vendor_id : GenuineIntel\n"
+    assert host.hostpath(host.path("/proc/cpuinfo")) == "/proc/cpuinfo"
+
+
+def test_missing_unreadable_and_directory_are_distinct(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"/etc/secret": "x", "/etc/dir/a": "y"})
+    host = Host(tmp_path)
+    assert host.read("/etc/nope").status is ReadStatus.MISSING
+    assert host.read("/etc/dir").status is ReadStatus.NOT_A_FILE
+    assert host.read("/etc/secret/below").status is ReadStatus.MISSING
+    if os.geteuid() != 0:  # root can read a 000 file
+        (tmp_path / "etc/secret").chmod(0)
+        assert host.read("/etc/secret").status is ReadStatus.UNREADABLE
+
+
+def test_binary_garbage_is_decoded_not_raised(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"/sys/module/kvm_intel/parameters/nested": b"\xff\xfe\x00Y\n"})
+    text = Host(tmp_path).read_text("/sys/module/kvm_intel/parameters/nested")
+    assert text is not None
+    assert "Y" in text
+
+
+def test_glob_lists_sorted_host_paths(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {"/etc/modprobe.d/b.conf": "", "/etc/modprobe.d/a.conf": "", "/etc/modprobe.d/x.txt": ""},
+    )
+    host = Host(tmp_path)
+    assert host.glob("/etc/modprobe.d", "*.conf") == [
+        "/etc/modprobe.d/a.conf",
+        "/etc/modprobe.d/b.conf",
+    ]
+    assert host.glob("/nonexistent") == []
+
+
+def test_commands_under_a_fake_root_are_recorded_not_run(tmp_path: Path) -> None:
+    host = Host(tmp_path)
+    result = host.run(["modprobe", "-r", "kvm_intel"])
+    assert result.status is CommandStatus.RECORDED
+    assert isinstance(host.runner, RecordingRunner)
+    assert host.runner.calls == [("modprobe", "-r", "kvm_intel")]
+
+
+def test_a_responder_answers_like_the_real_command(tmp_path: Path) -> None:
+    def respond(argv: tuple[str, ...]) -> CommandResult | None:
+        if argv[0] == "modprobe":
+            return CommandResult(
+                argv, CommandStatus.FAILED, 1, "", "modprobe: FATAL: Module kvm_intel is in use.\n"
+            )
+        return None
+
+    host = Host(tmp_path, runner=RecordingRunner(respond))
+    result = host.run(["modprobe", "-r", "kvm_intel"])
+    assert result.rc == 1
+    assert "is in use" in result.describe()
+    assert host.run(["qm", "list"]).status is CommandStatus.RECORDED
+
+
+def test_write_atomic_keeps_mode_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"/etc/modprobe.d/kvm-intel.conf": "old\n"})
+    (tmp_path / "etc/modprobe.d/kvm-intel.conf").chmod(0o600)
+    host = Host(tmp_path)
+    host.write_atomic("/etc/modprobe.d/kvm-intel.conf", "options kvm_intel nested=1\n")
+    assert read_tree(tmp_path) == {"/etc/modprobe.d/kvm-intel.conf": "options kvm_intel nested=1\n"}
+    assert (tmp_path / "etc/modprobe.d/kvm-intel.conf").stat().st_mode & 0o777 == 0o600
+    host.write_atomic("/etc/new/dir/file.conf", "x\n")
+    assert (tmp_path / "etc/new/dir/file.conf").stat().st_mode & 0o777 == 0o644
+
+
+def test_backup_goes_outside_the_source_directory(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"/etc/modprobe.d/kvm.conf": "options kvm_intel nested=0\n"})
+    host = Host(tmp_path)
+    dest = host.backup("/etc/modprobe.d/kvm.conf", "/var/backups/nestctl", "20261124T210000")
+    assert dest == "/var/backups/nestctl/20261124T210000/etc/modprobe.d/kvm.conf"
+    assert host.read_text(dest) == "options kvm_intel nested=0\n"
+    assert host.backup("/etc/modprobe.d/none.conf", "/var/backups/nestctl", "x") is None
+
+
+def test_root_problems_are_reported(tmp_path: Path) -> None:
+    assert Host(tmp_path / "missing").root_problem() is not None
+    (tmp_path / "file").write_text("")
+    assert Host(tmp_path / "file").root_problem() is not None
+    assert Host(tmp_path).root_problem() is None
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_unwritable_directory_is_named(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc").chmod(0o555)
+    assert Host(tmp_path).writable_dir("/etc/modprobe.d") is not None
+
+
+def test_find_program_under_a_root(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"/usr/bin/qemu-system-x86_64": "#!/bin/sh\n"})
+    host = Host(tmp_path)
+    assert host.find_program("qemu-system-x86_64") is None  # not executable
+    (tmp_path / "usr/bin/qemu-system-x86_64").chmod(0o755)
+    assert host.find_program("qemu-system-x86_64") == "/usr/bin/qemu-system-x86_64"
