@@ -199,7 +199,8 @@ class Host:
         self.root = Path(root)
         self.live = self.root.resolve() == Path("/")
         self.runner: Runner = runner or (SystemRunner() if self.live else RecordingRunner())
-        self.euid = os.geteuid() if euid is None else euid
+        # Windows (a guest running `nestctl guest`) has no geteuid; admin rights are checked there.
+        self.euid = getattr(os, "geteuid", lambda: 0)() if euid is None else euid
         self.manifest: list[ManifestEntry] = []
 
     def __repr__(self) -> str:
