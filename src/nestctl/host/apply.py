@@ -1,0 +1,179 @@
+"""Carry out a `Plan`: back up, write, reload, read back, and restore when it did not take.
+
+Nothing is changed when the plan is refused, when not root, or when /etc/modprobe.d is not
+writable. A reload happens only when the plan allows it (no VM, refcount 0). Under a root other
+than `/` commands are recorded, not run: the outcome is "persisted", the reload left to do.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from nestctl.host.kvm import read_param
+from nestctl.host.plan import BACKUP_DIR, ETC_DIR, FileChange, Plan
+from nestctl.machine import CommandResult, CommandStatus
+
+if TYPE_CHECKING:
+    from nestctl.machine import Host
+
+
+@dataclass
+class Outcome:
+    """What applying a plan did. `state` is one of the documented outcome names."""
+
+    state: str  # refused, nothing-to-do, planned, done, persisted, restored, failed
+    message: str
+    backups: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+    commands: list[CommandResult] = field(default_factory=list)
+    remaining: list[str] = field(default_factory=list)
+    live_after: bool | None = None
+    restored: list[str] = field(default_factory=list)
+
+    def commands_json(self) -> list[dict[str, Any]]:
+        return [
+            {"argv": list(c.argv), "status": c.status.value, "rc": c.rc, "stderr": c.stderr.strip()}
+            for c in self.commands
+        ]
+
+
+def default_stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+def apply_refusal(host: Host, plan: Plan) -> str | None:
+    """Why this plan cannot be applied on this host at all (checked before any change)."""
+    if plan.refusal is not None:
+        return plan.refusal
+    if plan.nothing_to_do:
+        return None
+    if not host.is_admin:
+        return "changing the host needs root (run with sudo)"
+    dirs = [ETC_DIR] if plan.files else []
+    if any(fc.old is not None for fc in plan.files):
+        dirs.append(BACKUP_DIR)
+    for directory in dirs:
+        problem = host.writable_dir(directory)
+        if problem is not None:
+            return f"cannot write: {problem}"
+    return None
+
+
+def _restore(host: Host, changes: list[FileChange], written: list[str]) -> list[str]:
+    restored: list[str] = []
+    for fc in reversed(changes):
+        if fc.path not in written:
+            continue
+        if fc.old is None:
+            host.remove(fc.path)
+        else:
+            host.write_atomic(fc.path, fc.old)
+        restored.append(fc.path)
+    return restored
+
+
+def _write_all(host: Host, plan: Plan, stamp: str, out: Outcome) -> str | None:
+    """Back up and write every file; on an error undo what was written and say why."""
+    try:
+        for fc in plan.files:
+            if fc.old is not None:
+                backup = host.backup(fc.path, BACKUP_DIR, stamp)
+                if backup is not None:
+                    out.backups.append(backup)
+            host.write_atomic(fc.path, fc.new)
+            out.written.append(fc.path)
+    except OSError as exc:
+        try:
+            out.restored = _restore(host, list(plan.files), out.written)
+        except OSError as exc2:
+            return f"writing failed ({exc}) and so did restoring ({exc2}); backups: {out.backups}"
+        return f"writing failed: {exc}; restored the files already written"
+    return None
+
+
+def _run(host: Host, out: Outcome, argv: tuple[str, ...]) -> CommandResult:
+    result = host.run(argv, timeout=60.0)
+    out.commands.append(result)
+    return result
+
+
+def _reload(host: Host, out: Outcome, module: str) -> CommandResult:
+    removed = _run(host, out, ("modprobe", "-r", module))
+    if not removed.ok:
+        return removed
+    return _run(host, out, ("modprobe", module))
+
+
+def apply_plan(host: Host, plan: Plan, *, stamp: str | None = None) -> Outcome:
+    refusal = apply_refusal(host, plan)
+    if refusal is not None:
+        return Outcome("refused", refusal)
+    if plan.nothing_to_do:
+        return Outcome(
+            "nothing-to-do", "nothing to do: nested is already as asked, now and after reboot"
+        )
+    assert plan.module is not None
+    module = plan.module
+    out = Outcome("persisted", "")
+    problem = _write_all(host, plan, stamp or default_stamp(), out)
+    if problem is not None:
+        out.state, out.message = "failed", problem
+        return out
+    if not plan.reload_needed:
+        out.state = "done"
+        out.message = f"written; {module} " + (
+            "is not loaded: the setting applies when it is" if plan.notes else "already has it live"
+        )
+        out.remaining = list(plan.notes)
+        return out
+    if not plan.reload:
+        out.message = "persisted; the running module keeps its value until it is reloaded"
+        out.remaining = [
+            *plan.reload_blockers,
+            f"then: modprobe -r {module} && modprobe {module}, or reboot",
+        ]
+        return out
+
+    result = _reload(host, out, module)
+    if result.status is CommandStatus.RECORDED:
+        out.message = "persisted; the reload was recorded, not run (the root is not /)"
+        out.remaining = [f"on the host: modprobe -r {module} && modprobe {module}, or reboot"]
+        return out
+    if not result.ok and result.argv[:2] == ("modprobe", "-r"):
+        out.message = f"persisted, but the module could not be unloaded: {result.describe()}"
+        out.remaining = ["stop the VMs using KVM, then: nestctl host " + plan.action, "or reboot"]
+        return out
+    if not result.ok:
+        # The module is out and would not come back with the new setting: undo and load it again.
+        out.restored = _restore(host, list(plan.files), out.written)
+        again = _run(host, out, ("modprobe", module))
+        out.state = "failed"
+        out.message = (
+            f"loading {module} with the new setting failed ({result.describe()}); restored the "
+            "previous files and "
+            + (
+                "loaded it again"
+                if again.ok
+                else f"loading it again failed too: {again.describe()}"
+            )
+        )
+        return out
+    live = read_param(host, module, "nested").value
+    out.live_after = live
+    if live is plan.desired:
+        out.state = "done"
+        out.message = (
+            f"done: {module} nested is now {'on' if plan.desired else 'off'}, and persisted"
+        )
+        return out
+    out.restored = _restore(host, list(plan.files), out.written)
+    _reload(host, out, module)
+    out.live_after = read_param(host, module, "nested").value
+    out.state = "restored"
+    out.message = (
+        f"the reload did not take ({module} nested reads {live!r} afterwards); restored the "
+        "previous files and reloaded the module"
+    )
+    return out

@@ -1,0 +1,55 @@
+"""The kernel log, where readable: "disabled by BIOS" and "Hypervisor detected" lines.
+
+Read from /var/log/kern.log or /var/log/dmesg; on a live root, `dmesg` is asked as a last resort
+(it needs root where kernel.dmesg_restrict is set).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nestctl.machine import Host
+
+LOG_FILES = ("/var/log/kern.log", "/var/log/dmesg")
+
+#: Kernel messages of VT-x/AMD-V switched off in firmware, across kernel versions:
+#: "kvm: disabled by bios" (< 5.x), "x86/cpu: VMX (outside TXT) disabled by BIOS" (>= 5.6),
+#: "kvm_intel: VMX not enabled (by BIOS) in MSR_IA32_FEAT_CTL", "kvm_amd: SVM disabled (by BIOS)".
+_FIRMWARE = re.compile(r"(disabled by bios|disabled \(by bios\)|not enabled \(by bios\))", re.I)
+_HYPERVISOR = re.compile(r"Hypervisor detected: (.+?)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class KernelLog:
+    source: str | None  # where the log came from; None when no log could be read
+    firmware_lines: tuple[str, ...]
+    hypervisor: str | None
+
+
+def scan_log(text: str, source: str) -> KernelLog:
+    firmware: list[str] = []
+    hypervisor: str | None = None
+    for line in text.splitlines():
+        if _FIRMWARE.search(line) and (
+            "vmx" in line.lower() or "svm" in line.lower() or "kvm" in line.lower()
+        ):
+            firmware.append(line.strip())
+        match = _HYPERVISOR.search(line)
+        if match and hypervisor is None:
+            hypervisor = match.group(1)
+    return KernelLog(source, tuple(firmware[-3:]), hypervisor)
+
+
+def read_kernel_log(host: Host) -> KernelLog:
+    for path in LOG_FILES:
+        text = host.read_text(path)
+        if text:
+            return scan_log(text, path)
+    if host.live:
+        result = host.run(["dmesg"], timeout=10.0)
+        if result.ok and result.stdout:
+            return scan_log(result.stdout, "dmesg")
+    return KernelLog(None, (), None)

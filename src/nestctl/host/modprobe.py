@@ -1,0 +1,203 @@
+"""modprobe.d, read the way kmod reads it, and `nested` after the next reboot.
+
+kmod (libkmod-config.c) collects ``*.conf`` files from the directories below, in this order; a file
+name already seen in an earlier directory hides the same name in a later one. All files are then
+parsed in lexical order of their *names* (not of their directories). A logical line may continue
+over physical lines with a trailing backslash; a line starting with ``#`` is a comment. Module names
+are normalised (``kvm-intel`` == ``kvm_intel``). Options for one module are concatenated in that
+order and the kernel command line's ``module.param=`` words are appended last, so a later value of
+the same parameter wins and the command line wins over every file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from nestctl.host.kcmdline import CmdlineParam
+
+if TYPE_CHECKING:
+    from nestctl.machine import Host
+
+MODPROBE_DIRS: tuple[str, ...] = (
+    "/etc/modprobe.d",
+    "/run/modprobe.d",
+    "/usr/local/lib/modprobe.d",
+    "/lib/modprobe.d",
+    "/usr/lib/modprobe.d",
+)
+
+#: Keywords kmod understands; anything else is a line it ignores with an error.
+KEYWORDS = frozenset({"alias", "blacklist", "options", "install", "remove", "softdep"})
+
+
+def module_name(name: str) -> str:
+    return name.replace("-", "_")
+
+
+@dataclass(frozen=True, slots=True)
+class Directive:
+    """One logical line of a modprobe.d file."""
+
+    path: str
+    lineno: int  # first physical line (1-based)
+    last_lineno: int  # last physical line (differs when continued with backslashes)
+    keyword: str  # "options", "install", ... or the bad word kmod ignores
+    module: str | None  # normalised module name, if the line names one
+    args: tuple[str, ...]  # the words after the module name
+    valid: bool  # kmod accepts the line
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.lineno}"
+
+    def option_values(self, param: str) -> list[str | None]:
+        """Values this `options` line gives `param`, in order (None: bare word, no "=")."""
+        if self.keyword != "options" or not self.valid:
+            return []
+        values: list[str | None] = []
+        for word in self.args:
+            key, eq, value = word.partition("=")
+            if key.replace("-", "_") == param:
+                values.append(value if eq else None)
+        return values
+
+
+def logical_lines(text: str) -> list[tuple[int, int, str]]:
+    """(first line, last line, text) of each logical line, joining backslash continuations."""
+    out: list[tuple[int, int, str]] = []
+    buf: list[str] = []
+    start = 0
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.removesuffix("\r")
+        if not buf:
+            start = number
+        if line.endswith("\\"):
+            buf.append(line[:-1])
+            continue
+        buf.append(line)
+        out.append((start, number, "".join(buf)))
+        buf = []
+    if buf:
+        out.append((start, start + len(buf) - 1, "".join(buf)))
+    return out
+
+
+def parse_modprobe(text: str, path: str) -> list[Directive]:
+    """Every non-comment logical line of one file (bad lines included, marked invalid)."""
+    directives: list[Directive] = []
+    for first, last, line in logical_lines(text):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue  # kmod ignores an indented "#" line as a bad line: a comment all the same
+        words = line.replace("\t", " ").split(" ")
+        words = [w for w in words if w]
+        if not words:
+            continue
+        keyword, rest = words[0], words[1:]
+        module = module_name(rest[0]) if rest else None
+        args = tuple(rest[1:])
+        if keyword == "blacklist":
+            valid = module is not None
+        elif keyword in KEYWORDS:
+            valid = module is not None and bool(args)
+        else:
+            valid, module = False, None
+        directives.append(Directive(path, first, last, keyword, module, args, valid))
+    return directives
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigFile:
+    path: str  # host path of the file modprobe reads
+    hides: tuple[str, ...] = ()  # same-named files in later directories it hides
+
+
+@dataclass(frozen=True, slots=True)
+class ModprobeConfig:
+    """The effective modprobe.d configuration: files in the order kmod applies them."""
+
+    files: tuple[ConfigFile, ...]
+    directives: tuple[Directive, ...]
+    unreadable: tuple[str, ...] = ()  # files modprobe would read but we could not
+
+    def for_module(self, module: str) -> list[Directive]:
+        mod = module_name(module)
+        return [d for d in self.directives if d.module == mod]
+
+    def path_of(self, name: str) -> str | None:
+        """The effective file of that name (the one modprobe reads), if any."""
+        for f in self.files:
+            if f.path.rsplit("/", 1)[-1] == name:
+                return f.path
+        return None
+
+
+def collect_config_files(host: Host) -> list[ConfigFile]:
+    """The ``*.conf`` files kmod would read, sorted by name, earlier directories hiding later."""
+    chosen: dict[str, str] = {}
+    hidden: dict[str, list[str]] = {}
+    for directory in MODPROBE_DIRS:
+        for path in host.glob(directory, "*.conf"):
+            name = path.rsplit("/", 1)[-1]
+            if name.startswith(".") or host.is_dir(path):
+                continue
+            if name in chosen:
+                hidden.setdefault(name, []).append(path)
+            else:
+                chosen[name] = path
+    return [ConfigFile(chosen[n], tuple(hidden.get(n, ()))) for n in sorted(chosen)]
+
+
+def read_config(host: Host) -> ModprobeConfig:
+    files = collect_config_files(host)
+    directives: list[Directive] = []
+    unreadable: list[str] = []
+    for f in files:
+        read = host.read(f.path)
+        if read.text is None:
+            if read.status.value != "missing":
+                unreadable.append(f.path)
+            continue
+        directives.extend(parse_modprobe(read.text, f.path))
+    return ModprobeConfig(tuple(files), tuple(directives), tuple(unreadable))
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One place that sets a parameter: a modprobe.d line or the kernel command line."""
+
+    value: str | None  # raw value (None: bare word)
+    where: str  # "/etc/modprobe.d/x.conf:3" or "kernel command line"
+    directive: Directive | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What a module parameter will be at the next load, and who decides it."""
+
+    raw: str | None  # the winning raw value (None when nothing sets it or a bare word)
+    decided_by: str | None  # file:line, "kernel command line", or None when nothing sets it
+    settings: tuple[Setting, ...] = field(default=())  # every setting, in the order applied
+    from_cmdline: bool = False
+
+    @property
+    def set_explicitly(self) -> bool:
+        return bool(self.settings)
+
+
+def resolve_param(
+    config: ModprobeConfig, cmdline: list[CmdlineParam], module: str, param: str
+) -> Resolution:
+    """The winning setting of `module.param`: the last modprobe.d value, then the command line."""
+    mod = module_name(module)
+    settings: list[Setting] = []
+    for d in config.for_module(mod):
+        for value in d.option_values(param):
+            settings.append(Setting(value, d.where, d))
+    for p in cmdline:
+        if p.module == mod and p.param == param:
+            settings.append(Setting(p.value, "kernel command line"))
+    if not settings:
+        return Resolution(None, None)
+    last = settings[-1]
+    return Resolution(last.value, last.where, tuple(settings), last.directive is None)
