@@ -1,0 +1,301 @@
+"""Linux guest probes: what this guest sees, read only through the `Machine` protocol.
+
+The same code runs inside a guest (`Host("/")`), against a fake tree (`Host(tmp_path)`) and from the
+host through the QEMU guest agent (`AgentMachine`), so nothing here opens a file or runs a process
+itself. Pure helpers (`kvm_access_from_mode`, `detect_accel`, ...) hold the judgement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from nestctl.guest.facts import (
+    Accel,
+    Evidence,
+    GuestFacts,
+    KvmAccess,
+    LabFacts,
+    LinuxFacts,
+)
+from nestctl.host.cpuinfo import CpuInfo, parse_cpuinfo
+from nestctl.machine import CommandStatus, Machine
+
+#: sys_vendor (DMI) -> platform name. Red Hat's KVM and Proxmox both say "QEMU" or "Red Hat".
+_DMI_VENDORS = {
+    "qemu": "QEMU",
+    "red hat": "QEMU",
+    "vmware, inc.": "VMware",
+    "innotek gmbh": "VirtualBox",
+    "xen": "Xen",
+    "amazon ec2": "Amazon EC2",
+    "google": "Google Compute Engine",
+    "parallels software international inc.": "Parallels",
+}
+#: Clock sources a paravirtual guest is offered; each names its hypervisor for certain.
+_PV_CLOCKS = {"kvm-clock": "kvm", "hyperv_clocksource_tsc_page": "other", "xen": "other"}
+
+
+def _text(machine: Machine, path: str) -> str | None:
+    result = machine.read(path, max_bytes=1024 * 1024)
+    return result.text if result.ok else None
+
+
+def _line(machine: Machine, path: str) -> str | None:
+    text = _text(machine, path)
+    if text is None:
+        return None
+    value = text.strip().replace("\x00", "")
+    return value or None
+
+
+# -- /dev/kvm access -------------------------------------------------------------------------
+
+
+def parse_proc_status(text: str) -> tuple[int | None, frozenset[int]]:
+    """(real uid, all group ids) of the process whose /proc/<pid>/status this is."""
+    uid: int | None = None
+    gids: set[int] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields = value.split()
+        if key == "Uid" and fields and fields[0].isdigit():
+            uid = int(fields[1] if len(fields) > 1 and fields[1].isdigit() else fields[0])
+        elif key == "Gid" and fields and fields[0].isdigit():
+            gids.add(int(fields[1] if len(fields) > 1 and fields[1].isdigit() else fields[0]))
+        elif key == "Groups":
+            gids.update(int(f) for f in fields if f.isdigit())
+    return uid, frozenset(gids)
+
+
+def parse_group_file(text: str) -> dict[str, tuple[int, tuple[str, ...]]]:
+    """/etc/group as {name: (gid, members)}; malformed lines are skipped."""
+    groups: dict[str, tuple[int, tuple[str, ...]]] = {}
+    for line in text.splitlines():
+        parts = line.split(":")
+        if len(parts) < 4 or not parts[2].isdigit():
+            continue
+        members = tuple(m for m in parts[3].strip().split(",") if m)
+        groups.setdefault(parts[0], (int(parts[2]), members))
+    return groups
+
+
+def user_name(passwd: str | None, uid: int) -> str | None:
+    for line in (passwd or "").splitlines():
+        parts = line.split(":")
+        if len(parts) > 2 and parts[2] == str(uid):
+            return parts[0]
+    return None
+
+
+def kvm_access_from_mode(
+    mode: int,
+    dev_uid: int,
+    dev_gid: int,
+    *,
+    uid: int,
+    gids: Iterable[int],
+    group: str | None = None,
+) -> KvmAccess:
+    """Whether `uid` (with `gids`) may open a device of this mode read-write (ACLs not seen)."""
+    gname = group or str(dev_gid)
+    if uid == 0:
+        return KvmAccess(True, "running as root", gname)
+    if uid == dev_uid:
+        ok = mode & 0o600 == 0o600
+        return KvmAccess(ok, f"owner of /dev/kvm, mode {mode & 0o777:04o}", gname)
+    if dev_gid in set(gids):
+        ok = mode & 0o060 == 0o060
+        return KvmAccess(ok, f"member of group {gname}, mode {mode & 0o777:04o}", gname)
+    ok = mode & 0o006 == 0o006
+    why = "world read-write" if ok else f"not in group {gname}, mode {mode & 0o777:04o}"
+    return KvmAccess(ok, why, gname)
+
+
+def _dev_kvm_stat(machine: Machine) -> tuple[int, int, int] | None:
+    """(mode, uid, gid) of /dev/kvm: from `Host.stat` when the machine has it, else `stat -c`."""
+    stat = getattr(machine, "stat", None)
+    if callable(stat):
+        st: Any = stat("/dev/kvm")
+        if st is not None:
+            return int(st.st_mode), int(st.st_uid), int(st.st_gid)
+        return None
+    result = machine.run(["stat", "-L", "-c", "%f %u %g", "/dev/kvm"], timeout=10.0)
+    fields = result.stdout.split() if result.ok else []
+    try:
+        return int(fields[0], 16), int(fields[1]), int(fields[2])
+    except (IndexError, ValueError):
+        return None
+
+
+def probe_kvm_access(machine: Machine, dev_kvm: bool) -> KvmAccess:
+    if not dev_kvm:
+        return KvmAccess(False, "/dev/kvm does not exist")
+    status = _text(machine, "/proc/self/status")
+    uid, gids = parse_proc_status(status or "")
+    groups = parse_group_file(_text(machine, "/etc/group") or "")
+    by_gid = {gid: name for name, (gid, _members) in groups.items()}
+    user = user_name(_text(machine, "/etc/passwd"), uid) if uid is not None else None
+    st = _dev_kvm_stat(machine)
+    group = by_gid.get(st[2]) if st else None
+    # The kernel's own answer counts ACLs (systemd's uaccess) too; ask it when commands run.
+    test = machine.run(["sh", "-c", "test -r /dev/kvm && test -w /dev/kvm"], ok_codes=(0, 1))
+    if test.status is CommandStatus.OK and test.rc in (0, 1):
+        ok = test.rc == 0
+        why = "opened read-write by this user" if ok else "this user may not open it read-write"
+        if st is not None and uid is not None:
+            mode = kvm_access_from_mode(st[0], st[1], st[2], uid=uid, gids=gids, group=group)
+            why += f" ({mode.reason})"
+        return KvmAccess(ok, why, group, user)
+    if st is None or uid is None:
+        return KvmAccess(None, "could not read /dev/kvm's owner or this user's groups", group, user)
+    access = kvm_access_from_mode(st[0], st[1], st[2], uid=uid, gids=gids, group=group)
+    return KvmAccess(access.usable, access.reason, group, user)
+
+
+# -- what we run under -----------------------------------------------------------------------
+
+
+def classify_platform(vendor: str | None, product: str | None, sys_hv: str | None) -> str | None:
+    """The virtual platform DMI names, or None for bare metal / unknown."""
+    v = (vendor or "").strip().lower()
+    p = (product or "").strip().lower()
+    if v in _DMI_VENDORS:
+        return _DMI_VENDORS[v]
+    if v == "microsoft corporation" and "virtual machine" in p:
+        return "Hyper-V"
+    if p in ("kvm", "virtualbox", "bochs") or p.startswith("standard pc ("):
+        return "QEMU" if p != "virtualbox" else "VirtualBox"
+    if (sys_hv or "").strip().lower() == "xen":
+        return "Xen"
+    return None
+
+
+def detect_accel(
+    cpu: CpuInfo | None, platform: str | None, clocksources: tuple[str, ...] | None
+) -> tuple[Accel, tuple[Evidence, ...]]:
+    """KVM, TCG, another hypervisor or none, and how sure each signal is."""
+    ev: list[Evidence] = []
+    pv = [c for c in (clocksources or ()) if c in _PV_CLOCKS]
+    if pv:
+        ev.append(Evidence(f"clock source {pv[0]} offered (paravirtual clock)", "strong"))
+        return ("kvm" if _PV_CLOCKS[pv[0]] == "kvm" else "other"), tuple(ev)
+    hv_flag = cpu is not None and cpu.hypervisor
+    if hv_flag:
+        ev.append(Evidence("CPU hypervisor flag set: this is a virtual CPU", "strong"))
+    if platform is not None:
+        ev.append(Evidence(f"DMI names the platform {platform}", "medium"))
+    model = (cpu.model_name or "") if cpu else ""
+    if "QEMU Virtual CPU" in model or "QEMU TCG CPU" in model:
+        ev.append(
+            Evidence(f"CPU model name {model!r} (also seen under KVM with -cpu qemu64)", "weak")
+        )
+    if platform == "QEMU" or (hv_flag and platform is None):
+        if clocksources is None:
+            ev.append(Evidence("clock sources unreadable: KVM and TCG not told apart", "weak"))
+            return "unknown", tuple(ev)
+        ev.append(Evidence("no kvm-clock: TCG emulation (or KVM with kvmclock disabled)", "medium"))
+        return ("tcg" if platform == "QEMU" else "unknown"), tuple(ev)
+    if platform is not None:
+        return "other", tuple(ev)
+    if cpu is None:
+        return "unknown", tuple(ev)
+    ev.append(Evidence("no hypervisor flag and no virtual DMI vendor: bare metal", "medium"))
+    return "none", tuple(ev)
+
+
+def nesting_level(
+    accel: Accel, platform: str | None, hypervisor_flag: bool
+) -> tuple[int | None, tuple[Evidence, ...]]:
+    """This guest's level as far as the inside can tell: 1 when virtual (deeper is invisible)."""
+    if accel == "none":
+        return None, (Evidence("not a virtual machine", "medium"),)
+    if accel == "unknown" and platform is None and not hypervisor_flag:
+        return None, (Evidence("could not tell whether this is a virtual machine", "weak"),)
+    return 1, (
+        Evidence(
+            "runs under a hypervisor; whether that hypervisor is itself a guest cannot be seen "
+            "from inside (the host side can tell)",
+            "weak",
+        ),
+    )
+
+
+# -- KVM module and lab ----------------------------------------------------------------------
+
+
+def _flag_value(text: str | None) -> bool | None:
+    value = (text or "").strip().upper()
+    if value in ("Y", "1"):
+        return True
+    if value in ("N", "0"):
+        return False
+    return None
+
+
+def _kvm_module(machine: Machine) -> tuple[str | None, bool | None]:
+    for module in ("kvm_intel", "kvm_amd"):
+        if machine.exists(f"/sys/module/{module}"):
+            nested = _flag_value(_text(machine, f"/sys/module/{module}/parameters/nested"))
+            return module, nested
+    return None, None
+
+
+def probe_lab(machine: Machine) -> LabFacts:
+    binaries: set[str] = set()
+    for directory in ("/usr/bin", "/usr/local/bin"):
+        names = machine.listdir(directory) or []
+        binaries.update(n for n in names if n.startswith("qemu-system-"))
+    if machine.exists("/usr/libexec/qemu-kvm"):
+        binaries.add("qemu-kvm")
+    daemons = ("/usr/sbin/libvirtd", "/usr/bin/libvirtd", "/usr/sbin/virtqemud")
+    installed = any(machine.exists(p) for p in daemons)
+    if not installed:
+        return LabFacts(tuple(sorted(binaries)), False, None, "libvirt is not installed")
+    result = machine.run(["systemctl", "is-active", "libvirtd"], timeout=10.0, ok_codes=(0, 3, 4))
+    words = result.stdout.split()
+    if result.status is CommandStatus.OK and words:
+        return LabFacts(tuple(sorted(binaries)), True, words[0], "systemctl is-active libvirtd")
+    return LabFacts(tuple(sorted(binaries)), True, None, f"could not check: {result.describe()}")
+
+
+# -- the probe -------------------------------------------------------------------------------
+
+
+def probe_linux(machine: Machine) -> GuestFacts:
+    """Everything the Linux rules need, read through `machine`. Never raises on bad content."""
+    cpuinfo = machine.read("/proc/cpuinfo")
+    cpu = parse_cpuinfo(cpuinfo.text) if cpuinfo.ok and cpuinfo.text is not None else None
+    problem = None if cpu else f"/proc/cpuinfo: {cpuinfo.error or cpuinfo.status.value}"
+    dev_kvm = machine.exists("/dev/kvm")
+    module, nested = _kvm_module(machine)
+    vendor = _line(machine, "/sys/class/dmi/id/sys_vendor")
+    product = _line(machine, "/sys/class/dmi/id/product_name")
+    sys_hv = _line(machine, "/sys/hypervisor/type")
+    clocks_text = _text(
+        machine, "/sys/devices/system/clocksource/clocksource0/available_clocksource"
+    )
+    clocks = tuple(clocks_text.split()) if clocks_text is not None else None
+    platform = classify_platform(vendor, product, sys_hv)
+    accel, accel_ev = detect_accel(cpu, platform, clocks)
+    level, level_ev = nesting_level(accel, platform, cpu is not None and cpu.hypervisor)
+    linux = LinuxFacts(
+        cpu=cpu,
+        cpuinfo_problem=problem,
+        dev_kvm=dev_kvm,
+        access=probe_kvm_access(machine, dev_kvm),
+        kvm_core_loaded=machine.exists("/sys/module/kvm"),
+        kvm_module=module,
+        module_nested=nested,
+        dmi_vendor=vendor,
+        dmi_product=product,
+        sys_hypervisor=sys_hv,
+        clocksources=clocks,
+        platform=platform,
+        accel=accel,
+        accel_evidence=accel_ev,
+        level=level,
+        level_evidence=level_ev,
+        lab=probe_lab(machine),
+    )
+    return GuestFacts(os="linux", linux=linux)

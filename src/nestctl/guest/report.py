@@ -1,0 +1,167 @@
+"""The guest report: the JSON contract object, the human sections, and `guest_report`.
+
+Contract (issue 5): ``{"os", "virt_flag", "dev_kvm", "kvm_usable", "accel", "level"}``, plus extra
+keys (``hypervisor``, ``linux``/``windows`` details). The VM layer adds ``"via": "agent"``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from nestctl.findings import Finding, Report, Section, Verdict
+from nestctl.guest.facts import GuestFacts, HostSide, LinuxFacts, WindowsFacts
+from nestctl.guest.rules import (
+    effective_level,
+    guest_findings,
+    windows_accel,
+    windows_level,
+    windows_verdicts,
+)
+from nestctl.machine import Machine
+
+
+def _linux_json(lf: LinuxFacts, hs: HostSide | None) -> dict[str, Any]:
+    cpu = lf.cpu
+    return {
+        "os": "linux",
+        "virt_flag": cpu.virt_flag if cpu else None,
+        "dev_kvm": lf.dev_kvm,
+        "kvm_usable": bool(lf.dev_kvm and lf.access.usable),
+        "accel": lf.accel,
+        "level": effective_level(lf.level, hs),
+        "hypervisor": lf.platform,
+        "linux": {
+            "vendor_id": cpu.vendor_id if cpu else None,
+            "model_name": cpu.model_name if cpu else None,
+            "hypervisor_flag": cpu.hypervisor if cpu else None,
+            "kvm_access": {"usable": lf.access.usable, "reason": lf.access.reason},
+            "kvm_module": lf.kvm_module,
+            "module_nested": lf.module_nested,
+            "dmi": {"sys_vendor": lf.dmi_vendor, "product_name": lf.dmi_product},
+            "clocksources": list(lf.clocksources) if lf.clocksources is not None else None,
+            "accel_evidence": [e.to_json() for e in lf.accel_evidence],
+            "level_evidence": [e.to_json() for e in lf.level_evidence],
+            "lab": {
+                "qemu_binaries": list(lf.lab.qemu_binaries),
+                "libvirtd_installed": lf.lab.libvirtd_installed,
+                "libvirtd_state": lf.lab.libvirtd_state,
+            },
+        },
+    }
+
+
+def _windows_json(wf: WindowsFacts, hs: HostSide | None) -> dict[str, Any]:
+    verdicts = windows_verdicts(wf, hs)
+    usable = any(verdicts[k].status == "ready" for k in ("hyperv", "wsl2"))
+    return {
+        "os": "windows",
+        "virt_flag": None,  # Windows has no /proc/cpuinfo; Win32_Processor is only a hint
+        "dev_kvm": False,
+        "kvm_usable": usable,  # on Windows: Hyper-V or WSL2 can run VMs now
+        "accel": windows_accel(wf, hs),
+        "level": windows_level(wf, hs),
+        "hypervisor": wf.hints.get("Manufacturer"),
+        "windows": {
+            "features": wf.features,
+            "hypervisorlaunchtype": wf.launchtype,
+            "services": wf.services,
+            "hypervisor_events": list(wf.hypervisor_events)
+            if wf.hypervisor_events is not None
+            else None,
+            "wsl": {
+                "default_version": wf.wsl_default_version,
+                "distros": [{"name": n, "state": s, "version": v} for n, s, v in wf.wsl_distros],
+                "errors": list(wf.wsl_errors),
+            },
+            "hints": wf.hints,
+            "verdicts": {k: v.to_json() for k, v in verdicts.items()},
+        },
+    }
+
+
+def guest_json(
+    facts: GuestFacts, findings: list[Finding], host_side: HostSide | None = None
+) -> dict[str, Any]:
+    """The contract object for one guest (`findings` are reported beside it, not inside)."""
+    del findings  # the object holds facts; kept in the signature so callers pass both
+    if facts.windows is not None:
+        return _windows_json(facts.windows, host_side)
+    if facts.linux is not None:
+        return _linux_json(facts.linux, host_side)
+    return {
+        "os": facts.os,
+        "virt_flag": None,
+        "dev_kvm": False,
+        "kvm_usable": False,
+        "accel": "unknown",
+        "level": None,
+    }
+
+
+def _sections(facts: GuestFacts, obj: dict[str, Any]) -> list[Section]:
+    def show(value: object) -> str:
+        return (
+            "unknown"
+            if value is None
+            else str(value).lower()
+            if isinstance(value, bool)
+            else str(value)
+        )
+
+    rows = [
+        ("os", obj["os"]),
+        ("virt flag", show(obj["virt_flag"]) if obj["virt_flag"] else "none"),
+        ("/dev/kvm", show(obj["dev_kvm"])),
+        ("usable", show(obj["kvm_usable"])),
+        ("runs under", f"{obj['accel']} ({show(obj.get('hypervisor'))})"),
+        ("nesting level", show(obj["level"])),
+    ]
+    sections = [Section("Guest", tuple(rows))]
+    if facts.linux is not None:
+        ev = [(e.certainty, e.signal) for e in facts.linux.accel_evidence]
+        sections.append(Section("Evidence", tuple(ev)))
+    if facts.windows is not None:
+        verdicts = obj["windows"]["verdicts"]
+        sections.append(
+            Section(
+                "Windows",
+                tuple((k, f"{v['status']}: {v['reason']}") for k, v in verdicts.items()),
+            )
+        )
+    return sections
+
+
+def detect_os() -> str:
+    return "windows" if sys.platform == "win32" else "linux"
+
+
+def guest_report(
+    machine: Machine,
+    *,
+    os: str | None = None,
+    host_side: HostSide | None = None,
+    try_wsl: bool = False,
+) -> Report:
+    """Probe `machine` as a Linux or Windows guest and judge it (kvm-ok-style verdict)."""
+    if (os or detect_os()) == "windows":
+        from nestctl.guest.windows import probe_windows  # noqa: PLC0415
+
+        facts = probe_windows(machine, try_wsl=try_wsl)
+    else:
+        from nestctl.guest.linux import probe_linux  # noqa: PLC0415
+
+        facts = probe_linux(machine)
+    findings = guest_findings(facts, host_side)
+    obj = guest_json(facts, findings, host_side)
+    return Report(
+        title="guest",
+        payload={"guest": obj},
+        findings=findings,
+        sections=_sections(facts, obj),
+        summaries={
+            Verdict.READY: "this guest can run VMs with hardware acceleration",
+            Verdict.NOT_READY: "this guest cannot run accelerated VMs",
+            Verdict.UNKNOWN: "could not check whether this guest can run accelerated VMs",
+        },
+    )
