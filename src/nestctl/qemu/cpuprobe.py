@@ -1,0 +1,505 @@
+"""Ask a real QEMU which of svm/vmx/hypervisor a ``-cpu`` value yields, without booting a guest.
+
+QEMU is started frozen (``-S``) with no devices and its vCPU's properties are read over QMP
+(``query-cpus-fast`` -> ``qom-get``). This applies the accelerator's filtering and fails with the
+same error text as a real start, which ``query-cpu-model-expansion`` alone does not
+(``../shared/reference/qemu-e2e.md``, "Asking QEMU without booting a guest").
+
+What the answer is not: under TCG (the default here, and the only accelerator the tests use) QEMU
+never offers vmx, named models keep their svm bit and the vendor is the model's own. Under KVM,
+QEMU turns svm off for built-in models unless ``+svm`` is given, the vendor follows the host CPU,
+and the host CPU and kvm_intel/kvm_amd ``nested`` filter further; ``host`` needs KVM at all. The
+oracle reports what QEMU said; `nestctl.vm.exposure` combines it with KVM's rules and the host's
+``nested``. `table_answer` is the built-in fallback, written with KVM semantics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import IO, TYPE_CHECKING, Any
+
+from nestctl.qemu.qmp import QmpClient, QmpError
+
+if TYPE_CHECKING:
+    from nestctl.qemu.cache import CpuAnswerCache
+
+QEMU_BINARY = "qemu-system-x86_64"
+
+#: Said with every answer QEMU gave under TCG, so no reader takes it for KVM's answer.
+TCG_CAVEATS = (
+    "answer from QEMU under TCG (software emulation): TCG never offers vmx",
+    "under KVM, built-in models lose svm unless +svm is given, and the vendor follows the host CPU",
+    "under KVM the host CPU and the kvm_intel/kvm_amd nested parameter filter vmx/svm further",
+)
+
+#: Models QEMU defines with VMX (they keep it under KVM when the host offers it).
+_VMX_MODELS = frozenset({"coreduo", "core2duo"})
+_AMD_MODEL_PREFIXES = ("EPYC", "Opteron", "phenom", "athlon")
+_PASSTHROUGH = frozenset({"host", "max"})
+_INTEL_IDS = ("intel", "genuineintel")
+_AMD_IDS = ("amd", "authenticamd", "hygongenuine")
+
+
+@dataclass(frozen=True, slots=True)
+class CpuAnswer:
+    """What a -cpu value yields: flags the vCPU gets, or QEMU's refusal, and who said so."""
+
+    cpu_arg: str
+    vmx: bool | None
+    svm: bool | None
+    hypervisor: bool | None
+    vendor: str | None = None  # CPUID vendor string the vCPU reports ("GenuineIntel"), if known
+    filtered: tuple[str, ...] = ()  # features asked for but not offered by the accelerator
+    error: str | None = None  # QEMU's own text when it refuses the value
+    source: str = "table"  # "qemu 7.2.22 tcg" or "table"
+    qemu_version: str | None = None
+    accel: str = "kvm"  # whose semantics the flags describe
+    asked: str | None = None  # the value QEMU was really given (after `tcg_askable`)
+    dropped: tuple[str, ...] = ()  # parts of cpu_arg left out of `asked`
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def virt_flag(self) -> str | None:
+        if self.vmx:
+            return "vmx"
+        if self.svm:
+            return "svm"
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cpu_arg": self.cpu_arg,
+            "vmx": self.vmx,
+            "svm": self.svm,
+            "hypervisor": self.hypervisor,
+            "vendor": self.vendor,
+            "filtered": list(self.filtered),
+            "error": self.error,
+            "source": self.source,
+            "qemu_version": self.qemu_version,
+            "accel": self.accel,
+            "asked": self.asked,
+            "dropped": list(self.dropped),
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CpuAnswer:
+        """Inverse of `to_json`; raises (KeyError, TypeError, ValueError) on a malformed record."""
+
+        def flag(key: str) -> bool | None:
+            value = data[key]
+            if value is not None and not isinstance(value, bool):
+                raise TypeError(f"{key}: {value!r}")
+            return value
+
+        def opt_str(key: str) -> str | None:
+            value = data.get(key)
+            return None if value is None else str(value)
+
+        return cls(
+            cpu_arg=str(data["cpu_arg"]),
+            vmx=flag("vmx"),
+            svm=flag("svm"),
+            hypervisor=flag("hypervisor"),
+            vendor=opt_str("vendor"),
+            filtered=tuple(str(x) for x in data.get("filtered", ())),
+            error=opt_str("error"),
+            source=str(data["source"]),
+            qemu_version=opt_str("qemu_version"),
+            accel=str(data.get("accel", "kvm")),
+            asked=opt_str("asked"),
+            dropped=tuple(str(x) for x in data.get("dropped", ())),
+            notes=tuple(str(x) for x in data.get("notes", ())),
+        )
+
+
+# -- the -cpu value -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CpuValue:
+    """A -cpu value split as QEMU reads it: the model, then features in QEMU's precedence."""
+
+    model: str
+    items: tuple[str, ...]  # everything after the model, as written
+
+    def features(self) -> dict[str, bool]:
+        """Effective on/off per feature name: `feat=on|off` (last wins), then +feat, then -feat.
+
+        QEMU applies every `+feat` after the properties and every `-feat` last, so `-vmx` beats
+        `+vmx` whatever the order (x86_cpu_parse_featurestr).
+        """
+        props: dict[str, bool] = {}
+        plus: set[str] = set()
+        minus: set[str] = set()
+        for item in self.items:
+            if item.startswith("+"):
+                plus.add(feature_name(item[1:]))
+            elif item.startswith("-"):
+                minus.add(feature_name(item[1:]))
+            elif "=" in item:
+                key, _, value = item.partition("=")
+                if value.lower() in ("on", "true", "yes"):
+                    props[feature_name(key)] = True
+                elif value.lower() in ("off", "false", "no"):
+                    props[feature_name(key)] = False
+            elif item:
+                props[feature_name(item)] = True
+        props.update(dict.fromkeys(plus, True))
+        props.update(dict.fromkeys(minus, False))
+        return props
+
+
+def feature_name(name: str) -> str:
+    """QEMU accepts hv_vpindex and hv-vpindex alike; compare in the dashed form."""
+    return name.strip().replace("_", "-")
+
+
+def parse_cpu_arg(cpu_arg: str) -> CpuValue:
+    parts = [p.strip() for p in cpu_arg.strip().split(",")]
+    return CpuValue(parts[0], tuple(p for p in parts[1:] if p))
+
+
+def _item_name(item: str) -> str:
+    return feature_name(item.lstrip("+-").partition("=")[0])
+
+
+def _tcg_cannot_answer(name: str) -> bool:
+    """Parts of a Proxmox -cpu value TCG refuses or cannot model (see `tcg_askable`)."""
+    return name in ("enforce", "nested-virt") or name.startswith(
+        ("hv-", "kvm-", "kvmclock", "vmx-", "cet-")
+    )
+
+
+def tcg_askable(cpu_arg: str) -> str:
+    """The part of a -cpu value QEMU can answer for under TCG.
+
+    Dropped, and why:
+    * ``hv_*`` / ``hv-*`` Hyper-V enlightenments: need KVM; TCG refuses some outright
+      ("kernel doesn't allow setting HyperV VP_INDEX").
+    * ``kvm_*`` / ``kvm-*`` paravirt features (kvm_pv_unhalt, kvm_pv_eoi, ...) and ``kvmclock*``:
+      KVM's own CPUID leaves, meaningless under TCG. (``kvm=off``, which hides KVM's signature, is a
+      plain CPU property and is kept.)
+    * ``enforce``: Proxmox strings ask for features TCG lacks (aes, pcid, ...); with ``enforce``
+      QEMU would refuse instead of filtering, and we want what the vCPU gets.
+    * ``nested-virt``: a Proxmox pseudo-flag ("Property '...nested-virt' not found"); Proxmox
+      resolves it into +vmx/+svm before building -cpu.
+    * ``vmx-*`` sub-features (e.g. ``-vmx-mbec``): TCG emulates no VMX at all, and the names vary
+      between QEMU versions (7.2 does not know vmx-mbec).
+    * ``cet-*`` (cet-ss, cet-ibt): TCG emulates no CET, and QEMU before 10 does not know the names.
+    None of these bears on svm, vmx or the hypervisor bit as TCG reports them.
+    """
+    value = parse_cpu_arg(cpu_arg)
+    kept = [item for item in value.items if not _tcg_cannot_answer(_item_name(item))]
+    return ",".join([value.model, *kept])
+
+
+def _dropped(cpu_arg: str) -> tuple[str, ...]:
+    return tuple(i for i in parse_cpu_arg(cpu_arg).items if _tcg_cannot_answer(_item_name(i)))
+
+
+# -- the built-in table (KVM semantics) -------------------------------------------------------
+
+
+def _vendor_kind(vendor: str | None) -> str | None:
+    if vendor is None:
+        return None
+    v = vendor.strip().lower()
+    if v in _INTEL_IDS:
+        return "intel"
+    if v in _AMD_IDS:
+        return "amd"
+    return None
+
+
+def table_answer(cpu_arg: str, host_vendor: str | None) -> CpuAnswer:
+    """What the guest gets under KVM, by rule, with no QEMU to ask.
+
+    `host`/`max` pass the host's own flag through (vmx on Intel, svm on AMD; None when the vendor
+    is unknown); built-in models carry no vmx (except coreduo/core2duo) and, under KVM, no svm
+    unless ``+svm``; explicit ``+vmx``/``+svm``/``-vmx``/``-svm`` follow QEMU's precedence; KVM can
+    only offer the host's own flag. Whether KVM offers it at all (``nested``) is the host layer's.
+    """
+    value = parse_cpu_arg(cpu_arg)
+    feats = value.features()
+    kind = _vendor_kind(host_vendor)
+    model = value.model
+    if model in _PASSTHROUGH:
+        vmx: bool | None = None if kind is None else kind == "intel"
+        svm: bool | None = None if kind is None else kind == "amd"
+    else:
+        vmx = model in _VMX_MODELS
+        svm = False  # kvm_default_props: svm off for built-in models under KVM
+    if "vmx" in feats:
+        vmx = feats["vmx"]
+    if "svm" in feats:
+        svm = feats["svm"]
+    # KVM offers only the host vendor's own extension.
+    if kind == "amd" and vmx:
+        vmx = False
+    if kind == "intel" and svm:
+        svm = False
+    notes = ["built-in table (KVM semantics); no QEMU answered"]
+    if model in _PASSTHROUGH and kind is None:
+        notes.append("host CPU vendor unknown: cannot tell which flag host/max passes through")
+    return CpuAnswer(
+        cpu_arg=cpu_arg,
+        vmx=vmx,
+        svm=svm,
+        hypervisor=feats.get("hypervisor", True),
+        vendor=None,
+        source="table",
+        accel="kvm",
+        notes=tuple(notes),
+    )
+
+
+# -- asking QEMU ------------------------------------------------------------------------------
+
+_FILTERED_RE = re.compile(r"requested feature: (\S+) \[bit \d+\]")
+_PROGRAM_PREFIX_RE = re.compile(r"^[\w./-]*qemu-system-\w+: ")
+
+
+def binary_identity(binary: str) -> str | None:
+    """Path, size, mtime and inode of the QEMU binary: changes whenever the package is upgraded.
+
+    Cheaper than `--version` (no process per run) and as exact: dpkg replaces the file on upgrade.
+    """
+    try:
+        real = os.path.realpath(binary)
+        st = os.stat(real)
+    except OSError:
+        return None
+    return f"{real}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
+
+
+@dataclass
+class _Running:
+    asked: str
+    proc: subprocess.Popen[bytes]
+    workdir: str
+    errfile: IO[bytes]
+
+    @property
+    def socket(self) -> str:
+        return os.path.join(self.workdir, "qmp.sock")
+
+    def stderr_text(self) -> str:
+        self.errfile.flush()
+        self.errfile.seek(0)
+        return self.errfile.read().decode("utf-8", errors="replace")
+
+
+def spawn_qemu(argv: list[str], errfile: IO[bytes]) -> subprocess.Popen[bytes]:
+    """Start QEMU. The one place nestctl spawns a long-lived helper instead of `Host.run`:
+    QEMU must stay up, frozen, while we talk to it over its socket. Tests spy on this function.
+    """
+    return subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errfile, close_fds=True
+    )
+
+
+def _refusal(stderr: str) -> str:
+    lines = [_PROGRAM_PREFIX_RE.sub("", ln).strip() for ln in stderr.splitlines()]
+    errors = [ln for ln in lines if ln and not ln.startswith("warning:")]
+    return "; ".join(errors) or "QEMU exited without saying why"
+
+
+class QemuCpuOracle:
+    """Asks the installed QEMU; falls back to `table_answer` when there is none or it fails."""
+
+    def __init__(
+        self,
+        binary: str | None = None,
+        *,
+        cache: CpuAnswerCache | None = None,
+        accel: str = "tcg",
+        timeout: float = 5.0,
+        parallel: int = 4,
+    ) -> None:
+        self.binary = binary if binary is not None else shutil.which(QEMU_BINARY)
+        self.cache = cache
+        self.accel = accel
+        self.timeout = timeout
+        self.parallel = max(1, parallel)
+        self.started = 0  # QEMU processes started by this oracle (for reports and tests)
+        self._version: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.binary is not None and binary_identity(self.binary) is not None
+
+    def ask(self, cpu_arg: str, vendor_hint: str | None = None) -> CpuAnswer:
+        """QEMU's answer for one value; `vendor_hint` (host vendor) serves the table fallback."""
+        return self.ask_many([cpu_arg], vendor_hint)[cpu_arg]
+
+    def ask_many(
+        self, cpu_args: Iterable[str], vendor_hint: str | None = None
+    ) -> dict[str, CpuAnswer]:
+        """Answers for many values: QEMU starts at most once per distinct askable value, and not
+        at all for values the cache holds."""
+        wanted = list(dict.fromkeys(cpu_args))
+        identity = binary_identity(self.binary) if self.binary else None
+        if identity is None:
+            why = f"{QEMU_BINARY} not found" if not self.binary else f"{self.binary} is missing"
+            return {a: self._fallback(a, vendor_hint, why) for a in wanted}
+        answers: dict[str, CpuAnswer] = {}
+        pending: dict[str, list[str]] = {}  # askable value -> cpu_args that map to it
+        for arg in wanted:
+            if self.accel == "tcg" and parse_cpu_arg(arg).model == "host":
+                answers[arg] = self._fallback(arg, vendor_hint, "'host' needs KVM; TCG cannot say")
+                continue
+            asked = tcg_askable(arg) if self.accel == "tcg" else arg
+            cached = self.cache.get(identity, self.accel, asked) if self.cache else None
+            if cached is not None:
+                answers[arg] = self._stamp(cached, arg)
+            else:
+                pending.setdefault(asked, []).append(arg)
+        fresh = self._probe_all(list(pending))
+        for asked, result in fresh.items():
+            for arg in pending[asked]:
+                if isinstance(result, CpuAnswer):
+                    answers[arg] = self._stamp(result, arg)
+                else:
+                    answers[arg] = self._fallback(arg, vendor_hint, result)
+            if isinstance(result, CpuAnswer) and self.cache is not None:
+                self.cache.put(identity, self.accel, asked, result)
+        if self.cache is not None and fresh:
+            self.cache.save()
+        return {a: answers[a] for a in wanted}
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _stamp(self, answer: CpuAnswer, cpu_arg: str) -> CpuAnswer:
+        dropped = _dropped(cpu_arg) if self.accel == "tcg" else ()
+        return replace(answer, cpu_arg=cpu_arg, dropped=dropped)
+
+    @staticmethod
+    def _fallback(cpu_arg: str, vendor_hint: str | None, why: str) -> CpuAnswer:
+        answer = table_answer(cpu_arg, vendor_hint)
+        return replace(answer, notes=(*answer.notes, why))
+
+    def _probe_all(self, values: list[str]) -> dict[str, CpuAnswer | str]:
+        """Probe in batches of `parallel` processes: start them all, then ask each."""
+        out: dict[str, CpuAnswer | str] = {}
+        for start in range(0, len(values), self.parallel):
+            batch = values[start : start + self.parallel]
+            running: list[_Running] = []
+            try:
+                for asked in batch:
+                    started = self._start(asked)
+                    if isinstance(started, str):
+                        out[asked] = started
+                    else:
+                        running.append(started)
+                for r in running:
+                    out[r.asked] = self._query(r)
+            finally:
+                for r in running:
+                    self._stop(r)
+        return out
+
+    def _start(self, asked: str) -> _Running | str:
+        assert self.binary is not None
+        workdir = tempfile.mkdtemp(prefix="nestctl-qmp-")
+        errfile = tempfile.TemporaryFile(dir=workdir)  # noqa: SIM115 - closed in _stop
+        sock = os.path.join(workdir, "qmp.sock")
+        argv = [
+            self.binary,
+            "-accel",
+            self.accel,
+            "-machine",
+            "pc",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-S",
+            "-cpu",
+            asked,
+            "-qmp",
+            f"unix:{sock},server=on,wait=off",
+        ]
+        try:
+            proc = spawn_qemu(argv, errfile)
+        except OSError as exc:
+            errfile.close()
+            shutil.rmtree(workdir, ignore_errors=True)
+            return f"cannot start {self.binary}: {exc.strerror or exc}"
+        self.started += 1
+        return _Running(asked, proc, workdir, errfile)
+
+    def _query(self, r: _Running) -> CpuAnswer | str:
+        try:
+            with QmpClient.connect(
+                r.socket, timeout=self.timeout, alive=lambda: r.proc.poll() is None
+            ) as qmp:
+                cpus = qmp.execute("query-cpus-fast")
+                path = cpus[0]["qom-path"]
+                props = {
+                    name: qmp.execute("qom-get", {"path": path, "property": name})
+                    for name in ("vmx", "svm", "hypervisor", "vendor")
+                }
+                version = qmp.version
+        except QmpError as exc:
+            try:
+                rc = r.proc.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                return f"QEMU did not answer over QMP: {exc}"
+            if rc == 0:
+                return f"QEMU exited unexpectedly: {exc}"
+            # QEMU refused the value: a real answer, with QEMU's own words.
+            return CpuAnswer(
+                cpu_arg=r.asked,
+                vmx=None,
+                svm=None,
+                hypervisor=None,
+                error=_refusal(r.stderr_text()),
+                source=self._source(None),
+                qemu_version=self._version,
+                accel=self.accel,
+                asked=r.asked,
+                notes=TCG_CAVEATS if self.accel == "tcg" else (),
+            )
+        except (KeyError, IndexError, TypeError) as exc:
+            return f"unexpected QMP reply: {exc!r}"
+        filtered = tuple(
+            m.group(1).rsplit(".", 1)[-1] for m in _FILTERED_RE.finditer(r.stderr_text())
+        )
+        return CpuAnswer(
+            cpu_arg=r.asked,
+            vmx=bool(props["vmx"]),
+            svm=bool(props["svm"]),
+            hypervisor=bool(props["hypervisor"]),
+            vendor=str(props["vendor"]) or None,
+            filtered=filtered,
+            source=self._source(version),
+            qemu_version=version,
+            accel=self.accel,
+            asked=r.asked,
+            notes=TCG_CAVEATS if self.accel == "tcg" else (),
+        )
+
+    def _source(self, version: str | None) -> str:
+        # A refused value gives no greeting: name the version another probe saw, if any.
+        version = version or self._version
+        if version:
+            self._version = version
+            return f"qemu {version.split(' ', 1)[0]} {self.accel}"
+        return f"qemu {self.accel}"
+
+    @staticmethod
+    def _stop(r: _Running) -> None:
+        with contextlib.suppress(OSError):
+            r.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            r.proc.wait(timeout=5.0)
+        r.errfile.close()
+        shutil.rmtree(r.workdir, ignore_errors=True)
