@@ -24,6 +24,8 @@ class VmConfig:
     special: dict[str, dict[str, str]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     digest: str = ""
+    node: str | None = None  # cluster node whose qemu-server directory holds the file
+    readable: bool = True  # False: the file was missing or unreadable (see problems)
 
     def current(self) -> dict[str, str]:
         """The values in force (what `qm config --current` shows)."""
@@ -52,6 +54,7 @@ class CpuEnv:
     qemu_version: tuple[int, int, int] = (11, 0, 0)  # installed QEMU binary (pve-qemu-kvm)
     qemu_server_version: tuple[int, ...] | None = None  # None: newest behaviour we know (9.2.6)
     custom_models: dict[str, dict[str, str]] = field(default_factory=dict)  # name (no custom-)
+    nodename: str = "localhost"  # named in Proxmox's "please upgrade node" errors
 
 
 @dataclass(frozen=True)
@@ -63,3 +66,6 @@ class CpuPrediction:
     warnings: tuple[str, ...] = ()
     machine: str | None = None  # the `-machine type=` value, where modelled
     replaced_by_args: str | None = None  # a `-cpu` in `args:` that QEMU uses instead
+    stdout: tuple[
+        str, ...
+    ] = ()  # lines Proxmox prints, e.g. "CPU flag 'nested-virt' resolved to 'vmx'"
