@@ -106,7 +106,20 @@ def _kvm(f: HostFacts) -> list[Finding]:
     if expected is None or f.virt_flag is None:
         return out
     mod = f.module
-    if mod is None:
+    log = f.kernel_log
+    if mod is None and log is not None and log.firmware_lines:
+        # Older kernels keep vmx in /proc/cpuinfo and only refuse to load kvm_intel.
+        out.append(
+            error(
+                "host.cpu.virt-disabled-in-firmware",
+                f"{expected} is not loaded and the kernel log ({log.source}) says "
+                f"{log.firmware_lines[-1]!r}: {_FLAG_NAME.get(f.vendor, 'vmx/svm')} is switched "
+                "off in the firmware",
+                f"enable {_FIRMWARE_NAME.get(f.vendor, 'hardware virtualization')} in the "
+                "BIOS/UEFI setup, then power-cycle the machine",
+            )
+        )
+    elif mod is None:
         out.append(
             error(
                 "host.kvm.module-not-loaded",
@@ -201,7 +214,7 @@ def _nested_after_reboot(f: HostFacts) -> list[Finding]:
         )
     elif after.value is False and f.nested_live is not False:
         out.append(
-            warning(
+            error(
                 "host.nested.off-after-reboot",
                 f"nested will be off after the next reboot: {after.decided_by} turns it off",
                 "nestctl host enable",
@@ -290,10 +303,14 @@ def _performance(f: HostFacts) -> list[Finding]:
     out: list[Finding] = []
     for param in PERFORMANCE_PARAMS.get(mod.name, ()):
         if f.performance.get(param) is False:
+            # Without EPT/NPT every guest page-table change traps: the big one. The others cost
+            # less (APIC virtualization, shadow VMCS for L2 exits) and are off by default on
+            # many CPUs (AMD avic), so they are only worth an info.
+            make = warning if param in ("ept", "npt") else info
             out.append(
-                warning(
+                make(
                     f"host.perf.{param}-off",
-                    f"{mod.name} {param} is off: nested guests run much slower",
+                    f"{mod.name} {param} is off: nested guests run slower",
                     f"remove {param}=0 (or N) from modprobe.d and the kernel command line, then "
                     "reload the module or reboot",
                 )
