@@ -1,0 +1,154 @@
+"""`nestctl vm [VMID...]`: check Proxmox VMs; `nestctl vm enable VMID --profile P`: prepare one.
+
+Exit codes: 0 ready, 1 problems found (or change refused/pending), 2 could not check or usage error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from nestctl.cli.common import NestctlError, emit, json_option, open_host, root_option
+from nestctl.machine import Host
+
+EPILOG = "Exit codes: 0 ready, 1 problems found, 2 could not check or usage error."
+PROFILES = ("linux-kvm", "windows-hyperv", "windows-wsl2-docker", "pve-lab")
+VENDORS = ("intel", "amd")
+
+
+def make_host(root: str) -> Host:
+    """The `Host` for --root (tests replace this to inject a runner)."""
+    return open_host(root)
+
+
+class _VmGroup(click.Group):
+    """`vm 100 101` names VMs; `vm enable ...` is a sub-command (VMIDs must not swallow it)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] in self.commands:
+            super().parse_args(ctx, [])
+            ctx._protected_args, ctx.args = [args[0]], args[1:]  # click's own slot
+            return ctx.args
+        return super().parse_args(ctx, args)
+
+
+def _common(func: Any) -> Any:
+    for option in reversed(
+        [
+            click.option(
+                "--qemu-version",
+                metavar="X.Y.Z",
+                help="Installed QEMU version to assume (default: pve-qemu-kvm from dpkg).",
+            ),
+            click.option(
+                "--pve-version",
+                metavar="X.Y",
+                help="Proxmox VE version to assume (default: qemu-server from dpkg).",
+            ),
+            click.option(
+                "--no-qemu",
+                is_flag=True,
+                help="Do not ask the installed QEMU; use the built-in table.",
+            ),
+            click.option(
+                "--use-qemu",
+                is_flag=True,
+                help="Ask this machine's QEMU even under --root (by default only on a live host).",
+            ),
+            click.option(
+                "--cluster-vendors",
+                metavar="intel,amd",
+                help="CPU vendors of the cluster's nodes, when known (lints cpu: host).",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def _vendors(text: str | None) -> set[str] | None:
+    if not text:
+        return None
+    vendors = {v.strip().lower() for v in text.split(",") if v.strip()}
+    bad = vendors - set(VENDORS)
+    if bad:
+        raise click.BadParameter(f"unknown vendor(s) {', '.join(sorted(bad))}; use intel,amd")
+    return vendors
+
+
+def _options(params: dict[str, Any], vmids: tuple[int, ...] = ()) -> Any:
+    from nestctl.vm.report import VmOptions  # noqa: PLC0415 - lazy: keep start-up fast
+
+    if params["no_qemu"] and params["use_qemu"]:
+        raise click.UsageError("--no-qemu and --use-qemu exclude each other")
+    use_qemu = False if params["no_qemu"] else (True if params["use_qemu"] else None)
+    return VmOptions(
+        vmids=vmids,
+        all_nodes=params.get("all_nodes", False),
+        qemu_version=params["qemu_version"],
+        pve_version=params["pve_version"],
+        use_qemu=use_qemu,
+        cluster_vendors=_vendors(params["cluster_vendors"]),
+        guest=params.get("guest", False),
+    )
+
+
+@click.group(cls=_VmGroup, invoke_without_command=True, epilog=EPILOG)
+@click.argument(
+    "vmids", nargs=-1, type=click.IntRange(min=100, max=999_999_999), metavar="[VMID]..."
+)
+@click.option("--all-nodes", is_flag=True, help="Every node's VMs (/etc/pve/nodes/*/qemu-server).")
+@click.option("--guest", is_flag=True, help="Add the guest's own view (through the guest agent).")
+@_common
+@root_option
+@json_option
+@click.pass_context
+def vm(
+    ctx: click.Context, /, vmids: tuple[int, ...], root: str, as_json: bool, **params: Any
+) -> None:
+    """Check Proxmox VMs: host -> config -> running QEMU -> what the guest sees (vmx/svm).
+
+    Without VMIDs every VM on this node is checked.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from nestctl.vm.report import collect  # noqa: PLC0415
+
+    opts = _options(params, vmids)
+    ctx.exit(emit(collect(make_host(root), opts), as_json))
+
+
+@vm.command(epilog=EPILOG)
+@click.argument("vmid", type=click.IntRange(min=100, max=999_999_999))
+@click.option("--profile", type=click.Choice(PROFILES), required=True, help="What the guest runs.")
+@click.option(
+    "--migratable",
+    is_flag=True,
+    help="A vendor CPU model (+ nested-virt) instead of host, so the VM can live-migrate.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the exact commands; change nothing.")
+@click.option(
+    "--restart", is_flag=True, help="Apply pending changes now with `qm reboot` and re-check."
+)
+@_common
+@root_option
+@json_option
+@click.pass_context
+def enable(ctx: click.Context, /, vmid: int, root: str, as_json: bool, **params: Any) -> None:
+    """Make VM VMID nested-ready for a profile with the smallest `qm set` (never a locked VM)."""
+    from nestctl.vm.report import EnableOptions, enable_report  # noqa: PLC0415
+
+    opts = _options(params)
+    eopts = EnableOptions(
+        vmid,
+        params["profile"],
+        migratable=params["migratable"],
+        dry_run=params["dry_run"],
+        restart=params["restart"],
+    )
+    try:
+        report = enable_report(make_host(root), opts, eopts)
+    except ValueError as exc:  # a malformed --pve-version and the like
+        raise NestctlError(str(exc)) from exc
+    ctx.exit(emit(report, as_json))
