@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from nestctl.cli.common import NestctlError, emit, json_option, open_host, root_option
+from nestctl.cli.common import emit, json_option, open_host, root_option
 from nestctl.machine import Host
 
 EPILOG = "Exit codes: 0 ready, 1 problems found, 2 could not check or usage error."
@@ -33,17 +33,29 @@ class _VmGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
+def _check_version(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from nestctl.vm.versions import parse_version_arg  # noqa: PLC0415
+
+    if parse_version_arg(value) is None:
+        raise click.BadParameter(f"{value!r} is not a version like 9.2 or 11.0.2")
+    return value
+
+
 def _common(func: Any) -> Any:
     for option in reversed(
         [
             click.option(
                 "--qemu-version",
                 metavar="X.Y.Z",
+                callback=_check_version,
                 help="Installed QEMU version to assume (default: pve-qemu-kvm from dpkg).",
             ),
             click.option(
                 "--pve-version",
                 metavar="X.Y",
+                callback=_check_version,
                 help="Proxmox VE version to assume (default: qemu-server from dpkg).",
             ),
             click.option(
@@ -147,8 +159,4 @@ def enable(ctx: click.Context, /, vmid: int, root: str, as_json: bool, **params:
         dry_run=params["dry_run"],
         restart=params["restart"],
     )
-    try:
-        report = enable_report(make_host(root), opts, eopts)
-    except ValueError as exc:  # a malformed --pve-version and the like
-        raise NestctlError(str(exc)) from exc
-    ctx.exit(emit(report, as_json))
+    ctx.exit(emit(enable_report(make_host(root), opts, eopts), as_json))

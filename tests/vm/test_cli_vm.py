@@ -1,0 +1,412 @@
+"""`nestctl vm` and `nestctl vm enable` on fake Proxmox nodes (commands recorded, never run)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from nestctl.cli import cli
+from nestctl.machine import CommandResult, CommandStatus, Host, RecordingRunner
+from tests.vm.vmtrees import PVE84, PVE92, node, run_vm, vm_conf
+
+KVM64 = "kvm64,enforce,+kvm_pv_eoi,+kvm_pv_unhalt,+lahf_lm,+sep"
+HOST = "host,+kvm_pv_eoi,+kvm_pv_unhalt"
+
+
+def vm_json(root: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    result = CliRunner().invoke(cli, ["vm", "--root", str(root), "--json", *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, json.loads(result.output)
+
+
+def by_id(data: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    return {v["vmid"]: v for v in data["vms"]}
+
+
+def codes(vm: dict[str, Any]) -> list[str]:
+    return [f["code"] for f in vm["findings"]]
+
+
+# -- nestctl vm ------------------------------------------------------------------------------
+
+
+def test_running_vm_with_pending_cpu_needs_a_proxmox_restart(tmp_path: Path) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 100, "name: web\nostype: l26\n\n[PENDING]\ncpu: host\n")
+    run_vm(tmp_path, 100, 4242, KVM64)
+    rc, data = vm_json(tmp_path, "100")
+    vm = by_id(data)[100]
+    assert rc == 1
+    assert vm["running"] is True
+    assert vm["cpu_arg"] == KVM64
+    assert vm["cpu_arg_pending"] == HOST
+    assert vm["running_cpu_arg"] == KVM64
+    assert vm["restart_required"] is True
+    assert vm["nested"] == {"exposed": False, "flag": None, "source": "table"}
+    assert vm["broken_link"] == "process"
+    restart = next(f for f in vm["findings"] if f["code"] == "vm.restart-required")
+    assert "reboot inside the guest does not apply it" in restart["message"]
+    assert restart["fix"] == "qm reboot 100"
+    not_exposed = next(f for f in vm["findings"] if f["code"] == "vm.nested.not-exposed")
+    assert not_exposed["severity"] == "error"  # the user named this VM
+    assert not_exposed["fix"] == "qm reboot 100"  # the pending config would expose vmx
+
+
+def test_running_cpu_differs_from_config_without_pending(tmp_path: Path) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 100, "ostype: l26\ncpu: host\n")
+    run_vm(tmp_path, 100, 10, KVM64)  # started before someone edited the file by hand
+    _, data = vm_json(tmp_path)
+    vm = by_id(data)[100]
+    assert vm["restart_required"] is True
+    assert vm["cpu_arg_pending"] is None
+    assert "differs from the config's" in vm["findings"][0]["message"]
+
+
+def test_ready_vm(tmp_path: Path) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 100, "ostype: l26\ncpu: host\n")
+    run_vm(tmp_path, 100, 10, HOST)
+    rc, data = vm_json(tmp_path)
+    vm = by_id(data)[100]
+    assert rc == 0
+    assert data["verdict"] == "ready"
+    assert vm["nested"] == {"exposed": True, "flag": "vmx", "source": "table"}
+    assert vm["restart_required"] is False
+    assert vm["broken_link"] is None
+    assert vm["chain"] == {"host": "ok", "config": "ok", "process": "ok", "guest": "ok"}
+
+
+def test_args_cpu_is_what_runs(tmp_path: Path) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 100, "ostype: l26\nargs: -cpu host,+vmx\n")
+    run_vm(tmp_path, 100, 10, KVM64, "-cpu", "host,+vmx")
+    _, data = vm_json(tmp_path)
+    vm = by_id(data)[100]
+    assert vm["cpu_arg"] == "host,+vmx"
+    assert vm["proxmox_cpu_arg"] == KVM64
+    assert vm["running_cpu_arg"] == "host,+vmx"  # the last -cpu wins
+    assert vm["restart_required"] is False
+    lost = next(f for f in vm["findings"] if f["code"] == "vm.args.cpu-replaced")
+    assert "enforce, +kvm_pv_eoi, +kvm_pv_unhalt, +lahf_lm, +sep are dropped" in lost["message"]
+
+
+def test_refused_config_has_null_cpu_arg_and_proxmox_message(tmp_path: Path) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 101, "ostype: l26\ncpu: host,flags=+vmx\n")
+    rc, data = vm_json(tmp_path)
+    vm = by_id(data)[101]
+    assert rc == 1
+    assert vm["cpu_arg"] is None
+    refused = next(f for f in vm["findings"] if f["code"] == "vm.cpu.refused")
+    assert refused["severity"] == "error"
+    assert refused["message"].endswith(
+        "VM-specific CPU flags must be a subset of: aes, amd-no-ssb, amd-ssbd, hv-evmcs, "
+        "hv-tlbflush, ibpb, md-clear, nested-virt, pcid, pdpe1gb, spec-ctrl, ssbd, virt-ssbd"
+    )
+    raw = next(f for f in vm["findings"] if f["code"] == "vm.cpu.raw-virt-flag")
+    assert raw["fix"] == "qm set 101 --cpu host,flags=+nested-virt"
+    assert vm["broken_link"] == "config"
+
+
+def test_pve84_refuses_nested_virt(tmp_path: Path) -> None:
+    node(tmp_path, versions=PVE84)
+    vm_conf(tmp_path, 100, "ostype: l26\ncpu: host,flags=+nested-virt\n")
+    _, data = vm_json(tmp_path)
+    vm = by_id(data)[100]
+    assert vm["cpu_arg"] is None
+    refused = next(f for f in vm["findings"] if f["code"] == "vm.cpu.refused")
+    assert "nested-virt" not in refused["message"].partition("subset of:")[2]
+
+
+def test_amd_named_model_needs_nested_virt(tmp_path: Path) -> None:
+    node(tmp_path, vendor="amd")
+    vm_conf(tmp_path, 100, "ostype: l26\ncpu: EPYC-v4\n")
+    vm_conf(tmp_path, 101, "ostype: l26\ncpu: EPYC-v4,flags=+nested-virt\n")
+    _, data = vm_json(tmp_path)
+    vms = by_id(data)
+    assert vms[100]["nested"]["exposed"] is False
+    assert vms[101]["nested"] == {"exposed": True, "flag": "svm", "source": "table"}
+    assert "+svm" in vms[101]["cpu_arg"]
+
+
+def test_custom_model_with_vmx(tmp_path: Path) -> None:
+    node(tmp_path, versions=PVE84)
+    (tmp_path / "etc/pve/virtual-guest").mkdir(parents=True)
+    (tmp_path / "etc/pve/virtual-guest/cpu-models.conf").write_text(
+        "cpu-model: nestvmx\n    flags +vmx\n    reported-model host\n"
+    )
+    vm_conf(tmp_path, 100, "ostype: l26\ncpu: custom-nestvmx\n")
+    vm_conf(tmp_path, 101, "ostype: l26\ncpu: custom-missing\n")
+    _, data = vm_json(tmp_path)
+    vms = by_id(data)
+    assert vms[100]["cpu_arg"] == "host,+kvm_pv_eoi,+kvm_pv_unhalt,+vmx"
+    assert vms[100]["nested"]["exposed"] is True
+    assert vms[101]["cpu_arg"] is None
+    assert any("Custom cputype 'missing' not found" in f["message"] for f in vms[101]["findings"])
+
+
+def test_host_nested_off_breaks_the_first_link(tmp_path: Path) -> None:
+    node(tmp_path, nested="N")
+    vm_conf(tmp_path, 100, "ostype: l26\ncpu: host\n")
+    rc, data = vm_json(tmp_path)
+    vm = by_id(data)[100]
+    assert rc == 1
+    assert vm["nested"]["exposed"] is False
+    assert vm["broken_link"] == "host"
+    assert "vm.host.nested-off" in [f["code"] for f in data["findings"]]
+
+
+def test_bad_configs_give_findings_not_tracebacks(tmp_path: Path) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 100, "this is not a config line\n\x00\xff garbage\nostype: l26\n")
+    vm_conf(tmp_path, 101, "cpu: host\ncpu: kvm64\n")
+    vm_conf(tmp_path, 102, "cpu: host,flags=+pcid,flags=+aes\n")
+    vm_conf(tmp_path, 103, "cpu: Frobnicator-v9\n")
+    vm_conf(tmp_path, 104, "[broken\nmemory: lots\ncpu: host,hidden=maybe\n")
+    result = CliRunner().invoke(cli, ["vm", "--root", str(tmp_path), "--json"])
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    data = json.loads(result.output)
+    vms = by_id(data)
+    assert set(vms) == {100, 101, 102, 103, 104}
+    assert "vm.config.problem" in codes(vms[100])
+    assert vms[102]["cpu_arg"] is None
+    assert vms[103]["cpu_arg"] is None
+    assert any("Frobnicator-v9" in f["message"] for f in vms[103]["findings"])
+    assert vms[104]["findings"]
+
+
+def test_missing_vmid_and_all_nodes(tmp_path: Path) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 100, "ostype: l26\ncpu: host\n", node_name="pve1")
+    vm_conf(tmp_path, 200, "ostype: l26\n", node_name="pve2")
+    run_vm(tmp_path, 200, 33, KVM64)  # a pid file here says nothing about pve2's VM
+    rc, data = vm_json(tmp_path, "999")
+    assert rc == 1
+    assert data["vms"] == []
+    assert data["findings"][-1]["code"] == "vm.not-found"
+    _, data = vm_json(tmp_path, "--all-nodes")
+    vms = by_id(data)
+    assert vms[100]["node"] == "pve1"
+    assert vms[200]["node"] == "pve2"
+    assert vms[200]["running"] is False
+
+
+def test_guest_seam(tmp_path: Path) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 100, "ostype: l26\ncpu: host\n")
+    _, data = vm_json(tmp_path, "--guest")
+    vm = by_id(data)[100]
+    assert vm["guest"] is None
+    assert "vm.guest.unavailable" in codes(vm)
+
+
+def test_text_output(tmp_path: Path) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 100, "name: web\nostype: l26\ncpu: host\n")
+    result = CliRunner().invoke(cli, ["vm", "--root", str(tmp_path)])
+    assert "VM 100 (web)" in result.output
+    assert "1 of 1 VM(s) give the guest vmx/svm" in result.output
+
+
+def test_json_run_does_not_import_rich(tmp_path: Path) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 100, "ostype: l26\n")
+    code = (
+        "import sys\nfrom nestctl.cli import main\n"
+        "try:\n    main(['vm', '--root', sys.argv[1], '--json'])\n"
+        "except SystemExit:\n    pass\n"
+        "assert 'rich' not in sys.modules, 'rich imported'\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+# -- nestctl vm enable -----------------------------------------------------------------------
+
+
+def enable(
+    root: Path, monkeypatch: pytest.MonkeyPatch, *args: str, runner: RecordingRunner | None = None
+) -> tuple[int, dict[str, Any], RecordingRunner]:
+    rec = runner or RecordingRunner()
+    monkeypatch.setattr("nestctl.cli.vm.make_host", lambda r: Host(r, runner=rec))
+    result = CliRunner().invoke(cli, ["vm", "enable", "--root", str(root), "--json", *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, json.loads(result.output), rec
+
+
+LINUX = "name: lab\nostype: l26\nmemory: 2048\ncpu: x86-64-v2-AES\n"
+WINDOWS = "name: win\nostype: win11\nmemory: 4096\nballoon: 2048\ncpu: x86-64-v2-AES\n"
+
+PLANS = [
+    # (versions, vendor, profile, migratable, expected qm argv after "qm set 100")
+    (PVE92, "intel", "linux-kvm", False, ["--cpu", "host"]),
+    (PVE92, "amd", "linux-kvm", True, ["--cpu", "EPYC-v4,flags=+nested-virt"]),
+    (
+        PVE92,
+        "intel",
+        "windows-hyperv",
+        False,
+        ["--cpu", "host", "--machine", "q35", "--memory", "8192", "--balloon", "0"],
+    ),
+    (
+        PVE92,
+        "intel",
+        "windows-wsl2-docker",
+        True,
+        [
+            "--cpu",
+            "Cascadelake-Server-noTSX,flags=+nested-virt",
+            "--machine",
+            "q35",
+            "--memory",
+            "8192",
+            "--balloon",
+            "0",
+        ],
+    ),
+    (PVE92, "amd", "pve-lab", False, ["--cpu", "host"]),
+    (PVE84, "intel", "linux-kvm", False, ["--cpu", "host"]),
+    (
+        PVE84,
+        "amd",
+        "windows-hyperv",
+        False,
+        ["--cpu", "host", "--machine", "q35", "--memory", "8192", "--balloon", "0"],
+    ),
+    (
+        PVE84,
+        "intel",
+        "windows-wsl2-docker",
+        False,
+        ["--cpu", "host", "--machine", "q35", "--memory", "8192", "--balloon", "0"],
+    ),
+    (PVE84, "intel", "pve-lab", False, ["--cpu", "host"]),
+]
+
+
+@pytest.mark.parametrize(("versions", "vendor", "profile", "migratable", "expected"), PLANS)
+def test_enable_plans_exact_argv(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    versions: dict[str, str],
+    vendor: str,
+    profile: str,
+    migratable: bool,
+    expected: list[str],
+) -> None:
+    node(tmp_path, vendor=vendor, versions=versions)
+    vm_conf(tmp_path, 100, WINDOWS if "windows" in profile else LINUX)
+    args = ["100", "--profile", profile, "--dry-run"] + (["--migratable"] if migratable else [])
+    rc, data, rec = enable(tmp_path, monkeypatch, *args)
+    assert rc == 0
+    assert data["commands"] == [["qm", "set", "100", *expected]]
+    assert rec.calls == []  # dry run: nothing ran, nothing recorded
+
+
+def test_enable_pve84_migratable_prints_the_custom_model_and_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node(tmp_path, vendor="amd", versions=PVE84)
+    vm_conf(tmp_path, 100, LINUX)
+    rc, data, rec = enable(tmp_path, monkeypatch, "100", "--profile", "linux-kvm", "--migratable")
+    assert rc == 1
+    assert data["commands"] == [["qm", "set", "100", "--cpu", "custom-nested-epyc-v4"]]
+    assert (
+        "cpu-model: nested-epyc-v4\n    flags +svm\n    reported-model EPYC-v4\n"
+        in (data["manual"][0])
+    )
+    assert rec.calls == []
+    assert not (tmp_path / "etc/pve/virtual-guest/cpu-models.conf").exists()
+
+
+def test_enable_refuses_a_locked_vm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 100, LINUX + "lock: backup\n")
+    rc, data, rec = enable(tmp_path, monkeypatch, "100", "--profile", "linux-kvm")
+    assert rc == 1
+    assert data["blocked"] == "VM is locked (backup)"
+    assert rec.calls == []
+
+
+def test_enable_applies_through_qm_and_reports_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 100, LINUX)
+    run_vm(tmp_path, 100, 50, "qemu64,+aes,enforce,+kvm_pv_eoi,+kvm_pv_unhalt")
+    before = (tmp_path / "etc/pve/qemu-server/100.conf").read_text()
+    rc, data, rec = enable(tmp_path, monkeypatch, "100", "--profile", "linux-kvm")
+    assert rec.calls == [("qm", "set", "100", "--cpu", "host")]
+    assert data["applied"] is True
+    assert "vm.restart-required" in [f["code"] for f in data["findings"]]
+    # Proxmox's file is changed only by qm (here recorded), never by nestctl.
+    assert (tmp_path / "etc/pve/qemu-server/100.conf").read_text() == before
+    assert rc == 0
+
+
+def test_enable_restart_reboots_and_verifies_the_running_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 100, LINUX)
+    run_vm(tmp_path, 100, 50, "qemu64,+aes,enforce,+kvm_pv_eoi,+kvm_pv_unhalt")
+    conf = tmp_path / "etc/pve/qemu-server/100.conf"
+
+    def fake_qm(argv: tuple[str, ...]) -> CommandResult | None:
+        # What qm does on a running VM: set puts cpu into [PENDING]; reboot applies it and
+        # starts a new QEMU with Proxmox's new -cpu.
+        if argv[:2] == ("qm", "set"):
+            conf.write_text(conf.read_text() + "\n[PENDING]\ncpu: host\n")
+        elif argv[:2] == ("qm", "reboot"):
+            conf.write_text(LINUX.replace("cpu: x86-64-v2-AES", "cpu: host"))
+            run_vm(tmp_path, 100, 51, HOST)
+        return CommandResult(argv, CommandStatus.OK, 0)
+
+    rc, data, rec = enable(
+        tmp_path,
+        monkeypatch,
+        "100",
+        "--profile",
+        "linux-kvm",
+        "--restart",
+        runner=RecordingRunner(respond=fake_qm),
+    )
+    assert rec.calls == [("qm", "set", "100", "--cpu", "host"), ("qm", "reboot", "100")]
+    assert data["restart"] == {"running_cpu_arg": HOST, "expected_cpu_arg": HOST, "matches": True}
+    assert "vm.enable.verified" in [f["code"] for f in data["findings"]]
+    assert rc == 0
+
+
+def test_enable_failed_qm_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 100, LINUX)
+
+    def failing(argv: tuple[str, ...]) -> CommandResult:
+        return CommandResult(argv, CommandStatus.FAILED, 255, stderr="VM is locked (migrate)\n")
+
+    rc, data, _ = enable(
+        tmp_path, monkeypatch, "100", "--profile", "linux-kvm", runner=RecordingRunner(failing)
+    )
+    assert rc == 1
+    failed = next(f for f in data["findings"] if f["code"] == "vm.enable.failed")
+    assert "VM is locked (migrate)" in failed["message"]
+
+
+def test_enable_unknown_vm_and_bad_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    node(tmp_path)
+    rc, data, _ = enable(tmp_path, monkeypatch, "100", "--profile", "linux-kvm")
+    assert rc == 1
+    assert data["blocked"] == "no such VM on this node"
+    vm_conf(tmp_path, 100, LINUX)
+    args = ["vm", "enable", "100", "--profile", "linux-kvm", "--root", str(tmp_path)]
+    result = CliRunner().invoke(cli, [*args, "--pve-version", "nine"])
+    assert result.exit_code == 2
