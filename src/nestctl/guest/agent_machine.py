@@ -57,6 +57,8 @@ class AgentMachine:
     def os_kind(self) -> str:
         """ "windows" when guest-get-osinfo says mswindows, else "linux"."""
         if self._os_kind is None:
+            if self.failure is not None:
+                return "linux"  # unknown, and asking a dead agent would only wait
             try:
                 osid = str(self.agent.osinfo().get("id", ""))
             except AgentError:

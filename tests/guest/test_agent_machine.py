@@ -1,0 +1,125 @@
+"""`AgentMachine`: the Machine protocol over the agent, with Host's statuses for guest failures."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nestctl.guest import agent as agent_mod
+from nestctl.guest.agent import AgentUnavailable, GuestAgent
+from nestctl.guest.agent_machine import AgentMachine
+from nestctl.machine import CommandStatus, Machine, ReadStatus
+from tests.guest.fake_agent import FakeAgent, FakeProgram
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAgent]:
+    d = Path(tempfile.mkdtemp(prefix="nq-"))
+    server = FakeAgent(
+        d / "qga.sock",
+        files={"/proc/cpuinfo": b"vendor_id\t: AuthenticAMD\nflags\t\t: fpu svm hypervisor\n"},
+    )
+    yield server
+    server.close()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def machine(fake: FakeAgent, monkeypatch: pytest.MonkeyPatch) -> Iterator[AgentMachine]:
+    monkeypatch.setattr(agent_mod, "SYNC_ATTEMPT", 0.2)
+    m = AgentMachine(GuestAgent(fake.path, timeout=1))
+    yield m
+    m.agent.close()
+
+
+def test_is_a_machine(machine: AgentMachine) -> None:
+    m: Machine = machine  # the guest probes take any Machine
+    assert m.read("/proc/cpuinfo").ok
+
+
+def test_read_ok_and_missing(machine: AgentMachine) -> None:
+    ok = machine.read("/proc/cpuinfo")
+    assert ok.status is ReadStatus.OK
+    assert "svm" in (ok.text or "")
+    missing = machine.read("/etc/nope")
+    assert missing.status is ReadStatus.MISSING
+    assert "No such file" in (missing.error or "")
+    assert machine.failure is None
+
+
+def test_run_maps_exit_codes_like_host(fake: FakeAgent, machine: AgentMachine) -> None:
+    fake.programs["true"] = FakeProgram(exitcode=0, stdout=b"yes\n")
+    fake.programs["false"] = FakeProgram(exitcode=1, stderr=b"no\n")
+    fake.programs["sh"] = FakeProgram(exitcode=127, stderr=b"sh: kvm-ok: not found\n")
+    fake.programs["sleep"] = FakeProgram(never_exits=True)
+    ok = machine.run(["true"])
+    assert (ok.status, ok.rc, ok.stdout) == (CommandStatus.OK, 0, "yes\n")
+    failed = machine.run(["false"])
+    assert (failed.status, failed.rc, failed.stderr) == (CommandStatus.FAILED, 1, "no\n")
+    assert machine.run(["false"], ok_codes=(0, 1)).ok
+    assert machine.run(["sh", "-c", "kvm-ok"]).status is CommandStatus.NOT_FOUND
+    assert machine.run(["/usr/sbin/kvm-ok"]).status is CommandStatus.NOT_FOUND  # not in guest
+    assert machine.run(["sleep", "9"], timeout=0.3).status is CommandStatus.TIMEOUT
+    assert machine.run([]).status is CommandStatus.NOT_FOUND
+    assert machine.failure is None
+
+
+def test_exists_and_listdir_use_guest_commands(fake: FakeAgent, machine: AgentMachine) -> None:
+    present = {"/dev/kvm"}
+    fake.programs["test"] = lambda args: FakeProgram(exitcode=0 if args[-1] in present else 1)
+    fake.programs["ls"] = lambda args: (
+        FakeProgram(stdout=b"null\nkvm\nttyS0\n")
+        if args[-1] == "/dev/"
+        else FakeProgram(exitcode=2, stderr=b"ls: no such directory\n")
+    )
+    assert machine.exists("/dev/kvm")
+    assert not machine.exists("/dev/nope")
+    assert machine.listdir("/dev") == ["kvm", "null", "ttyS0"]
+    assert machine.listdir("/nope") is None
+
+
+def test_windows_guest_uses_powershell(fake: FakeAgent, machine: AgentMachine) -> None:
+    fake.os_id = "mswindows"
+    calls: list[list[str]] = []
+
+    def powershell(args: list[str]) -> FakeProgram:
+        calls.append(args)
+        return FakeProgram(stdout=b"True\r\n" if "Test-Path" in args[-1] else b"a\r\nb\r\n")
+
+    fake.programs["powershell.exe"] = powershell
+    assert machine.exists(r"C:\Windows\System32\vmcompute.exe")
+    assert machine.listdir(r"C:\it's") == ["a", "b"]
+    assert calls[0][-1] == r"Test-Path -LiteralPath 'C:\Windows\System32\vmcompute.exe'"
+    assert calls[1][-1] == r"Get-ChildItem -Force -Name -LiteralPath 'C:\it''s'"
+
+
+def test_agent_gone_is_recorded_and_later_calls_return_at_once(
+    fake: FakeAgent, machine: AgentMachine
+) -> None:
+    fake.behave["guest-file-open"] = lambda _req: "DROP"
+    first = machine.read("/proc/cpuinfo")
+    assert first.status is ReadStatus.UNREADABLE
+    assert "guest agent" in (first.error or "")
+    assert isinstance(machine.failure, AgentUnavailable)
+    fake.close()  # nothing answers any more: no call may wait for a timeout
+    start = time.monotonic()
+    assert machine.read("/proc/version").status is ReadStatus.UNREADABLE
+    assert machine.run(["true"]).status is CommandStatus.TIMEOUT
+    assert machine.exists("/dev/kvm") is False
+    assert machine.listdir("/dev") is None
+    assert time.monotonic() - start < 0.2
+
+
+def test_manifest_names_what_was_read_and_run(fake: FakeAgent, machine: AgentMachine) -> None:
+    fake.programs["true"] = FakeProgram()
+    machine.read("/proc/cpuinfo")
+    machine.run(["true"])
+    assert [(e.kind, e.target, e.outcome) for e in machine.manifest] == [
+        ("read", "agent:/proc/cpuinfo", "ok"),
+        ("run", "agent:true", "ok"),
+    ]
