@@ -6,11 +6,10 @@ Double quotes group a value with spaces, as the kernel's own parser allows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class CmdlineParam:
+class CmdlineParam(NamedTuple):
     module: str  # normalised: dashes become underscores
     param: str
     value: str | None  # None: the word had no "="

@@ -7,8 +7,7 @@ Read from /var/log/kern.log or /var/log/dmesg; on a live root, `dmesg` is asked 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from nestctl.machine import Host
@@ -22,8 +21,7 @@ _FIRMWARE = re.compile(r"(disabled by bios|disabled \(by bios\)|not enabled \(by
 _HYPERVISOR = re.compile(r"Hypervisor detected: (.+?)\s*$")
 
 
-@dataclass(frozen=True, slots=True)
-class KernelLog:
+class KernelLog(NamedTuple):
     source: str | None  # where the log came from; None when no log could be read
     firmware_lines: tuple[str, ...]
     hypervisor: str | None
@@ -43,12 +41,12 @@ def scan_log(text: str, source: str) -> KernelLog:
     return KernelLog(source, tuple(firmware[-3:]), hypervisor)
 
 
-def read_kernel_log(host: Host) -> KernelLog:
+def read_kernel_log(host: Host, *, run_dmesg: bool = True) -> KernelLog:
     for path in LOG_FILES:
         text = host.read_text(path)
         if text:
             return scan_log(text, path)
-    if host.live:
+    if host.live and run_dmesg:
         result = host.run(["dmesg"], timeout=10.0)
         if result.ok and result.stdout:
             return scan_log(result.stdout, "dmesg")

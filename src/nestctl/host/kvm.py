@@ -7,8 +7,7 @@ A loadable module has ``/sys/module/<name>/initstate`` and ``refcnt``; a built-i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from nestctl.host.values import sysfs_bool, sysfs_int
 
@@ -27,22 +26,20 @@ PERFORMANCE_PARAMS: dict[str, tuple[str, ...]] = {
 INT_TYPED_NESTED = frozenset({"kvm_amd"})
 
 
-@dataclass(frozen=True, slots=True)
-class ParamValue:
+class ParamValue(NamedTuple):
     raw: str | None  # the text sysfs shows (stripped), None when missing/unreadable
     value: bool | None  # normalised; None when missing, unreadable or garbage
     status: str  # "ok", "missing", "unreadable", "garbage"
 
 
-@dataclass(frozen=True, slots=True)
-class KvmModule:
+class KvmModule(NamedTuple):
     name: str
     builtin: bool  # no initstate: compiled into the kernel, cannot be reloaded
     initstate: str | None  # "live", "coming", "going"
     refcount: int | None
     holders: tuple[str, ...]
     nested: ParamValue | None  # None: the module has no `nested` parameter at all
-    performance: dict[str, ParamValue] = field(default_factory=dict)
+    performance: dict[str, ParamValue]
 
 
 def read_param(host: Host, module: str, param: str) -> ParamValue:

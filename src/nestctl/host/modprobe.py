@@ -11,8 +11,7 @@ the same parameter wins and the command line wins over every file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from nestctl.host.kcmdline import CmdlineParam
 
@@ -35,8 +34,7 @@ def module_name(name: str) -> str:
     return name.replace("-", "_")
 
 
-@dataclass(frozen=True, slots=True)
-class Directive:
+class Directive(NamedTuple):
     """One logical line of a modprobe.d file."""
 
     path: str
@@ -106,14 +104,12 @@ def parse_modprobe(text: str, path: str) -> list[Directive]:
     return directives
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigFile:
+class ConfigFile(NamedTuple):
     path: str  # host path of the file modprobe reads
     hides: tuple[str, ...] = ()  # same-named files in later directories it hides
 
 
-@dataclass(frozen=True, slots=True)
-class ModprobeConfig:
+class ModprobeConfig(NamedTuple):
     """The effective modprobe.d configuration: files in the order kmod applies them."""
 
     files: tuple[ConfigFile, ...]
@@ -162,8 +158,7 @@ def read_config(host: Host) -> ModprobeConfig:
     return ModprobeConfig(tuple(files), tuple(directives), tuple(unreadable))
 
 
-@dataclass(frozen=True, slots=True)
-class Setting:
+class Setting(NamedTuple):
     """One place that sets a parameter: a modprobe.d line or the kernel command line."""
 
     value: str | None  # raw value (None: bare word)
@@ -171,13 +166,12 @@ class Setting:
     directive: Directive | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Resolution:
+class Resolution(NamedTuple):
     """What a module parameter will be at the next load, and who decides it."""
 
     raw: str | None  # the winning raw value (None when nothing sets it or a bare word)
     decided_by: str | None  # file:line, "kernel command line", or None when nothing sets it
-    settings: tuple[Setting, ...] = field(default=())  # every setting, in the order applied
+    settings: tuple[Setting, ...] = ()  # every setting, in the order applied
     from_cmdline: bool = False
 
     @property

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from nestctl.host import kernel, kvm, modprobe, virt, vms
 from nestctl.host.cpuinfo import CpuInfo, parse_cpuinfo
@@ -18,8 +18,7 @@ if TYPE_CHECKING:
     from nestctl.machine import Host
 
 
-@dataclass(frozen=True, slots=True)
-class NestedAfterReboot:
+class NestedAfterReboot(NamedTuple):
     """`nested` at the next load of the module, and what decides it."""
 
     value: bool | None
@@ -31,7 +30,7 @@ class NestedAfterReboot:
     settings: tuple[modprobe.Setting, ...] = ()  # every setting, in the order applied
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: a slotted class is built twice, which start-up pays for
 class HostFacts:
     root: str
     live: bool
@@ -163,12 +162,20 @@ def probe_host(host: Host) -> HostFacts:
     sys_vendor = host.read_text("/sys/class/dmi/id/sys_vendor")
     product = host.read_text("/sys/class/dmi/id/product_name")
 
-    # The kernel log explains a missing vmx/svm or module; otherwise it is not worth a dmesg run.
-    needs_log = cpuinfo is not None and (virt_flag is None or expected_loaded is None)
+    # The kernel log tells "disabled by BIOS" apart from "no such CPU feature", and explains a
+    # module that will not load. In a VM without vmx/svm the answer is "not passed through"
+    # whatever the log says, so there the (slow) dmesg run is skipped; log files are still read.
     hypervisor_flag = bool(cpuinfo and cpuinfo.hypervisor)
+    no_flag = cpuinfo is not None and virt_flag is None
+    no_module = virt_flag is not None and expected_loaded is None
+    log = None
+    if no_flag or no_module:
+        log = read_kernel_log(host, run_dmesg=no_module or not hypervisor_flag)
+    clocks = None
     if hypervisor_flag and not (sys_vendor or product or hv_type):
-        needs_log = True  # only the log can name the hypervisor
-    log = read_kernel_log(host) if needs_log else None
+        clocks = host.read_text(
+            "/sys/devices/system/clocksource/clocksource0/available_clocksource"
+        )
 
     virtualization = virt.classify(
         virt.VirtEvidence(
@@ -177,6 +184,7 @@ def probe_host(host: Host) -> HostFacts:
             sys_vendor.strip() if sys_vendor and sys_vendor.strip() else None,
             product.strip() if product and product.strip() else None,
             log.hypervisor if log else None,
+            clocks,
         )
     )
     perf = {k: v.value for k, v in expected_loaded.performance.items()} if expected_loaded else {}

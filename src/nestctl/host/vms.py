@@ -9,8 +9,7 @@ file descriptors is /dev/kvm.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from nestctl.machine import Host
@@ -20,15 +19,13 @@ PID_DIRS = ("/var/run/qemu-server", "/run/qemu-server")
 _QEMU_ARGV0 = re.compile(r"(^|/)(qemu-[^/]*|[^/]*kvm)$")
 
 
-@dataclass(frozen=True, slots=True)
-class KvmProcess:
+class KvmProcess(NamedTuple):
     pid: int
     argv0: str
     why: str  # "-enable-kvm", "accel=kvm", "/dev/kvm open"
 
 
-@dataclass(frozen=True, slots=True)
-class RunningVms:
+class RunningVms(NamedTuple):
     vms: dict[int, int]  # Proxmox vmid -> pid
     others: tuple[KvmProcess, ...]  # QEMU holding KVM outside Proxmox's pid files
     stale_pidfiles: tuple[str, ...]  # pid files whose process is gone or is not QEMU
