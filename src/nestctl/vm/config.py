@@ -58,12 +58,14 @@ def parse_pending_delete(text: str) -> list[tuple[str, bool]]:
 class _Section:
     """One section being read: its values, description lines and where each key came from."""
 
-    def __init__(self, kind: str, name: str, values: dict[str, str]) -> None:
+    def __init__(
+        self, kind: str, name: str, values: dict[str, str], lines: dict[str, int] | None = None
+    ) -> None:
         self.kind = kind  # main | pending | special | snapshot | skip
         self.name = name
         self.values = values
         self.descr: list[str] = []
-        self.lines: dict[str, int] = {}
+        self.lines: dict[str, int] = {} if lines is None else lines  # shared when re-opened
 
 
 def parse_vm_config(text: str, vmid: int, path: str) -> VmConfig:
@@ -74,7 +76,7 @@ def parse_vm_config(text: str, vmid: int, path: str) -> VmConfig:
     ).hexdigest()
     section = _Section("main", "", conf.main)
     finished: list[_Section] = []
-    seen_sections: set[str] = set()
+    seen_sections: dict[str, dict[str, int]] = {}
     prefix = f"vm {vmid} -"
     for lineno, line in enumerate(text.split("\n"), start=1):
         if _BLANK.fullmatch(line):
@@ -86,8 +88,7 @@ def parse_vm_config(text: str, vmid: int, path: str) -> VmConfig:
             key = f"{kind}:{name}"
             if key in seen_sections:
                 conf.problems.append(f"{prefix} duplicate section '{line.strip()}' (line {lineno})")
-            seen_sections.add(key)
-            section = _Section(kind, name, values)
+            section = _Section(kind, name, values, seen_sections.setdefault(key, {}))
         elif _ANY_SECTION.fullmatch(line):
             conf.problems.append(
                 f"{prefix} skipping unknown section '{line.strip()}' (line {lineno})"
