@@ -59,12 +59,12 @@ def parse_proc_status(text: str) -> tuple[int | None, frozenset[int]]:
     for line in text.splitlines():
         key, _, value = line.partition(":")
         fields = value.split()
-        if key == "Uid" and fields and fields[0].isdigit():
-            uid = int(fields[1] if len(fields) > 1 and fields[1].isdigit() else fields[0])
-        elif key == "Gid" and fields and fields[0].isdigit():
-            gids.add(int(fields[1] if len(fields) > 1 and fields[1].isdigit() else fields[0]))
+        if key == "Uid" and fields and fields[0].isdecimal():
+            uid = int(fields[1] if len(fields) > 1 and fields[1].isdecimal() else fields[0])
+        elif key == "Gid" and fields and fields[0].isdecimal():
+            gids.add(int(fields[1] if len(fields) > 1 and fields[1].isdecimal() else fields[0]))
         elif key == "Groups":
-            gids.update(int(f) for f in fields if f.isdigit())
+            gids.update(int(f) for f in fields if f.isdecimal())
     return uid, frozenset(gids)
 
 
@@ -73,7 +73,7 @@ def parse_group_file(text: str) -> dict[str, tuple[int, tuple[str, ...]]]:
     groups: dict[str, tuple[int, tuple[str, ...]]] = {}
     for line in text.splitlines():
         parts = line.split(":")
-        if len(parts) < 4 or not parts[2].isdigit():
+        if len(parts) < 4 or not parts[2].isdecimal():
             continue
         members = tuple(m for m in parts[3].strip().split(",") if m)
         groups.setdefault(parts[0], (int(parts[2]), members))

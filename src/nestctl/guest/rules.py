@@ -266,7 +266,10 @@ def _hypervisor_off(wf: WindowsFacts) -> str | None:
     if wf.launchtype is not None and wf.launchtype.lower() == "off":
         return "bcdedit hypervisorlaunchtype is Off: the hypervisor does not start at boot"
     if wf.hypervisor_events and wf.hypervisor_events[0] == 5:
-        return "the hypervisor's newest event is ID 5: launch aborted, auto-launch is disabled"
+        return (
+            "the hypervisor logged event ID 5 last (launch aborted: auto-launch is disabled; "
+            "the event may predate this boot)"
+        )
     return None
 
 

@@ -229,7 +229,7 @@ def parse_services(text: str) -> dict[str, str]:
         if len(fields) != 2 or fields[0].lower() not in SERVICES:
             continue
         status = fields[1]
-        if status.isdigit():
+        if status.isdecimal():
             status = SERVICE_STATES.get(int(status), f"unknown({status})")
         found[fields[0].lower()] = status
     return found
@@ -237,7 +237,7 @@ def parse_services(text: str) -> dict[str, str]:
 
 def parse_event_ids(text: str) -> tuple[int, ...]:
     """Event IDs, one per line, newest first (as Get-WinEvent returns them)."""
-    return tuple(int(s) for s in decode_output(text).split() if s.isdigit() and len(s) < 7)
+    return tuple(int(s) for s in decode_output(text).split() if s.isdecimal() and len(s) < 7)
 
 
 _HRESULT = re.compile(r"\b0x8[0-9a-f]{7}\b", re.IGNORECASE)
@@ -265,7 +265,7 @@ def parse_wsl_status(text: str) -> int | None:
     for line in decode_output(text).splitlines():
         if line.strip().lower().startswith("default version:"):
             value = line.partition(":")[2].strip()
-            return int(value) if value.isdigit() else None
+            return int(value) if value.isdecimal() else None
     return None
 
 
@@ -281,7 +281,7 @@ def parse_wsl_list(text: str) -> tuple[tuple[str, str, int | None], ...]:
         )
         if len(fields) < 3 or fields[-2] not in _WSL_STATES:
             continue
-        version = int(fields[-1]) if fields[-1].isdigit() else None
+        version = int(fields[-1]) if fields[-1].isdecimal() else None
         rows.append((" ".join(fields[:-2]), fields[-2], version))
     return tuple(rows)
 
