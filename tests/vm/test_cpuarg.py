@@ -354,3 +354,13 @@ def test_parse_and_predict_is_fast() -> None:
         predict_cpu(parse_vm_config(text, i, f"/etc/pve/qemu-server/{i}.conf").current(), INTEL)
     elapsed = time.perf_counter() - start
     assert elapsed < 1.0, f"5000 configs took {elapsed:.2f} s"
+
+
+def test_predictions_are_shared_only_between_equivalent_configs() -> None:
+    a = predict_cpu({"cpu": "host", "cores": "2", "net0": "virtio=AA"}, INTEL)
+    b = predict_cpu({"cpu": "host", "cores": "8", "net0": "e1000=BB"}, INTEL)
+    assert a is b
+    c = predict_cpu({"cpu": "host", "cores": "2", "net0": "virtio=AA"}, AMD)
+    assert c is not a
+    assert predict_cpu({"cpu": "host", "args": "-cpu max"}, INTEL).replaced_by_args == "max"
+    assert predict_cpu({"cpu": "host", "args": "-cpu qemu64"}, INTEL).replaced_by_args == "qemu64"

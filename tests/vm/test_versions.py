@@ -13,6 +13,7 @@ from nestctl.vm.versions import (
     PackageVersions,
     compare_versions,
     cpu_env_for,
+    cpu_env_from_host,
     parse_dpkg_status,
     read_versions,
     upstream_tuple,
@@ -117,3 +118,30 @@ def test_cpu_env_overrides() -> None:
     assert env.qemu_server_version == (9, 0, 26)
     assert cpu_env_for(pve_version=(9, 2)).qemu_server_version is None
     assert cpu_env_for(pve_version=(8, 4)).qemu_server_version == (8, 3, 13)
+
+
+def test_cpu_env_from_a_pve92_host_tree(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "/var/lib/dpkg/status": STATUS_92,
+            "/proc/cpuinfo": "vendor_id\t: GenuineIntel\nflags\t\t: fpu vmx sse2\n",
+            "/etc/hostname": "pve1\n",
+            "/etc/pve/virtual-guest/cpu-models.conf": "cpu-model: nest\n    flags +vmx\n",
+        },
+    )
+    env, versions, problems = cpu_env_from_host(Host(tmp_path))
+    assert problems == []
+    assert versions.qemu_server == (9, 2, 6)
+    assert env.nodename == "pve1"
+    assert env.custom_models == {"nest": {"flags": "+vmx"}}
+    assert predict_cpu({"cpu": "custom-nest"}, env).value == (
+        "kvm64,enforce,+kvm_pv_eoi,+kvm_pv_unhalt,+lahf_lm,+sep,+vmx"
+    )
+
+
+def test_cpu_env_from_an_empty_tree_still_works(tmp_path: Path) -> None:
+    env, _versions, problems = cpu_env_from_host(Host(tmp_path), qemu_version=(10, 1, 2))
+    assert env.qemu_version == (10, 1, 2)
+    assert env.qemu_server_version is None
+    assert problems == ["/proc/cpuinfo: unreadable; nested-virt is resolved from the CPU vendor"]

@@ -26,8 +26,6 @@ _SPECIAL = re.compile(r"\[special:(cloudinit|fleecing)\]\s*", re.ASCII | re.IGNO
 _SNAPSHOT = re.compile(r"\[([a-z][a-z0-9_\-]+)\]\s*", re.ASCII | re.IGNORECASE)
 _ANY_SECTION = re.compile(r"\s*\[.*\]\s*", re.ASCII)
 _KEY_VALUE = re.compile(r"([a-z][a-z_-]*\d*):\s*(.+?)\s*", re.ASCII)
-_DESCRIPTION = re.compile(r"description:\s*(.*\S)\s*", re.ASCII)
-_DELETE = re.compile(r"delete:\s*(.*\S)\s*", re.ASCII)
 _BLANK = re.compile(r"\s*", re.ASCII)
 _CONF_NAME = re.compile(r"(\d+)\.conf", re.ASCII)
 _DELETE_SPLIT = re.compile(r"[,;\s]+", re.ASCII)
@@ -114,22 +112,20 @@ def _line(section: _Section, line: str, lineno: int, conf: VmConfig, prefix: str
     if line.startswith("#"):
         section.descr.append(decode_text(line[1:]))
         return
-    m = _DESCRIPTION.fullmatch(line)
-    if m:
-        section.descr.append(decode_text(m.group(1)))
+    m = _KEY_VALUE.fullmatch(line)
+    if not m:
+        conf.problems.append(f"{prefix} unable to parse config: {line} (line {lineno})")
         return
-    m = _DELETE.fullmatch(line)
-    if m:
+    if m.group(1) == "description":
+        section.descr.append(decode_text(m.group(2)))
+        return
+    if m.group(1) == "delete":
         if section.kind == "pending":
-            conf.pending_delete.extend(parse_pending_delete(m.group(1)))
+            conf.pending_delete.extend(parse_pending_delete(m.group(2)))
         else:
             conf.problems.append(
                 f"{prefix} property 'delete' is only allowed in [PENDING] (line {lineno})"
             )
-        return
-    m = _KEY_VALUE.fullmatch(line)
-    if not m:
-        conf.problems.append(f"{prefix} unable to parse config: {line} (line {lineno})")
         return
     key, value = m.group(1), m.group(2)
     if key == "cdrom":

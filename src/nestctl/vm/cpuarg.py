@@ -537,14 +537,13 @@ def _build(
     )
     value = _cpu_options(inputs, warnings, stdout)
     # Later guards of config_to_command that raise the printed +pveN (reference §3.1).
-    for key in sorted(conf):
-        m = _SCSI_KEY.fullmatch(key)
-        if m and int(m.group(1)) > 13 and not guard(4, 1, 2):
-            raise ProxmoxDie(
-                f"scsi{m.group(1)}: machine version 4.1~pve2 or higher is required to use more "
-                "than 14 SCSI disks"
-            )
-    if any(_NET_KEY.fullmatch(k) for k in conf):
+    big_scsi = sorted(int(k[4:]) for k in conf if _SCSI_KEY.fullmatch(k) and int(k[4:]) > 13)
+    if big_scsi and not guard(4, 1, 2):
+        raise ProxmoxDie(
+            f"scsi{big_scsi[0]}: machine version 4.1~pve2 or higher is required to use more "
+            "than 14 SCSI disks"
+        )
+    if any(k.startswith("net") and _NET_KEY.fullmatch(k) for k in conf):
         guard(10, 0, 1)
     mtype = machine.conf.get("type")
     if not ((mtype and mtype.startswith("virt")) or (not mtype and arch == "aarch64")):
@@ -568,8 +567,37 @@ def args_cpu(args: str | None) -> str | None:
     return found
 
 
+#: Keys the prediction reads; for net/scsi only the key matters, not the value.
+_RELEVANT = re.compile(
+    r"cpu|ostype|machine|meta|bios|arch|kvm|template|args|hostpci\d+|(net|scsi)\d+", re.ASCII
+)
+_CACHE_MAX = 4096
+_cache: dict[tuple[int, tuple[tuple[str, str], ...]], tuple[CpuEnv, CpuPrediction]] = {}
+
+
 def predict_cpu(conf: Mapping[str, str], env: CpuEnv) -> CpuPrediction:
-    """The -cpu value (unquoted) Proxmox builds for `conf` on the host `env` describes."""
+    """The -cpu value (unquoted) Proxmox builds for `conf` on the host `env` describes.
+
+    Configs that agree on every key the prediction reads share one answer (clusters hold many
+    near-identical VMs); the cache is keyed per CpuEnv object.
+    """
+    items = []
+    for k, v in conf.items():
+        m = _RELEVANT.fullmatch(k)
+        if m:
+            items.append((k, "" if m.group(1) else v))
+    key = (id(env), tuple(sorted(items)))
+    hit = _cache.get(key)
+    if hit is not None and hit[0] is env:
+        return hit[1]
+    pred = _predict(conf, env)
+    if len(_cache) >= _CACHE_MAX:
+        _cache.clear()
+    _cache[key] = (env, pred)
+    return pred
+
+
+def _predict(conf: Mapping[str, str], env: CpuEnv) -> CpuPrediction:
     warnings: list[str] = []
     stdout: list[str] = []
     template = parse_boolean(conf.get("template", "")) == "1"

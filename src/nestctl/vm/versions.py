@@ -187,3 +187,38 @@ def cpu_env_for(
         custom_models=dict(custom_models or {}),
         nodename=nodename,
     )
+
+
+def cpu_env_from_host(
+    host: Host,
+    *,
+    qemu_version: tuple[int, ...] | None = None,
+    pve_version: tuple[int, ...] | None = None,
+) -> tuple[CpuEnv, PackageVersions, list[str]]:
+    """Everything -cpu prediction needs from one host: versions, cpuinfo, custom models, node.
+
+    Returns the env, the versions read and problems (unreadable files, bad custom models).
+    """
+    from nestctl.host.cpuinfo import parse_cpuinfo  # noqa: PLC0415 - keep start-up lean
+    from nestctl.vm.config import local_node  # noqa: PLC0415
+    from nestctl.vm.cpumodels import load_custom_models  # noqa: PLC0415
+
+    versions = read_versions(host)
+    problems = list(versions.problems)
+    text = host.read_text("/proc/cpuinfo")
+    info = parse_cpuinfo(text) if text else None
+    if info is None:
+        problems.append("/proc/cpuinfo: unreadable; nested-virt is resolved from the CPU vendor")
+    arch = "aarch64" if text and "CPU implementer" in text and "vendor_id" not in text else "x86_64"
+    models, model_problems = load_custom_models(host)
+    problems.extend(model_problems)
+    env = cpu_env_for(
+        versions=versions,
+        cpuinfo=info,
+        custom_models=models,
+        qemu_version=qemu_version,
+        pve_version=pve_version,
+        host_arch=arch,
+        nodename=local_node(host) or "localhost",
+    )
+    return env, versions, problems
