@@ -124,8 +124,9 @@ def test_host_side_names_the_broken_layer(tmp_path: Path) -> None:
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown of the fake /dev/kvm needs root")
 def test_dev_kvm_without_permission(tmp_path: Path) -> None:
     tree = l1_kvm()
-    tree["/proc/self/status"] = "Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\n"
-    tree["/proc/self/status"] += "Groups:\t1000 \n"
+    tree["/proc/self/status"] = (
+        "Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nGroups:\t1000 \n"
+    )
     write_tree(tmp_path, tree)
     os.chown(tmp_path / "dev/kvm", 0, 104)
     (tmp_path / "dev/kvm").chmod(0o660)

@@ -14,6 +14,7 @@ from nestctl.host.cpuinfo import CpuInfo
 
 Accel = Literal["kvm", "tcg", "other", "none", "unknown"]
 Certainty = Literal["strong", "medium", "weak"]
+Status = Literal["ready", "not-enabled", "not-ready", "unknown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,7 @@ class LinuxFacts:
 class ProductVerdict:
     """One Windows product's verdict (Hyper-V, WSL2, Docker Desktop) and what it rests on."""
 
-    status: Literal["ready", "not-enabled", "not-ready", "unknown"]
+    status: Status
     reason: str
     rests_on: tuple[str, ...]  # "host side", "guest outcome", "hints"
 

@@ -145,7 +145,7 @@ def probe_kvm_access(machine: Machine, dev_kvm: bool) -> KvmAccess:
         why = "opened read-write by this user" if ok else "this user may not open it read-write"
         if st is not None and uid is not None:
             mode = kvm_access_from_mode(st[0], st[1], st[2], uid=uid, gids=gids, group=group)
-            why += f" ({mode.reason})"
+            why += f"; {mode.reason}"
         return KvmAccess(ok, why, group, user)
     if st is None or uid is None:
         return KvmAccess(None, "could not read /dev/kvm's owner or this user's groups", group, user)

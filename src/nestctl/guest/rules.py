@@ -16,6 +16,7 @@ from nestctl.guest.facts import (
     HostSide,
     LinuxFacts,
     ProductVerdict,
+    Status,
     WindowsFacts,
 )
 
@@ -344,7 +345,10 @@ def wsl2_verdict(wf: WindowsFacts, hs: HostSide | None) -> ProductVerdict:
             "ready", f"Virtual Machine Platform is enabled and {note}", (*host, "guest outcome")
         )
     return ProductVerdict(
-        "unknown", f"Virtual Machine Platform is enabled, WSL2 not seen running; {note}", host
+        "unknown",
+        f"Virtual Machine Platform is enabled, WSL2 not seen running ('nestctl guest --try-wsl' "
+        f"starts it once); {note}",
+        host,
     )
 
 
@@ -352,6 +356,7 @@ def docker_verdict(hyperv: ProductVerdict, wsl2: ProductVerdict) -> ProductVerdi
     """Docker Desktop runs on WSL2 (default) or Hyper-V; Docker supports only ESXi/Azure VMs."""
     scope = "Docker supports Desktop in VMs only on VMware ESXi and Azure: unsupported here"
     statuses = (wsl2.status, hyperv.status)
+    status: Status
     if "ready" in statuses:
         status = "ready"
     elif "unknown" in statuses:
@@ -361,7 +366,7 @@ def docker_verdict(hyperv: ProductVerdict, wsl2: ProductVerdict) -> ProductVerdi
     else:
         status = "not-ready"
     reason = f"WSL2 backend: {wsl2.status}; Hyper-V backend: {hyperv.status}; {scope}"
-    return ProductVerdict(status, reason, ("WSL2 verdict", "Hyper-V verdict"))  # type: ignore[arg-type]
+    return ProductVerdict(status, reason, ("WSL2 verdict", "Hyper-V verdict"))
 
 
 def windows_verdicts(wf: WindowsFacts, hs: HostSide | None) -> dict[str, ProductVerdict]:
