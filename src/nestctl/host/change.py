@@ -108,7 +108,7 @@ def change_report(
             out = Outcome("nothing-to-do", "nothing to do: nested is already as asked")
         else:
             blocked = apply_refusal(host, plan)
-            out = Outcome("planned", "dry run: nothing changed")
+            out = Outcome("planned", "dry run: this plan would be applied; nothing changed")
             if blocked is not None:
                 out.remaining = [blocked]
     else:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 SUMMARIES = {
     Verdict.READY: "nested virtualization is on and will stay on",
-    Verdict.NOT_READY: "nested virtualization is not available here yet",
+    Verdict.NOT_READY: "nested virtualization is not ready (see the errors below)",
     Verdict.UNKNOWN: "some facts could not be determined",
 }
 
