@@ -24,8 +24,9 @@ NODES_DIR = "/etc/pve/nodes"
 _PENDING = re.compile(r"\[PENDING\]\s*", re.ASCII | re.IGNORECASE)
 _SPECIAL = re.compile(r"\[special:(cloudinit|fleecing)\]\s*", re.ASCII | re.IGNORECASE)
 _SNAPSHOT = re.compile(r"\[([a-z][a-z0-9_\-]+)\]\s*", re.ASCII | re.IGNORECASE)
-_ANY_SECTION = re.compile(r"\s*\[.*\]\s*", re.ASCII)
-_KEY_VALUE = re.compile(r"([a-z][a-z_-]*\d*):\s*(.+?)\s*", re.ASCII)
+_ANY_SECTION = re.compile(r"\[([^\]]*)\]\s*", re.ASCII)
+_SNAPSTATE = re.compile(r"snapstate:\s*(prepare|delete)\s*$", re.ASCII)
+_KEY_VALUE = re.compile(r"([a-z][a-z_\-]*\d*):\s*(.+?)\s*", re.ASCII)
 _BLANK = re.compile(r"\s*", re.ASCII)
 _CONF_NAME = re.compile(r"(\d+)\.conf", re.ASCII)
 _DELETE_SPLIT = re.compile(r"[,;\s]+", re.ASCII)
@@ -54,81 +55,128 @@ def parse_pending_delete(text: str) -> list[tuple[str, bool]]:
 
 
 class _Section:
-    """One section being read: its values, description lines and where each key came from."""
+    """One section being read: its values, description and where each key came from."""
 
-    def __init__(
-        self, kind: str, name: str, values: dict[str, str], lines: dict[str, int] | None = None
-    ) -> None:
-        self.kind = kind  # main | pending | special | snapshot | skip
+    def __init__(self, kind: str, name: str, values: dict[str, str]) -> None:
+        self.kind = kind  # main | pending | special | snapshot
         self.name = name
         self.values = values
-        self.descr: list[str] = []
-        self.lines: dict[str, int] = {} if lines is None else lines  # shared when re-opened
+        self.descr: str | None = None
+        self.lines: dict[str, int] = {}
+
+    def finish_description(self, conf: VmConfig) -> None:
+        if self.descr is None:
+            return
+        descr = self.descr.rstrip()
+        if self.kind == "main":
+            conf.description = descr
+        else:
+            self.values["description"] = descr
+        self.descr = None
 
 
 def parse_vm_config(text: str, vmid: int, path: str) -> VmConfig:
-    """Parse a VM config's text; `path` is only used in messages."""
+    """Parse a VM config's text like qemu-server's parse_vm_config (non-strict mode).
+
+    Problems use Proxmox's warning texts. Values are kept as written (not schema-checked), so
+    nestctl can report what Proxmox would refuse; duplicate keys keep the last value.
+    """
     conf = VmConfig(vmid=vmid, path=path)
     conf.digest = hashlib.sha1(  # noqa: S324 - Proxmox's own digest
         text.encode("utf-8", errors="surrogateescape")
     ).hexdigest()
-    section = _Section("main", "", conf.main)
-    finished: list[_Section] = []
-    seen_sections: dict[str, dict[str, int]] = {}
-    prefix = f"vm {vmid} -"
+    current = _Section("main", "", conf.main)
+    section: _Section | None = current
+    state = _State(conf)
     for lineno, line in enumerate(text.split("\n"), start=1):
         if _BLANK.fullmatch(line):
             continue
-        header = _header(line, conf) if line.startswith("[") else None
-        if header is not None:
-            finished.append(section)
-            kind, name, values = header
-            key = f"{kind}:{name}"
-            if key in seen_sections:
-                conf.problems.append(f"{prefix} duplicate section '{line.strip()}' (line {lineno})")
-            section = _Section(kind, name, values, seen_sections.setdefault(key, {}))
-        elif _ANY_SECTION.fullmatch(line):
-            conf.problems.append(
-                f"{prefix} skipping unknown section '{line.strip()}' (line {lineno})"
-            )
-            finished.append(section)
-            section = _Section("skip", "", {})
-        elif section.kind != "skip":
-            _line(section, line, lineno, conf, prefix)
-    finished.append(section)
-    for sec in finished:
-        if not sec.descr:
-            continue
-        descr = "".join(f"{d}\n" for d in sec.descr).rstrip()
-        if sec.kind == "main":
-            conf.description = descr
-        elif sec.kind in ("pending", "snapshot"):
-            sec.values["description"] = descr
+        if line.startswith("["):
+            is_header, opened = _open_section(line, state, current)
+            if is_header:
+                section = opened
+                current = opened or current
+                continue
+        if section is not None:
+            _line(section, line, lineno, state)
+    current.finish_description(conf)
+    if state.pending_delete is not None:
+        conf.pending_delete = parse_pending_delete(state.pending_delete)
     return conf
 
 
-def _line(section: _Section, line: str, lineno: int, conf: VmConfig, prefix: str) -> None:
-    """One line inside a section: description, `delete:`, or `key: value`."""
+class _State:
+    """What spans sections: the config, seen sections and the raw pending `delete:`."""
+
+    def __init__(self, conf: VmConfig) -> None:
+        self.conf = conf
+        self.prefix = f"vm {conf.vmid} -"
+        self.pending_seen = False
+        self.pending_delete: str | None = None  # like `$conf->{delete}`: the last line wins
+
+
+def _open_section(line: str, state: _State, current: _Section) -> tuple[bool, _Section | None]:
+    """(is a header, the new section or None for an unknown one)."""
+    conf, prefix = state.conf, state.prefix
+    if _PENDING.fullmatch(line):
+        current.finish_description(conf)
+        if state.pending_seen:
+            conf.problems.append(f"{prefix} duplicate section: pending")
+        state.pending_seen = True
+        conf.pending.clear()
+        state.pending_delete = None
+        return True, _Section("pending", "pending", conf.pending)
+    m = _SPECIAL.fullmatch(line)
+    if m:
+        current.finish_description(conf)
+        name = m.group(1).lower()
+        if name in conf.special:
+            conf.problems.append(f"{prefix} duplicate special section: {name}")
+        values = conf.special[name] = {}
+        return True, _Section("special", name, values)
+    m = _SNAPSHOT.fullmatch(line)
+    if m:
+        current.finish_description(conf)
+        name = m.group(1)
+        if name in conf.snapshots:
+            conf.problems.append(f"{prefix} duplicate snapshot section: {name}")
+        values = conf.snapshots[name] = {}
+        return True, _Section("snapshot", name, values)
+    m = _ANY_SECTION.fullmatch(line)
+    if m:
+        current.finish_description(conf)
+        conf.problems.append(f"{prefix} skipping unknown section: '{m.group(1)}'")
+        return True, None
+    return False, None
+
+
+def _line(section: _Section, line: str, lineno: int, state: _State) -> None:
+    """One line inside a section: description, snapstate, `delete:` or `key: value`."""
+    conf, prefix = state.conf, state.prefix
     if line.startswith("#"):
-        section.descr.append(decode_text(line[1:]))
+        section.descr = (section.descr or "") + decode_text(line[1:]) + "\n"
         return
     m = _KEY_VALUE.fullmatch(line)
-    if not m:
-        conf.problems.append(f"{prefix} unable to parse config: {line} (line {lineno})")
+    key = m.group(1) if m else None
+    if m and key == "description":
+        section.descr = (section.descr or "") + decode_text(m.group(2))
         return
-    if m.group(1) == "description":
-        section.descr.append(decode_text(m.group(2)))
+    snap = _SNAPSTATE.search(line)
+    if snap:
+        if section.kind != "main":  # Proxmox drops it from the main section again
+            section.values["snapstate"] = snap.group(1)
         return
-    if m.group(1) == "delete":
+    if m is None or key is None:
+        conf.problems.append(f"{prefix} unable to parse config: {line}")
+        return
+    value = m.group(2)
+    if key == "delete":
         if section.kind == "pending":
-            conf.pending_delete.extend(parse_pending_delete(m.group(2)))
+            state.pending_delete = value
         else:
-            conf.problems.append(
-                f"{prefix} property 'delete' is only allowed in [PENDING] (line {lineno})"
-            )
+            conf.problems.append(f"{prefix} property 'delete' is only allowed in [PENDING]")
         return
-    key, value = m.group(1), m.group(2)
-    if key == "cdrom":
+    if key == "cdrom" and section.kind != "special":
         key = "ide2"
     if key in section.values:
         where = "" if section.kind == "main" else f" in [{section.name}]"
@@ -138,19 +186,6 @@ def _line(section: _Section, line: str, lineno: int, conf: VmConfig, prefix: str
         )
     section.values[key] = value
     section.lines[key] = lineno
-
-
-def _header(line: str, conf: VmConfig) -> tuple[str, str, dict[str, str]] | None:
-    if _PENDING.fullmatch(line):
-        return "pending", "PENDING", conf.pending
-    m = _SPECIAL.fullmatch(line)
-    if m:
-        name = m.group(1).lower()
-        return "special", name, conf.special.setdefault(name, {})
-    m = _SNAPSHOT.fullmatch(line)
-    if m:
-        return "snapshot", m.group(1), conf.snapshots.setdefault(m.group(1), {})
-    return None
 
 
 # -- reading them from a host ---------------------------------------------------------------------
