@@ -227,7 +227,10 @@ def test_bare_metal_and_other_hypervisors(tmp_path: Path) -> None:
     _f, _found, _codes, obj = _judge(tmp_path, tree)
     assert (obj["accel"], obj["level"]) == ("none", None)
     assert classify_platform("VMware, Inc.", "VMware7,1", None) == "VMware"
-    assert classify_platform("Microsoft Corporation", "Virtual Machine", None) == "Hyper-V"
+    assert classify_platform("Microsoft Corporation", "Virtual Machine", None) == (
+        "Microsoft Hyper-V"
+    )
+    assert classify_platform(None, None, "xen") == "Xen"
     assert classify_platform("Dell Inc.", "PowerEdge R640", None) is None
 
 

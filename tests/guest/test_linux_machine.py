@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -11,62 +10,12 @@ from hypothesis import strategies as st
 from nestctl.guest.linux import probe_linux
 from nestctl.guest.report import guest_json, guest_report
 from nestctl.guest.rules import guest_findings
-from nestctl.machine import (
-    MAX_READ_BYTES,
-    CommandResult,
-    CommandStatus,
-    FileRead,
-    Host,
-    ReadStatus,
-)
+from nestctl.machine import CommandStatus, Host
 from tests.guest.linux_trees import l1_kvm
+from tests.guest.table_machine import Answer, TableMachine
 from tests.helpers import write_tree
 
 CONTRACT = {"os", "virt_flag", "dev_kvm", "kvm_usable", "accel", "level"}
-
-
-class DictMachine:
-    """A machine with no `stat` and no root: files from a dict, commands from a table (like the
-    guest agent: reads via guest-file-*, everything else via guest-exec)."""
-
-    def __init__(
-        self, files: dict[str, str | bytes], commands: dict[tuple[str, ...], CommandResult]
-    ) -> None:
-        self.files = files
-        self.commands = commands
-        self.ran: list[tuple[str, ...]] = []
-
-    def read(self, hostpath: str, *, max_bytes: int = MAX_READ_BYTES) -> FileRead:
-        if hostpath not in self.files:
-            return FileRead(hostpath, ReadStatus.MISSING)
-        data = self.files[hostpath]
-        text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
-        return FileRead(hostpath, ReadStatus.OK, text[:max_bytes])
-
-    def exists(self, hostpath: str) -> bool:
-        prefix = hostpath.rstrip("/") + "/"
-        return hostpath in self.files or any(p.startswith(prefix) for p in self.files)
-
-    def listdir(self, hostpath: str) -> list[str] | None:
-        prefix = hostpath.rstrip("/") + "/"
-        names = {p[len(prefix) :].split("/")[0] for p in self.files if p.startswith(prefix)}
-        return sorted(names) if names else None
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float = 30.0,
-        stdin: str | None = None,
-        ok_codes: Sequence[int] = (0,),
-    ) -> CommandResult:
-        args = tuple(argv)
-        self.ran.append(args)
-        answer = self.commands.get(args)
-        if answer is None:
-            return CommandResult(args, CommandStatus.NOT_FOUND, 127)
-        status = CommandStatus.OK if answer.rc in ok_codes else CommandStatus.FAILED
-        return CommandResult(args, status, answer.rc, answer.stdout, answer.stderr)
 
 
 STAT = ("stat", "-L", "-c", "%f %u %g", "/dev/kvm")
@@ -74,8 +23,15 @@ TEST = ("sh", "-c", "test -r /dev/kvm && test -w /dev/kvm")
 IS_ACTIVE = ("systemctl", "is-active", "libvirtd")
 
 
-def _ok(argv: tuple[str, ...], rc: int, out: str = "") -> CommandResult:
-    return CommandResult(argv, CommandStatus.OK, rc, out)
+def _ok(rc: int, out: str = "") -> Answer:
+    return Answer(rc, out.encode("utf-8", "surrogatepass"))
+
+
+def DictMachine(  # noqa: N802 - a fake's name
+    files: dict[str, str | bytes], answers: dict[tuple[str, ...], Answer]
+) -> TableMachine:
+    """Like the guest agent: no `stat`, files read, commands run (unknown ones: not found)."""
+    return TableMachine(answers, files, unanswered=CommandStatus.NOT_FOUND)
 
 
 def test_agent_path_uses_commands_for_what_files_cannot_tell() -> None:
@@ -84,9 +40,9 @@ def test_agent_path_uses_commands_for_what_files_cannot_tell() -> None:
     machine = DictMachine(
         tree,
         {
-            STAT: _ok(STAT, 0, "21b0 0 104\n"),  # crw-rw---- root:kvm
-            TEST: _ok(TEST, 1),
-            IS_ACTIVE: _ok(IS_ACTIVE, 0, "active\n"),
+            STAT: _ok(0, "21b0 0 104\n"),  # crw-rw---- root:kvm
+            TEST: _ok(1),
+            IS_ACTIVE: _ok(0, "active\n"),
         },
     )
     facts = probe_linux(machine)
@@ -125,7 +81,7 @@ def test_probe_never_crashes_on_arbitrary_contents(
 ) -> None:
     tree = l1_kvm()
     tree.update(contents)
-    machine = DictMachine(tree, {STAT: _ok(STAT, 0, stat_out), TEST: _ok(TEST, 2)})
+    machine = DictMachine(tree, {STAT: _ok(0, stat_out), TEST: _ok(2)})
     facts = probe_linux(machine)
     found = guest_findings(facts)
     obj = guest_json(facts, found)

@@ -19,19 +19,11 @@ from nestctl.guest.facts import (
     LinuxFacts,
 )
 from nestctl.host.cpuinfo import CpuInfo, parse_cpuinfo
+from nestctl.host.virt import dmi_hypervisor
 from nestctl.machine import CommandStatus, Machine
 
-#: sys_vendor (DMI) -> platform name. Red Hat's KVM and Proxmox both say "QEMU" or "Red Hat".
-_DMI_VENDORS = {
-    "qemu": "QEMU",
-    "red hat": "QEMU",
-    "vmware, inc.": "VMware",
-    "innotek gmbh": "VirtualBox",
-    "xen": "Xen",
-    "amazon ec2": "Amazon EC2",
-    "google": "Google Compute Engine",
-    "parallels software international inc.": "Parallels",
-}
+#: Platforms (as `dmi_hypervisor` names them) that are QEMU, with KVM or with TCG underneath.
+QEMU_FAMILY = frozenset({"QEMU", "KVM", "Bochs"})
 #: Clock sources a paravirtual guest is offered; each names its hypervisor for certain.
 _PV_CLOCKS = {"kvm-clock": "kvm", "hyperv_clocksource_tsc_page": "other", "xen": "other"}
 
@@ -157,18 +149,11 @@ def probe_kvm_access(machine: Machine, dev_kvm: bool) -> KvmAccess:
 
 
 def classify_platform(vendor: str | None, product: str | None, sys_hv: str | None) -> str | None:
-    """The virtual platform DMI names, or None for bare metal / unknown."""
-    v = (vendor or "").strip().lower()
-    p = (product or "").strip().lower()
-    if v in _DMI_VENDORS:
-        return _DMI_VENDORS[v]
-    if v == "microsoft corporation" and "virtual machine" in p:
-        return "Hyper-V"
-    if p in ("kvm", "virtualbox", "bochs") or p.startswith("standard pc ("):
-        return "QEMU" if p != "virtualbox" else "VirtualBox"
-    if (sys_hv or "").strip().lower() == "xen":
+    """The virtual platform DMI (or /sys/hypervisor) names, or None for bare metal / unknown."""
+    name = dmi_hypervisor(vendor, product)
+    if name is None and (sys_hv or "").strip().lower() == "xen":
         return "Xen"
-    return None
+    return name
 
 
 def detect_accel(
@@ -190,12 +175,13 @@ def detect_accel(
         ev.append(
             Evidence(f"CPU model name {model!r} (also seen under KVM with -cpu qemu64)", "weak")
         )
-    if platform == "QEMU" or (hv_flag and platform is None):
+    qemu = platform in QEMU_FAMILY
+    if qemu or (hv_flag and platform is None):
         if clocksources is None:
             ev.append(Evidence("clock sources unreadable: KVM and TCG not told apart", "weak"))
             return "unknown", tuple(ev)
         ev.append(Evidence("no kvm-clock: TCG emulation (or KVM with kvmclock disabled)", "medium"))
-        return ("tcg" if platform == "QEMU" else "unknown"), tuple(ev)
+        return ("tcg" if qemu else "unknown"), tuple(ev)
     if platform is not None:
         return "other", tuple(ev)
     if cpu is None:

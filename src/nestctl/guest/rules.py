@@ -19,6 +19,8 @@ from nestctl.guest.facts import (
     Status,
     WindowsFacts,
 )
+from nestctl.guest.linux import QEMU_FAMILY
+from nestctl.host.virt import dmi_hypervisor
 
 _NO_VMID = "the VM id cannot be seen from inside the guest: `qm list` on the host shows it"
 
@@ -437,23 +439,26 @@ def windows_findings(wf: WindowsFacts, hs: HostSide | None = None) -> list[Findi
     return out
 
 
+def _windows_platform(wf: WindowsFacts) -> str | None:
+    """The virtual platform Win32_ComputerSystem's Manufacturer/Model name (SMBIOS, like DMI)."""
+    return dmi_hypervisor(str(wf.hints.get("Manufacturer") or ""), str(wf.hints.get("Model") or ""))
+
+
 def windows_accel(wf: WindowsFacts, hs: HostSide | None) -> Accel:
     if hs is not None and hs.accel is not None:
         return hs.accel
-    maker = str(wf.hints.get("Manufacturer") or "").lower()
-    if maker.startswith(("vmware", "innotek", "xen", "parallels")):
+    platform = _windows_platform(wf)
+    if platform is not None and platform not in QEMU_FAMILY:
         return "other"
-    if wf.hints.get("HypervisorPresent") is False:
+    if platform is None and wf.hints.get("HypervisorPresent") is False:
         return "none"
-    return "unknown"
+    return "unknown"  # under QEMU, KVM and TCG look alike from inside Windows
 
 
 def windows_level(wf: WindowsFacts, hs: HostSide | None) -> int | None:
     """1 when the firmware names a virtual platform (HypervisorPresent is also true on metal
     with Hyper-V on); the host side knows better."""
-    maker = str(wf.hints.get("Manufacturer") or "").lower()
-    virtual = maker.startswith(("qemu", "vmware", "innotek", "xen", "red hat", "parallels"))
-    return effective_level(1 if virtual else None, hs)
+    return effective_level(1 if _windows_platform(wf) is not None else None, hs)
 
 
 def guest_findings(facts: GuestFacts, host_side: HostSide | None = None) -> list[Finding]:
