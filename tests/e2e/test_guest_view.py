@@ -113,3 +113,23 @@ def test_report_boot_times(booted_guests: dict[str, BootedGuest]) -> None:
         assert guest.boot_seconds is not None
         assert guest.boot_seconds < 60, f"-cpu {guest.cpu} took {guest.boot_seconds:.1f} s"
         print(f"boot -cpu {guest.cpu}: {guest.boot_seconds:.1f} s to @@READY")
+
+
+def test_guest_report_through_the_agent_matches_the_guest(booted: BootedGuest) -> None:
+    """The guest layer's own probes, run from the host over the real agent: the contract keys say
+    what the guest's console said (including svm visible while /dev/kvm cannot appear)."""
+    from nestctl.guest.report import guest_report  # noqa: PLC0415
+
+    machine = _machine(booted)
+    try:
+        report = guest_report(machine, os="linux")
+    finally:
+        machine.agent.close()
+    guest = report.payload["guest"]
+    want_flag = "svm" if "svm" in booted.flags else ("vmx" if "vmx" in booted.flags else None)
+    assert guest["virt_flag"] == want_flag
+    assert guest["dev_kvm"] is booted.dev_kvm
+    assert guest["kvm_usable"] is booted.dev_kvm  # qemu-ga runs as root: access is not the issue
+    assert guest["accel"] == "tcg"
+    assert guest["linux"]["vendor_id"] == booted.vendor
+    assert machine.failure is None
