@@ -147,12 +147,11 @@ def apply_plan(host: Host, plan: Plan, *, stamp: str | None = None) -> Outcome:
         return out
     if not result.ok:
         # The module is out and would not come back with the new setting: undo and load it again.
-        out.restored = _restore(host, list(plan.files), out.written)
+        undo = _undo_files(host, plan, out)
         again = _run(host, out, ("modprobe", module))
         out.state = "failed"
         out.message = (
-            f"loading {module} with the new setting failed ({result.describe()}); restored the "
-            "previous files and "
+            f"loading {module} with the new setting failed ({result.describe()}); {undo} and "
             + (
                 "loaded it again"
                 if again.ok
@@ -168,12 +167,25 @@ def apply_plan(host: Host, plan: Plan, *, stamp: str | None = None) -> Outcome:
             f"done: {module} nested is now {'on' if plan.desired else 'off'}, and persisted"
         )
         return out
-    out.restored = _restore(host, list(plan.files), out.written)
-    _reload(host, out, module)
+    undo = _undo_files(host, plan, out)
+    again = _reload(host, out, module)
     out.live_after = read_param(host, module, "nested").value
     out.state = "restored"
     out.message = (
-        f"the reload did not take ({module} nested reads {live!r} afterwards); restored the "
-        "previous files and reloaded the module"
+        f"the reload did not take ({module} nested reads {live!r} afterwards); {undo} and "
+        + (
+            "reloaded the module"
+            if again.ok
+            else f"reloading the module failed: {again.describe()}"
+        )
     )
     return out
+
+
+def _undo_files(host: Host, plan: Plan, out: Outcome) -> str:
+    """Put the previous files back; say what happened (a failure names the backups)."""
+    try:
+        out.restored = _restore(host, list(plan.files), out.written)
+    except OSError as exc:
+        return f"restoring the previous files failed ({exc}; backups: {', '.join(out.backups)})"
+    return "restored the previous files"

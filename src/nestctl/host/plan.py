@@ -188,9 +188,7 @@ def _other_changes(
         text = _must_read(host, path)
         new = comment_out(text, directives, marker)
         if path.startswith(ETC_DIR + "/"):
-            changes.append(
-                FileChange(path, text, new, f"comment out conflicting line(s) in {path}")
-            )
+            changes.append(FileChange(path, text, new, "comment out the conflicting line(s)"))
         else:
             # Files under /lib, /usr/lib, /run belong to packages or the boot: hide, do not edit.
             target = f"{ETC_DIR}/{path.rsplit('/', 1)[-1]}"
