@@ -124,7 +124,7 @@ def test_digest_is_sha1_of_the_whole_raw_text() -> None:
 
 
 def test_parse_pending_delete_dedupes() -> None:
-    assert parse_pending_delete(" a,,a; !b ") == [("a", False), ("b", True)]
+    assert parse_pending_delete(" a,,!a; !b ") == [("a", True), ("b", True)]
 
 
 @settings(max_examples=300, deadline=None)

@@ -74,10 +74,12 @@ def _directives(description: str) -> dict[str, str]:
 
 
 def _env(d: dict[str, str]) -> CpuEnv:
-    qemu = parse_version_arg(d.get("QEMU_VERSION", "11.0.0"))
+    text = d.get("QEMU_VERSION", "11.0.0")
+    qemu = parse_version_arg(text)
     assert qemu is not None
     q3 = (*qemu, 0, 0, 0)[:3]
     return CpuEnv(
+        qemu_version_text=text,
         host_vendor=d.get("HOST_CPU_VENDOR", "GenuineIntel"),
         host_arch=d.get("HOST_ARCH", "x86_64"),
         qemu_version=(q3[0], q3[1], q3[2]),

@@ -364,3 +364,17 @@ def test_predictions_are_shared_only_between_equivalent_configs() -> None:
     assert c is not a
     assert predict_cpu({"cpu": "host", "args": "-cpu max"}, INTEL).replaced_by_args == "max"
     assert predict_cpu({"cpu": "host", "args": "-cpu qemu64"}, INTEL).replaced_by_args == "qemu64"
+
+
+def test_qemu_version_is_named_as_qemu_reports_it() -> None:
+    env = CpuEnv(qemu_version=(9, 0, 0), qemu_version_text="9.0")
+    assert predict_cpu({"machine": "pc-q35-10.0"}, env).error == (
+        "Installed QEMU version '9.0' is too old to run machine type 'pc-q35-10.0+pve0', "
+        "please upgrade node 'localhost'"
+    )
+    rc = CpuEnv(qemu_version=(10, 0, 90), qemu_version_text="10.0.90")
+    p = predict_cpu({"machine": "pc-q35-10.1"}, rc)
+    assert p.error is None
+    assert p.warnings == (
+        "warning: Installed QEMU version (10.0.90) is a release candidate, ignoring version checks",
+    )

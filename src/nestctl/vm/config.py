@@ -40,18 +40,19 @@ def decode_text(text: str) -> str:
 
 
 def parse_pending_delete(text: str) -> list[tuple[str, bool]]:
-    """AbstractConfig::parse_pending_delete: `,` `;` or whitespace separated, `!` = force."""
-    out: list[tuple[str, bool]] = []
-    seen: set[str] = set()
+    """AbstractConfig::parse_pending_delete: `,` `;` or whitespace separated, `!` = force.
+
+    A key listed twice keeps its first place and the last force flag (a Perl hash).
+    """
+    found: dict[str, bool] = {}
     for item in _DELETE_SPLIT.split(text.strip()):
         if not item:
             continue
         force = item.startswith("!")
         key = item[1:] if force else item
-        if key and key not in seen:
-            seen.add(key)
-            out.append((key, force))
-    return out
+        if key:
+            found[key] = force
+    return list(found.items())
 
 
 class _Section:
@@ -126,22 +127,18 @@ def _open_section(line: str, state: _State, current: _Section) -> tuple[bool, _S
         conf.pending.clear()
         state.pending_delete = None
         return True, _Section("pending", "pending", conf.pending)
-    m = _SPECIAL.fullmatch(line)
-    if m:
-        current.finish_description(conf)
-        name = m.group(1).lower()
-        if name in conf.special:
-            conf.problems.append(f"{prefix} duplicate special section: {name}")
-        values = conf.special[name] = {}
-        return True, _Section("special", name, values)
-    m = _SNAPSHOT.fullmatch(line)
-    if m:
-        current.finish_description(conf)
-        name = m.group(1)
-        if name in conf.snapshots:
-            conf.problems.append(f"{prefix} duplicate snapshot section: {name}")
-        values = conf.snapshots[name] = {}
-        return True, _Section("snapshot", name, values)
+    for kind, regex, store in (
+        ("special", _SPECIAL, conf.special),
+        ("snapshot", _SNAPSHOT, conf.snapshots),
+    ):
+        m = regex.fullmatch(line)
+        if m:
+            current.finish_description(conf)
+            name = m.group(1).lower() if kind == "special" else m.group(1)
+            if name in store:
+                conf.problems.append(f"{prefix} duplicate {kind} section: {name}")
+            values = store[name] = {}
+            return True, _Section(kind, name, values)
     m = _ANY_SECTION.fullmatch(line)
     if m:
         current.finish_description(conf)

@@ -514,7 +514,7 @@ def _build(
     ver = _versions(env.qemu_server_version)
     if parse_boolean(conf.get("template", "")) == "1":
         conf = _template_conf(conf)
-    kvmver = ".".join(str(p) for p in env.qemu_version)
+    kvmver = env.qemu_version_text or ".".join(str(p) for p in env.qemu_version)
     if env.qemu_version[0] < 6:
         raise ProxmoxDie(f"Detected old QEMU binary ('{kvmver}', at least 6.0 is required)")
     arch = conf.get("arch") or env.host_arch
@@ -522,6 +522,7 @@ def _build(
         conf,
         arch=arch,
         kvm_version=env.qemu_version,
+        kvm_version_text=kvmver,
         qemu_server=env.qemu_server_version,
         nodename=env.nodename,
     )

@@ -175,13 +175,14 @@ def resolve_machine(
     *,
     arch: str,
     kvm_version: tuple[int, int, int],
+    kvm_version_text: str | None = None,
     qemu_server: tuple[int, ...] | None = None,
     nodename: str = "localhost",
 ) -> Machine:
     """get_vm_machine + the version checks of config_to_command; raises ProxmoxDie."""
     revs = pve_revisions(qemu_server)
     kvm: MachineVersion = (kvm_version[0], kvm_version[1], 0)
-    kvmver = ".".join(str(p) for p in kvm_version)
+    kvmver = kvm_version_text or ".".join(str(p) for p in kvm_version)
     mconf: dict[str, str] = {}
     if conf.get("machine"):
         parsed, err = try_parse(conf["machine"], machine_fmt(qemu_server))  # type: ignore[arg-type]
@@ -200,7 +201,8 @@ def resolve_machine(
     else:
         version = (kvm[0], kvm[1], _pve_for(revs, kvm))
     warnings: list[str] = []
-    if kvm_version[2] >= 90:
+    micro = re.match(r"\d+\.\d+\.(\d+)", kvmver)
+    if micro and int(micro.group(1)) >= 90:
         warnings.append(
             f"warning: Installed QEMU version ({kvmver}) is a release candidate, "
             "ignoring version checks"

@@ -55,6 +55,7 @@ class CpuEnv:
     qemu_server_version: tuple[int, ...] | None = None  # None: newest behaviour we know (9.2.6)
     custom_models: dict[str, dict[str, str]] = field(default_factory=dict)  # name (no custom-)
     nodename: str = "localhost"  # named in Proxmox's "please upgrade node" errors
+    qemu_version_text: str | None = None  # as QEMU reports it ("9.0"), for Proxmox's messages
 
 
 @dataclass(frozen=True)
