@@ -6,10 +6,15 @@ or usage error.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
 from nestctl.cli.common import emit, json_option, open_host, root_option
 from nestctl.machine import Host
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 EPILOG = "Exit codes: 0 ready, 1 problems found, 2 could not check or usage error."
 
@@ -53,7 +58,7 @@ def _change(
     ctx.exit(emit(report, as_json))
 
 
-def _change_options(func: click.decorators.FC) -> click.decorators.FC:
+def _change_options(func: F) -> F:
     func = click.option(
         "--no-reload", is_flag=True, help="Persist only; do not reload the module."
     )(func)
