@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nestctl.vm.config import parse_vm_config
 from nestctl.vm.cpuarg import args_cpu, predict_cpu, quote_arg
@@ -378,3 +380,52 @@ def test_qemu_version_is_named_as_qemu_reports_it() -> None:
     assert p.warnings == (
         "warning: Installed QEMU version (10.0.90) is a release candidate, ignoring version checks",
     )
+
+
+_KEYS = st.sampled_from(
+    [
+        "cpu",
+        "ostype",
+        "machine",
+        "meta",
+        "bios",
+        "arch",
+        "kvm",
+        "template",
+        "args",
+        "hostpci0",
+        "net0",
+        "scsi20",
+    ]
+)
+_VALUES = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            "host",
+            "custom-x",
+            "q35",
+            "pc-q35-11.0+pve2",
+            "win11",
+            "ovmf",
+            "aarch64",
+            "0",
+            "1",
+            "x86-64-v2-AES,flags=+nested-virt",
+            "creation-qemu=10.0",
+            "01:00.0,x-vga=1",
+            "-cpu 'max",
+            "pc-i440fx-4.1.pxe",
+            "kvm32",
+            "host,level=x",
+            "virt",
+        ]
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_KEYS, _VALUES, max_size=8), st.sampled_from([INTEL, AMD, PVE84, PVE90]))
+def test_predict_never_raises(conf: dict[str, str], env: CpuEnv) -> None:
+    p = predict_cpu(conf, env)
+    assert (p.value is None) != (p.error is None)
