@@ -410,3 +410,15 @@ def test_enable_unknown_vm_and_bad_version(tmp_path: Path, monkeypatch: pytest.M
     args = ["vm", "enable", "100", "--profile", "linux-kvm", "--root", str(tmp_path)]
     result = CliRunner().invoke(cli, [*args, "--pve-version", "nine"])
     assert result.exit_code == 2
+
+
+def test_json_lines_writer_is_the_same_object() -> None:
+    import io  # noqa: PLC0415
+
+    from nestctl.cli.vm import write_json_lines  # noqa: PLC0415
+
+    body = {"vms": [{"name": "wïn", "n": [1, {"a": None}]}], "findings": [], "verdict": "ready"}
+    out = io.StringIO()
+    write_json_lines(body, out)
+    assert json.loads(out.getvalue()) == body
+    assert out.getvalue().splitlines()[2].startswith('    {"name": "w\\u00efn"')

@@ -12,12 +12,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nestctl.findings import Finding, Report, Section, Verdict, error, info, unknown, warning
+from nestctl.findings import (
+    Finding,
+    Report,
+    Section,
+    Severity,
+    Verdict,
+    error,
+    info,
+    unknown,
+    warning,
+)
 from nestctl.machine import Host
 from nestctl.vm import exposure as exp
 from nestctl.vm.lint import is_windows, lint_config
 from nestctl.vm.model import CpuEnv, CpuPrediction, VmConfig
-from nestctl.vm.running import RunningCheck, check_running
+from nestctl.vm.running import PID_DIRS, RunningCheck, check_running
 
 #: Options whose pending change needs Proxmox to stop and start the VM to reach QEMU.
 RESTART_KEYS = ("cpu", "machine", "args", "kvm")
@@ -41,6 +51,7 @@ class VmContext:
     cluster_vendors: set[str] | None = None
     vendor_model: str | None = None  # a model close to the host CPU, for fixes
     named: bool = False  # the user named these VMs: "not exposed" is an error, not a note
+    answers: dict[tuple[str | None, bool], exp.Exposure] = field(default_factory=dict)
 
 
 @dataclass
@@ -102,6 +113,15 @@ def _kvm_on(conf: Mapping[str, str]) -> bool:
 
 
 def _ask(ctx: VmContext, cpu_arg: str | None, kvm: bool) -> exp.Exposure:
+    """The exposure for a -cpu value; the same value gives the same answer across VMs."""
+    key = (cpu_arg, kvm)
+    cached = ctx.answers.get(key)
+    if cached is None:
+        cached = ctx.answers[key] = _decide(ctx, cpu_arg, kvm)
+    return cached
+
+
+def _decide(ctx: VmContext, cpu_arg: str | None, kvm: bool) -> exp.Exposure:
     answer = None
     if ctx.oracle is not None and cpu_arg is not None:
         model = cpu_arg.split(",")[0]
@@ -357,6 +377,7 @@ class VmOptions:
     use_qemu: bool | None = None  # None: ask QEMU only on a live host (its QEMU is the VMs')
     cluster_vendors: set[str] | None = None
     guest: bool = False
+    sections: bool = True  # the human view's per-VM tables (not needed for --json)
 
 
 def _parse_version(text: str) -> tuple[int, ...] | None:
@@ -486,6 +507,17 @@ def _guest_view(vmid: int, running: bool) -> tuple[dict[str, Any] | None, Findin
     )
 
 
+def _pidfile_vmids(host: Host) -> set[int]:
+    """VMIDs with a pid file: one directory listing instead of a failed open per VM."""
+    out: set[int] = set()
+    for d in PID_DIRS:
+        for name in host.listdir(d) or []:
+            stem, dot, ext = name.partition(".")
+            if dot and ext == "pid" and stem.isdigit():
+                out.add(int(stem))
+    return out
+
+
 def collect(host: Host, opts: VmOptions) -> Report:
     """The whole `nestctl vm` report for the VMs asked (default: every VM on this node)."""
     from nestctl.vm.config import load_vm_configs, local_node  # noqa: PLC0415
@@ -497,6 +529,7 @@ def collect(host: Host, opts: VmOptions) -> Report:
         host, all_nodes=opts.all_nodes, vmids=list(opts.vmids) if opts.vmids else None
     )
     here = local_node(host)
+    with_pidfile = _pidfile_vmids(host)
     results: list[VmResult] = []
     for cfg in configs:
         if not cfg.readable:
@@ -509,20 +542,25 @@ def collect(host: Host, opts: VmOptions) -> Report:
                 )
             )
             continue
-        local = cfg.node in (None, here)
-        run = check_running(host, cfg.vmid) if local else RunningCheck(False, reason="other node")
+        if cfg.node not in (None, here):
+            run = RunningCheck(False, reason="on another node")
+        elif cfg.vmid in with_pidfile:
+            run = check_running(host, cfg.vmid)
+        else:
+            run = RunningCheck(False, reason="no pid file")
         result = analyse_vm(cfg, run, ctx)
         if opts.guest:
             result.guest, note = _guest_view(cfg.vmid, run.running)
             result.findings.append(note)
         results.append(result)
-    vm_findings = [f for r in results for f in r.findings]
+    # Top level: what decides the verdict; per-VM notes (info) stay with their VM.
+    vm_findings = [f for r in results for f in r.findings if f.severity is not Severity.INFO]
     payload = report_payload(results, guest=opts.guest)
     report = Report(
         title="VMs",
         payload=payload,
         findings=findings + vm_findings,
-        sections=sections(results),
+        sections=sections(results) if opts.sections else [],
     )
     report.summaries = {v: summary(results) for v in Verdict}
     return report
