@@ -74,6 +74,9 @@ def test_wsl_error_codes_of_every_generation() -> None:
     assert win.find_wsl_errors(recorded("wsl-gen3-hcs.txt")) == ("HCS_E_HYPERV_NOT_INSTALLED",)
     assert win.find_wsl_errors("allowedinmemorysettings 0x15000075") == ()  # not an HRESULT
     assert win.find_wsl_errors(recorded("wsl-status.txt")) == ()
+    assert win.is_virtualization_error("0x80370114")
+    assert win.is_virtualization_error("HCS_E_SERVICE_NOT_AVAILABLE")
+    assert not win.is_virtualization_error("0x80070005")  # E_ACCESSDENIED: not about the VM
 
 
 def test_services_events_and_hints() -> None:
@@ -126,7 +129,7 @@ def test_parsers_never_raise(data: str | bytes) -> None:
 @settings(max_examples=100, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.integers(-1, 2**32), text_or_bytes, text_or_bytes), min_size=8, max_size=8
+        st.tuples(st.integers(-1, 2**32), text_or_bytes, text_or_bytes), min_size=9, max_size=9
     )
 )
 def test_probe_never_raises_on_arbitrary_answers(outs: list[tuple[int, object, object]]) -> None:
@@ -136,6 +139,7 @@ def test_probe_never_raises_on_arbitrary_answers(outs: list[tuple[int, object, o
         win.powershell_argv(win.PS_SERVICES),
         win.powershell_argv(win.PS_EVENTS),
         win.powershell_argv(win.PS_HINTS),
+        win.powershell_argv(win.PS_RUNNING_VMS),
         win.WSL_STATUS,
         win.WSL_LIST,
         win.WSL_TRY,

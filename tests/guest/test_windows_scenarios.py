@@ -224,3 +224,43 @@ def test_guest_report_windows_exit_codes() -> None:
     assert report.exit_code == 1
     assert report.to_json()["guest"]["os"] == "windows"
     assert guest_report(FakeWindows({}), os="windows").exit_code == 2
+
+
+HYPERV_ON = {
+    FEATURES: Answer(0, wire("features-table.txt")),
+    win.BCDEDIT: Answer(0, wire("bcdedit-ja-JP.txt", "cp932")),
+}
+
+
+def test_hyperv_proven_by_a_running_vm() -> None:
+    # Get-VM names, one per line (PS_RUNNING_VMS); a running VM proves the hypervisor launched.
+    machine = FakeWindows(
+        {**HYPERV_ON, win.powershell_argv(win.PS_RUNNING_VMS): Answer(0, b"lab1\r\n")}
+    )
+    _facts, found, _codes, obj = _judge(machine)
+    assert obj["windows"]["verdicts"]["hyperv"] == {
+        "status": "ready",
+        "reason": "Hyper-V VMs are running: lab1",
+        "rests_on": ["guest outcome"],
+    }
+    assert verdict_for(found) is Verdict.READY
+
+
+def test_hyperv_enabled_with_vmms_stopped_is_not_ready() -> None:
+    services = win.powershell_argv(win.PS_SERVICES)
+    machine = FakeWindows(
+        {**HYPERV_ON, services: Answer(0, b"vmcompute Running\r\nvmms Stopped\r\n")}
+    )
+    _facts, _found, codes, _obj = _judge(machine)
+    assert "vmms service is Stopped" in codes["guest.windows.hyperv.not-ready"].message
+
+
+def test_vmms_running_alone_proves_nothing_but_the_host_side_does() -> None:
+    services = win.powershell_argv(win.PS_SERVICES)
+    machine = FakeWindows({**HYPERV_ON, services: Answer(0, b"vmms Running\r\n")})
+    _facts, _found, _codes, obj = _judge(machine)
+    assert obj["windows"]["verdicts"]["hyperv"]["status"] == "unknown"
+    hs = HostSide(vmid=104, running_cpu="host", exposes_virt=True, host_nested=True)
+    _facts, _found, _codes, obj = _judge(machine, hs)
+    assert obj["windows"]["verdicts"]["hyperv"]["status"] == "ready"
+    assert obj["windows"]["verdicts"]["hyperv"]["rests_on"] == ["host side", "guest outcome"]

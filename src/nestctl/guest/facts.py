@@ -111,6 +111,7 @@ class WindowsFacts:
     bcdedit_problem: str | None
     services: dict[str, str] | None  # vmms / vmcompute -> "Running", "Stopped"; absent: missing
     hypervisor_events: tuple[int, ...] | None  # event IDs, newest first
+    running_vms: tuple[str, ...] | None  # Hyper-V VMs running in this guest (Get-VM)
     wsl_installed: bool | None
     wsl_default_version: int | None
     wsl_distros: tuple[tuple[str, str, int | None], ...]  # (name, state, version)

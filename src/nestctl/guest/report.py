@@ -66,6 +66,7 @@ def _windows_json(wf: WindowsFacts, hs: HostSide | None) -> dict[str, Any]:
             "features": wf.features,
             "hypervisorlaunchtype": wf.launchtype,
             "services": wf.services,
+            "running_vms": list(wf.running_vms) if wf.running_vms is not None else None,
             "hypervisor_events": list(wf.hypervisor_events)
             if wf.hypervisor_events is not None
             else None,

@@ -20,6 +20,7 @@ from nestctl.guest.facts import (
     WindowsFacts,
 )
 from nestctl.guest.linux import QEMU_FAMILY
+from nestctl.guest.windows import is_virtualization_error
 from nestctl.host.virt import dmi_hypervisor
 
 _NO_VMID = "the VM id cannot be seen from inside the guest: `qm list` on the host shows it"
@@ -294,25 +295,38 @@ def hyperv_verdict(wf: WindowsFacts, hs: HostSide | None) -> ProductVerdict:
     off = _hypervisor_off(wf)
     if off is not None:
         return ProductVerdict("not-ready", f"Hyper-V is enabled but {off}", ("guest outcome",))
-    vmms = (wf.services or {}).get("vmms")
-    if vmms == "Running":
+    if wf.running_vms:
         return ProductVerdict(
-            "ready", "Hyper-V is enabled and its vmms service runs", (*host, "guest outcome")
+            "ready", f"Hyper-V VMs are running: {', '.join(wf.running_vms)}", ("guest outcome",)
         )
-    if vmms is not None:
+    vmms = (wf.services or {}).get("vmms")
+    if vmms is not None and vmms != "Running":
         return ProductVerdict(
             "not-ready",
-            f"Hyper-V is enabled but the hypervisor did not launch (vmms is {vmms}); {note}",
+            f"Hyper-V is enabled but its vmms service is {vmms}: the hypervisor may not have "
+            f"launched; {note}",
             (*host, "guest outcome"),
         )
-    return ProductVerdict("unknown", f"Hyper-V is enabled; vmms state unknown; {note}", host)
+    if hs is not None and hs.exposes_virt:
+        return ProductVerdict(
+            "ready",
+            f"Hyper-V is enabled, its launch is not switched off, and {note}",
+            (*host, "guest outcome"),
+        )
+    # vmms runs even when the hypervisor did not launch (Docker's "one of the Hyper-V components
+    # is not running"), so it proves nothing here; only a running VM or the host side does.
+    return ProductVerdict(
+        "unknown", f"Hyper-V is enabled, no Hyper-V VM is running to prove it works; {note}", host
+    )
 
 
 def _wsl_failed(wf: WindowsFacts) -> str | None:
-    codes = [c for c in wf.wsl_errors if c.startswith("0x")] or list(wf.wsl_errors)
+    """The first virtualization error WSL printed, with its name ("0x80370102 (HCS_E_...)")."""
+    errors = [c for c in wf.wsl_errors if is_virtualization_error(c)]
+    codes = [c for c in errors if c.startswith("0x")] or errors
     if not codes:
         return None
-    names = [c for c in wf.wsl_errors if not c.startswith("0x")]
+    names = [c for c in errors if not c.startswith("0x")]
     return codes[0] + (f" ({names[0]})" if names and names[0] != codes[0] else "")
 
 

@@ -78,6 +78,10 @@ PS_EVENTS = (
     "ProviderName='Microsoft-Windows-Hyper-V-Hypervisor'} -MaxEvents 20"
     " -ErrorAction SilentlyContinue | ForEach-Object { $_.Id }\n"
 )
+PS_RUNNING_VMS = (
+    "Get-VM -ErrorAction SilentlyContinue | Where-Object { $_.State -eq 'Running' } |"
+    " ForEach-Object { $_.Name }\n"
+)
 PS_HINTS = (
     "$cs = Get-CimInstance Win32_ComputerSystem\n"
     "$p = @(Get-CimInstance Win32_Processor)[0]\n"
@@ -240,8 +244,18 @@ def parse_event_ids(text: str) -> tuple[int, ...]:
     return tuple(int(s) for s in decode_output(text).split() if s.isdecimal() and len(s) < 7)
 
 
+def parse_lines(text: str) -> tuple[str, ...]:
+    """Non-empty lines, stripped (names printed one per line)."""
+    return tuple(ln.strip() for ln in decode_output(text).splitlines() if ln.strip())
+
+
 _HRESULT = re.compile(r"\b0x8[0-9a-f]{7}\b", re.IGNORECASE)
 _WSL_ERROR_NAME = re.compile(r"\b((?:HCS|WSL)_E_[A-Z0-9_]+)\b")
+
+
+def is_virtualization_error(code: str) -> bool:
+    """HCS errors (facility 0x37, HCS_E_*): the VM behind WSL2 could not be created."""
+    return code.startswith(("0x8037", "HCS_E_"))
 
 
 def find_wsl_errors(text: str) -> tuple[str, ...]:
@@ -356,6 +370,7 @@ def probe_windows(machine: Machine, *, try_wsl: bool = False) -> GuestFacts:
     launchtype, bcd_problem = _probe_bcdedit(machine)
     services_run = _run(machine, powershell_argv(PS_SERVICES))
     events_run = _run(machine, powershell_argv(PS_EVENTS))
+    vms_run = _run(machine, powershell_argv(PS_RUNNING_VMS))
     hints_run = _run(machine, powershell_argv(PS_HINTS))
     installed, default, distros, errors = _probe_wsl(machine, try_wsl)
     hints = parse_hints(hints_run.stdout) if hints_run.ok else {}
@@ -367,6 +382,7 @@ def probe_windows(machine: Machine, *, try_wsl: bool = False) -> GuestFacts:
         bcdedit_problem=bcd_problem,
         services=parse_services(services_run.stdout) if services_run.ok else None,
         hypervisor_events=parse_event_ids(events_run.stdout) if events_run.ok else None,
+        running_vms=parse_lines(vms_run.stdout) if vms_run.ok else None,
         wsl_installed=installed,
         wsl_default_version=default,
         wsl_distros=distros,
