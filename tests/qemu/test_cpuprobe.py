@@ -212,6 +212,7 @@ def test_tcg_filters_vmx_and_says_so(tmp_path: Path) -> None:
     answer = QemuCpuOracle(cache=CpuAnswerCache(tmp_path / "c.json")).ask("Skylake-Client,+vmx")
     assert answer.vmx is False
     assert "vmx" in answer.filtered
+    assert not [f for f in answer.filtered if f.startswith("vmx-")]  # MSR capability bits left out
     assert any("never offers vmx" in n for n in answer.notes)
 
 
@@ -221,3 +222,14 @@ def test_host_under_tcg_is_answered_by_the_table(spy: SpawnSpy) -> None:
     answer = QemuCpuOracle().ask("host", vendor_hint="AuthenticAMD")
     assert (answer.source, answer.svm, answer.vmx) == ("table", True, False)
     assert spy.values == []
+
+
+@pytest.mark.e2e
+@needs_qemu
+def test_a_refusal_names_the_qemu_version_seen_in_the_same_batch(tmp_path: Path) -> None:
+    answers = QemuCpuOracle(cache=CpuAnswerCache(tmp_path / "c.json")).ask_many(
+        ["nosuch-model", "kvm64"]
+    )
+    assert answers["nosuch-model"].error is not None
+    assert answers["nosuch-model"].source == answers["kvm64"].source
+    assert answers["nosuch-model"].qemu_version == answers["kvm64"].qemu_version

@@ -56,7 +56,7 @@ class CpuAnswer:
     svm: bool | None
     hypervisor: bool | None
     vendor: str | None = None  # CPUID vendor string the vCPU reports ("GenuineIntel"), if known
-    filtered: tuple[str, ...] = ()  # features asked for but not offered by the accelerator
+    filtered: tuple[str, ...] = ()  # CPUID features asked for that the accelerator lacks
     error: str | None = None  # QEMU's own text when it refuses the value
     source: str = "table"  # "qemu 7.2.22 tcg" or "table"
     qemu_version: str | None = None
@@ -264,7 +264,9 @@ def table_answer(cpu_arg: str, host_vendor: str | None) -> CpuAnswer:
 
 # -- asking QEMU ------------------------------------------------------------------------------
 
-_FILTERED_RE = re.compile(r"requested feature: (\S+) \[bit \d+\]")
+#: "TCG doesn't support requested feature: CPUID.01H:ECX.vmx [bit 5]". Only CPUID words: the
+#: dozens of VMX capability bits (MSR(48xH).vmx-*) that follow a filtered vmx add nothing.
+_FILTERED_RE = re.compile(r"requested feature: (CPUID\S+) \[bit \d+\]")
 _PROGRAM_PREFIX_RE = re.compile(r"^[\w./-]*qemu-system-\w+: ")
 
 
@@ -405,6 +407,10 @@ class QemuCpuOracle:
             finally:
                 for r in running:
                     self._stop(r)
+        # A refused value gives no QMP greeting: name the version another process reported.
+        for asked, result in out.items():
+            if isinstance(result, CpuAnswer) and result.qemu_version is None and self._version:
+                out[asked] = replace(result, source=self._source(None), qemu_version=self._version)
         return out
 
     def _start(self, asked: str) -> _Running | str:
