@@ -27,7 +27,7 @@ _SNAPSHOT = re.compile(r"\[([a-z][a-z0-9_\-]+)\]\s*", re.ASCII | re.IGNORECASE)
 _ANY_SECTION = re.compile(r"\[([^\]]*)\]\s*", re.ASCII)
 _SNAPSTATE = re.compile(r"snapstate:\s*(prepare|delete)\s*$", re.ASCII)
 _KEY_VALUE = re.compile(r"([a-z][a-z_\-]*\d*):\s*(.+?)\s*", re.ASCII)
-_BLANK = re.compile(r"\s*", re.ASCII)
+_ASCII_SPACE = " \t\n\r\f\v"  # Perl's \s on bytes
 _CONF_NAME = re.compile(r"(\d+)\.conf", re.ASCII)
 _DELETE_SPLIT = re.compile(r"[,;\s]+", re.ASCII)
 
@@ -90,7 +90,7 @@ def parse_vm_config(text: str, vmid: int, path: str) -> VmConfig:
     section: _Section | None = current
     state = _State(conf)
     for lineno, line in enumerate(text.split("\n"), start=1):
-        if _BLANK.fullmatch(line):
+        if not line.strip(_ASCII_SPACE):
             continue
         if line.startswith("["):
             is_header, opened = _open_section(line, state, current)
@@ -158,7 +158,7 @@ def _line(section: _Section, line: str, lineno: int, state: _State) -> None:
     if m and key == "description":
         section.descr = (section.descr or "") + decode_text(m.group(2))
         return
-    snap = _SNAPSTATE.search(line)
+    snap = _SNAPSTATE.search(line) if "snapstate" in line else None
     if snap:
         if section.kind != "main":  # Proxmox drops it from the main section again
             section.values["snapstate"] = snap.group(1)
