@@ -61,7 +61,8 @@ def test_read_pve84_versions(tmp_path: Path) -> None:
     write_tree(tmp_path, {"/var/lib/dpkg/status": STATUS_84})
     v = read_versions(Host(tmp_path))
     assert (v.qemu_server, v.pve_manager, v.pve_qemu_kvm) == ((8, 3, 13), (8, 4, 1), (9, 2, 0))
-    assert v.raw["pve-qemu-kvm"] == "9.2.0-5"
+    assert v.raw["pve-qemu-kvm"] == v.pve_qemu_kvm_raw == "9.2.0-5"
+    assert (v.qemu_server_raw, v.pve_manager_raw) == ("8.3.13", "8.4.1")
 
 
 def test_removed_package_is_absent(tmp_path: Path) -> None:

@@ -9,12 +9,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from nestctl.vm.propstring import (
-    PropertyStringError,
-    cpu_format,
-    parse_boolean,
-    parse_property_string,
-)
+from nestctl.vm.propstring import check_value, cpu_format, parse_boolean
 
 if TYPE_CHECKING:
     from nestctl.machine import Host
@@ -232,13 +227,7 @@ def parse_custom_models(text: str) -> tuple[dict[str, dict[str, str]], list[str]
 def _check_model_property(key: str, value: str, seen: dict[str, str]) -> str | None:
     if key in seen:
         return f"{key}: duplicate attribute"
-    if key not in _MODEL_FORMAT:
-        return f"{key}: unexpected property"
-    try:
-        parse_property_string(f"{key}={value}", _MODEL_FORMAT)
-    except PropertyStringError as exc:
-        return str(exc).removeprefix("format error\n")
-    return None
+    return check_value(key, value, _MODEL_FORMAT)
 
 
 def load_custom_models(host: Host) -> tuple[dict[str, dict[str, str]], list[str]]:

@@ -133,6 +133,17 @@ def _check_all(res: Mapping[str, str], fmt: Format) -> None:
         raise PropertyStringError("format error\n" + "\n".join(errors))
 
 
+def check_value(key: str, value: str, fmt: Format) -> str | None:
+    """One `key value` pair checked as check_object would: Proxmox's error text or None."""
+    prop = fmt.get(key)
+    if prop is None:
+        return f"{key}: unexpected property"
+    if prop.type == "boolean":
+        value = parse_boolean(value) or value
+    problem = _check_value(prop, value)
+    return f"{key}: {problem}" if problem else None
+
+
 def try_parse(text: str, fmt: Format) -> tuple[dict[str, str] | None, str | None]:
     """(values, None) or (None, Proxmox's message): for callers that collect problems."""
     try:

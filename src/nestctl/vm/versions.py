@@ -32,6 +32,18 @@ class PackageVersions:
     raw: dict[str, str] = field(default_factory=dict)  # package -> Debian version
     problems: tuple[str, ...] = ()
 
+    @property
+    def qemu_server_raw(self) -> str | None:
+        return self.raw.get("qemu-server")
+
+    @property
+    def pve_manager_raw(self) -> str | None:
+        return self.raw.get("pve-manager")
+
+    @property
+    def pve_qemu_kvm_raw(self) -> str | None:
+        return self.raw.get("pve-qemu-kvm")
+
 
 def upstream_tuple(version: str) -> tuple[int, ...] | None:
     """ "1:9.2.0-5" -> (9, 2, 0): numbers of the upstream part (no epoch, no revision)."""
