@@ -109,11 +109,21 @@ def _kernel_deb(downloads: Path) -> Path:
     found = sorted(downloads.glob(f"{package}_*.deb"))
     if found:
         return found[-1]
-    _run(["apt-get", "download", package], cwd=downloads, timeout=300)
-    found = sorted(downloads.glob(f"{package}_*.deb"))
-    if not found:
-        raise GuestUnavailableError(f"apt-get download {package} gave no .deb")
-    return found[-1]
+    # Download into a private folder and rename: a concurrent test run never sees half a file.
+    private = Path(tempfile.mkdtemp(prefix=".download-", dir=downloads))
+    try:
+        _run(["apt-get", "download", package], cwd=private, timeout=300)
+        got = sorted(private.glob(f"{package}_*.deb"))
+        if not got:
+            raise GuestUnavailableError(f"apt-get download {package} gave no .deb")
+        target = downloads / got[-1].name
+        got[-1].rename(target)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+    for old in downloads.glob("linux-image-*.deb"):
+        if old != target:
+            old.unlink(missing_ok=True)  # a kernel apt no longer offers
+    return target
 
 
 def _fingerprint(deb: Path) -> str:
@@ -202,4 +212,7 @@ def build_guest(root: Path | None = None) -> GuestImage:
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    for old in root.iterdir():
+        if old.is_dir() and old != target and re.fullmatch(r"[0-9a-f]{16}", old.name):
+            shutil.rmtree(old, ignore_errors=True)  # guests built from older inputs
     return GuestImage(kernel, initrd, deb.name, True, time.monotonic() - start)
