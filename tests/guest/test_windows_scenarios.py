@@ -78,7 +78,7 @@ def test_requirements_met_but_features_off() -> None:
     assert verdict_for(found) is Verdict.NOT_READY
     hyperv = codes["guest.windows.hyperv.not-enabled"]
     assert "-cpu host, which exposes vmx/svm" in hyperv.message
-    assert "rests on: host side" in hyperv.message
+    assert "rests on: host side, guest outcome" in hyperv.message
     assert hyperv.fix is not None
     assert "Enable-WindowsOptionalFeature -Online -FeatureName Microsoft-Hyper-V-All" in hyperv.fix
     wsl = codes["guest.windows.wsl2.not-enabled"]

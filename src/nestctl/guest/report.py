@@ -118,6 +118,13 @@ def _sections(facts: GuestFacts, obj: dict[str, Any]) -> list[Section]:
         ("runs under", f"{obj['accel']} ({show(obj.get('hypervisor'))})"),
         ("nesting level", show(obj["level"])),
     ]
+    if facts.linux is not None:
+        lf = facts.linux
+        module = f"{lf.kvm_module} (nested={show(lf.module_nested)})" if lf.kvm_module else "none"
+        rows.append(("KVM module", module))
+        rows.append(("access", lf.access.reason))
+        qemu = ", ".join(lf.lab.qemu_binaries) or "no qemu-system"
+        rows.append(("lab", f"{qemu}; libvirtd {show(lf.lab.libvirtd_state)}"))
     sections = [Section("Guest", tuple(rows))]
     if facts.linux is not None:
         ev = [(e.certainty, e.signal) for e in facts.linux.accel_evidence]

@@ -291,7 +291,9 @@ def hyperv_verdict(wf: WindowsFacts, hs: HostSide | None) -> ProductVerdict:
             "not-ready", f"Hyper-V is {state}: restart Windows", ("guest outcome",)
         )
     if state != _ENABLED:
-        return ProductVerdict("not-enabled", f"Hyper-V feature is {state}; {note}", host)
+        return ProductVerdict(
+            "not-enabled", f"Hyper-V feature is {state}; {note}", (*host, "guest outcome")
+        )
     off = _hypervisor_off(wf)
     if off is not None:
         return ProductVerdict("not-ready", f"Hyper-V is enabled but {off}", ("guest outcome",))
@@ -349,13 +351,17 @@ def wsl2_verdict(wf: WindowsFacts, hs: HostSide | None) -> ProductVerdict:
         return ProductVerdict("unknown", f"features unreadable: {wf.features_problem}", host)
     if vmp in _PENDING:
         return ProductVerdict(
-            "not-ready", f"Virtual Machine Platform is {vmp}: restart Windows", ()
+            "not-ready", f"Virtual Machine Platform is {vmp}: restart Windows", ("guest outcome",)
         )
     if vmp != _ENABLED:
-        return ProductVerdict("not-enabled", f"Virtual Machine Platform is {vmp}; {note}", host)
+        return ProductVerdict(
+            "not-enabled", f"Virtual Machine Platform is {vmp}; {note}", (*host, "guest outcome")
+        )
     off = _hypervisor_off(wf)
     if off is not None:
-        return ProductVerdict("not-ready", f"Virtual Machine Platform is enabled but {off}", ())
+        return ProductVerdict(
+            "not-ready", f"Virtual Machine Platform is enabled but {off}", ("guest outcome",)
+        )
     if hs is not None and hs.exposes_virt:
         return ProductVerdict(
             "ready", f"Virtual Machine Platform is enabled and {note}", (*host, "guest outcome")
