@@ -264,3 +264,18 @@ def test_vmms_running_alone_proves_nothing_but_the_host_side_does() -> None:
     _facts, _found, _codes, obj = _judge(machine, hs)
     assert obj["windows"]["verdicts"]["hyperv"]["status"] == "ready"
     assert obj["windows"]["verdicts"]["hyperv"]["rests_on"] == ["host side", "guest outcome"]
+
+
+def test_windows_l2_guest_is_warned_and_named_by_its_firmware() -> None:
+    hints = win.powershell_argv(win.PS_HINTS)
+    # §1/§3 PS 5.1 JSON shape; "QEMU" is what SMBIOS names a Proxmox VM's manufacturer.
+    machine = FakeWindows(
+        {
+            hints: Answer(
+                0, b'{\r\n    "HypervisorPresent":  true,\r\n    "Manufacturer":  "QEMU"\r\n}'
+            )
+        }
+    )
+    _facts, _found, codes, obj = _judge(machine, HostSide(vmid=104, parent_level=1))
+    assert (obj["hypervisor"], obj["level"], obj["accel"]) == ("QEMU", 2, "unknown")
+    assert "guest.level.deep" in codes

@@ -16,6 +16,7 @@ from nestctl.guest.rules import (
     guest_findings,
     windows_accel,
     windows_level,
+    windows_platform,
     windows_verdicts,
 )
 from nestctl.machine import Machine
@@ -61,7 +62,7 @@ def _windows_json(wf: WindowsFacts, hs: HostSide | None) -> dict[str, Any]:
         "kvm_usable": usable,  # on Windows: Hyper-V or WSL2 can run VMs now
         "accel": windows_accel(wf, hs),
         "level": windows_level(wf, hs),
-        "hypervisor": wf.hints.get("Manufacturer"),
+        "hypervisor": windows_platform(wf),
         "windows": {
             "features": wf.features,
             "hypervisorlaunchtype": wf.launchtype,

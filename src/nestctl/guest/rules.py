@@ -94,7 +94,8 @@ def _no_flag(lf: LinuxFacts, hs: HostSide | None) -> Finding:
         (
             "check each layer on the Proxmox host, outermost first:",
             "1. host module: nestctl host enable",
-            f"2. VM CPU type: qm set {_vmid(hs)} --cpu host ({_NO_VMID})",
+            f"2. VM CPU type: qm set {_vmid(hs)} --cpu host"
+            + ("" if hs is not None and hs.vmid is not None else f" ({_NO_VMID})"),
             f"3. VM cold restart: qm reboot {_vmid(hs)} (a reboot inside the guest is not enough)",
         )
     )
@@ -439,6 +440,9 @@ def windows_findings(wf: WindowsFacts, hs: HostSide | None = None) -> list[Findi
             out.append(error(code, msg, _product_fix(key, v, hs)))
     docker = verdicts["docker_desktop"]
     out.append(info(f"guest.windows.docker_desktop.{docker.status}", docker.reason))
+    deep = _level(windows_level(wf, hs))
+    if deep is not None:
+        out.append(deep)
     if wf.is_admin is False and (wf.features is None or wf.launchtype is None):
         out.append(
             unknown(
@@ -459,7 +463,7 @@ def windows_findings(wf: WindowsFacts, hs: HostSide | None = None) -> list[Findi
     return out
 
 
-def _windows_platform(wf: WindowsFacts) -> str | None:
+def windows_platform(wf: WindowsFacts) -> str | None:
     """The virtual platform Win32_ComputerSystem's Manufacturer/Model name (SMBIOS, like DMI)."""
     return dmi_hypervisor(str(wf.hints.get("Manufacturer") or ""), str(wf.hints.get("Model") or ""))
 
@@ -467,7 +471,7 @@ def _windows_platform(wf: WindowsFacts) -> str | None:
 def windows_accel(wf: WindowsFacts, hs: HostSide | None) -> Accel:
     if hs is not None and hs.accel is not None:
         return hs.accel
-    platform = _windows_platform(wf)
+    platform = windows_platform(wf)
     if platform is not None and platform not in QEMU_FAMILY:
         return "other"
     if platform is None and wf.hints.get("HypervisorPresent") is False:
@@ -478,7 +482,7 @@ def windows_accel(wf: WindowsFacts, hs: HostSide | None) -> Accel:
 def windows_level(wf: WindowsFacts, hs: HostSide | None) -> int | None:
     """1 when the firmware names a virtual platform (HypervisorPresent is also true on metal
     with Hyper-V on); the host side knows better."""
-    return effective_level(1 if _windows_platform(wf) is not None else None, hs)
+    return effective_level(1 if windows_platform(wf) is not None else None, hs)
 
 
 def guest_findings(facts: GuestFacts, host_side: HostSide | None = None) -> list[Finding]:
