@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -198,13 +200,47 @@ def test_missing_vmid_and_all_nodes(tmp_path: Path) -> None:
     assert vms[200]["running"] is False
 
 
-def test_guest_seam(tmp_path: Path) -> None:
+def test_guest_view_needs_a_running_vm_and_an_agent(tmp_path: Path) -> None:
     node(tmp_path)
     vm_conf(tmp_path, 100, "ostype: l26\ncpu: host\n")
+    vm_conf(tmp_path, 101, "ostype: l26\ncpu: host\n")
+    run_vm(tmp_path, 101, 11, HOST)
     _, data = vm_json(tmp_path, "--guest")
-    vm = by_id(data)[100]
-    assert vm["guest"] is None
-    assert "vm.guest.unavailable" in codes(vm)
+    vms = by_id(data)
+    assert vms[100]["guest"] is None
+    assert "vm.guest.not-running" in codes(vms[100])
+    assert vms[101]["guest"] is None
+    no_agent = next(f for f in vms[101]["findings"] if f["code"] == "vm.guest.no-agent")
+    assert no_agent["fix"] == "qm set 101 --agent 1"
+
+
+def test_guest_view_through_the_agent(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nestctl.guest import agent as agent_mod  # noqa: PLC0415
+    from tests.guest.fake_agent import FakeAgent  # noqa: PLC0415
+
+    monkeypatch.setattr(agent_mod, "SYNC_ATTEMPT", 0.2)
+    # Unix socket paths are limited to 107 bytes: a short root instead of tmp_path.
+    root = Path(tempfile.mkdtemp(prefix="nv-"))
+    try:
+        node(root)
+        vm_conf(root, 100, "ostype: l26\ncpu: host\nagent: 1\n")
+        run_vm(root, 100, 11, HOST)
+        guest_cpuinfo = (
+            b"processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu vmx hypervisor\n"
+        )
+        fake = FakeAgent(
+            root / "var/run/qemu-server/100.qga", files={"/proc/cpuinfo": guest_cpuinfo}
+        )
+        try:
+            _, data = vm_json(root, "100", "--guest")
+        finally:
+            fake.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    guest = by_id(data)[100]["guest"]
+    assert guest["via"] == "agent"
+    assert guest["os"] == "linux"
+    assert guest["virt_flag"] == "vmx"
 
 
 def test_text_output(tmp_path: Path) -> None:
@@ -422,3 +458,13 @@ def test_json_lines_writer_is_the_same_object() -> None:
     write_json_lines(body, out)
     assert json.loads(out.getvalue()) == body
     assert out.getvalue().splitlines()[2].startswith('    {"name": "w\\u00efn"')
+
+
+def test_options_after_vmids_and_misplaced_subcommand(tmp_path: Path) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 100, "ostype: l26\ncpu: host\n")
+    result = CliRunner().invoke(cli, ["vm", "100", "--root", str(tmp_path), "--json"])
+    assert json.loads(result.output)["vms"][0]["vmid"] == 100
+    result = CliRunner().invoke(cli, ["vm", "--root", str(tmp_path), "enable", "100"])
+    assert result.exit_code == 2
+    assert "must come right after 'vm'" in result.output

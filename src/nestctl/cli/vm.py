@@ -26,11 +26,18 @@ def make_host(root: str) -> Host:
 class _VmGroup(click.Group):
     """`vm 100 101` names VMs; `vm enable ...` is a sub-command (VMIDs must not swallow it)."""
 
+    allow_interspersed_args = True  # `vm 100 --json` as well as `vm --json 100`
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] in self.commands:
             super().parse_args(ctx, [])
             ctx._protected_args, ctx.args = [args[0]], args[1:]  # click's own slot
             return ctx.args
+        misplaced = [a for a in args if a in self.commands]
+        if misplaced:
+            raise click.UsageError(
+                f"'{misplaced[0]}' must come right after 'vm' (its options follow it)", ctx
+            )
         return super().parse_args(ctx, args)
 
 

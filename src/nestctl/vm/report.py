@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nestctl.findings import (
@@ -497,14 +497,61 @@ def _versions(host: Host, opts: VmOptions, findings: list[Finding]) -> Any:
     return got, qemu, pve
 
 
-def _guest_view(vmid: int, running: bool) -> tuple[dict[str, Any] | None, Finding]:
-    """The seam for `--guest` (the guest agent's view); not wired to the guest layer yet."""
-    del running
-    return None, info(
-        "vm.guest.unavailable",
-        f"VM {vmid}: the guest's own view (through the guest agent) is not part of this "
-        f"report yet; run `nestctl guest` inside the guest.",
+def _guest_view(
+    host: Host, r: VmResult, cfg: VmConfig, run: RunningCheck, ctx: VmContext
+) -> tuple[dict[str, Any] | None, list[Finding]]:
+    """The guest's own view through the QEMU guest agent (`"via": "agent"`), or None and why."""
+    vmid = r.vmid
+    if not r.running:
+        return None, [info("vm.guest.not-running", f"VM {vmid}: not running: no guest to ask.")]
+    from nestctl.guest.agent import GuestAgent, GuestAgentError, agent_socket_path  # noqa: PLC0415
+    from nestctl.guest.agent_machine import AgentMachine  # noqa: PLC0415
+    from nestctl.guest.facts import HostSide  # noqa: PLC0415
+    from nestctl.guest.report import guest_report  # noqa: PLC0415
+
+    socket = agent_socket_path(host, vmid)
+    if not socket.exists():
+        return None, [
+            info(
+                "vm.guest.no-agent",
+                f"VM {vmid}: no guest agent socket ({host.hostpath(socket)}): the guest's own "
+                f"view needs agent: 1 in the config and qemu-guest-agent running in the guest.",
+                f"qm set {vmid} --agent 1",
+            )
+        ]
+    conf = cfg.current()
+    side = HostSide(
+        vmid=vmid,
+        running_cpu=r.running_cpu_arg,
+        exposes_virt=r.nested.exposed,
+        host_nested=ctx.nested_live,
+        machine=run.vm.machine if run.vm else None,
+        memory_mib=_int(conf.get("memory", "").split(",")[0].removeprefix("current=")),
+        ostype=conf.get("ostype"),
+        accel="tcg" if run.vm and run.vm.accel_tcg else "kvm",
+        restart_pending=r.restart_required,
     )
+    why: str | None = None
+    try:
+        with GuestAgent(socket, timeout=5.0) as agent:
+            machine = AgentMachine(agent)
+            rep = guest_report(machine, os=machine.os_kind, host_side=side)
+            if machine.failure is not None:
+                why = str(machine.failure)
+    except GuestAgentError as exc:
+        why = str(exc)
+    if why is not None:
+        return None, [
+            unknown("vm.guest.agent-failed", f"VM {vmid}: the guest agent did not answer: {why}")
+        ]
+    obj = dict(rep.payload["guest"])
+    obj["via"] = "agent"
+    notes = [replace(f, message=f"VM {vmid} (guest): {f.message}") for f in rep.findings]
+    return obj, notes
+
+
+def _int(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
 
 
 def _pidfile_vmids(host: Host) -> set[int]:
@@ -550,8 +597,8 @@ def collect(host: Host, opts: VmOptions) -> Report:
             run = RunningCheck(False, reason="no pid file")
         result = analyse_vm(cfg, run, ctx)
         if opts.guest:
-            result.guest, note = _guest_view(cfg.vmid, run.running)
-            result.findings.append(note)
+            result.guest, notes = _guest_view(host, result, cfg, run, ctx)
+            result.findings += notes
         results.append(result)
     # Top level: what decides the verdict; per-VM notes (info) stay with their VM.
     vm_findings = [f for r in results for f in r.findings if f.severity is not Severity.INFO]
