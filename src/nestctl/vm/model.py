@@ -11,7 +11,9 @@ class VmConfig:
 
     Values are raw strings exactly as in the file (trailing whitespace stripped, `cdrom` renamed
     to `ide2`). `problems` collects what Proxmox would warn about (garbage lines, duplicate keys,
-    unknown sections), so a bad file gives findings, never an exception.
+    unknown sections), so a bad file gives findings, never an exception. A key written twice
+    keeps its last value, as Proxmox does. `description` holds the main section's `#` lines;
+    pending and snapshot descriptions sit under the "description" key of their dicts.
     """
 
     vmid: int
