@@ -108,3 +108,28 @@ def test_missing_proc_is_could_not_check(tmp_path: Path) -> None:
     assert report.exit_code == 2
     assert [f.code for f in report.findings] == ["host.proc.unreadable"]
     assert report.payload["host"]["virt_flag"] is None
+
+
+def test_fix_points_at_the_kernel_command_line_where_it_rules(tmp_path: Path) -> None:
+    build(tmp_path, "kernel-cmdline-override")
+    [off] = [f for f in host_report(Host(tmp_path)).findings if f.code == "host.nested.off"]
+    assert off.fix is not None
+    assert off.fix.startswith("set kvm_intel.nested=Y on the kernel command line")
+
+
+def test_builtin_module_fix_is_the_kernel_command_line(tmp_path: Path) -> None:
+    build(tmp_path, "intel-pve8-nested-off")
+    (tmp_path / "sys/module/kvm_intel/initstate").unlink()
+    report = host_report(Host(tmp_path))
+    codes = {f.code: f for f in report.findings}
+    assert "host.kvm.builtin" in codes
+    # modprobe.d does not apply to a built-in module: the file saying nested=0 does not count.
+    assert report.payload["host"]["nested"]["decided_by"] == "kernel default (Linux >= 4.20)"
+    assert codes["host.nested.off"].fix == "reboot (kvm_intel is built in and cannot be reloaded)"
+    # With nothing to wait for, the only lasting way is the kernel command line.
+    (tmp_path / "proc/sys/kernel/osrelease").write_text("4.19.0-27-amd64\n")
+    fix = {f.code: f for f in host_report(Host(tmp_path)).findings}["host.nested.off"].fix
+    assert fix is not None
+    assert fix.startswith(
+        "kvm_intel is built in: add kvm_intel.nested=Y to the kernel command line"
+    )

@@ -146,6 +146,23 @@ def _kvm(f: HostFacts) -> list[Finding]:
     return out
 
 
+def _enable_fix(f: HostFacts) -> str:
+    """How to turn nested on for good: our command, or the kernel command line where it rules."""
+    module = f.expected_module or "kvm_intel"
+    value = "1" if module == "kvm_amd" else "Y"
+    where = (
+        "(/etc/kernel/cmdline, then proxmox-boot-tool refresh; or GRUB_CMDLINE_LINUX in "
+        "/etc/default/grub, then update-grub), then reboot"
+    )
+    if f.nested_after_reboot.decided_by == "kernel command line":
+        return f"set {module}.nested={value} on the kernel command line {where}"
+    if f.expected_builtin:
+        return (
+            f"{module} is built in: add {module}.nested={value} to the kernel command line {where}"
+        )
+    return "nestctl host enable"
+
+
 def _nested_live(f: HostFacts) -> list[Finding]:
     mod = f.module
     if mod is None or f.virt_flag is None:
@@ -179,10 +196,14 @@ def _nested_live(f: HostFacts) -> list[Finding]:
                 f"nested is off in the running {mod.name}, but set to on for the next load "
                 f"({after.decided_by}): it takes effect after a module reload or a reboot"
             )
-            fix = "nestctl host enable  (reloads the module when no VM runs; otherwise reboot)"
+            fix = (
+                f"reboot ({mod.name} is built in and cannot be reloaded)"
+                if mod.builtin
+                else "nestctl host enable  (reloads the module when no VM runs; otherwise reboot)"
+            )
         else:
             message = f"nested virtualization is off in {mod.name} (live value {f.nested_live_raw})"
-            fix = "nestctl host enable"
+            fix = _enable_fix(f)
         return [error("host.nested.off", message, fix)]
     return []
 
@@ -217,7 +238,7 @@ def _nested_after_reboot(f: HostFacts) -> list[Finding]:
             error(
                 "host.nested.off-after-reboot",
                 f"nested will be off after the next reboot: {after.decided_by} turns it off",
-                "nestctl host enable",
+                _enable_fix(f),
             )
         )
     if after.decided_by == "kernel command line":
