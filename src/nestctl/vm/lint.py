@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from nestctl.findings import Finding, error, info, warning
+from nestctl.vm.cpuarg import args_cpu
 
 ABSTRACT_PREFIX = "x86-64-v"
 
@@ -71,20 +72,6 @@ def split_args(args: str) -> tuple[list[str] | None, str | None]:
         return shlex.split(args), None
     except ValueError as exc:
         return None, str(exc)
-
-
-def args_cpu(args: str | None) -> str | None:
-    """The last `-cpu` value in `args:` (QEMU uses the last one), or None."""
-    if not args:
-        return None
-    argv, _ = split_args(args)
-    if not argv:
-        return None
-    value = None
-    for i, arg in enumerate(argv[:-1]):
-        if arg in ("-cpu", "--cpu"):
-            value = argv[i + 1]
-    return value
 
 
 def lost_by_args(pve_cpu: str, replacement: str) -> tuple[str | None, list[str]]:

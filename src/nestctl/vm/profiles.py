@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from nestctl.findings import Finding, error, info, warning
-from nestctl.vm.lint import ABSTRACT_PREFIX, CpuProp, is_windows, parse_cpu_prop, print_cpu_prop
+from nestctl.vm.cpumodels import x86_vendors
+from nestctl.vm.lint import CpuProp, is_windows, parse_cpu_prop, print_cpu_prop
 
 PROFILES = ("linux-kvm", "windows-hyperv", "windows-wsl2-docker", "pve-lab")
 WINDOWS_PROFILES = frozenset({"windows-hyperv", "windows-wsl2-docker"})
@@ -21,9 +22,6 @@ HYPERV_MIN_MEMORY_MIB = 8192
 #: Proxmox's default `memory` when the key is absent (MiB).
 DEFAULT_MEMORY_MIB = 512
 NESTED_VIRT_SINCE = (9, 0, 27)  # qemu-server version that added the nested-virt VM flag
-
-#: Generic models: no vendor, so not "a model close to the host CPU".
-_GENERIC_MODELS = frozenset({"kvm64", "kvm32", "qemu64", "qemu32", "max", "host"})
 
 #: Intel models, newest first, with host /proc/cpuinfo flags each needs. Only models without TSX
 #: (hle/rtm are often disabled by microcode or the kernel), so `enforce` does not stop QEMU.
@@ -53,12 +51,8 @@ def vendor_model(vendor: str | None, flags: frozenset[str]) -> str | None:
 
 
 def model_vendor(model: str) -> str | None:
-    """ "intel", "amd" or None for a built-in model name (as far as planning needs to know)."""
-    if model in _GENERIC_MODELS or model.startswith(ABSTRACT_PREFIX):
-        return None
-    if model.startswith(("EPYC", "Opteron", "phenom", "athlon")):
-        return "amd"
-    return "intel"
+    """ "intel", "amd" or None (generic, abstract, custom or unknown) for a built-in model."""
+    return {"GenuineIntel": "intel", "AuthenticAMD": "amd"}.get(x86_vendors(None).get(model, ""))
 
 
 @dataclass

@@ -409,10 +409,7 @@ def _oracle_for(host: Host, use_qemu: bool | None) -> Oracle | None:
 def build_context(host: Host, opts: VmOptions, findings: list[Finding], named: bool) -> VmContext:
     """Host facts, Proxmox versions and custom models -> the shared `VmContext`."""
     from nestctl.host.probe import probe_host  # noqa: PLC0415
-    from nestctl.vm import versions  # noqa: PLC0415
-    from nestctl.vm.config import local_node  # noqa: PLC0415
     from nestctl.vm.cpuarg import predict_cpu  # noqa: PLC0415
-    from nestctl.vm.cpumodels import load_custom_models  # noqa: PLC0415
     from nestctl.vm.profiles import vendor_model  # noqa: PLC0415
 
     facts = probe_host(host)
@@ -437,17 +434,7 @@ def build_context(host: Host, opts: VmOptions, findings: list[Finding], named: b
                 "nestctl host enable",
             )
         )
-    models, problems = load_custom_models(host)
-    findings += [warning("vm.custom-models.problem", p) for p in problems]
-    got, qemu, pve = _versions(host, opts, findings)
-    env = versions.cpu_env_for(
-        versions=got,
-        cpuinfo=cpuinfo,
-        custom_models=models,
-        qemu_version=qemu,
-        pve_version=pve,
-        nodename=local_node(host) or "localhost",
-    )
+    env = _env(host, opts, findings)
     qemu_server = env.qemu_server_version
     flags = cpuinfo.flags if cpuinfo else frozenset()
     return VmContext(
@@ -463,21 +450,14 @@ def build_context(host: Host, opts: VmOptions, findings: list[Finding], named: b
     )
 
 
-def _versions(host: Host, opts: VmOptions, findings: list[Finding]) -> Any:
-    """Installed versions from dpkg under the root, with --qemu-version / --pve-version checked."""
+def _env(host: Host, opts: VmOptions, findings: list[Finding]) -> CpuEnv:
+    """The predictor's environment: dpkg versions (or the overrides), cpuinfo, custom models."""
     from nestctl.vm import versions  # noqa: PLC0415
 
-    got = versions.read_versions(host)
-    findings += [warning("vm.versions.problem", p) for p in got.problems]
-    qemu = pve = None
-    if opts.qemu_version:
-        qemu = versions.parse_version_arg(opts.qemu_version)
-        if qemu is None:
-            raise ValueError(f"--qemu-version {opts.qemu_version!r}: expected X.Y or X.Y.Z")
-    if opts.pve_version:
-        pve = versions.parse_version_arg(opts.pve_version)
-        if pve is None:
-            raise ValueError(f"--pve-version {opts.pve_version!r}: expected X.Y")
+    qemu = versions.parse_version_arg(opts.qemu_version) if opts.qemu_version else None
+    pve = versions.parse_version_arg(opts.pve_version) if opts.pve_version else None
+    env, got, problems = versions.cpu_env_from_host(host, qemu_version=qemu, pve_version=pve)
+    findings += [warning("vm.env.problem", p) for p in problems]
     if qemu is None and got.pve_qemu_kvm is None:
         findings.append(
             info(
@@ -494,7 +474,7 @@ def _versions(host: Host, opts: VmOptions, findings: list[Finding]) -> Any:
                 "behaviour modelled, 9.2 (--pve-version sets it)",
             )
         )
-    return got, qemu, pve
+    return env
 
 
 def _guest_view(
