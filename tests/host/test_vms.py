@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nestctl.host.probe import probe_host
 from nestctl.host.vms import is_qemu, running_vms
 from nestctl.machine import Host
 from tests.helpers import write_tree
-from tests.host.scenarios import qemu_cmdline
+from tests.host.scenarios import intel_host, qemu_cmdline
 
 
 def test_pid_files_under_run_and_var_run_count_once(tmp_path: Path) -> None:
@@ -68,3 +69,14 @@ def test_other_qemu_needs_kvm_to_count(tmp_path: Path) -> None:
         (11, "accel=kvm"),
         (13, "accel=kvm"),
     ]
+
+
+def test_proc_scan_is_skipped_only_when_the_module_refcount_proves_no_user(tmp_path: Path) -> None:
+    write_tree(tmp_path, intel_host("Y", extra={"/proc/777/cmdline": b"qemu-kvm\0-enable-kvm\0"}))
+    host = Host(tmp_path)
+    assert probe_host(host).running.others == ()
+    assert not [e for e in host.manifest if e.target.startswith("/proc/777")]
+    (tmp_path / "sys/module/kvm_intel/refcnt").write_text("1\n")
+    assert [p.pid for p in probe_host(Host(tmp_path)).running.others] == [777]
+    (tmp_path / "sys/module/kvm_intel/refcnt").write_text("garbage\n")
+    assert [p.pid for p in probe_host(Host(tmp_path)).running.others] == [777]

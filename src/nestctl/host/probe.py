@@ -112,6 +112,11 @@ def _after_reboot(
     return NestedAfterReboot(default, where)
 
 
+def _provably_unused(module: kvm.KvmModule | None) -> bool:
+    """No process holds KVM: the loadable vendor module has refcount 0 and no dependants."""
+    return module is not None and not module.builtin and module.refcount == 0 and not module.holders
+
+
 def probe_host(host: Host) -> HostFacts:
     cpu_read = host.read("/proc/cpuinfo")
     cpuinfo = parse_cpuinfo(cpu_read.text) if cpu_read.text is not None else None
@@ -211,7 +216,7 @@ def probe_host(host: Host) -> HostFacts:
         module_directives=directives,
         cmdline=tuple(cmdline),
         cmdline_readable=cmd_text is not None,
-        running=vms.running_vms(host),
+        running=vms.running_vms(host, scan_processes=not _provably_unused(expected_loaded)),
         kernel_log=log,
         performance=perf,
     )

@@ -105,7 +105,13 @@ def other_kvm_processes(host: Host, known_pids: set[int]) -> list[KvmProcess]:
     return sorted(found, key=lambda p: p.pid)
 
 
-def running_vms(host: Host) -> RunningVms:
+def running_vms(host: Host, *, scan_processes: bool = True) -> RunningVms:
+    """Proxmox VMs from their pid files and, when `scan_processes`, other QEMU holding KVM.
+
+    The caller may skip the /proc scan when the vendor module's refcount is 0: every open /dev/kvm
+    holds a reference on it (the device's file operations belong to kvm_intel/kvm_amd), so then
+    no process can be holding KVM.
+    """
     vms, stale = proxmox_vms(host)
-    others = other_kvm_processes(host, set(vms.values()))
+    others = other_kvm_processes(host, set(vms.values())) if scan_processes else []
     return RunningVms(dict(sorted(vms.items())), tuple(others), tuple(stale))
