@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: a slotted class is built twice, at every start-up
 class CpuInfo:
     vendor_id: str | None  # "GenuineIntel", "AuthenticAMD", ...
     flags: frozenset[str]  # flags of the first processor, the line Proxmox itself reads
