@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nestctl.cli import cli
 from nestctl.machine import CommandResult, CommandStatus, Host, RecordingRunner
@@ -468,3 +470,49 @@ def test_options_after_vmids_and_misplaced_subcommand(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["vm", "--root", str(tmp_path), "enable", "100"])
     assert result.exit_code == 2
     assert "must come right after 'vm'" in result.output
+
+
+_LINES = st.sampled_from(
+    [
+        "cpu: host",
+        "cpu: host,flags=+vmx",
+        "cpu: custom-nope",
+        "cpu: EPYC-v4,flags=+nested-virt",
+        "cpu: ,,,=",
+        "args: -cpu 'host",
+        "args: -hypervisor -cpu max",
+        "ostype: win11",
+        "machine: pc-q35-99.9",
+        "machine: q35,viommu=intel",
+        "kvm: 0",
+        "template: 1",
+        "lock: backup",
+        "hostpci0: 01:00.0,x-vga=1",
+        "[PENDING]",
+        "delete: cpu,machine",
+        "[snap1]",
+        "[special:cloudinit]",
+        "garbage without colon",
+        "#a description",
+    ]
+)
+
+
+@given(lines=st.lists(_LINES | st.text(max_size=30), max_size=12))
+@settings(max_examples=200, deadline=None)
+def test_analyse_never_raises(lines: list[str]) -> None:
+    from nestctl.vm.config import parse_vm_config  # noqa: PLC0415
+    from nestctl.vm.cpuarg import predict_cpu  # noqa: PLC0415
+    from nestctl.vm.model import CpuEnv  # noqa: PLC0415
+    from nestctl.vm.report import VmContext, analyse_vm  # noqa: PLC0415
+    from nestctl.vm.running import RunningCheck  # noqa: PLC0415
+
+    cfg = parse_vm_config("\n".join(lines), 100, "/etc/pve/qemu-server/100.conf")
+    ctx = VmContext(CpuEnv(), predict_cpu, "intel", True, nested_virt_supported=True)
+    result = analyse_vm(cfg, RunningCheck(False), ctx)
+    body = result.to_json()
+    assert body["vmid"] == 100
+    refused_now = [
+        f for f in body["findings"] if f["code"] == "vm.cpu.refused" and "in force" in f["message"]
+    ]
+    assert (body["cpu_arg"] is None) == bool(refused_now)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from nestctl.findings import Severity
 from nestctl.vm.lint import lint_config, lost_by_args, parse_cpu_prop
 
@@ -103,3 +106,67 @@ def test_cpu_prop_tolerates_garbage() -> None:
     assert prop.cputype == "host"
     assert prop.flags == ("+a", "-b")
     assert parse_cpu_prop(None).cputype == "kvm64"
+
+
+# -- never a traceback, whatever the config holds -------------------------------------------
+
+_KEYS = ["cpu", "args", "ostype", "machine", "memory", "balloon", "kvm", "lock", "virtio0", "name"]
+_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
+_CONF = st.dictionaries(
+    st.sampled_from(_KEYS),
+    _TEXT
+    | st.sampled_from(
+        [
+            "host",
+            "kvm64,flags=+vmx;+nested-virt",
+            "x86-64-v2-AES,hidden=1",
+            "-hypervisor",
+            "win11",
+            "pc-i440fx-8.1",
+            "0",
+            "4096",
+            "current=x",
+            "'",
+            "-cpu host,+vmx",
+        ]
+    ),
+)
+
+
+@given(conf=_CONF, vendors=st.sets(st.sampled_from(["intel", "amd"])))
+@settings(max_examples=300, deadline=None)
+def test_lint_and_plans_never_raise(conf: dict[str, str], vendors: set[str]) -> None:
+    from nestctl.vm.profiles import PROFILES, HostCpu, plan_enable  # noqa: PLC0415
+
+    for f in lint_config(
+        100, conf, pve_cpu=conf.get("cpu"), has_nested_virt=True, cluster_vendors=vendors
+    ):
+        assert f.code.startswith("vm.")
+    for profile in PROFILES:
+        for nested_virt in (True, False):
+            plan = plan_enable(
+                100,
+                conf,
+                profile,
+                HostCpu("amd", frozenset({"svm"})),
+                migratable=True,
+                nested_virt=nested_virt,
+            )
+            assert plan.argv is None or plan.argv[:3] == ("qm", "set", "100")
+
+
+@given(
+    cpu=_TEXT,
+    vendor=st.sampled_from(["intel", "amd", "other", None]),
+    nested=st.sampled_from([True, False, None]),
+    kvm=st.booleans(),
+)
+@settings(max_examples=300, deadline=None)
+def test_exposure_never_raises(
+    cpu: str, vendor: str | None, nested: bool | None, kvm: bool
+) -> None:
+    from nestctl.vm.exposure import decide  # noqa: PLC0415
+
+    result = decide(cpu, vendor, nested, kvm=kvm)
+    assert result.flag in ("vmx", "svm", None)
+    assert result.exposed in (True, False, None)
