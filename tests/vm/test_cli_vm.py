@@ -57,6 +57,7 @@ def test_running_vm_with_pending_cpu_needs_a_proxmox_restart(tmp_path: Path) -> 
     restart = next(f for f in vm["findings"] if f["code"] == "vm.restart-required")
     assert "reboot inside the guest does not apply it" in restart["message"]
     assert restart["fix"] == "qm reboot 100"
+    assert restart["severity"] == "error"  # the restart changes what the guest sees
     not_exposed = next(f for f in vm["findings"] if f["code"] == "vm.nested.not-exposed")
     assert not_exposed["severity"] == "error"  # the user named this VM
     assert not_exposed["fix"] == "qm reboot 100"  # the pending config would expose vmx
@@ -71,6 +72,19 @@ def test_running_cpu_differs_from_config_without_pending(tmp_path: Path) -> None
     assert vm["restart_required"] is True
     assert vm["cpu_arg_pending"] is None
     assert "differs from the config's" in vm["findings"][0]["message"]
+
+
+def test_pending_machine_change_is_a_warning_when_nesting_stays(tmp_path: Path) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 100, "ostype: l26\ncpu: host\n\n[PENDING]\nmachine: q35\n")
+    run_vm(tmp_path, 100, 10, HOST)
+    rc, data = vm_json(tmp_path)
+    vm = by_id(data)[100]
+    restart = next(f for f in vm["findings"] if f["code"] == "vm.restart-required")
+    assert restart["severity"] == "warning"
+    assert "machine waits in [PENDING]" in restart["message"]
+    assert vm["restart_required"] is True
+    assert rc == 0
 
 
 def test_ready_vm(tmp_path: Path) -> None:

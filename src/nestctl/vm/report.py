@@ -181,26 +181,6 @@ def analyse_vm(cfg: VmConfig, run: RunningCheck, ctx: VmContext) -> VmResult:
     )
     running_cpu = run.vm.cpu_arg if run.running and run.vm else None
     restart_keys = _pending_restart_keys(cfg)
-    restart = False
-    if run.running:
-        differs = cpu_now is not None and running_cpu is not None and running_cpu != cpu_now
-        restart = differs or bool(restart_keys)
-        if restart:
-            why = []
-            if differs:
-                why.append(f"the running -cpu {running_cpu} differs from the config's {cpu_now}")
-            if restart_keys:
-                verb = "waits" if len(restart_keys) == 1 else "wait"
-                why.append(f"{', '.join(restart_keys)} {verb} in [PENDING]")
-            findings.append(
-                warning(
-                    "vm.restart-required",
-                    f"VM {vmid}: restart required: {'; '.join(why)}. A reboot inside the guest "
-                    f"does not apply it (the same QEMU process keeps running); qm reboot (or "
-                    f"stop + start) does.",
-                    f"qm reboot {vmid}",
-                )
-            )
     kvm = _kvm_on(nextconf)
     config_view = _ask(ctx, cpu_next, kvm) if cpu_next is not None else None
     if run.running:
@@ -210,6 +190,21 @@ def analyse_vm(cfg: VmConfig, run: RunningCheck, ctx: VmContext) -> VmResult:
         nested = config_view
     else:
         nested = exp.Exposure(False, None, "table", "Proxmox refuses the config: it cannot start")
+    restart = False
+    if run.running:
+        differs = cpu_now is not None and running_cpu is not None and running_cpu != cpu_now
+        restart = differs or bool(restart_keys)
+        if restart:
+            findings.append(
+                _restart_finding(
+                    vmid,
+                    running_cpu,
+                    cpu_now if differs else None,
+                    restart_keys,
+                    changes_nesting=config_view is not None
+                    and config_view.exposed != nested.exposed,
+                )
+            )
     chain, broken = _chain(
         ctx, cpu_next=cpu_next, config_view=config_view, run=run, nested=nested, restart=restart
     )
@@ -231,6 +226,32 @@ def analyse_vm(cfg: VmConfig, run: RunningCheck, ctx: VmContext) -> VmResult:
         proxmox_cpu_arg=pred_now.value,
         chain=chain,
         broken_link=broken,
+    )
+
+
+def _restart_finding(
+    vmid: int,
+    running_cpu: str | None,
+    config_cpu: str | None,
+    pending_keys: list[str],
+    *,
+    changes_nesting: bool,
+) -> Finding:
+    """Restart required: an error when the restart changes what the guest sees, else a warning."""
+    why = []
+    if config_cpu is not None:
+        why.append(f"the running -cpu {running_cpu} differs from the config's {config_cpu}")
+    if pending_keys:
+        verb = "waits" if len(pending_keys) == 1 else "wait"
+        why.append(f"{', '.join(pending_keys)} {verb} in [PENDING]")
+    if changes_nesting:
+        why.append("until then the guest's vmx/svm is not what the config says")
+    make = error if changes_nesting else warning
+    return make(
+        "vm.restart-required",
+        f"VM {vmid}: restart required: {'; '.join(why)}. A reboot inside the guest does not "
+        f"apply it (the same QEMU process keeps running); qm reboot (or stop + start) does.",
+        f"qm reboot {vmid}",
     )
 
 
