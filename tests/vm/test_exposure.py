@@ -99,6 +99,13 @@ def test_software_emulated_vm_uses_tcg_rules() -> None:
     assert decide("qemu64", "intel", True, kvm=False, oracle=table).exposed is True
 
 
+def test_host_without_kvm_does_not_start() -> None:
+    # Proxmox emits `host` for kvm: 0 (derived case D31); QEMU refuses it under TCG.
+    result = decide("host", "intel", True, kvm=False)
+    assert result.exposed is False
+    assert result.qemu_error == "CPU model 'host' requires KVM or HVF"
+
+
 def test_parse_keeps_qemu_precedence() -> None:
     v = parse_cpu_value("host,vmx=off,+vmx,enforce,level=30")
     assert v.model == "host"

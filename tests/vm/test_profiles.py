@@ -198,6 +198,13 @@ def test_locked_vm_is_refused_with_proxmox_message() -> None:
     assert plan.argv is None
 
 
+def test_template_is_not_changed() -> None:
+    plan = plan_enable(100, {**LINUX, "template": "1"}, "linux-kvm", INTEL, nested_virt=True)
+    assert plan.argv is None
+    assert plan.blocked is not None
+    assert "template" in plan.blocked
+
+
 def test_running_vm_gets_the_restart_note() -> None:
     plan = plan_enable(100, LINUX, "linux-kvm", INTEL, nested_virt=True, running=True)
     note = next(f for f in plan.findings if f.code == "vm.enable.restart")

@@ -124,7 +124,19 @@ def model_has(model: str, flag: str) -> bool:
     return model.startswith(_SVM_MODEL_PREFIXES)
 
 
+#: QEMU's own refusal of `-cpu host` without KVM (Proxmox still emits `host` for `kvm: 0`).
+HOST_NEEDS_KVM = "CPU model 'host' requires KVM or HVF"
+
+
 def _tcg_decision(cpu: CpuValue, oracle: OracleAnswer | None) -> Exposure:
+    if cpu.model == "host":
+        return Exposure(
+            False,
+            None,
+            "table",
+            f"software emulation (kvm: 0) with -cpu host: QEMU stops with '{HOST_NEEDS_KVM}'",
+            qemu_error=HOST_NEEDS_KVM,
+        )
     if oracle is not None and oracle.accel == "tcg" and oracle.svm is not None:
         exposed = bool(oracle.svm)
         return Exposure(

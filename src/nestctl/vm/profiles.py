@@ -304,6 +304,11 @@ def plan_enable(
             )
         )
         return plan
+    if conf.get("template", "0").lower() in ("1", "on", "yes", "true"):
+        plan.blocked = (
+            "VM is a template (templates always run qemu64 without KVM): enable its clones"
+        )
+        return plan
     _plan_cpu(
         plan,
         conf,
