@@ -133,3 +133,14 @@ def test_builtin_module_fix_is_the_kernel_command_line(tmp_path: Path) -> None:
     assert fix.startswith(
         "kvm_intel is built in: add kvm_intel.nested=Y to the kernel command line"
     )
+
+
+def test_dev_vm_reports_the_module_that_is_there(tmp_path: Path) -> None:
+    """A microVM with /dev/kvm from a built-in kvm_pvm: report it as it is, guess nothing."""
+    host = host_report(Host(build(tmp_path, "dev-vm-kvm-pvm"))).payload["host"]
+    assert (host["kvm_module"], host["kvm_module_builtin"], host["refcount"]) == (
+        "kvm_pvm",
+        True,
+        None,
+    )
+    assert host["performance"] == {}

@@ -21,7 +21,7 @@ SUMMARIES = {
 def host_payload(f: HostFacts) -> dict[str, Any]:
     """The ``host`` object of the JSON contract (documented keys first, extras after)."""
     after = f.nested_after_reboot
-    mod = f.module
+    mod = next((m for m in f.kvm_modules if m.name == f.kvm_module), None)
     return {
         "vendor": f.vendor,
         "virt_flag": f.virt_flag,
@@ -91,11 +91,16 @@ def host_sections(f: HostFacts) -> list[Section]:
     if shown is not None:
         kind = "built in" if shown.builtin else f"loadable, refcount {shown.refcount}"
         kvm_rows.append(("kind", kind))
-    nested_rows = [
-        ("now", _on_off(f.nested_live) + (f" ({f.nested_live_raw})" if f.nested_live_raw else "")),
-        ("after reboot", _on_off(after.value)),
-        ("decided by", after.decided_by or "unknown"),
-    ]
+    if f.virt_flag is None and f.cpuinfo is not None:
+        na = "does not apply (no vmx/svm)"
+        nested_rows = [("now", na), ("after reboot", na)]
+    else:
+        live = _on_off(f.nested_live) + (f" ({f.nested_live_raw})" if f.nested_live_raw else "")
+        nested_rows = [
+            ("now", live),
+            ("after reboot", _on_off(after.value)),
+            ("decided by", after.decided_by or "unknown"),
+        ]
     for param, value in f.performance.items():
         nested_rows.append((param, _on_off(value)))
     vm_rows = [
