@@ -259,6 +259,15 @@ def test_guest_view_through_the_agent(monkeypatch: pytest.MonkeyPatch) -> None:
     assert guest["virt_flag"] == "vmx"
 
 
+def test_not_a_proxmox_node(tmp_path: Path) -> None:
+    node(tmp_path)
+    shutil.rmtree(tmp_path / "etc/pve")
+    rc, data = vm_json(tmp_path)
+    assert rc == 2
+    assert data["vms"] == []
+    assert data["findings"][0]["code"] == "vm.no-proxmox"
+
+
 def test_text_output(tmp_path: Path) -> None:
     node(tmp_path)
     vm_conf(tmp_path, 100, "name: web\nostype: l26\ncpu: host\n")

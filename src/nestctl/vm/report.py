@@ -376,6 +376,7 @@ def sections(results: list[VmResult]) -> list[Section]:
             rows.append(("-cpu (running)", r.running_cpu_arg))
         shown = {True: "yes", False: "no", None: "unknown"}[r.nested.exposed]
         rows.append(("guest sees vmx/svm", f"{shown} ({r.nested.flag or '-'}, {r.nested.source})"))
+        rows.append(("why", r.nested.reason))
         rows.append(("chain", " -> ".join(f"{k}:{v}" for k, v in r.chain.items())))
         if r.restart_required:
             rows.append(("restart required", f"yes: qm reboot {r.vmid}"))
@@ -572,6 +573,15 @@ def collect(host: Host, opts: VmOptions) -> Report:
 
     findings: list[Finding] = []
     named = bool(opts.vmids)
+    if not host.is_dir("/etc/pve"):
+        findings.append(
+            unknown(
+                "vm.no-proxmox",
+                f"no /etc/pve under {host.root}: not a Proxmox VE node (or pmxcfs is not "
+                f"mounted), so there are no VM configs to check",
+                "systemctl status pve-cluster",
+            )
+        )
     ctx = build_context(host, opts, findings, named)
     configs = load_vm_configs(
         host, all_nodes=opts.all_nodes, vmids=list(opts.vmids) if opts.vmids else None
