@@ -539,3 +539,26 @@ def test_analyse_never_raises(lines: list[str]) -> None:
         f for f in body["findings"] if f["code"] == "vm.cpu.refused" and "in force" in f["message"]
     ]
     assert (body["cpu_arg"] is None) == bool(refused_now)
+
+
+@pytest.mark.e2e
+def test_real_qemu_answers_and_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if shutil.which("qemu-system-x86_64") is None:
+        pytest.skip("qemu-system-x86_64 is not installed")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = tmp_path / "root"
+    node(root)
+    vm_conf(root, 100, "ostype: l26\n")  # kvm64: QEMU validates it, KVM rules decide
+    vm_conf(root, 101, "ostype: l26\nargs: -cpu Frobnicator-v9\n")  # QEMU has no such model
+    vm_conf(root, 102, "ostype: l26\nkvm: 0\n")  # software emulation: QEMU's own answer
+    _, data = vm_json(root, "--use-qemu")
+    vms = by_id(data)
+    assert vms[100]["nested"]["exposed"] is False
+    assert vms[100]["nested"]["source"].startswith("qemu ")
+    refused = next(f for f in vms[101]["findings"] if f["code"] == "vm.cpu.qemu-refuses")
+    assert "Frobnicator-v9" in refused["message"]
+    assert vms[102]["nested"]["source"].startswith("qemu ")
+    assert vms[102]["nested"]["flag"] in ("svm", None)
+    # A second run answers from the cache, with the same result.
+    _, again = vm_json(root, "--use-qemu")
+    assert by_id(again)[100]["nested"] == vms[100]["nested"]

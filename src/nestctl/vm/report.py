@@ -304,7 +304,8 @@ def _exposure_findings(
         findings.append(
             error(
                 "vm.cpu.qemu-refuses",
-                f"VM {vmid}: QEMU refuses this -cpu value: {nested.qemu_error}",
+                f"VM {vmid}: QEMU refuses this -cpu value ({nested.source} said so; the VM "
+                f"would not start with it): {nested.qemu_error}",
             )
         )
         return
@@ -409,23 +410,49 @@ def _parse_version(text: str) -> tuple[int, ...] | None:
     return tuple(int(p) for p in parts)
 
 
-def _oracle_for(host: Host, use_qemu: bool | None) -> Oracle | None:
+class QemuAnswers:
+    """The installed QEMU's answers, asked once per distinct value (in parallel via `prefetch`)."""
+
+    def __init__(self, oracle: Any, vendor: str | None) -> None:
+        self.oracle = oracle  # nestctl.qemu.cpuprobe.QemuCpuOracle
+        self.vendor = vendor
+        self.memo: dict[str, exp.OracleAnswer] = {}
+
+    def __call__(self, cpu_arg: str) -> exp.OracleAnswer | None:
+        if cpu_arg not in self.memo:
+            self.memo[cpu_arg] = self.oracle.ask(cpu_arg, self.vendor)
+        return self.memo[cpu_arg]
+
+    def prefetch(self, values: set[str]) -> None:
+        wanted = sorted(v for v in values if v not in self.memo)
+        if wanted:
+            self.memo.update(self.oracle.ask_many(wanted, self.vendor))
+
+
+def _oracle_for(host: Host, use_qemu: bool | None, vendor: str | None) -> QemuAnswers | None:
     if use_qemu is False or (use_qemu is None and not host.live):
         return None
     from nestctl.qemu.cache import CpuAnswerCache  # noqa: PLC0415 - only when QEMU is asked
     from nestctl.qemu.cpuprobe import QemuCpuOracle  # noqa: PLC0415
 
     oracle = QemuCpuOracle(cache=CpuAnswerCache())
-    if not oracle.available:
-        return None
-    memo: dict[str, exp.OracleAnswer] = {}
+    return QemuAnswers(oracle, vendor) if oracle.available else None
 
-    def ask(cpu_arg: str) -> exp.OracleAnswer | None:
-        if cpu_arg not in memo:
-            memo[cpu_arg] = oracle.ask(cpu_arg)
-        return memo[cpu_arg]
 
-    return ask
+def _prefetch(ctx: VmContext, pairs: list[tuple[VmConfig, RunningCheck]]) -> None:
+    """Collect every distinct -cpu value first, so QEMU is asked for them in one parallel batch."""
+    if not isinstance(ctx.oracle, QemuAnswers):
+        return
+    values: set[str] = set()
+    for cfg, run in pairs:
+        confs = (cfg.current(), cfg.with_pending()) if cfg.has_pending else (cfg.current(),)
+        for conf in confs:
+            value = effective_cpu(ctx.predict(conf, ctx.env))
+            if value is not None:
+                values.add(value)
+        if run.vm is not None and run.vm.cpu_arg is not None:
+            values.add(run.vm.cpu_arg)
+    ctx.oracle.prefetch({v for v in values if v.split(",")[0] not in exp.PASSTHROUGH_MODELS})
 
 
 def build_context(host: Host, opts: VmOptions, findings: list[Finding], named: bool) -> VmContext:
@@ -465,7 +492,7 @@ def build_context(host: Host, opts: VmOptions, findings: list[Finding], named: b
         host_vendor=facts.vendor if cpuinfo else None,
         nested_live=facts.nested_live,
         nested_virt_supported=qemu_server is None or qemu_server >= (9, 0, 27),
-        oracle=_oracle_for(host, opts.use_qemu),
+        oracle=_oracle_for(host, opts.use_qemu, facts.vendor if cpuinfo else None),
         cluster_vendors=opts.cluster_vendors,
         vendor_model=vendor_model(facts.vendor, flags),
         named=named,
@@ -588,7 +615,7 @@ def collect(host: Host, opts: VmOptions) -> Report:
     )
     here = local_node(host)
     with_pidfile = _pidfile_vmids(host)
-    results: list[VmResult] = []
+    pairs: list[tuple[VmConfig, RunningCheck]] = []
     for cfg in configs:
         if not cfg.readable:
             findings.append(
@@ -606,6 +633,10 @@ def collect(host: Host, opts: VmOptions) -> Report:
             run = check_running(host, cfg.vmid)
         else:
             run = RunningCheck(False, reason="no pid file")
+        pairs.append((cfg, run))
+    _prefetch(ctx, pairs)
+    results: list[VmResult] = []
+    for cfg, run in pairs:
         result = analyse_vm(cfg, run, ctx)
         if opts.guest:
             result.guest, notes = _guest_view(host, result, cfg, run, ctx)
