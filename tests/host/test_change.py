@@ -9,6 +9,7 @@ import pytest
 
 from nestctl.findings import Report
 from nestctl.host.change import change_report
+from nestctl.host.probe import probe_host
 from nestctl.machine import Host, RecordingRunner
 from tests.helpers import read_tree, write_tree
 from tests.host.fakes import FakeModprobe
@@ -330,3 +331,44 @@ def test_a_failing_write_leaves_every_file_as_it_was(tmp_path: Path) -> None:
     } == before
     assert real.is_dir()
     assert runner.calls == []
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        (  # the managed file ends inside a continuation: our line must not be swallowed
+            {"/etc/modprobe.d/kvm-intel.conf": "options kvm_intel nested=0\noptions foo bar \\"},
+            {
+                "/etc/modprobe.d/kvm-intel.conf": "# nestctl: replaced: options kvm_intel "
+                "nested=0\noptions foo bar \\\n\noptions kvm_intel nested=Y\n"
+            },
+        ),
+        (  # a conflicting last line continued at end of file keeps its other options
+            {"/etc/modprobe.d/zz.conf": "options kvm_intel nested=0 ept=1 \\"},
+            {
+                "/etc/modprobe.d/zz.conf": f"{MARK}options kvm_intel nested=0 ept=1 \\\n\n"
+                "options kvm_intel ept=1"
+            },
+        ),
+        (  # the empty line ending a continuation is not commented (it would join nothing)
+            {"/etc/modprobe.d/kvm-intel.conf": "options kvm_intel nested=0 \\\n"},
+            {
+                "/etc/modprobe.d/kvm-intel.conf": "# nestctl: replaced: options kvm_intel "
+                "nested=0 \\\n\noptions kvm_intel nested=Y\n"
+            },
+        ),
+    ],
+)
+def test_backslash_continuations_never_swallow_a_written_line(
+    files: dict[str, str], expected: dict[str, str], tmp_path: Path
+) -> None:
+    write_tree(tmp_path, intel_host("N", release="4.15.18-30-pve", extra=files))
+    report, _ = run(tmp_path, no_reload=True)
+    assert change(report)["outcome"] == "persisted"
+    tree = read_tree(tmp_path)
+    for path, text in expected.items():
+        assert tree[path] == text
+    after = probe_host(Host(tmp_path)).nested_after_reboot
+    assert after.value is True
+    assert after.decided_by is not None
+    assert after.decided_by.startswith("/etc/modprobe.d/kvm-intel.conf:")

@@ -11,12 +11,15 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nestctl.host.change import change_report
 from nestctl.host.cpuinfo import parse_cpuinfo
 from nestctl.host.kcmdline import parse_kernel_cmdline
 from nestctl.host.modprobe import parse_modprobe
+from nestctl.host.plan import plan_change
+from nestctl.host.probe import probe_host
 from nestctl.host.report import host_report
 from nestctl.host.values import kernel_bool, kernel_int, sysfs_bool, sysfs_int
-from nestctl.machine import Host
+from nestctl.machine import Host, RecordingRunner
 from tests.helpers import write_tree
 from tests.host.scenarios import intel_host
 
@@ -101,5 +104,42 @@ def test_whole_report_survives_garbage_everywhere(
         body = json.loads(json.dumps(report.to_json()))
         assert body["verdict"] in ("ready", "not-ready", "unknown")
         assert report.exit_code in (0, 1, 2)
+    finally:
+        shutil.rmtree(root)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    etc=modprobe_text,
+    managed=st.one_of(st.none(), modprobe_text),
+    lib=st.one_of(st.none(), modprobe_text),
+    action=st.sampled_from(["enable", "disable"]),
+)
+def test_enable_disable_on_any_modprobe_files_converges(
+    etc: str, managed: str | None, lib: str | None, action: str
+) -> None:
+    """Whatever the files hold: no crash; when applied, `nested` after reboot is what was asked,
+    and a second run has no file to change."""
+    root = Path(tempfile.mkdtemp(prefix="nestctl-fuzz-"))
+    try:
+        # The kernel default is the opposite of the wish, so a swallowed line shows.
+        release = "4.15.18-30-pve" if action == "enable" else "6.8.12-4-pve"
+        files: dict[str, str | bytes] = dict(
+            intel_host("Y" if action == "enable" else "N", release=release)
+        )
+        files["/etc/modprobe.d/zz.conf"] = etc
+        if managed is not None:
+            files["/etc/modprobe.d/kvm-intel.conf"] = managed
+        if lib is not None:
+            files["/lib/modprobe.d/kvm-intel.conf"] = lib
+        write_tree(root, files)
+        report = change_report(Host(root, runner=RecordingRunner(), euid=0), action, stamp="S")
+        outcome = report.payload["change"]["outcome"]
+        assert outcome in ("done", "nothing-to-do", "refused", "persisted"), report.to_json()
+        if outcome in ("done", "nothing-to-do"):
+            facts = probe_host(Host(root))
+            assert facts.nested_after_reboot.value is (action == "enable"), report.to_json()
+            again = plan_change(Host(root), facts, action)
+            assert again.files == (), [f.diff() for f in again.files]
     finally:
         shutil.rmtree(root)

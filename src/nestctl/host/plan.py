@@ -107,23 +107,36 @@ def comment_out(text: str, directives: list[modprobe.Directive], marker: str) ->
     """Prefix each physical line of `directives` with `marker`; keep their other options.
 
     A line like ``options kvm_intel nested=0 ept=1`` loses only ``nested``: the remaining options
-    follow on a new line, so nothing but the conflict changes meaning.
+    follow on a new line, so nothing but the conflict changes meaning. A directive that ends in a
+    backslash at the end of the file gets an empty line before that new line, or kmod would join
+    the new line to the comment.
     """
     lines = text.split("\n")
-    extra_after: dict[int, str] = {}
+    extra_after: dict[int, list[str]] = {}
     for d in directives:
         for n in range(d.lineno, d.last_lineno + 1):
-            if n - 1 < len(lines):
+            if n - 1 < len(lines) and lines[n - 1]:
                 lines[n - 1] = f"{marker}{lines[n - 1]}"
         kept = [w for w in d.args if w.partition("=")[0].replace("-", "_") != "nested"]
         if kept and d.module:
-            extra_after[d.last_lineno] = f"options {d.module} {' '.join(kept)}"
+            last = lines[d.last_lineno - 1] if d.last_lineno - 1 < len(lines) else ""
+            extra = [""] if last.endswith("\\") else []
+            extra_after[d.last_lineno] = [*extra, f"options {d.module} {' '.join(kept)}"]
     out: list[str] = []
     for number, line in enumerate(lines, start=1):
         out.append(line)
-        if number in extra_after:
-            out.append(extra_after[number])
+        out.extend(extra_after.get(number, ()))
     return "\n".join(out)
+
+
+def ends_open(text: str) -> str:
+    """`text` ready for a line to be appended: newline-terminated, and not inside a continuation
+    (a last line ending in a backslash would swallow the appended line, comment or not)."""
+    if text and not text.endswith("\n"):
+        text += "\n"
+    if text.removesuffix("\n").endswith("\\"):
+        text += "\n"
+    return text
 
 
 def _conflicts(
@@ -156,8 +169,6 @@ def _managed_change(
             )
     old = base if effective == path else None
     text = base if base is not None else managed_header(module)
-    if text and not text.endswith("\n"):
-        text += "\n"
     directives = modprobe.parse_modprobe(text, path)
     text = comment_out(text, _conflicts(directives, module, desired), "# nestctl: replaced: ")
     remaining = [
@@ -166,7 +177,7 @@ def _managed_change(
         if d.module == module and d.option_values("nested")
     ]
     if not remaining:
-        text += f"options {module} nested={value}\n"
+        text = ends_open(text) + f"options {module} nested={value}\n"
     new = prefix + text
     if old is not None and new == old:
         return None
