@@ -41,6 +41,13 @@ class _VmGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
+class _VmidsArgument(click.Argument):
+    """`[VMID]...` in `vm`'s own usage line, not in `vm enable`'s (`nestctl vm enable VMID`)."""
+
+    def get_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return super().get_usage_pieces(ctx) if isinstance(ctx.command, click.Group) else []
+
+
 def _check_version(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
@@ -51,7 +58,7 @@ def _check_version(_ctx: click.Context, _param: click.Parameter, value: str | No
     return value
 
 
-def _common(func: Any) -> Any:
+def _versions(func: Any) -> Any:
     for option in reversed(
         [
             click.option(
@@ -66,6 +73,15 @@ def _common(func: Any) -> Any:
                 callback=_check_version,
                 help="Proxmox VE version to assume (default: qemu-server from dpkg).",
             ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def _checks(func: Any) -> Any:
+    for option in reversed(
+        [
             click.option(
                 "--no-qemu",
                 is_flag=True,
@@ -100,16 +116,17 @@ def _vendors(text: str | None) -> set[str] | None:
 def _options(params: dict[str, Any], vmids: tuple[int, ...] = (), *, text: bool = True) -> Any:
     from nestctl.vm.report import VmOptions  # noqa: PLC0415 - lazy: keep start-up fast
 
-    if params["no_qemu"] and params["use_qemu"]:
+    no_qemu, want_qemu = params.get("no_qemu", False), params.get("use_qemu", False)
+    if no_qemu and want_qemu:
         raise click.UsageError("--no-qemu and --use-qemu exclude each other")
-    use_qemu = False if params["no_qemu"] else (True if params["use_qemu"] else None)
+    use_qemu = False if no_qemu else (True if want_qemu else None)
     return VmOptions(
         vmids=vmids,
         all_nodes=params.get("all_nodes", False),
         qemu_version=params["qemu_version"],
         pve_version=params["pve_version"],
         use_qemu=use_qemu,
-        cluster_vendors=_vendors(params["cluster_vendors"]),
+        cluster_vendors=_vendors(params.get("cluster_vendors")),
         guest=params.get("guest", False),
         sections=text,
     )
@@ -117,11 +134,16 @@ def _options(params: dict[str, Any], vmids: tuple[int, ...] = (), *, text: bool 
 
 @click.group(cls=_VmGroup, invoke_without_command=True, epilog=EPILOG)
 @click.argument(
-    "vmids", nargs=-1, type=click.IntRange(min=100, max=999_999_999), metavar="[VMID]..."
+    "vmids",
+    cls=_VmidsArgument,
+    nargs=-1,
+    type=click.IntRange(min=100, max=999_999_999),
+    metavar="[VMID]...",
 )
 @click.option("--all-nodes", is_flag=True, help="Every node's VMs (/etc/pve/nodes/*/qemu-server).")
 @click.option("--guest", is_flag=True, help="Add the guest's own view (through the guest agent).")
-@_common
+@_checks
+@_versions
 @root_option
 @json_option
 @click.pass_context
@@ -175,7 +197,7 @@ def write_json_lines(body: dict[str, Any], out: TextIO) -> None:
 @click.option(
     "--restart", is_flag=True, help="Apply pending changes now with `qm reboot` and re-check."
 )
-@_common
+@_versions
 @root_option
 @json_option
 @click.pass_context
