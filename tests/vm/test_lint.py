@@ -101,6 +101,16 @@ def test_cpu_host_in_a_mixed_vendor_cluster() -> None:
     assert lint_config(1, conf, pve_cpu=None, has_nested_virt=True, cluster_vendors={"amd"}) == []
 
 
+def test_model_of_the_other_vendor() -> None:
+    conf = {"cpu": "Cooperlake-v2,flags=+nested-virt"}
+    found = lint_config(1, conf, pve_cpu=None, has_nested_virt=True, host_vendor="amd")
+    assert codes(found) == ["vm.cpu.vendor-mismatch"]
+    assert "Intel model on an AMD host" in found[0].message
+    assert lint_config(1, conf, pve_cpu=None, has_nested_virt=True, host_vendor="intel") == []
+    generic = {"cpu": "kvm64"}
+    assert lint_config(1, generic, pve_cpu=None, has_nested_virt=True, host_vendor="amd") == []
+
+
 def test_cpu_prop_tolerates_garbage() -> None:
     prop = parse_cpu_prop(",,host,,flags=+a;;-b,=x")
     assert prop.cputype == "host"

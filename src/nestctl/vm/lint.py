@@ -5,7 +5,8 @@ Each rule returns findings with a stable code, what goes wrong and the exact `qm
 * `hidden=1` taken for hiding the CPUID hypervisor bit (it only emits `kvm=off`);
 * `nested-virt` on an x86-64-vN model for a Windows guest (Proxmox advises a vendor model);
 * raw `+vmx`/`+svm` in a VM's flags, which Proxmox refuses (its message is carried);
-* `cpu: host` in a cluster whose nodes have different CPU vendors (when that is known).
+* `cpu: host` in a cluster whose nodes have different CPU vendors (when that is known);
+* a named CPU model of the other vendor than the host's (the guest's hypervisor refuses it).
 """
 
 from __future__ import annotations
@@ -191,6 +192,31 @@ def lint_raw_virt_flags(vmid: int, prop: CpuProp, has_nested_virt: bool) -> list
     ]
 
 
+def lint_model_vendor(vmid: int, prop: CpuProp, host_vendor: str | None) -> list[Finding]:
+    """A named model of the other vendor: Proxmox forces its vendor string, KVM the host's flag.
+
+    The guest then sees e.g. GenuineIntel with svm; Linux's kvm_amd ("not amd or hygon") and
+    kvm_intel both refuse such a CPU, so nesting fails even though the flag is there.
+    """
+    from nestctl.vm.cpumodels import x86_vendors  # noqa: PLC0415 - tables built on first use
+
+    ids = {"GenuineIntel": "intel", "AuthenticAMD": "amd"}
+    model = ids.get(x86_vendors(None).get(prop.cputype, ""))
+    if model is None or host_vendor not in ("intel", "amd") or model == host_vendor:
+        return []
+    names = {"intel": "Intel", "amd": "AMD"}
+    return [
+        warning(
+            "vm.cpu.vendor-mismatch",
+            f"VM {vmid}: {prop.cputype} is an {names[model]} model on an {names[host_vendor]} "
+            f"host: the guest sees an {names[model]} vendor string with the host's "
+            f"{'svm' if host_vendor == 'amd' else 'vmx'}, and hypervisors inside it (KVM, "
+            f"Hyper-V) refuse such a CPU.",
+            f"qm set {vmid} --cpu host",
+        )
+    ]
+
+
 def lint_cluster_vendors(vmid: int, prop: CpuProp, vendors: set[str] | None) -> list[Finding]:
     """`cpu: host` where nodes have different CPU vendors (skipped when vendors are unknown)."""
     if prop.cputype != "host" or not vendors or len(vendors) < 2:
@@ -214,6 +240,7 @@ def lint_config(
     has_nested_virt: bool,
     vendor_model: str | None = None,
     cluster_vendors: set[str] | None = None,
+    host_vendor: str | None = None,
 ) -> list[Finding]:
     """Every lint rule over one VM config (the values the next start uses)."""
     prop = parse_cpu_prop(conf.get("cpu"))
@@ -223,4 +250,5 @@ def lint_config(
         *lint_nested_virt_abstract(vmid, conf, prop, vendor_model),
         *lint_raw_virt_flags(vmid, prop, has_nested_virt),
         *lint_cluster_vendors(vmid, prop, cluster_vendors),
+        *lint_model_vendor(vmid, prop, host_vendor),
     ]

@@ -178,6 +178,7 @@ def analyse_vm(cfg: VmConfig, run: RunningCheck, ctx: VmContext) -> VmResult:
         has_nested_virt=ctx.nested_virt_supported,
         vendor_model=ctx.vendor_model,
         cluster_vendors=ctx.cluster_vendors,
+        host_vendor=ctx.host_vendor,
     )
     running_cpu = run.vm.cpu_arg if run.running and run.vm else None
     restart_keys = _pending_restart_keys(cfg)
