@@ -307,49 +307,25 @@ def enable(
 LINUX = "name: lab\nostype: l26\nmemory: 2048\ncpu: x86-64-v2-AES\n"
 WINDOWS = "name: win\nostype: win11\nmemory: 4096\nballoon: 2048\ncpu: x86-64-v2-AES\n"
 
+#: What the Windows profiles add to a 4 GiB, ballooning i440fx VM.
+WIN_TAIL = ["--machine", "q35", "--memory", "8192", "--balloon", "0"]
 PLANS = [
     # (versions, vendor, profile, migratable, expected qm argv after "qm set 100")
     (PVE92, "intel", "linux-kvm", False, ["--cpu", "host"]),
     (PVE92, "amd", "linux-kvm", True, ["--cpu", "EPYC-v4,flags=+nested-virt"]),
-    (
-        PVE92,
-        "intel",
-        "windows-hyperv",
-        False,
-        ["--cpu", "host", "--machine", "q35", "--memory", "8192", "--balloon", "0"],
-    ),
+    (PVE92, "intel", "windows-hyperv", False, ["--cpu", "host", *WIN_TAIL]),
+    (PVE92, "amd", "windows-hyperv", True, ["--cpu", "EPYC-v4,flags=+nested-virt", *WIN_TAIL]),
     (
         PVE92,
         "intel",
         "windows-wsl2-docker",
         True,
-        [
-            "--cpu",
-            "Cascadelake-Server-noTSX,flags=+nested-virt",
-            "--machine",
-            "q35",
-            "--memory",
-            "8192",
-            "--balloon",
-            "0",
-        ],
+        ["--cpu", "Cascadelake-Server-noTSX,flags=+nested-virt", *WIN_TAIL],
     ),
     (PVE92, "amd", "pve-lab", False, ["--cpu", "host"]),
     (PVE84, "intel", "linux-kvm", False, ["--cpu", "host"]),
-    (
-        PVE84,
-        "amd",
-        "windows-hyperv",
-        False,
-        ["--cpu", "host", "--machine", "q35", "--memory", "8192", "--balloon", "0"],
-    ),
-    (
-        PVE84,
-        "intel",
-        "windows-wsl2-docker",
-        False,
-        ["--cpu", "host", "--machine", "q35", "--memory", "8192", "--balloon", "0"],
-    ),
+    (PVE84, "amd", "windows-hyperv", False, ["--cpu", "host", *WIN_TAIL]),
+    (PVE84, "intel", "windows-wsl2-docker", False, ["--cpu", "host", *WIN_TAIL]),
     (PVE84, "intel", "pve-lab", False, ["--cpu", "host"]),
 ]
 
