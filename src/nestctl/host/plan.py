@@ -233,54 +233,56 @@ def _reload_blockers(facts: HostFacts, no_reload: bool) -> list[str]:
     return blockers
 
 
-def plan_change(host: Host, facts: HostFacts, action: str, *, no_reload: bool = False) -> Plan:
-    desired = action == "enable"
+def _host_refusal(facts: HostFacts, action: str) -> str | None:
+    """Why this host's `nested` cannot be changed by modprobe.d at all, or None."""
     module = facts.expected_module
-    refusal: str | None = None
     if facts.cpuinfo is None:
-        refusal = f"cannot read /proc/cpuinfo ({facts.cpuinfo_error})"
-    elif module is None:
-        refusal = (
+        return f"cannot read /proc/cpuinfo ({facts.cpuinfo_error})"
+    if module is None:
+        return (
             f"unknown CPU vendor {facts.cpuinfo.vendor_id or '(none)'!r}: nestctl changes "
             "kvm_intel and kvm_amd only"
         )
-    elif facts.virt_flag is None:
-        refusal = "the CPU shows neither vmx nor svm: there is no KVM nesting to " + action
-    elif facts.expected_builtin:
-        refusal = (
+    if facts.virt_flag is None:
+        return "the CPU shows neither vmx nor svm: there is no KVM nesting to " + action
+    if facts.expected_builtin:
+        return (
             f"{module} is built into the kernel: modprobe.d does not apply; set "
             f"{module}.nested= on the kernel command line instead"
         )
+    return None
+
+
+def plan_change(host: Host, facts: HostFacts, action: str, *, no_reload: bool = False) -> Plan:
+    desired = action == "enable"
+    module = facts.expected_module
+    refusal = _host_refusal(facts, action)
     if refusal is not None or module is None:
         return Plan(action, module, desired, None, None, refusal=refusal)
     value = nested_value_text(module, desired)
     managed = MANAGED_FILES[module]
     after = facts.nested_after_reboot
     if after.decided_by == "kernel command line" and after.value is not desired:
-        return Plan(
-            action,
-            module,
-            desired,
-            value,
-            managed,
-            refusal=(
-                f"the kernel command line sets {module}.nested={after.raw}, which wins over "
-                "modprobe.d (and over a reload); change it in /etc/kernel/cmdline or "
-                "/etc/default/grub first"
-            ),
+        refusal = (
+            f"the kernel command line sets {module}.nested={after.raw}, which wins over "
+            "modprobe.d (and over a reload); change it in /etc/kernel/cmdline or "
+            "/etc/default/grub first"
         )
     config = facts.modprobe_config
     files: list[FileChange] = []
     conflicts = _conflicts(list(config.directives), module, desired)
-    if conflicts or after.value is not desired:
+    if refusal is None and (conflicts or after.value is not desired):
         try:
             managed_change = _managed_change(host, config, module, desired, value)
             others = _other_changes(host, config, module, desired, managed)
         except PlanError as exc:
-            return Plan(action, module, desired, value, managed, refusal=str(exc))
-        if managed_change is not None:
-            files.append(managed_change)
-        files.extend(others)
+            refusal = str(exc)
+        else:
+            if managed_change is not None:
+                files.append(managed_change)
+            files.extend(others)
+    if refusal is not None:
+        return Plan(action, module, desired, value, managed, refusal=refusal)
     notes: list[str] = []
     mod = facts.module
     reload_needed = mod is not None and facts.nested_live is not desired
