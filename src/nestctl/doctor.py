@@ -1,0 +1,59 @@
+"""The doctor: the host report and the VM report joined into one view of every layer.
+
+JSON: ``{"host": {...}, "proxmox": bool, "vms": [...], "findings": [...], "verdict": ...}``; the
+`host` and per-VM objects are exactly those of `nestctl host --json` and `nestctl vm --json`.
+"""
+
+from __future__ import annotations
+
+from nestctl.findings import Report, Verdict, info
+from nestctl.host.report import host_report
+from nestctl.machine import Host
+
+#: What marks a Proxmox VE node: the cluster file system's VM directory or the qm tool.
+PVE_MARKERS = ("/etc/pve/qemu-server", "/etc/pve/nodes", "/usr/sbin/qm")
+
+SUMMARIES = {
+    Verdict.READY: "every layer checked is ready for nested virtualization",
+    Verdict.NOT_READY: "a layer is not ready (see the errors below, each with its fix)",
+    Verdict.UNKNOWN: "some layers could not be checked (see the warnings below)",
+}
+
+
+def is_proxmox_node(host: Host) -> bool:
+    return any(host.exists(p) for p in PVE_MARKERS)
+
+
+def doctor_report(
+    host: Host, *, guests: bool = False, all_nodes: bool = False, use_qemu: bool | None = None
+) -> Report:
+    hrep = host_report(host)
+    report = Report(
+        title="doctor",
+        payload={**hrep.payload, "proxmox": False, "vms": []},
+        findings=list(hrep.findings),
+        sections=list(hrep.sections),
+        summaries=dict(SUMMARIES),
+    )
+    if not is_proxmox_node(host):
+        report.findings.append(
+            info(
+                "doctor.not-proxmox",
+                "not a Proxmox VE node (no /etc/pve, no qm): only the host layer was checked",
+            )
+        )
+        return report
+
+    from nestctl.vm.report import VmOptions, collect  # noqa: PLC0415 - only on a PVE node
+
+    vrep = collect(
+        host,
+        VmOptions(all_nodes=all_nodes, use_qemu=use_qemu, guest=guests),
+    )
+    report.payload["proxmox"] = True
+    report.payload["vms"] = vrep.payload.get("vms", [])
+    # The VM report repeats host facts (nested off/unknown) as its own findings: keep one copy.
+    host_codes = {"vm.host.nested-off", "vm.host.nested-unknown", "vm.host.cpuinfo"}
+    report.findings += [f for f in vrep.findings if f.code not in host_codes]
+    report.sections += vrep.sections
+    return report
