@@ -1,3 +1,3 @@
-from nestctl.cli import main
+from nestctl.entry import main
 
 main()

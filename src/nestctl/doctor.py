@@ -7,7 +7,8 @@ JSON: ``{"host": {...}, "proxmox": bool, "vms": [...], "findings": [...], "verdi
 from __future__ import annotations
 
 from nestctl.findings import Report, Verdict, info
-from nestctl.host.report import host_report
+from nestctl.host.probe import probe_host
+from nestctl.host.report import report_from_facts
 from nestctl.machine import Host
 
 #: What marks a Proxmox VE node: the cluster file system's VM directory or the qm tool.
@@ -27,7 +28,8 @@ def is_proxmox_node(host: Host) -> bool:
 def doctor_report(
     host: Host, *, guests: bool = False, all_nodes: bool = False, use_qemu: bool | None = None
 ) -> Report:
-    hrep = host_report(host)
+    facts = probe_host(host)
+    hrep = report_from_facts(facts)
     report = Report(
         title="doctor",
         payload={**hrep.payload, "proxmox": False, "vms": []},
@@ -49,6 +51,7 @@ def doctor_report(
     vrep = collect(
         host,
         VmOptions(all_nodes=all_nodes, use_qemu=use_qemu, guest=guests),
+        host_facts=facts,
     )
     report.payload["proxmox"] = True
     report.payload["vms"] = vrep.payload.get("vms", [])

@@ -12,14 +12,13 @@ import contextlib
 import errno
 import fnmatch
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 #: Largest file we read: sysfs and config files are small; a huge file is a mistake, not data.
 MAX_READ_BYTES = 8 * 1024 * 1024
@@ -32,8 +31,7 @@ class ReadStatus(StrEnum):
     NOT_A_FILE = "not-a-file"
 
 
-@dataclass(frozen=True, slots=True)
-class FileRead:
+class FileRead(NamedTuple):
     """What reading one host file gave: text, or why there is none (missing is not unreadable)."""
 
     path: str
@@ -54,8 +52,7 @@ class CommandStatus(StrEnum):
     RECORDED = "recorded"  # not run: the host is not live, the command went into the plan
 
 
-@dataclass(frozen=True, slots=True)
-class CommandResult:
+class CommandResult(NamedTuple):
     argv: tuple[str, ...]
     status: CommandStatus
     rc: int | None = None
@@ -87,6 +84,23 @@ class Runner(Protocol):
     def __call__(
         self, argv: Sequence[str], *, timeout: float, stdin: str | None, ok_codes: Sequence[int]
     ) -> CommandResult: ...
+
+
+def _read_upto(fh: BinaryIO, limit: int) -> bytes:
+    """Read at most `limit` bytes in 64 KiB chunks.
+
+    One big read(limit) makes Python allocate `limit` bytes every time, and procfs sysctl files
+    refuse such a read with ENOMEM.
+    """
+    chunks = []
+    left = limit
+    while left > 0:
+        chunk = fh.read(min(left, 65536))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def _decode(data: bytes) -> str:
@@ -135,7 +149,6 @@ class SystemRunner:
 Responder = Callable[[tuple[str, ...]], CommandResult | None]
 
 
-@dataclass
 class RecordingRunner:
     """Records commands instead of running them.
 
@@ -143,8 +156,9 @@ class RecordingRunner:
     change sysfs); commands it does not answer come back as RECORDED.
     """
 
-    respond: Responder | None = None
-    calls: list[tuple[str, ...]] = field(default_factory=list)
+    def __init__(self, respond: Responder | None = None) -> None:
+        self.respond = respond
+        self.calls: list[tuple[str, ...]] = []
 
     def __call__(
         self, argv: Sequence[str], *, timeout: float, stdin: str | None, ok_codes: Sequence[int]
@@ -158,8 +172,7 @@ class RecordingRunner:
         return CommandResult(args, CommandStatus.RECORDED)
 
 
-@dataclass(frozen=True, slots=True)
-class ManifestEntry:
+class ManifestEntry(NamedTuple):
     """One thing the tool read or ran, for `--debug` and snapshots."""
 
     kind: str  # "read", "glob", "run", "write"
@@ -196,42 +209,50 @@ class Host:
         runner: Runner | None = None,
         euid: int | None = None,
     ) -> None:
-        self.root = Path(root)
-        self.live = self.root.resolve() == Path("/")
+        # Strings and os.path, not pathlib: importing pathlib costs more than a whole host probe.
+        self.root = os.fspath(root)
+        self.live = os.path.realpath(self.root) == "/"
         self.runner: Runner = runner or (SystemRunner() if self.live else RecordingRunner())
         # Windows (a guest running `nestctl guest`) has no geteuid; admin rights are checked there.
         self.euid = getattr(os, "geteuid", lambda: 0)() if euid is None else euid
         self.manifest: list[ManifestEntry] = []
 
     def __repr__(self) -> str:
-        return f"Host(root={str(self.root)!r}, live={self.live})"
+        return f"Host(root={self.root!r}, live={self.live})"
 
     # -- paths -----------------------------------------------------------------------------
 
-    def path(self, hostpath: str) -> Path:
-        """The real path of a host-absolute path under this root."""
-        rel = hostpath.lstrip("/")
-        return self.root / rel if rel else self.root
+    def real(self, hostpath: str) -> str:
+        """The real path (a string) of a host-absolute path under this root."""
+        return os.path.join(self.root, hostpath.lstrip("/"))
 
-    def hostpath(self, real: Path) -> str:
+    def path(self, hostpath: str) -> Path:
+        """The real path of a host-absolute path under this root, as a `Path`."""
+        from pathlib import Path  # noqa: PLC0415 - see __init__
+
+        return Path(self.real(hostpath))
+
+    def hostpath(self, real: str | os.PathLike[str]) -> str:
         """Inverse of `path`: the host-absolute path of a real path under the root."""
-        return "/" + str(real.relative_to(self.root)).removeprefix(".").lstrip("/")
+        rel = os.path.relpath(real, self.root)
+        return "/" if rel == "." else "/" + rel
 
     def root_problem(self) -> str | None:
         """Why this root cannot be inspected at all, or None."""
-        if not self.root.exists():
+        if not os.path.exists(self.root):
             return f"root directory {self.root} does not exist"
-        if not self.root.is_dir():
+        if not os.path.isdir(self.root):
             return f"root {self.root} is not a directory"
         return None
 
     # -- reads -----------------------------------------------------------------------------
 
     def read(self, hostpath: str, *, max_bytes: int = MAX_READ_BYTES) -> FileRead:
-        real = self.path(hostpath)
+        # A plain string join, not pathlib: a cluster run reads thousands of small files.
+        real = self.real(hostpath)
         try:
-            with real.open("rb") as fh:
-                data = fh.read(max_bytes)
+            with open(real, "rb", buffering=0) as fh:
+                data = _read_upto(fh, max_bytes)
         except FileNotFoundError:
             result = FileRead(hostpath, ReadStatus.MISSING)
         except IsADirectoryError:
@@ -251,10 +272,10 @@ class Host:
         return self.read(hostpath).text
 
     def exists(self, hostpath: str) -> bool:
-        return os.path.lexists(self.path(hostpath))
+        return os.path.lexists(self.real(hostpath))
 
     def is_dir(self, hostpath: str) -> bool:
-        return self.path(hostpath).is_dir()
+        return os.path.isdir(self.real(hostpath))
 
     def is_char_device_or_file(self, hostpath: str) -> bool:
         """True for a device node or (in fake trees) a plain file standing for one."""
@@ -263,7 +284,7 @@ class Host:
     def listdir(self, hostpath: str) -> list[str] | None:
         """Sorted entry names of a directory, or None when it is missing or unreadable."""
         try:
-            names = sorted(os.listdir(self.path(hostpath)))
+            names = sorted(os.listdir(self.real(hostpath)))
         except OSError:
             self.manifest.append(ManifestEntry("list", hostpath, "missing"))
             return None
@@ -278,30 +299,32 @@ class Host:
 
     def readlink(self, hostpath: str) -> str | None:
         try:
-            return os.readlink(self.path(hostpath))
+            return os.readlink(self.real(hostpath))
         except OSError:
             return None
 
     def mtime(self, hostpath: str) -> float | None:
         try:
-            return self.path(hostpath).stat().st_mtime
+            return os.stat(self.real(hostpath)).st_mtime
         except OSError:
             return None
 
     def stat(self, hostpath: str) -> os.stat_result | None:
         try:
-            return self.path(hostpath).stat()
+            return os.stat(self.real(hostpath))
         except OSError:
             return None
 
     def find_program(self, name: str) -> str | None:
         """Host path of an executable, searched in the usual system directories under the root."""
         if self.live:
+            import shutil  # noqa: PLC0415 - shutil is slow to import and rarely needed
+
             return shutil.which(name)
         for d in ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"):
             candidate = f"{d}/{name}"
-            real = self.path(candidate)
-            if real.is_file() and os.access(real, os.X_OK):
+            real = self.real(candidate)
+            if os.path.isfile(real) and os.access(real, os.X_OK):
                 return candidate
         return None
 
@@ -327,10 +350,9 @@ class Host:
 
     def writable_dir(self, hostdir: str) -> str | None:
         """Why files cannot be created in `hostdir` (read-only, no permission), or None."""
-        real = self.path(hostdir)
-        probe_dir = real
-        while not probe_dir.exists() and probe_dir != probe_dir.parent:
-            probe_dir = probe_dir.parent
+        probe_dir = self.real(hostdir)
+        while not os.path.exists(probe_dir) and probe_dir != os.path.dirname(probe_dir):
+            probe_dir = os.path.dirname(probe_dir)
         try:
             st = os.statvfs(probe_dir)
         except OSError as exc:
@@ -343,14 +365,18 @@ class Host:
 
     def write_atomic(self, hostpath: str, text: str, *, mode: int | None = None) -> None:
         """Write a file we own: temp file in the same directory, same mode, fsync, rename."""
-        real = self.path(hostpath)
-        real.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile  # noqa: PLC0415 - writes are rare; keep start-up fast
+
+        real = self.real(hostpath)
+        parent = os.path.dirname(real)
+        os.makedirs(parent, exist_ok=True)
         if mode is None:
             try:
-                mode = real.stat().st_mode & 0o7777
+                mode = os.stat(real).st_mode & 0o7777
             except FileNotFoundError:
                 mode = 0o644
-        fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
+        name = os.path.basename(real)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
@@ -362,7 +388,7 @@ class Host:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        self._fsync_dir(real.parent)
+        self._fsync_dir(parent)
         self.manifest.append(ManifestEntry("write", hostpath, "ok"))
 
     def backup(self, hostpath: str, backup_dir: str, stamp: str) -> str | None:
@@ -371,23 +397,26 @@ class Host:
         Backups go outside the directory they came from: a copy left in /etc/modprobe.d ending in
         .conf would be read by modprobe itself.
         """
-        src = self.path(hostpath)
-        if not src.exists():
+        import shutil  # noqa: PLC0415 - writes are rare; keep start-up fast
+
+        src = self.real(hostpath)
+        if not os.path.exists(src):
             return None
         dest_host = f"{backup_dir.rstrip('/')}/{stamp}{hostpath}"
-        dest = self.path(dest_host)
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest = self.real(dest_host)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
         shutil.copy2(src, dest)
         self.manifest.append(ManifestEntry("write", dest_host, "backup"))
         return dest_host
 
     def remove(self, hostpath: str) -> None:
-        self.path(hostpath).unlink()
-        self._fsync_dir(self.path(hostpath).parent)
+        real = self.real(hostpath)
+        os.unlink(real)
+        self._fsync_dir(os.path.dirname(real))
         self.manifest.append(ManifestEntry("write", hostpath, "removed"))
 
     @staticmethod
-    def _fsync_dir(real_dir: Path) -> None:
+    def _fsync_dir(real_dir: str) -> None:
         try:
             fd = os.open(real_dir, os.O_RDONLY)
         except OSError:

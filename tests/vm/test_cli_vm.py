@@ -449,18 +449,6 @@ def test_enable_unknown_vm_and_bad_version(tmp_path: Path, monkeypatch: pytest.M
     assert result.exit_code == 2
 
 
-def test_json_lines_writer_is_the_same_object() -> None:
-    import io  # noqa: PLC0415
-
-    from nestctl.cli.vm import write_json_lines  # noqa: PLC0415
-
-    body = {"vms": [{"name": "wïn", "n": [1, {"a": None}]}], "findings": [], "verdict": "ready"}
-    out = io.StringIO()
-    write_json_lines(body, out)
-    assert json.loads(out.getvalue()) == body
-    assert out.getvalue().splitlines()[2].startswith('    {"name": "w\\u00efn"')
-
-
 def test_options_after_vmids_and_misplaced_subcommand(tmp_path: Path) -> None:
     node(tmp_path)
     vm_conf(tmp_path, 100, "ostype: l26\ncpu: host\n")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from nestctl.findings import Report
-from nestctl.machine import Host
+if TYPE_CHECKING:
+    from nestctl.findings import Report
+    from nestctl.machine import Host
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,6 +42,8 @@ def json_option(func: F) -> F:
 
 def open_host(root: str) -> Host:
     """The `Host` for `--root`, or a clear error when the root cannot be inspected at all."""
+    from nestctl.machine import Host  # noqa: PLC0415 - lazy: keep start-up fast
+
     host = Host(root)
     problem = host.root_problem()
     if problem is not None:

@@ -5,8 +5,7 @@ Exit codes: 0 ready, 1 problems found (or change refused/pending), 2 could not c
 
 from __future__ import annotations
 
-import sys
-from typing import Any, TextIO
+from typing import Any
 
 import click
 
@@ -160,29 +159,7 @@ def vm(
 
     opts = _options(params, vmids, text=not as_json)
     report = collect(make_host(root), opts)
-    if not as_json:
-        ctx.exit(emit(report, as_json))
-    write_json_lines(report.to_json(), sys.stdout)
-    ctx.exit(report.exit_code)
-
-
-def write_json_lines(body: dict[str, Any], out: TextIO) -> None:
-    """The same JSON object as `--json` elsewhere, with one list item per line.
-
-    A cluster report holds thousands of VMs: json's indenting encoder is pure Python and would
-    take a sizeable part of the run, while each item encoded compactly uses the C encoder.
-    """
-    import json  # noqa: PLC0415
-
-    parts = []
-    for key, value in body.items():
-        head = f"  {json.dumps(key)}: "
-        if isinstance(value, list) and value:
-            items = ",\n".join("    " + json.dumps(v) for v in value)
-            parts.append(f"{head}[\n{items}\n  ]")
-        else:
-            parts.append(head + json.dumps(value))
-    out.write("{\n" + ",\n".join(parts) + "\n}\n")
+    ctx.exit(emit(report, as_json))
 
 
 @vm.command(epilog=EPILOG)

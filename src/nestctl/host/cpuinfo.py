@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)  # no slots: a slotted class is built twice, at every start-up
-class CpuInfo:
+class CpuInfo(NamedTuple):  # not a dataclass: start-up pays for building each one
     vendor_id: str | None  # "GenuineIntel", "AuthenticAMD", ...
     flags: frozenset[str]  # flags of the first processor, the line Proxmox itself reads
     model_name: str | None

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from nestctl.host import kernel, kvm, modprobe, virt, vms
@@ -31,8 +30,7 @@ class NestedAfterReboot(NamedTuple):
     settings: tuple[modprobe.Setting, ...] = ()  # every setting, in the order applied
 
 
-@dataclass(frozen=True)  # no slots: a slotted class is built twice, which start-up pays for
-class HostFacts:
+class HostFacts(NamedTuple):  # not a dataclass: start-up pays for building each one
     root: str
     live: bool
     cpuinfo: CpuInfo | None  # None: /proc/cpuinfo missing or unreadable
@@ -57,7 +55,7 @@ class HostFacts:
     cmdline_readable: bool
     running: vms.RunningVms
     kernel_log: KernelLog | None  # read only when it can explain something (no vmx/svm, no module)
-    performance: dict[str, bool | None] = field(default_factory=dict)
+    performance: dict[str, bool | None]
 
     # Convenience names other layers use.
     @property

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from nestctl.findings import (
     Finding,
@@ -28,6 +28,9 @@ from nestctl.vm import exposure as exp
 from nestctl.vm.lint import is_windows, lint_config
 from nestctl.vm.model import CpuEnv, CpuPrediction, VmConfig
 from nestctl.vm.running import PID_DIRS, RunningCheck, check_running
+
+if TYPE_CHECKING:
+    from nestctl.host.probe import HostFacts
 
 #: Options whose pending change needs Proxmox to stop and start the VM to reach QEMU.
 RESTART_KEYS = ("cpu", "machine", "args", "kvm")
@@ -456,13 +459,21 @@ def _prefetch(ctx: VmContext, pairs: list[tuple[VmConfig, RunningCheck]]) -> Non
     ctx.oracle.prefetch({v for v in values if v.split(",")[0] not in exp.PASSTHROUGH_MODELS})
 
 
-def build_context(host: Host, opts: VmOptions, findings: list[Finding], named: bool) -> VmContext:
-    """Host facts, Proxmox versions and custom models -> the shared `VmContext`."""
+def build_context(
+    host: Host,
+    opts: VmOptions,
+    findings: list[Finding],
+    named: bool,
+    facts: HostFacts | None = None,
+) -> VmContext:
+    """Host facts (probed here unless given), Proxmox versions and custom models -> the shared
+    `VmContext`."""
     from nestctl.host.probe import probe_host  # noqa: PLC0415
     from nestctl.vm.cpuarg import predict_cpu  # noqa: PLC0415
     from nestctl.vm.profiles import vendor_model  # noqa: PLC0415
 
-    facts = probe_host(host)
+    if facts is None:
+        facts = probe_host(host)
     cpuinfo = facts.cpuinfo
     if cpuinfo is None:
         findings.append(
@@ -576,7 +587,7 @@ def _guest_view(
         ]
     obj = dict(rep.payload["guest"])
     obj["via"] = "agent"
-    notes = [replace(f, message=f"VM {vmid} (guest): {f.message}") for f in rep.findings]
+    notes = [f.with_message(f"VM {vmid} (guest): {f.message}") for f in rep.findings]
     return obj, notes
 
 
@@ -595,8 +606,11 @@ def _pidfile_vmids(host: Host) -> set[int]:
     return out
 
 
-def collect(host: Host, opts: VmOptions) -> Report:
-    """The whole `nestctl vm` report for the VMs asked (default: every VM on this node)."""
+def collect(host: Host, opts: VmOptions, *, host_facts: HostFacts | None = None) -> Report:
+    """The whole `nestctl vm` report for the VMs asked (default: every VM on this node).
+
+    `host_facts` saves probing the host a second time when the caller (doctor) has them.
+    """
     from nestctl.vm.config import load_vm_configs, local_node  # noqa: PLC0415
 
     findings: list[Finding] = []
@@ -610,7 +624,7 @@ def collect(host: Host, opts: VmOptions) -> Report:
                 "systemctl status pve-cluster",
             )
         )
-    ctx = build_context(host, opts, findings, named)
+    ctx = build_context(host, opts, findings, named, host_facts)
     configs = load_vm_configs(
         host, all_nodes=opts.all_nodes, vmids=list(opts.vmids) if opts.vmids else None
     )
