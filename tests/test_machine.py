@@ -114,3 +114,17 @@ def test_find_program_under_a_root(tmp_path: Path) -> None:
     assert host.find_program("qemu-system-x86_64") is None  # not executable
     (tmp_path / "usr/bin/qemu-system-x86_64").chmod(0o755)
     assert host.find_program("qemu-system-x86_64") == "/usr/bin/qemu-system-x86_64"
+
+
+def test_large_limits_do_not_break_procfs_sysctl_reads() -> None:
+    # procfs sysctl files refuse one huge read (ENOMEM); Host.read reads in chunks.
+    if not os.path.exists("/proc/sys/kernel/osrelease"):
+        pytest.skip("no procfs here")
+    read = Host("/").read("/proc/sys/kernel/osrelease")
+    assert read.status is ReadStatus.OK
+    assert read.text and read.text.strip() == os.uname().release
+
+
+def test_reads_stop_at_the_limit(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"/big": b"x" * 200_000})
+    assert Host(tmp_path).read("/big", max_bytes=150_000).text == "x" * 150_000

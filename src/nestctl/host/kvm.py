@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from nestctl.host.sysread import read_small, small_text
 from nestctl.host.values import sysfs_bool, sysfs_int
 
 if TYPE_CHECKING:
@@ -44,7 +43,7 @@ class KvmModule(NamedTuple):
 
 
 def read_param(host: Host, module: str, param: str) -> ParamValue:
-    read = read_small(host, f"/sys/module/{module}/parameters/{param}")
+    read = host.read(f"/sys/module/{module}/parameters/{param}")
     if read.text is None:
         status = "missing" if read.status.value == "missing" else "unreadable"
         return ParamValue(None, None, status)
@@ -61,10 +60,10 @@ def vendor_module_names(host: Host) -> list[str]:
 
 def read_module(host: Host, name: str) -> KvmModule:
     base = f"/sys/module/{name}"
-    initstate_read = read_small(host, f"{base}/initstate")
+    initstate_read = host.read(f"{base}/initstate")
     builtin = initstate_read.status.value == "missing"
     initstate = initstate_read.text.strip() if initstate_read.text is not None else None
-    refcount = sysfs_int(small_text(host, f"{base}/refcnt"))
+    refcount = sysfs_int(host.read_text(f"{base}/refcnt"))
     holders = tuple(host.listdir(f"{base}/holders") or ())
     nested = read_param(host, name, "nested")
     if nested.status == "missing":

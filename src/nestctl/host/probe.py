@@ -11,7 +11,6 @@ from nestctl.host import kernel, kvm, modprobe, virt, vms
 from nestctl.host.cpuinfo import CpuInfo, parse_cpuinfo
 from nestctl.host.kcmdline import CmdlineParam, parse_kernel_cmdline
 from nestctl.host.klog import KernelLog, read_kernel_log
-from nestctl.host.sysread import small_text
 from nestctl.host.values import kernel_param_bool
 
 if TYPE_CHECKING:
@@ -124,7 +123,7 @@ def probe_host(host: Host) -> HostFacts:
     vendor = cpuinfo.vendor if cpuinfo else "other"
     virt_flag = cpuinfo.virt_flag if cpuinfo else None
 
-    release_text = small_text(host, "/proc/sys/kernel/osrelease")
+    release_text = host.read_text("/proc/sys/kernel/osrelease")
     release = release_text.strip() if release_text and release_text.strip() else None
     version = kernel.parse_release(release)
 
@@ -147,7 +146,7 @@ def probe_host(host: Host) -> HostFacts:
         pv = expected_loaded.nested
         live, live_raw, live_status = pv.value, pv.raw, pv.status
 
-    cmd_text = small_text(host, "/proc/cmdline")
+    cmd_text = host.read_text("/proc/cmdline")
     cmdline = parse_kernel_cmdline(cmd_text) if cmd_text is not None else []
     config = modprobe.read_config(host)
     after = _after_reboot(
@@ -160,9 +159,9 @@ def probe_host(host: Host) -> HostFacts:
     )
     directives = tuple(config.for_module(expected)) if expected else ()
 
-    hv_type = small_text(host, "/sys/hypervisor/type")
-    sys_vendor = small_text(host, "/sys/class/dmi/id/sys_vendor")
-    product = small_text(host, "/sys/class/dmi/id/product_name")
+    hv_type = host.read_text("/sys/hypervisor/type")
+    sys_vendor = host.read_text("/sys/class/dmi/id/sys_vendor")
+    product = host.read_text("/sys/class/dmi/id/product_name")
 
     # The kernel log tells "disabled by BIOS" apart from "no such CPU feature", and explains a
     # module that will not load. In a VM without vmx/svm the answer is "not passed through"
@@ -175,8 +174,8 @@ def probe_host(host: Host) -> HostFacts:
         log = read_kernel_log(host, run_dmesg=no_module or not hypervisor_flag)
     clocks = None
     if hypervisor_flag and not (sys_vendor or product or hv_type):
-        clocks = small_text(
-            host, "/sys/devices/system/clocksource/clocksource0/available_clocksource"
+        clocks = host.read_text(
+            "/sys/devices/system/clocksource/clocksource0/available_clocksource"
         )
 
     virtualization = virt.classify(

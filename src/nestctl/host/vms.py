@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, NamedTuple
 
-from nestctl.host.sysread import small_text
-
 if TYPE_CHECKING:
     from nestctl.machine import Host
 
@@ -34,7 +32,7 @@ class RunningVms(NamedTuple):
 
 
 def read_argv(host: Host, pid: int) -> list[str] | None:
-    text = small_text(host, f"/proc/{pid}/cmdline")
+    text = host.read_text(f"/proc/{pid}/cmdline")
     if text is None:
         return None
     return [a for a in text.split("\0") if a] or None
@@ -65,7 +63,7 @@ def proxmox_vms(host: Host) -> tuple[dict[int, int], list[str]]:
             vmid = int(stem)
             if vmid in vms:
                 continue  # /var/run is /run on a real host: the same file twice
-            pid = _pid(small_text(host, path))
+            pid = _pid(host.read_text(path))
             argv = read_argv(host, pid) if pid is not None else None
             if pid is None or argv is None or not is_qemu(argv):
                 stale.append(path)
