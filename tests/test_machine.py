@@ -122,7 +122,8 @@ def test_large_limits_do_not_break_procfs_sysctl_reads() -> None:
         pytest.skip("no procfs here")
     read = Host("/").read("/proc/sys/kernel/osrelease")
     assert read.status is ReadStatus.OK
-    assert read.text and read.text.strip() == os.uname().release
+    assert read.text is not None
+    assert read.text.strip() == os.uname().release
 
 
 def test_reads_stop_at_the_limit(tmp_path: Path) -> None:
