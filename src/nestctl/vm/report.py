@@ -591,6 +591,24 @@ def _guest_view(
     return obj, notes
 
 
+def _join_guest_view(r: VmResult) -> None:
+    """The guest's own view replaces the prediction as the chain's last link.
+
+    What the guest sees outranks what we predicted: a visible flag without a usable /dev/kvm
+    (e.g. svm behind an Intel vendor string) is a broken guest link too.
+    """
+    if r.guest is None:
+        return
+    if r.guest.get("os") == "windows":
+        state = "ok" if r.guest.get("kvm_usable") else "unknown"
+    elif r.guest.get("virt_flag") is None:
+        state = "broken"
+    else:
+        state = "ok" if r.guest.get("kvm_usable") else "broken"
+    r.chain["guest"] = state
+    r.broken_link = next((k for k, v in r.chain.items() if v == "broken"), None)
+
+
 def _int(text: str) -> int | None:
     return int(text) if text.isdigit() else None
 
@@ -656,6 +674,7 @@ def collect(host: Host, opts: VmOptions, *, host_facts: HostFacts | None = None)
         if opts.guest:
             result.guest, notes = _guest_view(host, result, cfg, run, ctx)
             result.findings += notes
+            _join_guest_view(result)
         results.append(result)
     # Top level: what decides the verdict; per-VM notes (info) stay with their VM.
     vm_findings = [f for r in results for f in r.findings if f.severity is not Severity.INFO]
