@@ -30,7 +30,11 @@ class _VmGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] in self.commands:
             super().parse_args(ctx, [])
-            ctx._protected_args, ctx.args = [args[0]], args[1:]  # click's own slot
+            # click's own slot for the sub-command name: `_protected_args` since click 8.2,
+            # `protected_args` in 8.1 (Debian 12 / Proxmox VE 8 ship 8.1.3).
+            slot = "_protected_args" if hasattr(ctx, "_protected_args") else "protected_args"
+            setattr(ctx, slot, [args[0]])
+            ctx.args = args[1:]
             return ctx.args
         misplaced = [a for a in args if a in self.commands]
         if misplaced:
