@@ -278,6 +278,33 @@ def _hypervisor_off(wf: WindowsFacts) -> str | None:
     return None
 
 
+def _feature_gate(
+    wf: WindowsFacts,
+    state: str | None,
+    name: str,
+    feature: str,
+    *,
+    note: str,
+    host: tuple[str, ...],
+) -> ProductVerdict | None:
+    """The verdict when an optional feature (or the hypervisor's launch) stops a product, or None
+    when the feature is enabled and the hypervisor is not switched off."""
+    if state is None:
+        return ProductVerdict("unknown", f"features unreadable: {wf.features_problem}", host)
+    if state in _PENDING:
+        return ProductVerdict(
+            "not-ready", f"{name} is {state}: restart Windows", ("guest outcome",)
+        )
+    if state != _ENABLED:
+        return ProductVerdict(
+            "not-enabled", f"{feature} is {state}; {note}", (*host, "guest outcome")
+        )
+    off = _hypervisor_off(wf)
+    if off is not None:
+        return ProductVerdict("not-ready", f"{name} is enabled but {off}", ("guest outcome",))
+    return None
+
+
 def hyperv_verdict(wf: WindowsFacts, hs: HostSide | None) -> ProductVerdict:
     note, host = _host_note(hs)
     if _host_side_blocks(hs) is not None:
@@ -285,19 +312,9 @@ def hyperv_verdict(wf: WindowsFacts, hs: HostSide | None) -> ProductVerdict:
     state = _feature(
         wf, "Microsoft-Hyper-V-Hypervisor", "Microsoft-Hyper-V-All", "Microsoft-Hyper-V"
     )
-    if state is None:
-        return ProductVerdict("unknown", f"features unreadable: {wf.features_problem}", host)
-    if state in _PENDING:
-        return ProductVerdict(
-            "not-ready", f"Hyper-V is {state}: restart Windows", ("guest outcome",)
-        )
-    if state != _ENABLED:
-        return ProductVerdict(
-            "not-enabled", f"Hyper-V feature is {state}; {note}", (*host, "guest outcome")
-        )
-    off = _hypervisor_off(wf)
-    if off is not None:
-        return ProductVerdict("not-ready", f"Hyper-V is enabled but {off}", ("guest outcome",))
+    gate = _feature_gate(wf, state, "Hyper-V", "Hyper-V feature", note=note, host=host)
+    if gate is not None:
+        return gate
     if wf.running_vms:
         return ProductVerdict(
             "ready", f"Hyper-V VMs are running: {', '.join(wf.running_vms)}", ("guest outcome",)
@@ -348,21 +365,10 @@ def wsl2_verdict(wf: WindowsFacts, hs: HostSide | None) -> ProductVerdict:
     if any(state == "Running" and version == 2 for _n, state, version in wf.wsl_distros):
         return ProductVerdict("ready", "a WSL2 distribution is running", ("guest outcome",))
     vmp = _feature(wf, "VirtualMachinePlatform")
-    if vmp is None:
-        return ProductVerdict("unknown", f"features unreadable: {wf.features_problem}", host)
-    if vmp in _PENDING:
-        return ProductVerdict(
-            "not-ready", f"Virtual Machine Platform is {vmp}: restart Windows", ("guest outcome",)
-        )
-    if vmp != _ENABLED:
-        return ProductVerdict(
-            "not-enabled", f"Virtual Machine Platform is {vmp}; {note}", (*host, "guest outcome")
-        )
-    off = _hypervisor_off(wf)
-    if off is not None:
-        return ProductVerdict(
-            "not-ready", f"Virtual Machine Platform is enabled but {off}", ("guest outcome",)
-        )
+    vmp_name = "Virtual Machine Platform"
+    gate = _feature_gate(wf, vmp, vmp_name, vmp_name, note=note, host=host)
+    if gate is not None:
+        return gate
     if hs is not None and hs.exposes_virt:
         return ProductVerdict(
             "ready", f"Virtual Machine Platform is enabled and {note}", (*host, "guest outcome")
