@@ -526,3 +526,23 @@ def test_real_qemu_answers_and_refusals(tmp_path: Path, monkeypatch: pytest.Monk
     # A second run answers from the cache, with the same result.
     _, again = vm_json(root, "--use-qemu")
     assert by_id(again)[100]["nested"] == vms[100]["nested"]
+
+
+def test_a_vm_qemu_cannot_start_breaks_the_config_link(tmp_path: Path) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 100, "ostype: l26\ncpu: host\nargs: -hypervisor\n")
+    rc, data = vm_json(tmp_path, "100")
+    vm = by_id(data)[100]
+    assert rc == 1
+    assert "vm.args.bare-hypervisor" in codes(vm)
+    assert vm["chain"]["config"] == "broken"
+    assert vm["broken_link"] == "config"
+
+
+def test_text_shows_lock_and_per_vm_notes(tmp_path: Path) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 100, "name: db\nostype: l26\ncpu: host\nlock: backup\n")
+    result = CliRunner().invoke(cli, ["vm", "--root", str(tmp_path)])
+    assert "lock" in result.output
+    assert "backup" in result.output
+    assert "VM is locked (backup)" in result.output.replace("\n", " ")

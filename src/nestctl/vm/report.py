@@ -210,7 +210,13 @@ def analyse_vm(cfg: VmConfig, run: RunningCheck, ctx: VmContext) -> VmResult:
                 )
             )
     chain, broken = _chain(
-        ctx, cpu_next=cpu_next, config_view=config_view, run=run, nested=nested, restart=restart
+        ctx,
+        cpu_next=cpu_next,
+        config_view=config_view,
+        run=run,
+        nested=nested,
+        restart=restart,
+        cannot_start=any(f.code in CANNOT_START for f in findings),
     )
     _exposure_findings(
         findings, vmid=vmid, conf=nextconf, nested=nested, config_view=config_view, ctx=ctx
@@ -231,6 +237,10 @@ def analyse_vm(cfg: VmConfig, run: RunningCheck, ctx: VmContext) -> VmResult:
         chain=chain,
         broken_link=broken,
     )
+
+
+#: Lint findings that mean QEMU refuses to start the VM at all.
+CANNOT_START = frozenset({"vm.args.bare-hypervisor", "vm.args.unparsable"})
 
 
 def _restart_finding(
@@ -267,6 +277,7 @@ def _chain(
     run: RunningCheck,
     nested: exp.Exposure,
     restart: bool,
+    cannot_start: bool = False,
 ) -> tuple[dict[str, str], str | None]:
     host_flag = exp.vendor_flag(ctx.host_vendor)
     if host_flag is None or ctx.nested_live is False:
@@ -277,6 +288,7 @@ def _chain(
         host = "ok"
     if (
         cpu_next is None
+        or cannot_start
         or config_view is None
         or (config_view.exposed is False and host != "broken")
     ):
@@ -379,12 +391,22 @@ def sections(results: list[VmResult]) -> list[Section]:
             rows.append(("-cpu (pending)", r.cpu_arg_pending))
         if r.running_cpu_arg is not None:
             rows.append(("-cpu (running)", r.running_cpu_arg))
+        if r.lock:
+            rows.append(("lock", r.lock))
         shown = {True: "yes", False: "no", None: "unknown"}[r.nested.exposed]
-        rows.append(("guest sees vmx/svm", f"{shown} ({r.nested.flag or '-'}, {r.nested.source})"))
+        flag = f"{r.nested.flag}, " if r.nested.flag else ""
+        rows.append(("guest gets vmx/svm", f"{shown} ({flag}answered by {r.nested.source})"))
         rows.append(("why", r.nested.reason))
         rows.append(("chain", " -> ".join(f"{k}:{v}" for k, v in r.chain.items())))
         if r.restart_required:
             rows.append(("restart required", f"yes: qm reboot {r.vmid}"))
+        if r.guest is not None:
+            g = r.guest
+            usable = "usable" if g.get("kvm_usable") else "not usable"
+            seen = f"{g.get('virt_flag') or 'no vmx/svm'}, /dev/kvm {usable}"
+            rows.append(("guest says (agent)", f"{seen}, accel {g.get('accel')}"))
+        # Errors and warnings are listed under Findings; notes stay with their VM.
+        rows += [("note", f.message) for f in r.findings if f.severity is Severity.INFO]
         title = f"VM {r.vmid}" + (f" ({r.name})" if r.name else "")
         out.append(Section(title, tuple(rows)))
     return out
