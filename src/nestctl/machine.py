@@ -211,7 +211,9 @@ class Host:
     ) -> None:
         # Strings and os.path, not pathlib: importing pathlib costs more than a whole host probe.
         self.root = os.fspath(root)
-        self.live = os.path.realpath(self.root) == "/"
+        # The file system's root is live: "/" here, the system drive's root on Windows, where
+        # `nestctl guest` runs inside Windows guests.
+        self.live = os.path.realpath(self.root) == os.path.realpath(os.sep)
         self.runner: Runner = runner or (SystemRunner() if self.live else RecordingRunner())
         # Windows (a guest running `nestctl guest`) has no geteuid; admin rights are checked there.
         self.euid = getattr(os, "geteuid", lambda: 0)() if euid is None else euid
