@@ -240,3 +240,23 @@ def test_status_and_group_parsers() -> None:
         frozenset({5, 7, 8}),
     )
     assert parse_group_file("kvm:x:104:alice,bob\nbroken\n") == {"kvm": (104, ("alice", "bob"))}
+
+
+def test_another_kvm_module_is_reported_as_found(tmp_path: Path) -> None:
+    # A microVM whose /dev/kvm comes from kvm_pvm: no vmx/svm, no `nested` parameter.
+    from nestctl.guest.linux import probe_linux  # noqa: PLC0415
+    from nestctl.machine import Host  # noqa: PLC0415
+    from tests.helpers import write_tree  # noqa: PLC0415
+
+    write_tree(
+        tmp_path,
+        {
+            "/proc/cpuinfo": "processor : 0\nvendor_id : AuthenticAMD\nflags : fpu hypervisor\n",
+            "/sys/module/kvm_pvm/initstate": "live\n",
+            "/sys/module/kvm/parameters/ignore_msrs": "N\n",
+        },
+    )
+    facts = probe_linux(Host(tmp_path))
+    assert facts.linux is not None
+    assert facts.linux.kvm_module == "kvm_pvm"
+    assert facts.linux.module_nested is None

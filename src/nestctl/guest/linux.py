@@ -19,6 +19,7 @@ from nestctl.guest.facts import (
     LinuxFacts,
 )
 from nestctl.host.cpuinfo import CpuInfo, parse_cpuinfo
+from nestctl.host.values import sysfs_bool
 from nestctl.host.virt import dmi_hypervisor
 from nestctl.machine import CommandStatus, Machine
 
@@ -210,21 +211,15 @@ def nesting_level(
 # -- KVM module and lab ----------------------------------------------------------------------
 
 
-def _flag_value(text: str | None) -> bool | None:
-    value = (text or "").strip().upper()
-    if value in ("Y", "1"):
-        return True
-    if value in ("N", "0"):
-        return False
-    return None
-
-
 def _kvm_module(machine: Machine) -> tuple[str | None, bool | None]:
+    """The loaded KVM vendor module and its `nested` value (kvm_intel/kvm_amd first; another
+    such as kvm_pvm is reported as found, it has no `nested`)."""
     for module in ("kvm_intel", "kvm_amd"):
         if machine.exists(f"/sys/module/{module}"):
-            nested = _flag_value(_text(machine, f"/sys/module/{module}/parameters/nested"))
+            nested = sysfs_bool(_text(machine, f"/sys/module/{module}/parameters/nested"))
             return module, nested
-    return None, None
+    others = [n for n in machine.listdir("/sys/module") or [] if n.startswith("kvm_")]
+    return (others[0], None) if others else (None, None)
 
 
 def probe_lab(machine: Machine) -> LabFacts:

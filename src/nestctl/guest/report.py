@@ -121,7 +121,10 @@ def _sections(facts: GuestFacts, obj: dict[str, Any]) -> list[Section]:
     ]
     if facts.linux is not None:
         lf = facts.linux
-        module = f"{lf.kvm_module} (nested={show(lf.module_nested)})" if lf.kvm_module else "none"
+        if lf.kvm_module in ("kvm_intel", "kvm_amd"):
+            module = f"{lf.kvm_module} (nested={show(lf.module_nested)})"
+        else:
+            module = f"{lf.kvm_module} (no nested parameter)" if lf.kvm_module else "none"
         rows.append(("KVM module", module))
         rows.append(("access", lf.access.reason))
         qemu = ", ".join(lf.lab.qemu_binaries) or "no qemu-system"
