@@ -244,10 +244,6 @@ def test_status_and_group_parsers() -> None:
 
 def test_another_kvm_module_is_reported_as_found(tmp_path: Path) -> None:
     # A microVM whose /dev/kvm comes from kvm_pvm: no vmx/svm, no `nested` parameter.
-    from nestctl.guest.linux import probe_linux  # noqa: PLC0415
-    from nestctl.machine import Host  # noqa: PLC0415
-    from tests.helpers import write_tree  # noqa: PLC0415
-
     write_tree(
         tmp_path,
         {
