@@ -279,10 +279,6 @@ class Host:
     def is_dir(self, hostpath: str) -> bool:
         return os.path.isdir(self.real(hostpath))
 
-    def is_char_device_or_file(self, hostpath: str) -> bool:
-        """True for a device node or (in fake trees) a plain file standing for one."""
-        return self.exists(hostpath) and not self.is_dir(hostpath)
-
     def listdir(self, hostpath: str) -> list[str] | None:
         """Sorted entry names of a directory, or None when it is missing or unreadable."""
         try:
@@ -302,12 +298,6 @@ class Host:
     def readlink(self, hostpath: str) -> str | None:
         try:
             return os.readlink(self.real(hostpath))
-        except OSError:
-            return None
-
-    def mtime(self, hostpath: str) -> float | None:
-        try:
-            return os.stat(self.real(hostpath)).st_mtime
         except OSError:
             return None
 
