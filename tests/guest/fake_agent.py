@@ -6,7 +6,9 @@ the real qemu-ga is exercised in tests/e2e. What it mimics (qemu-ga 7.2, Linux):
 * ``guest-sync-delimited`` answers ``0xFF`` + ``{"return": id}``; replies echo a request's ``id``;
 * errors are ``{"error": {"class": ..., "desc": ...}}`` with qemu-ga's own texts;
 * guest-file-open/read/close over an in-memory file table, guest-exec/guest-exec-status with
-  base64 ``out-data``/``err-data``.
+  base64 ``out-data``/``err-data``;
+* a command in `blocked` answers as qemu-ga does when its config blocks it:
+  ``{"class": "CommandNotFound", "desc": "Command guest-exec has been disabled"}``.
 `behave` hooks let a test delay, drop, garble or silence replies per command.
 """
 
@@ -48,6 +50,8 @@ class FakeAgent:
     stdin_seen: list[bytes] = field(default_factory=list)
     behave: dict[str, Behave] = field(default_factory=dict)
     ignore_sync: int = 0  # answer nothing to the first N sync requests (agent not started yet)
+    #: Commands the agent's configuration blocks (qemu-ga --block-rpcs / block-rpcs=).
+    blocked: set[str] = field(default_factory=set)
     seen: list[str] = field(default_factory=list)
     os_id: str = "debian"
     _handles: dict[int, list[Any]] = field(default_factory=dict)
@@ -133,6 +137,8 @@ class FakeAgent:
         return True
 
     def _dispatch(self, cmd: str, args: dict[str, Any]) -> Any:
+        if cmd in self.blocked:  # qemu-ga 7.2's own words (checked against the real binary)
+            raise _QgaError("CommandNotFound", f"Command {cmd} has been disabled")
         if cmd == "guest-sync-delimited":
             return args["id"]
         if cmd == "guest-ping":
