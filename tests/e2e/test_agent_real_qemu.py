@@ -15,12 +15,7 @@ from nestctl.guest.agent import AgentUnavailable, GuestAgent
 from nestctl.guest.agent_machine import AgentMachine
 from nestctl.machine import ReadStatus
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        shutil.which("qemu-system-x86_64") is None, reason="qemu-system-x86_64 not installed"
-    ),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("qemu_binary")]
 
 
 @pytest.fixture
