@@ -10,6 +10,7 @@ import pytest
 
 from nestctl.machine import CommandResult, CommandStatus, Host, ReadStatus, RecordingRunner
 from tests.helpers import read_tree, write_tree
+from tests.privileges import as_unprivileged
 
 
 def test_paths_are_mapped_under_the_root(tmp_path: Path) -> None:
@@ -26,9 +27,40 @@ def test_missing_unreadable_and_directory_are_distinct(tmp_path: Path) -> None:
     assert host.read("/etc/nope").status is ReadStatus.MISSING
     assert host.read("/etc/dir").status is ReadStatus.NOT_A_FILE
     assert host.read("/etc/secret/below").status is ReadStatus.MISSING
-    if os.geteuid() != 0:  # root can read a 000 file
-        (tmp_path / "etc/secret").chmod(0)
-        assert host.read("/etc/secret").status is ReadStatus.UNREADABLE
+
+
+def test_what_a_user_may_not_see_is_not_permitted_never_missing(open_tmp_path: Path) -> None:
+    write_tree(open_tmp_path, {"/etc/secret": "x", "/root/dir/a": "", "/var/run/qemu-server/1": ""})
+    (open_tmp_path / "etc/secret").chmod(0o600)
+    (open_tmp_path / "root").chmod(0o700)
+    (open_tmp_path / "var/run/qemu-server").chmod(0o711)  # may pass through, not list
+
+    def look() -> list[object]:
+        host = Host(open_tmp_path)
+        return [
+            host.read("/etc/secret").status,
+            host.read_tail("/etc/secret").status,
+            host.read_text("/etc/secret"),
+            host.exists("/root/dir/a").present,
+            host.exists("/root/dir/a").status,
+            host.listdir("/root/dir").status,
+            host.listdir("/var/run/qemu-server").status,
+            host.exists("/var/run/qemu-server/1").present,  # known without listing
+            host.writable_dir("/etc/modprobe.d"),
+        ]
+
+    denied = ReadStatus.NOT_PERMITTED
+    assert as_unprivileged(look) == [
+        denied,
+        denied,
+        None,
+        None,
+        denied,
+        denied,
+        denied,
+        True,
+        "/etc/modprobe.d: permission denied",
+    ]
 
 
 def test_binary_garbage_is_decoded_not_raised(tmp_path: Path) -> None:
@@ -102,11 +134,11 @@ def test_root_problems_are_reported(tmp_path: Path) -> None:
     assert Host(tmp_path).root_problem() is None
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
-def test_unwritable_directory_is_named(tmp_path: Path) -> None:
-    (tmp_path / "etc").mkdir()
-    (tmp_path / "etc").chmod(0o555)
-    assert Host(tmp_path).writable_dir("/etc/modprobe.d") is not None
+def test_unwritable_directory_is_named(open_tmp_path: Path) -> None:
+    (open_tmp_path / "etc").mkdir()
+    (open_tmp_path / "etc").chmod(0o555)
+    problem = as_unprivileged(lambda: Host(open_tmp_path).writable_dir("/etc/modprobe.d"))
+    assert problem == "/etc/modprobe.d: permission denied"
 
 
 def test_find_program_under_a_root(tmp_path: Path) -> None:

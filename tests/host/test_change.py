@@ -13,7 +13,7 @@ from nestctl.host.probe import probe_host
 from nestctl.machine import Host, RecordingRunner
 from tests.helpers import read_tree, write_tree
 from tests.host.fakes import FakeModprobe
-from tests.host.scenarios import SCENARIOS, amd_host, build, intel_host
+from tests.host.scenarios import SCENARIOS, amd_host, build, intel_host, proc_modules
 
 STAMP = "20261124T210000Z"
 MARK = "# nestctl: disabled, conflicts with /etc/modprobe.d/kvm-intel.conf: "
@@ -284,10 +284,35 @@ def test_unknown_vendor_is_refused(tmp_path: Path) -> None:
 
 def test_builtin_module_is_refused(tmp_path: Path) -> None:
     build(tmp_path, "intel-nested-on")
+    # Built in: sysfs has only its parameters, and /proc/modules does not list it.
     (tmp_path / "sys/module/kvm_intel/initstate").unlink()
+    (tmp_path / "sys/module/kvm_intel/refcnt").unlink()
+    (tmp_path / "proc/modules").write_text(proc_modules("kvm", "irqbypass"))
     report, _ = run(tmp_path, "disable")
     assert report.exit_code == 2
-    assert "built into the kernel" in str(change(report)["message"])
+    assert "is built into the kernel" in str(change(report)["message"])
+
+
+def test_a_missing_initstate_alone_does_not_make_a_module_built_in(tmp_path: Path) -> None:
+    # A collected snapshot often lacks initstate; refcnt and /proc/modules say loadable.
+    build(tmp_path, "intel-pve8-nested-off")
+    (tmp_path / "sys/module/kvm_intel/initstate").unlink()
+    report, _ = run(tmp_path, "enable", dry_run=True)
+    assert change(report)["outcome"] == "planned"
+    assert report.payload["change"]["steps"]
+
+
+def test_disagreeing_evidence_on_built_in_is_refused_as_unknown(tmp_path: Path) -> None:
+    build(tmp_path, "intel-pve8-nested-off")
+    (tmp_path / "lib/modules/6.8.12-4-pve").mkdir(parents=True)
+    (tmp_path / "lib/modules/6.8.12-4-pve/modules.builtin").write_text(
+        "kernel/arch/x86/kvm/kvm-intel.ko\n"
+    )
+    report, _ = run(tmp_path, "enable", dry_run=True)
+    assert report.exit_code == 2
+    message = str(change(report)["message"])
+    assert "cannot tell whether kvm_intel is built into the kernel" in message
+    assert "modules.builtin lists it" in message
 
 
 def test_not_root_is_refused(tmp_path: Path) -> None:

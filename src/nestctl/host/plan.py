@@ -224,6 +224,10 @@ def _reload_blockers(facts: HostFacts, no_reload: bool) -> list[str]:
             blockers.append(f"VM {vmid} is running (pid {pid}): qm shutdown {vmid}")
     for p in facts.running.others:
         blockers.append(f"QEMU process {p.pid} ({p.argv0}) holds KVM")
+    for vmid, reason in facts.running.unknown.items():
+        blockers.append(f"whether VM {vmid} runs is unknown ({reason}): run as root")
+    for problem in facts.running.problems:
+        blockers.append(f"running VMs cannot be listed ({problem}): run as root")
     if mod.holders:
         blockers.append(f"modules depend on {mod.name}: {', '.join(mod.holders)}")
     if mod.refcount is None:
@@ -245,6 +249,13 @@ def _host_refusal(facts: HostFacts, action: str) -> str | None:
         )
     if facts.virt_flag is None:
         return "the CPU shows neither vmx nor svm: there is no KVM nesting to " + action
+    if facts.expected_builtin is None:
+        mod = facts.module
+        evidence = f" ({mod.builtin_evidence})" if mod is not None else ""
+        return (
+            f"cannot tell whether {module} is built into the kernel{evidence}: modprobe.d "
+            "applies only to a loadable module; check with lsmod on the host itself"
+        )
     if facts.expected_builtin:
         return (
             f"{module} is built into the kernel: modprobe.d does not apply; set "

@@ -225,7 +225,7 @@ def analyse_vm(cfg: VmConfig, run: RunningCheck, ctx: VmContext) -> VmResult:
         vmid=vmid,
         name=nextconf.get("name"),
         node=cfg.node or node_of(cfg.path),
-        running=run.running,
+        running=run.running is True,  # i8-core: None (unknown) is i13-api's to show
         cpu_arg=cpu_now,
         cpu_arg_pending=cpu_next if cfg.has_pending else None,
         running_cpu_arg=running_cpu,
