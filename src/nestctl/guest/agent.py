@@ -320,8 +320,9 @@ class GuestAgent:
     def read_file_upto(self, path: str, max_bytes: int) -> tuple[bytes, bool]:
         """(the first `max_bytes` of a guest file, whether that is the whole file).
 
-        Every guest-file-read must bring bytes or end the file, and the whole read ends within
-        `READ_BUDGET` seconds: a guest cannot keep us reading.
+        Every guest-file-read must bring bytes or end the file, and no new one starts after
+        `READ_BUDGET` seconds (so the whole read ends within that plus one call's timeout): a guest
+        cannot keep us reading.
         """
         handle = self.call("guest-file-open", {"path": path, "mode": "r"})
         if not isinstance(handle, int) or isinstance(handle, bool):
@@ -336,11 +337,7 @@ class GuestAgent:
                 if left <= 0:
                     raise AgentTimeout(f"reading {path} took longer than {READ_BUDGET:g} s")
                 count = min(READ_CHUNK, max_bytes + 1 - len(data))
-                reply = self.call(
-                    "guest-file-read",
-                    {"handle": handle, "count": count},
-                    timeout=min(self.timeout, left),
-                )
+                reply = self.call("guest-file-read", {"handle": handle, "count": count})
                 chunk, eof = file_chunk(reply, count)
                 data += chunk
                 if eof or not chunk:  # qemu-ga says eof with its last bytes or with none
