@@ -626,7 +626,8 @@ def _join_guest_view(r: VmResult) -> None:
     elif r.guest.get("virt_flag") is None:
         state = "broken"
     else:
-        state = "ok" if r.guest.get("kvm_usable") else "broken"
+        usable = r.guest.get("kvm_usable")  # None: the guest could not be checked, not "no"
+        state = "ok" if usable else "unknown" if usable is None else "broken"
     r.chain["guest"] = state
     r.broken_link = next((k for k, v in r.chain.items() if v == "broken"), None)
 
