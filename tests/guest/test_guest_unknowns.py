@@ -160,3 +160,16 @@ def test_unknown_presence_from_the_host_door_names_root() -> None:
     finding = next(f for f in rep.findings if f.code == "guest.check.incomplete")
     assert finding.fix == "run nestctl guest as root"
     assert KvmAccess(None, "").usable is None
+
+
+def test_windows_guest_with_exec_refused_is_unknown_with_the_fix(fake: FakeAgent) -> None:
+    fake.os_id = "mswindows"
+    fake.blocked = {"guest-exec"}
+    guest, codes, rep = _report(fake)
+    assert guest["os"] == "windows"
+    verdicts = guest["windows"]["verdicts"]
+    assert {v["status"] for k, v in verdicts.items() if k != "docker_desktop"} == {"unknown"}
+    assert codes.count("guest.check.incomplete") == 1
+    finding = next(f for f in rep.findings if f.code == "guest.check.incomplete")
+    assert "block-rpcs" in (finding.fix or "")
+    assert rep.exit_code == 2

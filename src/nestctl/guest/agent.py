@@ -287,8 +287,10 @@ class GuestAgent:
                 continue  # a late reply to an earlier request
             if "error" in reply:
                 err = reply["error"] if isinstance(reply["error"], dict) else {}
-                raise AgentError(
-                    command, str(err.get("class", "GenericError")), str(err.get("desc", ""))
+                raise AgentError(  # bounded: the text ends up in findings
+                    command,
+                    str(err.get("class", "GenericError"))[:100],
+                    str(err.get("desc", ""))[:500],
                 )
             if "return" in reply:
                 return reply["return"]
