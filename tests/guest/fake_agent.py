@@ -17,10 +17,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import shutil
 import socket
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,6 +214,19 @@ class _QgaError(Exception):
         super().__init__(desc)
         self.cls = cls
         self.desc = desc
+
+
+@contextlib.contextmanager
+def serving(files: dict[str, bytes]) -> Iterator[FakeAgent]:
+    """A FakeAgent on a socket in a short temporary directory (unix socket paths are limited to
+    107 bytes; pytest's tmp_path can be longer), closed and removed afterwards."""
+    d = Path(tempfile.mkdtemp(prefix="nq-"))
+    server = FakeAgent(d / "qga.sock", files=files)
+    try:
+        yield server
+    finally:
+        server.close()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def delay(seconds: float) -> Behave:

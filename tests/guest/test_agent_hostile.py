@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,21 +25,13 @@ from nestctl.guest.agent import (
 )
 from nestctl.guest.agent_machine import AgentMachine
 from nestctl.machine import ReadStatus
-from tests.guest.fake_agent import FakeAgent, FakeProgram
+from tests.guest.fake_agent import FakeAgent, FakeProgram, serving
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeAgent]:
-    d = Path(tempfile.mkdtemp(prefix="nq-"))
-    server = FakeAgent(d / "qga.sock", files={"/proc/cpuinfo": b"flags\t: fpu svm\n"})
-    yield server
-    server.close()
-    shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture(autouse=True)
-def _fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(agent_mod, "SYNC_ATTEMPT", 0.2)
+    with serving({"/proc/cpuinfo": b"flags\t: fpu svm\n"}) as server:
+        yield server
 
 
 def _reply(req: dict[str, Any], value: object) -> bytes:

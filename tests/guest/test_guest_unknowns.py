@@ -3,22 +3,18 @@ plus ONE finding naming what would let nestctl check; three-valued logic all the
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from nestctl.findings import Report, Verdict
-from nestctl.guest import agent as agent_mod
 from nestctl.guest.agent import GuestAgent
 from nestctl.guest.agent_machine import AgentMachine
 from nestctl.guest.facts import KvmAccess
 from nestctl.guest.report import all_of, guest_report
 from nestctl.machine import CommandStatus, Listing, Presence, ReadStatus
-from tests.guest.fake_agent import FakeAgent, FakeProgram
+from tests.guest.fake_agent import FakeAgent, FakeProgram, serving
 from tests.guest.linux_trees import l1_kvm
 from tests.guest.table_machine import TableMachine
 
@@ -29,16 +25,8 @@ def _files() -> dict[str, bytes]:
 
 @pytest.fixture
 def fake() -> Iterator[FakeAgent]:
-    d = Path(tempfile.mkdtemp(prefix="nq-"))
-    server = FakeAgent(d / "qga.sock", files=_files())
-    yield server
-    server.close()
-    shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture(autouse=True)
-def _fast_sync(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(agent_mod, "SYNC_ATTEMPT", 0.2)
+    with serving(_files()) as server:
+        yield server
 
 
 def _report(fake: FakeAgent) -> tuple[dict[str, Any], list[str], Report]:
