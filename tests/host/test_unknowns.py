@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from nestctl.host.change import change_report
+from nestctl.host.klog import scan_log
 from nestctl.host.kvm import decide_builtin
 from nestctl.host.pidfiles import PIDFILE_FIX, check_pidfile, scan_pidfiles
+from nestctl.host.probe import probe_host
 from nestctl.host.report import host_report
 from nestctl.machine import Host, ReadStatus
 from nestctl.render.jsonout import dumps_report
@@ -168,3 +170,21 @@ def test_a_reload_waits_for_vms_whose_state_is_unknown(open_tmp_path: Path) -> N
 
     blockers = as_unprivileged(plan)
     assert any(b.startswith("whether VM 100 runs is unknown") for b in blockers)
+
+
+def test_a_kernel_log_over_the_read_limit_is_read_from_its_end(tmp_path: Path) -> None:
+    old_boot = "Nov  1 00:00:00 pve kernel: [    0.000000] Hypervisor detected: VMware\n"
+    filler = "Nov  2 00:00:00 pve kernel: [   12.000000] e1000e: link up\n" * 160_000
+    new_boot = "Nov 24 08:00:01 pve kernel: [    0.000000] Hypervisor detected: KVM   \n"
+    files = dict(SCENARIOS["cloud-vm-without-nesting"][0])
+    del files["/sys/class/dmi/id/sys_vendor"], files["/sys/class/dmi/id/product_name"]
+    files["/var/log/kern.log"] = old_boot + filler + new_boot  # about 9 MiB: over the limit
+    write_tree(tmp_path, files)
+    log = probe_host(Host(tmp_path)).kernel_log
+    assert log is not None
+    assert log.hypervisor == "KVM"  # the running boot's line, at the end
+
+
+def test_hypervisor_line_with_a_long_space_run() -> None:
+    line = "kernel: Hypervisor detected:" + " " * 100_000 + "KVM" + " " * 100_000 + "x\n"
+    assert scan_log(line, "dmesg").hypervisor == "KVM" + " " * 100_000 + "x"

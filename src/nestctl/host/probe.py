@@ -129,9 +129,37 @@ def _provably_unused(module: kvm.KvmModule | None) -> bool:
     )
 
 
-def _dmi_known(*reads: FileRead) -> bool:
-    """DMI was read or is absent (ARM boards, microVMs): either way a checked answer."""
-    return all(r.status.known for r in reads)
+def _stripped(read: FileRead) -> str | None:
+    text = read.text.strip() if read.ok and read.text else None
+    return text or None
+
+
+def _virtualization(
+    host: Host, cpuinfo: CpuInfo | None, log: KernelLog | None
+) -> virt.Virtualization:
+    hv_read = host.read("/sys/hypervisor/type")
+    vendor_read = host.read("/sys/class/dmi/id/sys_vendor")
+    product_read = host.read("/sys/class/dmi/id/product_name")
+    hypervisor_flag = bool(cpuinfo and cpuinfo.hypervisor)
+    hv_type, sys_vendor, product = map(_stripped, (hv_read, vendor_read, product_read))
+    clocks = None
+    if hypervisor_flag and not (sys_vendor or product or hv_type):
+        clocks = host.read_text(
+            "/sys/devices/system/clocksource/clocksource0/available_clocksource"
+        )
+    return virt.classify(
+        virt.VirtEvidence(
+            hypervisor_flag,
+            hv_type,
+            sys_vendor,
+            product,
+            log.hypervisor if log else None,
+            clocks,
+            cpu_known=cpuinfo is not None,
+            # DMI read or absent (ARM boards, microVMs): either way a checked answer.
+            dmi_known=all(r.status.known for r in (hv_read, vendor_read, product_read)),
+        )
+    )
 
 
 def probe_host(host: Host) -> HostFacts:
@@ -187,13 +215,6 @@ def probe_host(host: Host) -> HostFacts:
     )
     directives = tuple(config.for_module(expected)) if expected else ()
 
-    hv_read = host.read("/sys/hypervisor/type")
-    vendor_read = host.read("/sys/class/dmi/id/sys_vendor")
-    product_read = host.read("/sys/class/dmi/id/product_name")
-    hv_type = hv_read.text if hv_read.ok else None
-    sys_vendor = vendor_read.text if vendor_read.ok else None
-    product = product_read.text if product_read.ok else None
-
     # The kernel log tells "disabled by BIOS" apart from "no such CPU feature", and explains a
     # module that will not load. In a VM without vmx/svm the answer is "not passed through"
     # whatever the log says, so there the (slow) dmesg run is skipped; log files are still read.
@@ -203,24 +224,7 @@ def probe_host(host: Host) -> HostFacts:
     log = None
     if no_flag or no_module:
         log = read_kernel_log(host, run_dmesg=no_module or not hypervisor_flag)
-    clocks = None
-    if hypervisor_flag and not (sys_vendor or product or hv_type):
-        clocks = host.read_text(
-            "/sys/devices/system/clocksource/clocksource0/available_clocksource"
-        )
-
-    virtualization = virt.classify(
-        virt.VirtEvidence(
-            hypervisor_flag,
-            hv_type.strip() if hv_type and hv_type.strip() else None,
-            sys_vendor.strip() if sys_vendor and sys_vendor.strip() else None,
-            product.strip() if product and product.strip() else None,
-            log.hypervisor if log else None,
-            clocks,
-            cpu_known=cpuinfo is not None,
-            dmi_known=_dmi_known(hv_read, vendor_read, product_read),
-        )
-    )
+    virtualization = _virtualization(host, cpuinfo, log)
     perf = {k: v.value for k, v in expected_loaded.performance.items()} if expected_loaded else {}
 
     return HostFacts(

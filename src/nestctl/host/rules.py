@@ -141,8 +141,8 @@ def _kvm(f: HostFacts) -> list[Finding]:
             error(
                 "host.cpu.virt-disabled-in-firmware",
                 f"{expected} is not loaded and the kernel log ({log.source}) says "
-                f"{log.firmware_lines[-1]!r}: {_FLAG_NAME.get(f.vendor or '', 'vmx/svm')} is switched "
-                "off in the firmware",
+                f"{log.firmware_lines[-1]!r}: {_FLAG_NAME.get(f.vendor or '', 'vmx/svm')} is "
+                "switched off in the firmware",
                 f"enable {_FIRMWARE_NAME.get(f.vendor or '', 'hardware virtualization')} in the "
                 "BIOS/UEFI setup, then power-cycle the machine",
             )
