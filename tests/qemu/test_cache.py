@@ -10,6 +10,7 @@ import pytest
 
 from nestctl.qemu.cache import CpuAnswerCache, default_cache_path
 from nestctl.qemu.cpuprobe import CpuAnswer
+from tests.privileges import as_unprivileged
 
 ID_A = "/usr/bin/qemu-system-x86_64|100|1|7"
 ID_B = "/usr/bin/qemu-system-x86_64|200|2|8"
@@ -70,15 +71,20 @@ def test_binary_garbage_file_is_ignored(tmp_path: Path) -> None:
     assert cache.problem is not None
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
-def test_unwritable_cache_costs_speed_not_the_answer(tmp_path: Path) -> None:
-    ro = tmp_path / "ro"
+def test_unwritable_cache_costs_speed_not_the_answer(open_tmp_path: Path) -> None:
+    # Root writes anywhere: run as an unprivileged user (forked and dropped under root, as in CI).
+    ro = open_tmp_path / "ro"
     ro.mkdir()
-    ro.chmod(0o500)
-    cache = CpuAnswerCache(ro / "c.json")
-    cache.put(ID_A, "tcg", "kvm64", ANSWER)
-    assert "cannot write" in (cache.save() or "")
-    assert cache.get(ID_A, "tcg", "kvm64") == ANSWER
+    ro.chmod(0o555)
+
+    def check() -> tuple[str | None, bool]:
+        cache = CpuAnswerCache(ro / "c.json")
+        cache.put(ID_A, "tcg", "kvm64", ANSWER)
+        return cache.save(), cache.get(ID_A, "tcg", "kvm64") == ANSWER
+
+    problem, kept = as_unprivileged(check)
+    assert "cannot write" in (problem or "")
+    assert kept
 
 
 def test_cache_in_a_file_path_that_is_a_directory_reports_not_raises(tmp_path: Path) -> None:
@@ -133,16 +139,22 @@ def test_a_directory_others_may_write_is_not_trusted_nor_written(tmp_path: Path)
     assert json.loads(path.read_text())["builds"][ID_A]["tcg\nkvm64"] == ANSWER.to_json()
 
 
-def test_a_file_of_another_user_is_not_trusted(tmp_path: Path) -> None:
-    path = tmp_path / "c.json"
+def test_a_file_of_another_user_is_not_trusted(open_tmp_path: Path) -> None:
+    # Another user's file: chowned under root (CI), or claimed by another euid when run as a user.
+    path = open_tmp_path / "c.json"
     _poisoned(path, ANSWER)
-    os.chown(path, 4242, 4242) if os.geteuid() == 0 else None
-    cache = CpuAnswerCache(path, euid=4243 if os.geteuid() != 0 else 0)
+    path.chmod(0o644)
     if os.geteuid() == 0:
-        assert cache.get(ID_A, "tcg", "kvm64") is None
-        assert "belongs to uid 4242" in (cache.problem or "")
-    else:
-        assert cache.get(ID_A, "tcg", "kvm64") is None  # ours, but we claim another euid
+        os.chown(path, 4242, 4242)
+
+    def check() -> tuple[bool, str | None]:
+        me = os.geteuid()
+        cache = CpuAnswerCache(path, euid=me if me != os.stat(path).st_uid else me + 1)
+        return cache.get(ID_A, "tcg", "kvm64") is None, cache.problem
+
+    not_trusted, problem = as_unprivileged(check)
+    assert not_trusted
+    assert "belongs to uid" in (problem or "")
 
 
 def test_a_symlinked_cache_file_is_not_followed(tmp_path: Path) -> None:
