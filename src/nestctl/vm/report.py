@@ -623,6 +623,8 @@ def _join_guest_view(r: VmResult) -> None:
         return
     if r.guest.get("os") == "windows":
         state = "ok" if r.guest.get("kvm_usable") else "unknown"
+    elif r.guest.get("os") is None:  # the agent could not tell the OS: nothing was probed
+        state = "unknown"
     elif r.guest.get("virt_flag") is None:
         state = "broken"
     else:
