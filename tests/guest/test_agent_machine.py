@@ -193,3 +193,14 @@ def test_a_file_longer_than_the_limit_is_truncated_not_ok(
     assert cut.text == "x" * 1000
     exact = machine.read("/var/log/big", max_bytes=5000)
     assert exact.status is ReadStatus.OK
+
+
+def test_os_from_the_kernel_when_osinfo_has_no_id(fake: FakeAgent) -> None:
+    # qemu-ga on a Linux without /etc/os-release answers osinfo without an id.
+    fake.os_id = ""
+    fake.files["/proc/sys/kernel/ostype"] = b"Linux\n"
+    m = AgentMachine(GuestAgent(fake.path, timeout=1))
+    try:
+        assert m.os_kind == "linux"
+    finally:
+        m.agent.close()

@@ -100,16 +100,17 @@ class AgentMachine:
         try:
             osid = self.agent.osinfo().get("id")
         except AgentError:
-            # Agents before 2.10, or one that blocks guest-get-osinfo: the kernel's own name is
-            # evidence; without it the OS stays unknown.
-            ostype = self.read("/proc/sys/kernel/ostype", max_bytes=64)
-            return "linux" if ostype.ok and (ostype.text or "").strip() == "Linux" else "unknown"
+            osid = None  # agents before 2.10, or one that blocks guest-get-osinfo
         except GuestAgentError as exc:
             self.failure = exc
             return "unknown"
         if osid == "mswindows":
             return "windows"
-        return "linux" if isinstance(osid, str) and osid else "unknown"
+        if isinstance(osid, str) and osid:
+            return "linux"  # qemu-ga's Linux build: the os-release ID
+        # No os-release ID either: the kernel's own name is evidence; without it, unknown.
+        ostype = self.read("/proc/sys/kernel/ostype", max_bytes=64)
+        return "linux" if ostype.ok and (ostype.text or "").strip() == "Linux" else "unknown"
 
     @property
     def blocker(self) -> Blocker | None:

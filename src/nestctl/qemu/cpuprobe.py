@@ -343,6 +343,8 @@ def _reaped_on_sigterm(running: list[_Running]) -> Iterator[None]:
         yield  # signal handlers belong to the main thread; the parent-death signal still holds
         return
     previous = signal.getsignal(signal.SIGTERM)
+    if previous is None:  # installed outside Python: the closest we can restore is the default
+        previous = signal.SIG_DFL
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         for r in list(running):
