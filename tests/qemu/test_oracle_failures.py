@@ -107,6 +107,8 @@ def test_a_qemu_failing_for_another_reason_is_not_cached_as_a_refusal(
     assert exposure.exposed is False  # the KVM table's answer, not a refusal
     assert exposure.qemu_error is None
     assert exposure.source.startswith("table (QEMU could not be asked: ")
+    software = decide("qemu64", "AuthenticAMD", True, kvm=False, oracle=answer)  # a kvm: 0 VM
+    assert software.source.startswith("table (QEMU could not be asked: ")
     assert not path.exists() or "qemu64" not in path.read_text()
     # The next run asks QEMU again, and gets QEMU's own answer.
     monkeypatch.undo()

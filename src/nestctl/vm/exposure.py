@@ -155,7 +155,7 @@ def _tcg_decision(cpu: CpuValue, oracle: OracleAnswer | None) -> Exposure:
     return Exposure(
         exposed,
         "svm" if exposed else None,
-        "table",
+        oracle_source(oracle),  # "table", saying so when QEMU could not be asked
         "software emulation (kvm: 0): TCG never emulates vmx; svm "
         + ("is" if exposed else "is not")
         + f" part of {cpu.model!r} here",
