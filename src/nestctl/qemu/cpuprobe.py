@@ -415,15 +415,18 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
     QEMU outlives a nestctl that was killed outright (SIGKILL gives nestctl no chance to reap).
 
     The signal fires when the thread that forked exits: the oracle forks from the calling thread
-    and waits for its QEMUs there.
+    and waits for its QEMUs there. prctl is looked up here, before the fork: the child only calls
+    it (no import, no allocation-heavy work between fork and exec).
     """
+    prctl: Callable[..., int] | None = None
+    if sys.platform == "linux":
+        import ctypes  # noqa: PLC0415 - only when QEMU is started
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
 
     def preexec() -> None:
-        if sys.platform == "linux":
-            import ctypes  # noqa: PLC0415 - only in the forked child
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
 
