@@ -177,6 +177,14 @@ def test_a_symlinked_cache_file_is_not_followed(tmp_path: Path) -> None:
         {"accel": "kvm"},  # filed under tcg
         {"notes": [1, 2]},
         {"vendor": "x" * 10000},
+        # What older nestctl cached when QEMU could not bind its socket: not about the CPU.
+        {
+            "vmx": None,
+            "svm": None,
+            "hypervisor": None,
+            "error": "-qmp unix:/tmp/nestctl-qmp-x/qmp.sock,server=on,wait=off: Failed to bind "
+            "socket to /tmp/nestctl-qmp-x/qmp.sock: No space left on device",
+        },
     ],
 )
 def test_forged_or_damaged_records_are_asked_again(
@@ -196,3 +204,20 @@ def test_an_unasked_answer_is_never_stored(tmp_path: Path) -> None:
     cache.put(ID_A, "tcg", "kvm64", failed)
     assert cache.save() is None
     assert not path.exists()
+
+
+def test_a_real_refusal_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    refused = CpuAnswer(
+        "qemu64,+nosuch",
+        vmx=None,
+        svm=None,
+        hypervisor=None,
+        error="Property 'qemu64-x86_64-cpu.nosuch' not found",
+        source="qemu 7.2.22 tcg",
+        accel="tcg",
+    )
+    cache = CpuAnswerCache(path)
+    cache.put(ID_A, "tcg", "qemu64,+nosuch", refused)
+    assert cache.save() is None
+    assert CpuAnswerCache(path).get(ID_A, "tcg", "qemu64,+nosuch") == refused

@@ -68,8 +68,13 @@ def valid_record(record: dict[str, Any], accel: str, cpu_arg: str) -> bool:
     if error is None:
         shape_ok = all(isinstance(f, bool) for f in flags)  # an answer carries every flag
     else:
+        from nestctl.qemu.cpuprobe import is_cpu_refusal  # noqa: PLC0415 - see `get`
+
         shape_ok = isinstance(error, str) and 0 < len(error) <= _MAX_TEXT
         shape_ok = shape_ok and all(f is None for f in flags)  # a refusal carries none
+        # Older nestctl cached any QEMU failure as a refusal ("Failed to bind socket"): only
+        # QEMU's words about the CPU are kept.
+        shape_ok = shape_ok and is_cpu_refusal(str(error).split("; ", 1)[0])
     source = record.get("source")
     lists_ok = all(
         isinstance(record.get(k, []), list)

@@ -389,9 +389,14 @@ def cpu_refusal(returncode: int | None, stderr: str) -> str | None:
     if returncode != 1:
         return None
     errors = _errors(stderr)
-    if not errors or not _CPU_REFUSAL_RE.search(errors[0]):
+    if not errors or not is_cpu_refusal(errors[0]):
         return None
     return "; ".join(errors)
+
+
+def is_cpu_refusal(error: str) -> bool:
+    """Whether QEMU's (first) error line is about the -cpu value."""
+    return _CPU_REFUSAL_RE.search(error) is not None
 
 
 def _failure(returncode: int | None, stderr: str) -> str:
