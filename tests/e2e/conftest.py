@@ -23,9 +23,9 @@ import pytest
 from tests.e2e.guest_image import GuestImage, GuestUnavailableError, build_guest
 from tests.e2e.guest_vm import VARIANTS, BootedGuest, BootFailedError, start_guest, wait_ready
 from tests.e2e.pve_root import make_pve_root
-from tests.e2e.required import give_up, qemu_binary
+from tests.e2e.required import _private_oracle_cache, give_up, qemu_binary
 
-__all__ = ["qemu_binary"]
+__all__ = ["_private_oracle_cache", "qemu_binary"]
 
 
 @dataclass(frozen=True)

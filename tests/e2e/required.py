@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -32,3 +33,13 @@ def require_program(name: str) -> str:
 @pytest.fixture
 def qemu_binary() -> str:
     return require_program(QEMU)
+
+
+@pytest.fixture(autouse=True)
+def _private_oracle_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The QEMU oracle's default cache (root: /var/cache/nestctl, else XDG) goes to tmp_path:
+    tests that run `nestctl vm --use-qemu` must not write the machine's own cache."""
+    from nestctl.qemu import cache  # noqa: PLC0415
+
+    monkeypatch.setattr(cache, "ROOT_CACHE", tmp_path / "root-cache" / "qemu-cpu.json")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
