@@ -114,9 +114,9 @@ def decide_builtin(
             f"initstate {initstate.value}",
             f"refcnt {refcnt.value}",
             "/proc/modules "
-            + {None: "unreadable", False: "does not list it"}.get(in_proc_modules, "lists it"),
+            + {None: "not read", False: "does not list it"}.get(in_proc_modules, "lists it"),
             "modules.builtin "
-            + {None: "unreadable", False: "does not list it"}.get(in_builtin_list, "lists it"),
+            + {None: "not read", False: "does not list it"}.get(in_builtin_list, "lists it"),
         ]
     )
 

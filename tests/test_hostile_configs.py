@@ -1,4 +1,5 @@
-"""Non-ASCII digits in a VM config are garbage, never an internal error or a number.
+"""Hostile VM configs: non-ASCII digits are garbage, never an internal error or a number; configs
+that cannot be listed or read whole are "could not check", never "no VMs".
 
 `str.isdigit()` is true for "¹" and "٣": `int("¹")` raises, `int("٣")` is 3. CI once failed on a
 fresh clone on `memory: ¹` (a Hypothesis example); these pin the cases.
@@ -14,7 +15,9 @@ from click.testing import CliRunner
 
 from nestctl.cli import cli
 from nestctl.machine import Host, RecordingRunner
+from nestctl.vm.config import config_access_problem, load_vm_configs
 from nestctl.vm.profiles import HostCpu, plan_enable
+from tests.privileges import as_unprivileged
 from tests.vm.vmtrees import PVE92, node, vm_conf
 
 WINDOWS = "name: win\nostype: win11\ncpu: x86-64-v2-AES\n"
@@ -49,3 +52,25 @@ def test_a_template_in_any_case_is_not_enabled(word: str) -> None:
                        nested_virt=True)  # fmt: skip
     assert plan.blocked is not None
     assert "template" in plan.blocked
+
+
+def test_vm_configs_that_cannot_be_listed_are_a_problem_not_zero_vms(open_tmp_path: Path) -> None:
+    assert config_access_problem(Host(open_tmp_path)) is None  # no /etc/pve: not a PVE node
+    (open_tmp_path / "etc/pve").mkdir(parents=True)
+    empty = config_access_problem(Host(open_tmp_path))
+    assert empty is not None
+    assert "pmxcfs is not mounted" in empty
+    node(open_tmp_path)
+    vm_conf(open_tmp_path, 100, "ostype: l26\n")
+    assert config_access_problem(Host(open_tmp_path)) is None
+    (open_tmp_path / "etc/pve").chmod(0o750)  # root:www-data 0750 on a real node
+    denied = as_unprivileged(lambda: config_access_problem(Host(open_tmp_path)))
+    assert denied == "/etc/pve cannot be read (not permitted): run as root"
+
+
+def test_a_truncated_vm_config_is_unreadable_not_half_parsed(tmp_path: Path) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 100, "ostype: l26\n" + "#" + "x" * (9 * 1024 * 1024) + "\ncpu: host\n")
+    [cfg] = load_vm_configs(Host(tmp_path), vmids=[100])
+    assert not cfg.readable
+    assert "larger than 8388608 bytes" in cfg.problems[0]
