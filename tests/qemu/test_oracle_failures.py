@@ -145,8 +145,12 @@ def test_a_full_tmp_is_could_not_ask(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 _CHILD = textwrap.dedent(
     """
-    import sys
+    import signal, sys
     from nestctl.qemu.cpuprobe import QemuCpuOracle
+    if sys.argv[2] == "handler":  # a program that turns SIGTERM into a clean exit of its own
+        def on_term(signum, frame):
+            raise SystemExit(143)
+        signal.signal(signal.SIGTERM, on_term)
     # A "QEMU" that never opens its QMP socket: the oracle waits for it.
     QemuCpuOracle(sys.argv[1], timeout=60).ask("kvm64")
     """
@@ -186,13 +190,18 @@ def _gone(pid: int, within: float = 10.0) -> bool:
 
 
 @pytest.mark.runs_commands
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_oracle_qemu_never_outlives_nestctl(sig: signal.Signals, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("sig", "handler"),
+    [(signal.SIGTERM, "default"), (signal.SIGTERM, "handler"), (signal.SIGKILL, "default")],
+)
+def test_oracle_qemu_never_outlives_nestctl(
+    sig: signal.Signals, handler: str, tmp_path: Path
+) -> None:
     binary, pidfile = _fake_qemu(tmp_path)
     tmp = tmp_path / "tmp"  # the oracle's work directories go here, and nowhere else
     tmp.mkdir()
     env = {**os.environ, "TMPDIR": str(tmp)}
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(binary)], env=env)
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(binary), handler], env=env)
     try:
         qemu = _wait_for(pidfile)
         assert os.getpgid(qemu) == qemu  # its own process group
@@ -200,8 +209,10 @@ def test_oracle_qemu_never_outlives_nestctl(sig: signal.Signals, tmp_path: Path)
         child.wait(timeout=20)
         assert _gone(qemu), f"QEMU {qemu} outlived nestctl after {sig.name}"
         if sig is signal.SIGTERM:
-            assert child.returncode == -signal.SIGTERM  # SIGTERM still ends nestctl as before
-            assert list(tmp.iterdir()) == []  # and its work directory is gone
+            # SIGTERM still does what it did before (the default, or the program's own handler),
+            want = -signal.SIGTERM if handler == "default" else 143
+            assert child.returncode == want
+            assert list(tmp.iterdir()) == []  # and QEMU's work directory is gone
     finally:
         child.kill()
         child.wait(timeout=10)
