@@ -174,16 +174,6 @@ def test_os_unknown_when_osinfo_fails_and_no_linux_kernel_is_seen(
     assert machine.exists("/dev/kvm").present is None
 
 
-def test_os_linux_from_the_kernel_when_osinfo_is_blocked(fake: FakeAgent) -> None:
-    fake.blocked = {"guest-get-osinfo"}
-    fake.files["/proc/sys/kernel/ostype"] = b"Linux\n"
-    m = AgentMachine(GuestAgent(fake.path, timeout=1))
-    try:
-        assert m.os_kind == "linux"
-    finally:
-        m.agent.close()
-
-
 def test_a_file_longer_than_the_limit_is_truncated_not_ok(
     fake: FakeAgent, machine: AgentMachine
 ) -> None:
@@ -195,12 +185,18 @@ def test_a_file_longer_than_the_limit_is_truncated_not_ok(
     assert exact.status is ReadStatus.OK
 
 
-def test_os_from_the_kernel_when_osinfo_has_no_id(fake: FakeAgent) -> None:
-    # qemu-ga on a Linux without /etc/os-release answers osinfo without an id.
-    fake.os_id = ""
+@pytest.mark.parametrize(
+    "osinfo",
+    [
+        "blocked",  # qemu-ga configured to refuse guest-get-osinfo
+        "",  # qemu-ga on a Linux without /etc/os-release: osinfo has no id
+    ],
+)
+def test_os_from_the_kernel_when_osinfo_does_not_say(
+    fake: FakeAgent, machine: AgentMachine, osinfo: str
+) -> None:
+    if osinfo == "blocked":
+        fake.blocked = {"guest-get-osinfo"}
+    fake.os_id = osinfo
     fake.files["/proc/sys/kernel/ostype"] = b"Linux\n"
-    m = AgentMachine(GuestAgent(fake.path, timeout=1))
-    try:
-        assert m.os_kind == "linux"
-    finally:
-        m.agent.close()
+    assert machine.os_kind == "linux"
