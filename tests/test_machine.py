@@ -17,7 +17,7 @@ from nestctl.machine import (
     UnsafeWriteError,
 )
 from tests.helpers import read_tree, write_tree
-from tests.privileges import as_unprivileged, needs_root
+from tests.privileges import DENY_DIR, DENY_FILE, PASS_ONLY, as_unprivileged, needs_root
 
 
 def test_paths_are_mapped_under_the_root(tmp_path: Path) -> None:
@@ -38,9 +38,10 @@ def test_missing_unreadable_and_directory_are_distinct(tmp_path: Path) -> None:
 
 def test_what_a_user_may_not_see_is_not_permitted_never_missing(open_tmp_path: Path) -> None:
     write_tree(open_tmp_path, {"/etc/secret": "x", "/root/dir/a": "", "/var/run/qemu-server/1": ""})
-    (open_tmp_path / "etc/secret").chmod(0o600)
-    (open_tmp_path / "root").chmod(0o700)
-    (open_tmp_path / "var/run/qemu-server").chmod(0o711)  # may pass through, not list
+    (open_tmp_path / "etc/secret").chmod(DENY_FILE)
+    (open_tmp_path / "root").chmod(DENY_DIR)
+    (open_tmp_path / "var/run/qemu-server").chmod(PASS_ONLY)  # may pass through, not list
+    (open_tmp_path / "etc").chmod(0o555)  # root's 0755 /etc, as nobody sees it
 
     def look() -> list[object]:
         host = Host(open_tmp_path)
