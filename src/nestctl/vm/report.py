@@ -639,7 +639,7 @@ def _pidfile_vmids(host: Host) -> set[int]:
     """VMIDs with a pid file: one directory listing instead of a failed open per VM."""
     out: set[int] = set()
     for d in PID_DIRS:
-        for name in host.listdir(d) or []:
+        for name in host.listdir(d).names:
             stem, dot, ext = name.partition(".")
             if dot and ext == "pid" and stem.isdigit():
                 out.add(int(stem))
