@@ -264,7 +264,7 @@ class ApiClient:
         self._userid = str(data.get("username") or creds.user)
         return data["ticket"], str(data.get("CSRFPreventionToken", ""))
 
-    def _once(self, method: str, path: str, params: dict[str, str], *, auth: bool = True) -> Any:
+    def _once(self, method: str, path: str, params: dict[str, Any], *, auth: bool = True) -> Any:
         requests = _requests()
         if self.on_request is not None:
             # The log never sees a password.
@@ -309,10 +309,12 @@ class ApiClient:
         return _decode_data(raw, method=method, path=path)
 
 
-def _encode(value: Any) -> str:
-    """Proxmox takes form/query strings; booleans are 1/0."""
+def _encode(value: Any) -> str | list[str]:
+    """Proxmox takes form/query strings; booleans are 1/0; an array is the key repeated."""
     if isinstance(value, bool):
         return "1" if value else "0"
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
     return str(value)
 
 
