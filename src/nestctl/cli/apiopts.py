@@ -19,10 +19,10 @@ from nestctl.cli.common import NestctlError
 
 if TYPE_CHECKING:
     from nestctl.api.client import ApiClient
-    from nestctl.findings import Report
-    from nestctl.vm.enable import EnableOptions
     from nestctl.api.targets import Target
+    from nestctl.findings import Report
     from nestctl.vm.collect.api import ApiScan, NestedReader
+    from nestctl.vm.enable import EnableOptions
     from nestctl.vm.facts import VmOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
