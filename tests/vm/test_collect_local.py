@@ -47,3 +47,17 @@ def test_empty_etc_pve_is_unknown_not_ready_with_zero_vms(tmp_path: Path) -> Non
         assert rc == 2, verb
         assert "vm.pmxcfs.not-mounted" in codes(data), verb
         assert data["vms"] == []
+
+
+def test_unreadable_pid_file_is_unknown_not_stopped(tmp_path: Path) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 100, "cpu: host\n")
+    piddir = tmp_path / "var/run/qemu-server"
+    piddir.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(piddir / "100.pid")  # there, but not readable as a file
+    rc, data = invoke(tmp_path, "vm")
+    vm = data["vms"][0]
+    assert vm["running"] is None
+    assert vm["chain"]["process"] == "unknown"
+    assert "vm.running.unknown" in [f["code"] for f in vm["findings"]]
+    assert rc == 2

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nestctl.findings import Finding, error, info, unknown, warning
+from nestctl.parse import proxmox_bool
 from nestctl.vm import exposure as exp
 from nestctl.vm.facts import NodeFacts, UnreachableVm, VmOptions
 from nestctl.vm.lint import is_windows, lint_config
@@ -45,7 +46,7 @@ class VmResult:
     vmid: int
     name: str | None
     node: str | None
-    running: bool
+    running: bool | None  # None: could not tell (e.g. an unreadable pid file)
     cpu_arg: str | None
     cpu_arg_pending: str | None
     running_cpu_arg: str | None
@@ -93,9 +94,9 @@ def effective_cpu(pred: CpuPrediction) -> str | None:
 
 
 def _kvm_on(conf: Mapping[str, str]) -> bool:
-    if conf.get("template", "0") in ("1", "on", "yes", "true"):
+    if proxmox_bool(conf.get("template", "0")) is True:
         return False
-    return conf.get("kvm", "1").lower() not in ("0", "off", "no", "false")
+    return proxmox_bool(conf.get("kvm", "1")) is not False
 
 
 def _ask(ctx: VmContext, cpu_arg: str | None, kvm: bool) -> exp.Exposure:
@@ -166,6 +167,17 @@ def analyse_vm(cfg: VmConfig, run: RunningCheck, ctx: VmContext) -> VmResult:
         cluster_vendors=ctx.cluster_vendors,
         host_vendor=ctx.host_vendor,
     )
+    if run.running is None:
+        from nestctl.host.pidfiles import PIDFILE_FIX  # noqa: PLC0415
+
+        findings.append(
+            unknown(
+                "vm.running.unknown",
+                f"VM {vmid}: could not tell whether it runs ({run.reason}): the guest's view is "
+                f"taken from the config",
+                PIDFILE_FIX,
+            )
+        )
     running_cpu = run.vm.cpu_arg if run.running and run.vm else None
     restart_keys = pending_restart_keys(cfg)
     kvm = _kvm_on(nextconf)
@@ -278,7 +290,9 @@ def _chain(
         config = "broken"
     else:
         config = {True: "ok", False: "ok", None: "unknown"}[config_view.exposed]
-    if not run.running:
+    if run.running is None:
+        process = "unknown"
+    elif not run.running:
         process = "not-running"
     elif restart:
         process = "broken" if nested.exposed is False else "stale"

@@ -108,13 +108,13 @@ def remote_guest(
     agents: AgentsFor, r: VmResult, vm: VmFacts, ctx: VmContext
 ) -> tuple[dict[str, Any] | None, list[Finding]]:
     from nestctl.findings import info  # noqa: PLC0415
+    from nestctl.parse import proxmox_bool  # noqa: PLC0415
     from nestctl.vm.guestview import guest_view_through, not_running  # noqa: PLC0415
-    from nestctl.vm.propstring import parse_boolean  # noqa: PLC0415
 
     if not r.running:
         return None, [not_running(r.vmid)]
     agent = vm.config.current().get("agent", "0").split(",")[0].removeprefix("enabled=")
-    if parse_boolean(agent) != "1":
+    if proxmox_bool(agent) is not True:
         return None, [
             info(
                 "vm.guest.no-agent",

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nestctl.findings import error, unknown
+from nestctl.host.pidfiles import scan_pidfiles
 from nestctl.machine import Host
 from nestctl.vm.facts import NodeFacts, ScanFacts, VmFacts, VmOptions
-from nestctl.vm.running import PID_DIRS, RunningCheck, check_running
+from nestctl.vm.running import RunningCheck, running_check
 
 if TYPE_CHECKING:
     from nestctl.host.probe import HostFacts
@@ -34,17 +35,6 @@ def node_facts(host: Host, opts: VmOptions, host_facts: HostFacts | None = None)
         qemu_version_known=qemu is not None or got.pve_qemu_kvm is not None,
         qemu_server_known=pve is not None or got.qemu_server is not None,
     )
-
-
-def pidfile_vmids(host: Host) -> set[int]:
-    """VMIDs with a pid file: one directory listing instead of a failed open per VM."""
-    out: set[int] = set()
-    for d in PID_DIRS:
-        for name in host.listdir(d).names:
-            stem, dot, ext = name.partition(".")
-            if dot and ext == "pid" and stem.isascii() and stem.isdigit():
-                out.add(int(stem))
-    return out
 
 
 def collect_vms(host: Host, opts: VmOptions, scan: ScanFacts) -> None:
@@ -74,7 +64,7 @@ def collect_vms(host: Host, opts: VmOptions, scan: ScanFacts) -> None:
         host, all_nodes=opts.all_nodes, vmids=list(opts.vmids) if opts.vmids else None
     )
     here = local_node(host)
-    with_pidfile = pidfile_vmids(host)
+    pids = scan_pidfiles(host)
     for cfg in configs:
         if not cfg.readable:
             if host.exists(cfg.path).present is False:
@@ -99,10 +89,8 @@ def collect_vms(host: Host, opts: VmOptions, scan: ScanFacts) -> None:
             continue
         if cfg.node not in (None, here):
             run = RunningCheck(False, reason="on another node")
-        elif cfg.vmid in with_pidfile:
-            run = check_running(host, cfg.vmid)
         else:
-            run = RunningCheck(False, reason="no pid file")
+            run = running_check(pids.check(cfg.vmid))
         scan.vms.append(VmFacts(cfg, run))
 
 
