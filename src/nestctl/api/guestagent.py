@@ -44,7 +44,7 @@ class ApiGuestAgent:
     def __exit__(self, *exc: object) -> None:
         pass
 
-    def _call(self, command: str, method: str = "GET", **params: Any) -> Any:
+    def _call(self, command: str, method: str = "GET", params: dict[str, Any] | None = None) -> Any:
         try:
             data = self.client.request(method, f"{self.base}/{command}", params)
         except ApiPermissionError as exc:
@@ -72,7 +72,8 @@ class ApiGuestAgent:
         return value
 
     def read_file(self, path: str, max_bytes: int = 8 * 1024 * 1024) -> bytes:
-        value = self._call("file-read", file=path, count=max(1, min(max_bytes, 16 * 1024 * 1024)))
+        count = max(1, min(max_bytes, 16 * 1024 * 1024))
+        value = self._call("file-read", params={"file": path, "count": count})
         content = value.get("content") if isinstance(value, dict) else None
         if not isinstance(content, str):
             raise AgentUnavailable(f"file-read: no content in {value!r:.80}")
@@ -89,14 +90,14 @@ class ApiGuestAgent:
         params: dict[str, Any] = {"command": [path, *args]}
         if stdin is not None:
             params["input-data"] = stdin.decode("utf-8", errors="replace")
-        started = self._call("exec", "POST", **params)
+        started = self._call("exec", "POST", params)
         pid = started.get("pid") if isinstance(started, dict) else None
         if not isinstance(pid, int):
             raise AgentUnavailable(f"exec: expected a pid, got {started!r:.80}")
         deadline = time.monotonic() + timeout
         pause = 0.05
         while True:
-            status = self._call("exec-status", pid=pid)
+            status = self._call("exec-status", params={"pid": pid})
             if not isinstance(status, dict):
                 raise AgentTimeout(f"exec-status: unexpected reply {status!r:.80}")
             if status.get("exited"):
