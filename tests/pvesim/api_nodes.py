@@ -435,7 +435,7 @@ def _task_list_entry(task: Task) -> dict[str, Any]:
 def node_tasks(ctx: Ctx) -> Any:
     node = ctx.node
     vmid = ctx.text("vmid")
-    tasks = sorted(node.tasks.values(), key=lambda t: t.starttime, reverse=True)
+    tasks = sorted(node.tasks.values(), key=lambda t: (t.starttime, t.pid), reverse=True)
     if vmid is not None:
         tasks = [t for t in tasks if t.id == vmid]
     if ctx.text("source", "archive") == "active":
@@ -448,4 +448,5 @@ def node_tasks(ctx: Ctx) -> Any:
 @handles("GET", "/cluster/tasks")
 def cluster_tasks(ctx: Ctx) -> Any:
     tasks = [t for n in ctx.cluster.nodes.values() for t in n.tasks.values()]
-    return [_task_list_entry(t) for t in sorted(tasks, key=lambda t: t.starttime, reverse=True)]
+    tasks.sort(key=lambda t: (t.starttime, t.pid), reverse=True)
+    return [_task_list_entry(t) for t in tasks]

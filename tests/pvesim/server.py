@@ -115,6 +115,9 @@ class PveSim:
         self._exempt = 0  # > 0 inside nonconforming(): requests are logged but not held to it
         self._log: list[RequestRecord] = []
         self._log_lock = threading.Lock()
+        self._in_flight = 0
+        self.max_in_flight = 0  # the most requests served at the same moment
+        self.internal_errors: list[str] = []  # simulator bugs; assert_conformant reports them
         self._host, self._port = host, port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -239,7 +242,9 @@ class PveSim:
         return [p for r in self.requests if not r.harness for p in r.problems]
 
     def assert_conformant(self) -> None:
-        problems = self.conformance_problems()
+        problems = self.conformance_problems() + [
+            f"pvesim failed (a simulator bug): {e}" for e in self.internal_errors
+        ]
         if problems:
             raise AssertionError(
                 "requests that Proxmox's API schema refuses:\n  " + "\n  ".join(problems)
@@ -315,6 +320,18 @@ class PveSim:
         self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, str, bytes, dict[str, str]] | Fault:
         """One request: (status, reason, body, extra headers), or a Fault the handler acts out."""
+        with self._log_lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            return self._handle(method, raw_path, headers, body)
+        finally:
+            with self._log_lock:
+                self._in_flight -= 1
+
+    def _handle(
+        self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, str, bytes, dict[str, str]] | Fault:
         if self.latency_ms:
             time.sleep(self.latency_ms / 1000)
         split = urllib.parse.urlsplit(raw_path)
@@ -352,6 +369,10 @@ class PveSim:
                 record.add({k: v for k, v in (err.errors or {}).items() if k not in schema_errors})
             record.finish(self, err.status)
             return self._error(err)
+        except Exception as err:  # noqa: BLE001 - a simulator bug: answer, and fail the test
+            self.internal_errors.append(f"{method} {path}: {type(err).__name__}: {err}")
+            record.finish(self, 500)
+            return self._error(ApiError(500, f"pvesim internal error: {err}"))
         if isinstance(result, Fault):
             record.finish(self, 0)
             return result
@@ -608,7 +629,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _reason(message: str) -> str:
     """The HTTP reason phrase: one line, as pve-http-server sends the message."""
-    return message.strip().replace("\r", " ").replace("\n", " ") or "Error"
+    line = message.strip().replace("\r", " ").replace("\n", " ") or "Error"
+    return line.encode().decode("latin-1")  # UTF-8 bytes on the wire, as Perl sends them
 
 
 @contextmanager
