@@ -118,6 +118,7 @@ class PveSim:
         self._in_flight = 0
         self.max_in_flight = 0  # the most requests served at the same moment
         self.internal_errors: list[str] = []  # simulator bugs; assert_conformant reports them
+        self._clients = threading.local()  # the harness client's kept-alive connections
         self._host, self._port = host, port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -265,9 +266,10 @@ class PveSim:
         harness: bool = True,
         timeout: float = 10.0,
     ) -> Response:
-        """One request to /api2/json`path`, as root's token unless told otherwise."""
-        context = ssl.create_default_context(cafile=str(self.cert_path))
-        conn = http.client.HTTPSConnection(self._host, self.port, context=context, timeout=timeout)
+        """One request to /api2/json`path`, as root's token unless told otherwise.
+
+        Connections are kept per thread; one that failed or was closed is not reused.
+        """
         headers = {}
         if harness:
             headers[HARNESS_HEADER] = "1"
@@ -289,12 +291,26 @@ class PveSim:
         else:
             body = urllib.parse.urlencode(items, doseq=True).encode()
             headers["Content-Type"] = "application/x-www-form-urlencoded"
+        conn: http.client.HTTPSConnection | None = getattr(self._clients, "conn", None)
+        if conn is None:
+            context = ssl.create_default_context(cafile=str(self.cert_path))
+            conn = http.client.HTTPSConnection(self._host, self.port, context=context)
+        conn.timeout = timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
+        self._clients.conn = None
         try:
             conn.request(method, url, body=body, headers=headers)
             resp = conn.getresponse()
-            return Response(resp.status, resp.reason, resp.read(), dict(resp.getheaders()))
-        finally:
+            out = Response(resp.status, resp.reason, resp.read(), dict(resp.getheaders()))
+        except BaseException:
             conn.close()
+            raise
+        if resp.will_close:
+            conn.close()
+        else:
+            self._clients.conn = conn
+        return out
 
     def login(self, username: str = "root@pam", password: str = ROOT_PASSWORD) -> tuple[str, str]:
         """(ticket, CSRF token) for a user, through POST /access/ticket."""
@@ -583,6 +599,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as pveproxy: clients reuse connections
+    disable_nagle_algorithm = True  # headers and body go out at once, no delayed-ACK stalls
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -617,6 +634,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(200, "OK")
             self.send_header("Content-Type", "application/json;charset=UTF-8")
             self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(payload)
         # drop: close without a word
