@@ -17,7 +17,7 @@ import pytest
 
 from nestctl.machine import Host
 from nestctl.vm.config import load_vm_configs
-from tests.pvesim import PveSim, generate_cluster, write_cluster
+from tests.pvesim import PveSim, generate_cluster, load_cluster, write_cluster
 from tests.pvesim.fixture_clusters import CLUSTERS
 
 pytest_plugins = ["tests.pvesim.fixtures"]
@@ -157,3 +157,17 @@ def test_generated_cluster_is_what_local_mode_reads(tmp_path: Path) -> None:
     api = cluster.nodes["pve2"].vms
     assert [c.vmid for c in local] == sorted(api)
     assert {c.vmid: c.digest for c in local} == {v: vm.conf.digest for v, vm in api.items()}
+    # the files, read back, are the cluster generated in memory
+    loaded = load_cluster(base)
+    for name, node in cluster.nodes.items():
+        other = loaded.nodes[name]
+        assert (node.version, node.cpu_model, node.cpu_flags) == (
+            other.version,
+            other.cpu_model,
+            other.cpu_flags,
+        )
+        assert {v: (vm.conf.digest, vm.status, vm.running_machine, vm.running_cpu)
+                for v, vm in node.vms.items()} == {
+            v: (vm.conf.digest, vm.status, vm.running_machine, vm.running_cpu)
+            for v, vm in other.vms.items()
+        }  # fmt: skip

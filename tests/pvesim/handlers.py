@@ -68,7 +68,7 @@ class Ctx:
     @property
     def node(self) -> Node:
         name = self.route.uri_params["node"]
-        node = self.cluster.nodes.get(name)
+        node = self.cluster.entry if name == "localhost" else self.cluster.nodes.get(name)
         if node is None:  # what pveproxy says for a name it cannot resolve
             raise ApiError(
                 500,

@@ -130,6 +130,7 @@ class PveSim:
     # -- life cycle ------------------------------------------------------------------------------
 
     def start(self) -> PveSim:
+        self._stopping.clear()
         self._dir = Path(tempfile.mkdtemp(prefix="pvesim-"))
         self.cert_path, key = make_certificate(self._dir)
         self.fingerprint = fingerprint(self.cert_path)
