@@ -113,6 +113,11 @@ def handles(method: str, template: str) -> Callable[[Handler], Handler]:
     return register
 
 
+def index(*names: str, key: str = "name") -> list[dict[str, str]]:
+    """A directory listing, as Proxmox answers a path that only has sub-paths."""
+    return [{key: n} for n in names]
+
+
 def typed(props: Mapping[str, Any], key: str, value: str) -> Any:
     """A config value as Proxmox's JSON has it: integer/number/boolean schema types become
     numbers (check_type in parse_vm_config), everything else stays a string."""

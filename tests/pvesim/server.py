@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.pvesim import api_agent, api_firewall, api_nodes, api_vms  # noqa: F401 - register
-from tests.pvesim.auth import AuthError, Identity, Privs, Users
+from tests.pvesim.auth import AuthError, Identity, Users
 from tests.pvesim.cluster import Cluster, load_cluster
 from tests.pvesim.handlers import HANDLERS, ApiError, Ctx, Extra
 from tests.pvesim.schema import Param, Route, Schema, validate
@@ -111,6 +111,8 @@ class PveSim:
         self.users = Users()
         self.users.add_user("root@pam", ROOT_PASSWORD)
         self.root_token = self.users.add_token("root@pam", "pvesim", privsep=False)
+        self.add_user = self.users.add_user  # sim.add_user(userid, password, privs=, totp_secret=)
+        self.add_token = self.users.add_token  # sim.add_token(userid, tokenid, privs=, privsep=)
         self.faults: list[Fault] = []
         self._exempt = 0  # > 0 inside nonconforming(): requests are logged but not held to it
         self._log: list[RequestRecord] = []
@@ -184,27 +186,6 @@ class PveSim:
         return self._stopping
 
     # -- users and faults --------------------------------------------------------------------------
-
-    def add_user(
-        self,
-        userid: str,
-        password: str | None = None,
-        *,
-        privs: Privs = (),
-        totp_secret: str | None = None,
-    ) -> None:
-        self.users.add_user(userid, password, privs=privs, totp_secret=totp_secret)
-
-    def add_token(
-        self,
-        userid: str,
-        tokenid: str,
-        secret: str | None = None,
-        *,
-        privs: Privs | None = None,
-        privsep: bool = True,
-    ) -> str:
-        return self.users.add_token(userid, tokenid, secret, privs=privs, privsep=privsep)
 
     def fail(self, **kwargs: Any) -> Fault:
         """Inject a fault: `sim.fail(node="pve2", status=595, message="No route to host")`."""
