@@ -327,3 +327,26 @@ def test_a_token_sees_only_the_vms_it_may_audit(pve_sim: PveSim) -> None:
     pve_sim.users.users["one@pve"].acl = {"/vms/101": frozenset({"VM.Audit"})}
     vms = pve_sim.request("GET", "/cluster/resources", {"type": "vm"}, token=token).data
     assert [v["vmid"] for v in vms] == [101]
+
+
+def test_an_injected_task_error_ends_the_task_with_it(pve_sim: PveSim) -> None:
+    pve_sim.cluster.vm(101).task_errors["reboot"] = "start failed: QEMU exited with code 1"
+    upid = pve_sim.request("POST", "/nodes/pve1/qemu/101/status/reboot").data
+    status = pve_sim.wait_task("pve1", upid)
+    assert status["exitstatus"] == "start failed: QEMU exited with code 1"
+
+
+def test_the_inner_lab_is_tied_to_vm_101_by_its_smbios_uuid(pve_sim: PveSim) -> None:
+    smbios = pve_sim.request("GET", "/nodes/pve1/qemu/101/config").data["smbios1"]
+    dmi = pve_sim.request(
+        "GET", "/nodes/pve1/qemu/101/agent/file-read", {"file": "/sys/class/dmi/id/product_uuid"}
+    ).data["content"]
+    inner = CLUSTERS / "lab-inner/nodes/pve-inner/sys/class/dmi/id/product_uuid"
+    assert smbios == f"uuid={dmi.strip()}"
+    assert inner.read_text() == dmi
+    with PveSim(CLUSTERS / "lab-inner") as inner_sim:
+        status = inner_sim.request("GET", "/nodes/pve-inner/status").data
+        assert status["cpuinfo"]["hvm"] == "1"
+        assert status["cpuinfo"]["cpus"] == 4
+        vms = inner_sim.request("GET", "/cluster/resources", {"type": "vm"}).data
+        assert sorted(v["vmid"] for v in vms) == [1001, 1002]

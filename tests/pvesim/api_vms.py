@@ -339,6 +339,8 @@ def _power(ctx: Ctx, action: str) -> Any:
     skiplock = ctx.flag("skiplock")
 
     def finish() -> str | None:
+        if action in vm.task_errors:  # injected: `vm.task_errors["start"] = "start failed: ..."`
+            return vm.task_errors[action]
         if "lock" in vm.conf.main and not skiplock:
             return f"VM is locked ({vm.conf.main['lock']})"
         if action == "start":

@@ -67,7 +67,7 @@ class Vm:
     guest: Guest | None = None
     firewall_options: dict[str, Any] = field(default_factory=dict)
     firewall_rules: list[dict[str, Any]] = field(default_factory=list)
-    firewall_digest_salt: int = 0
+    task_errors: dict[str, str] = field(default_factory=dict)  # action -> the error it ends in
 
     @property
     def running(self) -> bool:
