@@ -32,7 +32,7 @@ def target(tmp_path: Path, name: str, sim: PveSim | None, parent: str | None = N
 
 @pytest.fixture
 def inner_sim() -> Any:
-    with PveSim(load_cluster(CLUSTERS / "pve7")) as sim:
+    with PveSim(load_cluster(CLUSTERS / "lab-inner")) as sim:
         yield sim
         sim.assert_conformant()
 
