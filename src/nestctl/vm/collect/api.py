@@ -1,8 +1,10 @@
 """The API collector: every node and VM of a cluster through `ApiClient`, concurrently.
 
-Requests: `/version` and `/cluster/resources` once; per node `status`, `apt/versions` and
-`capabilities/qemu/cpu-flags`; per VM `pending` (the config in force, the pending values and
-deletions in one reply) and, for a running VM, `status/current` (running-qemu, running-machine).
+Requests: `/version` and `/cluster/resources` once; per node `status`, `apt/versions`,
+`capabilities/qemu/cpu-flags` and `qemu?full=1` (every VM's status with running-qemu and
+running-machine, as status/current gives them, in one reply); per VM `pending` (the config in
+force, the pending values and deletions in one reply). `status/current` is asked only for a
+running VM the node list left out.
 Reads run through a bounded thread pool (the client retries them); a node or VM that fails
 becomes a finding and the rest completes. Only a failure of the first requests (TLS, auth, no
 answer) stops the scan: then nothing about the cluster is known.
@@ -72,6 +74,7 @@ class NodeReport:
     virt_flag: str | None = None
     nested: NestedReading = NestedReading(None, problem=API_CANNOT_SEE)
     findings: list[Finding] = field(default_factory=list)
+    vm_status: dict[int, dict[str, Any]] = field(default_factory=dict)  # from qemu?full=1
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -217,7 +220,9 @@ def collect_api(
                 if progress:
                     progress()
                 continue
-            vm_jobs.append((res, pool.submit(vm_from_api, client, res, node_facts)))
+            status = next((r.vm_status for r in scan.node_reports if r.node == node), {})
+            job = pool.submit(vm_from_api, client, res, node_facts, status.get(res["vmid"]))
+            vm_jobs.append((res, job))
         for _res, vm_job in vm_jobs:
             got = vm_job.result()
             if isinstance(got, UnreachableVm):
@@ -316,6 +321,7 @@ def node_from_api(
     report.vendor = vendor
     report.virt_flag = "vmx" if "vmx" in flags else "svm" if "svm" in flags else None
     versions, problems = _versions(client, base, name, report)
+    report.vm_status = _vm_statuses(client, base)
     nested_virt = _nested_virt_flag(client, base)
     reading = NestedReading(None, problem=API_CANNOT_SEE)
     if nested_reader is not None:
@@ -431,16 +437,35 @@ def _node_facts(
     )
 
 
+def _vm_statuses(client: ApiClient, base: str) -> dict[int, dict[str, Any]]:
+    """Every VM's status on a node in one request ({} when it fails: then per VM)."""
+    try:
+        listed = client.get(f"{base}/qemu", full=1)
+    except ApiError:
+        return {}
+    out: dict[int, dict[str, Any]] = {}
+    for item in listed if isinstance(listed, list) else []:
+        vmid = int_of(item.get("vmid")) if isinstance(item, dict) else None
+        if vmid is not None:
+            out[vmid] = item
+    return out
+
+
 def vm_from_api(
-    client: ApiClient, res: Mapping[str, Any], node: NodeFacts
+    client: ApiClient,
+    res: Mapping[str, Any],
+    node: NodeFacts,
+    status: dict[str, Any] | None = None,
 ) -> VmFacts | UnreachableVm:
     vmid, name = res["vmid"], res["node"]
     base = f"/nodes/{name}/qemu/{vmid}"
     try:
         cfg = config_from_pending(vmid, name, client.get(f"{base}/pending"))
         run = RunningCheck(False, reason="stopped (the cluster says so)")
-        if res.get("status") == "running":
-            run = _running(client, base, cfg, node)
+        if status is not None and status.get("status") != "running":
+            run = RunningCheck(False, reason=f"status {text_of(status.get('status'))}")
+        elif status is not None or res.get("status") == "running":
+            run = _running(client, base, cfg, node, status)
     except ApiPermissionError as exc:
         priv = exc.privilege or "VM.Audit"
         return _unreachable(res, f"not permitted: {exc.message} (grant {priv} on /vms/{vmid})")
@@ -449,12 +474,15 @@ def vm_from_api(
     return VmFacts(cfg, run)
 
 
-def _running(client: ApiClient, base: str, cfg: VmConfig, node: NodeFacts) -> RunningCheck:
+def _running(
+    client: ApiClient, base: str, cfg: VmConfig, node: NodeFacts, status: Any = None
+) -> RunningCheck:
     """A running VM: its QEMU version and machine, and the -cpu Proxmox built at its start."""
     from nestctl.vm.analyse import effective_cpu  # noqa: PLC0415
     from nestctl.vm.cpuarg import predict_cpu  # noqa: PLC0415
 
-    status = client.get(f"{base}/status/current")
+    if status is None:
+        status = client.get(f"{base}/status/current")
     if not isinstance(status, dict):
         raise ApiBadReplyError("status/current is not an object")
     if status.get("status") != "running":
