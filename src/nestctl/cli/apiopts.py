@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from nestctl.api.targets import Target
     from nestctl.findings import Report
     from nestctl.vm.collect.api import ApiScan, NestedReader
+    from nestctl.vm.collect.pmxcfs import ClusterFiles
     from nestctl.vm.enable import EnableOptions
     from nestctl.vm.facts import VmOptions
     from nestctl.vm.report import AgentsFor
@@ -177,6 +178,18 @@ def nested_reader(params: dict[str, Any], target: Target) -> NestedReader | None
     return ssh_nested_reader()
 
 
+def cluster_files(params: dict[str, Any], target: Target) -> ClusterFiles | None:
+    """With --ssh: every VM config of the cluster over one SSH connection (the fast path)."""
+    if not (params.get("ssh") or target.ssh):
+        return None
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    from nestctl.vm.collect.pmxcfs import fetch_cluster_files  # noqa: PLC0415
+
+    host = urlsplit(target.url if "://" in target.url else "https://" + target.url).hostname
+    return fetch_cluster_files(host or target.url)
+
+
 def scan_target(target: Target, params: dict[str, Any], opts: VmOptions) -> ApiScan:
     """The API scan of one target; a failure before any data is exit 2 with nothing printed."""
     return report_for(target, params, opts, lambda scan, _agents: scan)
@@ -210,6 +223,7 @@ def report_for(
                 nested_reader=nested_reader(params, target),
                 progress=advance,
                 on_total=set_total,
+                files=cluster_files(params, target),
             )
         return build(scan, agents if opts.guest else None)
     except ApiError as exc:

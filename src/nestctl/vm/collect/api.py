@@ -34,6 +34,7 @@ from nestctl.api.errors import (
     ApiPermissionError,
 )
 from nestctl.findings import Finding, error, unknown, warning
+from nestctl.vm.collect.pmxcfs import ClusterFiles
 from nestctl.vm.facts import NodeFacts, ScanFacts, UnreachableVm, VmFacts, VmOptions
 from nestctl.vm.model import VmConfig
 from nestctl.vm.running import RunningCheck, RunningVm
@@ -175,9 +176,14 @@ def collect_api(
     nested_reader: NestedReader | None = None,
     progress: Progress | None = None,
     on_total: Callable[[int], None] | None = None,
+    files: ClusterFiles | None = None,
 ) -> ApiScan:
-    """Scan the cluster behind `client`. Raises ApiError only when nothing could be read."""
+    """Scan the cluster behind `client`. Raises ApiError only when nothing could be read.
+
+    `files` (the cluster file system, read over SSH) replaces the per-VM config requests.
+    """
     scan = ApiScan()
+    models = _custom_models(files, scan)
     version = client.get("/version")
     scan.version = text_of(version.get("version")) if isinstance(version, dict) else None
     resources = client.get("/cluster/resources")
@@ -198,6 +204,7 @@ def collect_api(
                 opts=opts,
                 pve_version=scan.version,
                 nested_reader=nested_reader,
+                custom_models=models,
             )
             for name, online in nodes.items()
         }
@@ -207,33 +214,53 @@ def collect_api(
             scan.node_reports.append(report)
             if progress:
                 progress()
-        vm_jobs: list[tuple[dict[str, Any], Future[VmFacts | UnreachableVm]]] = []
-        for res in vms:
-            node = res["node"]
-            node_facts = facts.get(node)
-            if node_facts is None:
-                why = next(
-                    (f.message for r in scan.node_reports if r.node == node for f in r.findings),
-                    f"node {node} could not be reached",
-                )
-                scan.unreachable.append(_unreachable(res, why))
-                if progress:
-                    progress()
-                continue
-            status = next((r.vm_status for r in scan.node_reports if r.node == node), {})
-            job = pool.submit(vm_from_api, client, res, node_facts, status.get(res["vmid"]))
-            vm_jobs.append((res, job))
-        for _res, vm_job in vm_jobs:
-            got = vm_job.result()
-            if isinstance(got, UnreachableVm):
-                scan.unreachable.append(got)
-            else:
-                scan.vms.append(got)
-            if progress:
-                progress()
+        _collect_vms(
+            pool, client, scan, vms, facts=facts, files=files, progress=progress or (lambda: None)
+        )
     scan.nodes = {name: f for name, f in facts.items() if f is not None}
     scan.vms.sort(key=lambda v: v.config.vmid)
     return scan
+
+
+def _collect_vms(
+    pool: ThreadPoolExecutor,
+    client: ApiClient,
+    scan: ApiScan,
+    vms: list[dict[str, Any]],
+    *,
+    facts: dict[str, NodeFacts | None],
+    files: ClusterFiles | None,
+    progress: Progress,
+) -> None:
+    """Every VM's facts, its requests through `pool`; a VM that fails is kept as unreachable."""
+    jobs: list[Future[VmFacts | UnreachableVm]] = []
+    statuses = {r.node: r.vm_status for r in scan.node_reports}
+    for res in vms:
+        node, vmid = res["node"], res["vmid"]
+        node_facts = facts.get(node)
+        if node_facts is None:
+            why = next(
+                (f.message for r in scan.node_reports if r.node == node for f in r.findings),
+                f"node {node} could not be reached",
+            )
+            scan.unreachable.append(_unreachable(res, why))
+            progress()
+            continue
+        status = statuses.get(node, {})
+        known = files.configs.get(vmid) if files else None
+        if known is not None and known.node == node and vmid in status:
+            # The cluster file system gave the config, the node list its status: no request.
+            scan.vms.append(VmFacts(known, _run_state(client, known, node_facts, status[vmid])))
+            progress()
+            continue
+        jobs.append(pool.submit(vm_from_api, client, res, node_facts, status.get(vmid)))
+    for job in jobs:
+        got = job.result()
+        if isinstance(got, UnreachableVm):
+            scan.unreachable.append(got)
+        else:
+            scan.vms.append(got)
+        progress()
 
 
 def _inventory(
@@ -285,6 +312,7 @@ def node_from_api(
     opts: VmOptions,
     pve_version: str | None,
     nested_reader: NestedReader | None,
+    custom_models: dict[str, dict[str, str]] | None = None,
 ) -> tuple[NodeFacts | None, NodeReport]:
     report = NodeReport(node=name, reachable=False)
     if not online:
@@ -339,6 +367,7 @@ def node_from_api(
         reading=reading,
         nested_virt=nested_virt,
         problems=problems,
+        custom_models=custom_models,
     )
     return facts, report
 
@@ -404,6 +433,7 @@ def _node_facts(
     reading: NestedReading,
     nested_virt: bool | None,
     problems: list[str],
+    custom_models: dict[str, dict[str, str]] | None = None,
 ) -> NodeFacts:
     from nestctl.host.cpuinfo import CpuInfo  # noqa: PLC0415
     from nestctl.vm.versions import cpu_env_for, parse_version_arg  # noqa: PLC0415
@@ -417,7 +447,12 @@ def _node_facts(
         vendor_id = {"intel": "GenuineIntel", "amd": "AuthenticAMD"}.get(vendor or "")
         info = CpuInfo(vendor_id, flags, model, int_of(cpuinfo.get("cpus")) or 0)
     env = cpu_env_for(
-        versions=versions, cpuinfo=info, qemu_version=qemu, pve_version=pve, nodename=name
+        versions=versions,
+        cpuinfo=info,
+        custom_models=custom_models,
+        qemu_version=qemu,
+        pve_version=pve,
+        nodename=name,
     )
     return NodeFacts(
         name=name,
@@ -461,17 +496,38 @@ def vm_from_api(
     base = f"/nodes/{name}/qemu/{vmid}"
     try:
         cfg = config_from_pending(vmid, name, client.get(f"{base}/pending"))
-        run = RunningCheck(False, reason="stopped (the cluster says so)")
-        if status is not None and status.get("status") != "running":
-            run = RunningCheck(False, reason=f"status {text_of(status.get('status'))}")
-        elif status is not None or res.get("status") == "running":
-            run = _running(client, base, cfg, node, status)
+        if status is None and res.get("status") != "running":
+            run = RunningCheck(False, reason="stopped (the cluster says so)")
+        else:
+            run = _run_state(client, cfg, node, status)
     except ApiPermissionError as exc:
         priv = exc.privilege or "VM.Audit"
         return _unreachable(res, f"not permitted: {exc.message} (grant {priv} on /vms/{vmid})")
     except ApiError as exc:
         return _unreachable(res, str(exc))
     return VmFacts(cfg, run)
+
+
+def _run_state(
+    client: ApiClient, cfg: VmConfig, node: NodeFacts, status: dict[str, Any] | None
+) -> RunningCheck:
+    if status is not None and status.get("status") != "running":
+        return RunningCheck(False, reason=f"status {text_of(status.get('status'))}")
+    return _running(client, f"/nodes/{cfg.node}/qemu/{cfg.vmid}", cfg, node, status)
+
+
+def _custom_models(files: ClusterFiles | None, scan: ApiScan) -> dict[str, dict[str, str]] | None:
+    """Custom CPU models from the cluster file system (the API has no endpoint for them)."""
+    if files is None:
+        return None
+    from nestctl.vm.cpumodels import parse_custom_models  # noqa: PLC0415
+
+    scan.findings += [warning("api.pmxcfs.problem", p) for p in files.problems]
+    if files.cpu_models is None:
+        return {}
+    models, problems = parse_custom_models(files.cpu_models)
+    scan.findings += [warning("vm.env.problem", p) for p in problems]
+    return models
 
 
 def _running(
