@@ -386,7 +386,7 @@ def _node_problem(name: str, what: str, exc: ApiError) -> Finding:
 
 def _versions(client: ApiClient, base: str, name: str, report: NodeReport) -> tuple[Any, list[str]]:
     """The node's package versions (apt/versions), or None and why."""
-    from nestctl.vm.versions import PACKAGES, PackageVersions, upstream_tuple  # noqa: PLC0415
+    from nestctl.vm.versions import package_versions  # noqa: PLC0415
 
     try:
         packages = client.get(f"{base}/apt/versions")
@@ -395,16 +395,12 @@ def _versions(client: ApiClient, base: str, name: str, report: NodeReport) -> tu
         return None, []
     if not isinstance(packages, list):
         return None, [f"node {name}: apt/versions is not a list"]
-    raw = {
+    installed = {
         str(p.get("Package")): text_of(p.get("Version", ""))
         for p in packages
-        if isinstance(p, dict) and p.get("Package") in PACKAGES and p.get("Version")
+        if isinstance(p, dict) and p.get("Version")
     }
-
-    def ver(pkg: str) -> tuple[int, ...] | None:
-        return upstream_tuple(raw[pkg]) if pkg in raw else None
-
-    return PackageVersions(ver("qemu-server"), ver("pve-manager"), ver("pve-qemu-kvm"), raw), []
+    return package_versions(installed), []
 
 
 def _nested_virt_flag(client: ApiClient, base: str) -> bool | None:
