@@ -6,6 +6,7 @@ Every request sent here is checked against Proxmox's schema at teardown (pve_sim
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -191,3 +192,41 @@ def test_vm_api_with_a_wrong_token_is_exit_2(
     assert code == 2
     assert out == ""
     assert "HTTP 401" in err
+
+
+@pytest.mark.parametrize("env", ["unset", "set"])
+def test_pinning_holds_whatever_the_environment_says(
+    pve_sim: PveSim,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    env: str,
+) -> None:
+    for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(var, raising=False)
+        if env == "set":  # an environment that trusts the simulator's certificate outright
+            monkeypatch.setenv(var, str(pve_sim.cert_path))
+    args = api_args(pve_sim, tmp_path)
+    code, _data = nestctl_json(capsys, "vm", *args)
+    assert code in (1, 2)
+    wrong = args.copy()
+    wrong[wrong.index("--fingerprint") + 1] = pve_sim.fingerprint.replace(
+        pve_sim.fingerprint[:2], "00" if pve_sim.fingerprint[:2] != "00" else "11", 1
+    )
+    code, out, err = nestctl(capsys, "vm", *wrong, "--json")
+    assert (code, out) == (2, "")
+    assert "does not match the pinned" in err
+
+
+def test_without_requests_the_message_names_the_debian_package(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "requests", None)  # as if python3-requests were missing
+    token = tmp_path / "token"
+    token.write_text("root@pam!nestctl=0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0\n")
+    code, out, err = nestctl(
+        capsys, "doctor", "--api", "https://192.0.2.1:8006", "--token-file", str(token)
+    )
+    assert code == 2
+    assert out == ""
+    assert "apt install python3-requests" in err
