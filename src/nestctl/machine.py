@@ -630,19 +630,27 @@ class Host:
         os.makedirs(parent, mode=0o755, exist_ok=True)
         name = os.path.basename(real)
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=parent)
-        try:
+
+        def fill(_tmp: str) -> None:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
                 fh.flush()
                 self._own(fh.fileno(), mode)
                 os.fsync(fh.fileno())
+
+        self._install(tmp, real, fill)
+        self.manifest.append(ManifestEntry("write", hostpath, "ok"))
+
+    def _install(self, tmp: str, real: str, fill: Callable[[str], None]) -> None:
+        """Fill `tmp`, then rename it over `real`: readers see the old entry or the new one."""
+        try:
+            fill(tmp)
             os.replace(tmp, real)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        self._fsync_dir(parent)
-        self.manifest.append(ManifestEntry("write", hostpath, "ok"))
+        self._fsync_dir(os.path.dirname(real))
 
     def _own(self, fd: int, mode: int) -> None:
         os.fchmod(fd, mode)
@@ -687,14 +695,7 @@ class Host:
         tmp = os.path.join(parent, f".{os.path.basename(real)}.nestctl-restore")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        try:
-            _copy_entry(src, tmp, st)
-            os.replace(tmp, real)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        self._fsync_dir(parent)
+        self._install(tmp, real, lambda t: _copy_entry(src, t, st))
         self.manifest.append(ManifestEntry("write", hostpath, f"restored from {backup_hostpath}"))
 
     def remove(self, hostpath: str) -> None:

@@ -8,7 +8,6 @@ mapping is the one the JSON contracts spell.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 #: Longest run of digits parsed as a number: enough for any pid, VMID, size in bytes or
@@ -71,6 +70,8 @@ def finite_or_none(value: Any) -> Any:
     JSON has no NaN: `json.dumps` would write a token other parsers reject.
     """
     if isinstance(value, float):
+        import math  # noqa: PLC0415 - a C extension to load: only for output that needs it
+
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {k: finite_or_none(v) for k, v in value.items()}

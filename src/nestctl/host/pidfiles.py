@@ -11,7 +11,6 @@ runs is unknown (``running`` None), never "not running".
 
 from __future__ import annotations
 
-import re
 from typing import NamedTuple
 
 from nestctl.machine import Machine, ReadStatus
@@ -23,8 +22,6 @@ PID_DIRS = ("/var/run/qemu-server", "/run/qemu-server")
 
 #: What lets a user read them: QEMU creates the pid files 0600, owned by root.
 PIDFILE_FIX = "run as root to read QEMU's pid files"
-
-_QEMU_ARGV0 = re.compile(r"(?:^|/)qemu-[^/]*$")
 
 
 class PidfileCheck(NamedTuple):
@@ -81,7 +78,7 @@ class PidfileScan(NamedTuple):
 
 def is_qemu_program(argv0: str) -> bool:
     """Proxmox's test: argv[0] ends in `kvm` or its base name starts with `qemu-`."""
-    return argv0.endswith("kvm") or _QEMU_ARGV0.search(argv0) is not None
+    return argv0.endswith("kvm") or argv0.rpartition("/")[2].startswith("qemu-")
 
 
 def split_cmdline(data: str) -> list[str]:

@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
+from nestctl.machine import ReadStatus
 from nestctl.vm.model import VmConfig
 
 if TYPE_CHECKING:
     from nestctl.machine import Host
 
+PVE_DIR = "/etc/pve"
 QEMU_SERVER_DIR = "/etc/pve/qemu-server"
 NODES_DIR = "/etc/pve/nodes"
 
@@ -219,7 +221,7 @@ def local_node(host: Host) -> str | None:
 
 def _read_one(host: Host, hostpath: str, vmid: int, node: str | None) -> VmConfig:
     read = host.read(hostpath)
-    if read.text is None:
+    if not read.ok or read.text is None:  # a truncated config is not parsed from half of it
         conf = VmConfig(vmid=vmid, path=hostpath, node=node, readable=False)
         if read.status.value == "missing":
             conf.problems.append(f"Configuration file '{hostpath}' does not exist")
@@ -229,6 +231,26 @@ def _read_one(host: Host, hostpath: str, vmid: int, node: str | None) -> VmConfi
     conf = parse_vm_config(read.text, vmid, hostpath)
     conf.node = node
     return conf
+
+
+def config_access_problem(host: Host) -> str | None:
+    """Why this node's VM configs cannot be listed at all, or None (also None when there is no
+    /etc/pve: not a Proxmox node, a fact). An empty /etc/pve is pmxcfs not mounted, not "no VMs".
+    """
+    listing = host.listdir(PVE_DIR)
+    if listing.status is ReadStatus.MISSING:
+        return None
+    if listing.status is ReadStatus.NOT_PERMITTED:
+        return f"{PVE_DIR} cannot be read (not permitted): run as root"
+    if not listing.ok:
+        return f"{PVE_DIR} cannot be read: {listing.describe()}"
+    if not listing.names:
+        return f"{PVE_DIR} is empty: pmxcfs is not mounted (systemctl status pve-cluster)"
+    for hostdir in (QEMU_SERVER_DIR, NODES_DIR):
+        sub = host.listdir(hostdir)
+        if not sub.ok and sub.status is not ReadStatus.MISSING:
+            return f"{hostdir} cannot be read: {sub.describe()}"
+    return None
 
 
 def _dir_vmids(host: Host, hostdir: str) -> list[int]:
