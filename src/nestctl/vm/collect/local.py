@@ -39,7 +39,7 @@ def node_facts(host: Host, opts: VmOptions, host_facts: HostFacts | None = None)
 
 def collect_vms(host: Host, opts: VmOptions, scan: ScanFacts) -> None:
     """Add the VMs asked (default: every VM on this node) to `scan`, with what could not be read."""
-    from nestctl.vm.config import load_vm_configs, local_node  # noqa: PLC0415
+    from nestctl.vm.config import config_access_problem, load_vm_configs, local_node  # noqa: PLC0415
 
     if not host.is_dir("/etc/pve"):
         scan.findings.append(
@@ -58,6 +58,14 @@ def collect_vms(host: Host, opts: VmOptions, scan: ScanFacts) -> None:
                 f"/etc/pve under {host.root} is empty: the Proxmox cluster file system (pmxcfs) "
                 f"is not mounted, so this node's VMs cannot be listed",
                 "systemctl status pve-cluster",
+            )
+        )
+    elif (problem := config_access_problem(host)) is not None:
+        scan.findings.append(
+            unknown(
+                "vm.configs.unreadable",
+                f"this node's VM configs cannot be listed: {problem}",
+                "run as root (pmxcfs serves VM configs to root and www-data only)",
             )
         )
     configs = load_vm_configs(
