@@ -465,6 +465,7 @@ def _node_facts(
         qemu_server_known=pve is not None
         or (versions is not None and versions.qemu_server is not None),
         nested_virt_flag=nested_virt,
+        custom_models_known=custom_models is not None,
     )
 
 
