@@ -20,7 +20,9 @@ def view_from_scan(
     for report in scan.node_reports:
         facts = scan.nodes.get(report.node)
         findings = report.findings + (node_findings(facts) if facts is not None else [])
-        nodes.append(NodeView(report.node, node_verdict(findings), findings))
+        view = NodeView(report.node, node_verdict(findings), findings)
+        view.product_uuid = report.nested.product_uuid  # known with --ssh
+        nodes.append(view)
     vms = [
         VmView(
             r.vmid,

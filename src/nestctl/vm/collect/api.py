@@ -50,6 +50,7 @@ class NestedReading:
     after_reboot: bool | None = None
     decided_by: str | None = None
     problem: str | None = None  # why live is None
+    product_uuid: str | None = None  # the node's DMI product_uuid (read with it over SSH)
 
     def to_json(self) -> dict[str, Any]:
         return {"live": self.live, "after_reboot": self.after_reboot, "decided_by": self.decided_by}
@@ -192,6 +193,7 @@ def collect_api(
             "/cluster/resources is not a list", method="GET", path="/cluster/resources"
         )
     nodes, vms = _inventory(resources, scan, opts)
+    addresses = _addresses(client) if nested_reader is not None else {}
     if on_total is not None:
         on_total(len(nodes) + len(vms))
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
@@ -205,6 +207,7 @@ def collect_api(
                 pve_version=scan.version,
                 nested_reader=nested_reader,
                 custom_models=models,
+                address=addresses.get(name),
             )
             for name, online in nodes.items()
         }
@@ -313,6 +316,7 @@ def node_from_api(
     pve_version: str | None,
     nested_reader: NestedReader | None,
     custom_models: dict[str, dict[str, str]] | None = None,
+    address: str | None = None,
 ) -> tuple[NodeFacts | None, NodeReport]:
     report = NodeReport(node=name, reachable=False)
     if not online:
@@ -353,7 +357,7 @@ def node_from_api(
     nested_virt = _nested_virt_flag(client, base)
     reading = NestedReading(None, problem=API_CANNOT_SEE)
     if nested_reader is not None:
-        reading = nested_reader(name, None)
+        reading = nested_reader(name, address)
     report.nested = reading
     facts = _node_facts(
         name,
@@ -467,6 +471,19 @@ def _node_facts(
         nested_virt_flag=nested_virt,
         custom_models_known=custom_models is not None,
     )
+
+
+def _addresses(client: ApiClient) -> dict[str, str]:
+    """Node name -> IP from /cluster/status, for SSH from outside the cluster ({} if unknown)."""
+    try:
+        status = client.get("/cluster/status")
+    except ApiError:
+        return {}
+    return {
+        str(item["name"]): str(item["ip"])
+        for item in (status if isinstance(status, list) else [])
+        if isinstance(item, dict) and item.get("type") == "node" and item.get("ip")
+    }
 
 
 def _vm_statuses(client: ApiClient, base: str) -> dict[int, dict[str, Any]]:
