@@ -13,7 +13,6 @@ import hashlib
 import os
 import re
 import shutil
-import stat
 import subprocess
 import sys
 import time
@@ -42,8 +41,15 @@ COMPLETIONS = {
     "zsh": "usr/share/zsh/vendor-completions/_nestctl",
     "fish": "usr/share/fish/vendor_completions.d/nestctl.fish",
 }
+#: Debian packages for the optional features (pyproject extras api and metrics are Recommends,
+#: serve and plot Suggests); a dependency an extra adds later joins them through DEBIAN_NAMES.
+RECOMMENDS = ["python3-proxmoxer", "python3-requests", "python3-prometheus-client"]
+SUGGESTS = ["python3-starlette", "python3-jinja2", "python3-uvicorn", "python3-matplotlib"]
+RECOMMENDED_EXTRAS = frozenset({"api", "metrics"})
+#: PyPI name -> Debian package, where Debian's python3-<name> rule does not give it.
+DEBIAN_NAMES = {"prometheus-client": "python3-prometheus-client", "pyyaml": "python3-yaml"}
 UNIT_SUFFIXES = (".service", ".socket", ".timer", ".target", ".path", ".slice", ".mount")
-RELOAD_UNITS = """# systemd units ship disabled; let systemd see them (dh_installsystemd does the same).
+RELOAD_UNITS = """# Units ship disabled; let systemd see them (as dh_installsystemd does).
 if [ -d /run/systemd/system ]; then
 \tsystemctl --system daemon-reload >/dev/null || true
 fi"""
@@ -55,6 +61,28 @@ from nestctl.entry import main
 
 sys.exit(main())
 """
+
+
+def debian_package(requirement: str) -> str:
+    """The Debian package of a PyPI requirement such as `prometheus-client>=0.16`."""
+    name = re.split(r"[\s<>=!~;\[(]", requirement.strip(), maxsplit=1)[0].lower()
+    name = name.replace("_", "-").replace(".", "-")
+    return DEBIAN_NAMES.get(name, f"python3-{name}")
+
+
+def optional_packages() -> tuple[list[str], list[str]]:
+    """Recommends and Suggests: the known lists plus whatever the pyproject extras add."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    recommends, suggests = list(RECOMMENDS), list(SUGGESTS)
+    for extra, deps in sorted(project.get("optional-dependencies", {}).items()):
+        if extra == "test":
+            continue
+        target = recommends if extra in RECOMMENDED_EXTRAS else suggests
+        for dep in deps:
+            package = debian_package(dep)
+            if package not in recommends and package not in suggests:
+                target.append(package)
+    return recommends, suggests
 
 
 def debian_version(upstream: str) -> str:
@@ -139,15 +167,13 @@ def template(name: str, **values: str) -> str:
 
 def stage_tree(stage: Stage, python: str, upstream: str, debver: str) -> list[Path]:
     """Everything under /usr; returns the units shipped."""
-    for rel in package_files():
-        src = PACKAGE / rel
-        mode = 0o755 if src.stat().st_mode & stat.S_IXUSR and src.suffix != ".py" else 0o644
-        stage.write(f"{DIST_PACKAGES}/nestctl/{rel.as_posix()}", src.read_bytes(), mode)
+    for rel in package_files():  # data files too (templates, static assets), all 0644
+        stage.write(f"{DIST_PACKAGES}/nestctl/{rel.as_posix()}", (PACKAGE / rel).read_bytes())
     for name, data in metadata(upstream).items():
         stage.write(f"{DIST_PACKAGES}/nestctl-{upstream}.dist-info/{name}", data)
     stage.write("usr/bin/nestctl", LAUNCHER.encode(), 0o755)
-    for shell, rel in COMPLETIONS.items():
-        stage.write(rel, run_nestctl(python, "completion", shell))
+    for shell, path in COMPLETIONS.items():
+        stage.write(path, run_nestctl(python, "completion", shell))
     date = time.strftime("%Y-%m-%d", time.gmtime(stage.epoch))
     stage.write("usr/share/man/man1/nestctl.1.gz", gzip_bytes(manpage(upstream, date).encode()))
     units = unit_files()
@@ -155,7 +181,8 @@ def stage_tree(stage: Stage, python: str, upstream: str, debver: str) -> list[Pa
         stage.write(f"usr/lib/systemd/system/{unit.name}", unit.read_bytes())
     doc = "usr/share/doc/nestctl"
     year = time.strftime("%Y", time.gmtime(stage.epoch))
-    stage.write(f"{doc}/copyright", template("copyright", MAINTAINER=MAINTAINER, YEAR=year).encode())
+    copyright_text = template("copyright", MAINTAINER=MAINTAINER, YEAR=year)
+    stage.write(f"{doc}/copyright", copyright_text.encode())
     commit = git_commit()
     changelog = template(
         "changelog",
@@ -187,8 +214,14 @@ def stage_control(stage: Stage, debver: str, units: list[Path]) -> None:
             path = Path(dirpath, name)
             digest = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
             sums.append(f"{digest}  {path.relative_to(stage.root).as_posix()}\n")
+    recommends, suggests = optional_packages()
     control = template(
-        "control", VERSION=debver, MAINTAINER=MAINTAINER, INSTALLED_SIZE=str(size)
+        "control",
+        VERSION=debver,
+        MAINTAINER=MAINTAINER,
+        INSTALLED_SIZE=str(size),
+        RECOMMENDS=", ".join(recommends),
+        SUGGESTS=", ".join([*suggests, "qemu-system-x86"]),
     )
     stage.write("DEBIAN/control", control.encode())
     stage.write("DEBIAN/md5sums", "".join(sorted(sums)).encode())

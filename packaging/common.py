@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib
 import os
 import subprocess
 import sys
@@ -35,11 +36,9 @@ def package_files(package: Path = PACKAGE) -> list[Path]:
 
 def version() -> str:
     """`nestctl.__version__`, read by importing the package from the source tree."""
-    sys.path.insert(0, str(SRC))
+    sys.path.insert(0, str(SRC))  # the tree being packaged, not an installed copy
     try:
-        import nestctl  # noqa: PLC0415 - from the tree being packaged, not an installed copy
-
-        return str(nestctl.__version__)
+        return str(importlib.import_module("nestctl").__version__)
     finally:
         sys.path.remove(str(SRC))
 
@@ -78,5 +77,5 @@ def git_commit() -> str | None:
 
 
 def gzip_bytes(data: bytes) -> bytes:
-    """gzip -9n: maximum compression, no file name, no time stamp (the same input, the same bytes)."""
+    """gzip -9n: maximum compression, no file name, no time stamp (same input, same bytes)."""
     return gzip.compress(data, compresslevel=9, mtime=0)

@@ -8,8 +8,10 @@ import sys
 from common import SRC
 
 FILES = (
-    ("/etc/modprobe.d/kvm-intel.conf, /etc/modprobe.d/kvm-amd.conf",
-     "where nestctl host enable persists nested=1 (the file that decides is reported)."),
+    (
+        "/etc/modprobe.d/kvm-intel.conf, /etc/modprobe.d/kvm-amd.conf",
+        "where nestctl host enable persists nested=1 (the file that decides is reported).",
+    ),
     ("/var/backups/nestctl/", "backups of every file nestctl changed."),
     ("/etc/pve/qemu-server/VMID.conf", "Proxmox VM configurations (changed only through qm set)."),
 )
@@ -80,7 +82,8 @@ def manpage(version: str, date: str) -> str:
             roff(group.help or ""),
             ".PP",
             "Every check explains each finding with its exact fix. Changes are planned first "
-            "(\\fB\\-\\-dry\\-run\\fR), applied only when asked, verified afterwards and backed up.",
+            "(\\fB\\-\\-dry\\-run\\fR), applied only when asked, verified afterwards and "
+            "backed up.",
             ".SH COMMANDS",
         ]
         for name in sorted(commands):

@@ -69,8 +69,14 @@ def base_tarball(include: str) -> Path:
             return tarball
         partial = tarball.with_suffix(".partial.tar")
         proc = subprocess.run(
-            ["mmdebstrap", "--quiet", "--variant=minbase", f"--include={include}", SUITE,
-             str(partial)],
+            [
+                "mmdebstrap",
+                "--quiet",
+                "--variant=minbase",
+                f"--include={include}",
+                SUITE,
+                str(partial),
+            ],
             capture_output=True,
             text=True,
             timeout=900,
@@ -150,7 +156,9 @@ def pristine_root(include: str = CLONE_HOST) -> Iterator[Root]:
         for source, target in binds:
             target.mkdir(parents=True, exist_ok=True)
             proc = subprocess.run(
-                ["mount", "--bind", str(source), str(target)], capture_output=True, text=True,
+                ["mount", "--bind", str(source), str(target)],
+                capture_output=True,
+                text=True,
                 check=False,
             )
             if proc.returncode != 0:

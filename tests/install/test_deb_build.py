@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -54,10 +55,17 @@ def test_control_fields(deb: Path) -> None:
         "python3 (>= 3.11), python3-click (>= 8.1.3), python3-rich (>= 13.3.1)"
     )
     assert set(deb_field(deb, "Recommends").split(", ")) == {
-        "python3-proxmoxer", "python3-requests", "python3-prometheus-client",
+        "python3-proxmoxer",
+        "python3-requests",
+        "python3-prometheus-client",
     }
     suggests = set(deb_field(deb, "Suggests").split(", "))
-    assert {"python3-starlette", "python3-jinja2", "python3-uvicorn", "python3-matplotlib"} <= suggests
+    assert {
+        "python3-starlette",
+        "python3-jinja2",
+        "python3-uvicorn",
+        "python3-matplotlib",
+    } <= suggests
 
 
 def test_ships_every_package_file_and_no_bytecode(deb: Path) -> None:
@@ -74,7 +82,10 @@ def test_lintian_clean(deb: Path) -> None:
         unavailable("needs lintian (scripts/install-debian-deps installs it)")
     proc = subprocess.run(
         ["lintian", "--pedantic", "--display-experimental", str(deb)],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     tags = [line for line in proc.stdout.splitlines() if line[:2] in ("E:", "W:", "I:", "P:", "X:")]
     assert tags == [], proc.stdout
@@ -102,7 +113,9 @@ def test_systemd_units_ship_disabled(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = subprocess.run(
         [str(tree / "scripts" / "build-deb"), "--out", str(out)],
-        capture_output=True, text=True, env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
@@ -126,10 +139,34 @@ def test_completion_generated_by_nestctl(deb: Path, shell: str) -> None:
     }
     data = subprocess.run(
         f"dpkg-deb --fsys-tarfile {deb} | tar -xO {paths[shell]}",
-        shell=True, capture_output=True, text=True, check=True,
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     expected = subprocess.run(
         [sys.executable, "-m", "nestctl", "completion", shell],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert data == expected
+
+
+def test_every_optional_feature_has_its_debian_package(deb: Path) -> None:
+    """A dependency any pyproject extra declares is in Recommends or Suggests (by Debian name)."""
+    sys.path.insert(0, str(REPO / "packaging"))
+    try:
+        from build_deb import debian_package  # noqa: PLC0415
+    finally:
+        sys.path.remove(str(REPO / "packaging"))
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"].get(
+        "optional-dependencies", {}
+    )
+    wanted = {debian_package(d) for name, deps in extras.items() if name != "test" for d in deps}
+    offered = set(deb_field(deb, "Recommends").split(", ")) | set(
+        deb_field(deb, "Suggests").split(", ")
+    )
+    assert wanted <= offered, sorted(wanted - offered)
+    assert debian_package("prometheus-client>=0.16.0") == "python3-prometheus-client"
+    assert debian_package("Jinja2>=3.1") == "python3-jinja2"

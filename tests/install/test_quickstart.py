@@ -36,8 +36,12 @@ def test_quickstart_command_installs_with_debian_python_only() -> None:
         assert "Next: nestctl doctor" in out, out
         assert "Setting up" not in out, "apt's output must not reach the user:\n" + out
         # Debian's packages, not a copy of click/rich from PyPI.
-        assert root.check("dpkg-query -W -f='${Status}' nestctl python3-click python3-rich") \
-            .count("install ok installed") == 3
+        assert (
+            root.check("dpkg-query -W -f='${Status}' nestctl python3-click python3-rich").count(
+                "install ok installed"
+            )
+            == 3
+        )
         assert root.check("command -v nestctl").strip() == "/usr/bin/nestctl"
 
         assert root.check("nestctl --version").strip() == f"nestctl {__version__}"
