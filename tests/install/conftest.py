@@ -12,12 +12,6 @@ import pytest
 from tests.install.rootfs import REPO
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/install/" in item.nodeid:
-            item.add_marker(pytest.mark.install)
-
-
 def build(script: str, out: Path, **env: str) -> Path:
     """Run scripts/build-deb or scripts/build-pyz into OUT; returns the one file it wrote."""
     proc = subprocess.run(

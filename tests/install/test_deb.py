@@ -7,8 +7,12 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from nestctl import __version__
 from tests.install.rootfs import pristine_root
+
+pytestmark = pytest.mark.install
 
 #: where dpkg keeps a removed (not purged) package's state until purge; dpkg's, not ours.
 DPKG_STATE = "/var/lib/dpkg/info/"

@@ -16,6 +16,8 @@ from tests.install.clone import clone_into
 from tests.install.conftest import build
 from tests.install.rootfs import REPO, unavailable
 
+pytestmark = pytest.mark.install
+
 PACKAGE_DIR = "./usr/lib/python3/dist-packages/nestctl/"
 
 

@@ -9,10 +9,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from nestctl import __version__
 from tests.install.clone import clone_into
 from tests.install.rootfs import unavailable
 from tests.install.test_deb_build import source_files
+
+pytestmark = pytest.mark.install
 
 
 def test_pipx_install_from_a_clone(tmp_path: Path) -> None:

@@ -7,8 +7,12 @@ import shutil
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from nestctl import __version__
 from tests.install.rootfs import PYTHON_ONLY, pristine_root
+
+pytestmark = pytest.mark.install
 
 
 def test_pyz_vendors_pure_python_only(pyz: Path) -> None:
