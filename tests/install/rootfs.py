@@ -30,7 +30,7 @@ SUITE = "bookworm"
 CLONE_HOST = "python3,git,ca-certificates"
 #: nothing beyond Debian's python3 (the .pyz must run there).
 PYTHON_ONLY = "python3"
-BINDS = ("proc", "sys", "dev")
+BINDS = ("proc", "sys", "dev", "dev/pts")
 CHROOT_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": "/root",
@@ -120,7 +120,7 @@ class Root:
         return proc.stdout
 
 
-def _mount_points(path: Path) -> list[str]:
+def mount_points(path: Path) -> list[str]:
     """Everything mounted at or under PATH, deepest first."""
     prefix = str(path.resolve())
     found = []
@@ -134,10 +134,10 @@ def _mount_points(path: Path) -> list[str]:
 
 def unmount_all(path: Path) -> list[str]:
     """Unmount everything under PATH; returns what could not be unmounted."""
-    for point in _mount_points(path):
+    for point in mount_points(path):
         if subprocess.run(["umount", point], capture_output=True, check=False).returncode != 0:
             subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
-    return _mount_points(path)
+    return mount_points(path)
 
 
 @contextlib.contextmanager
