@@ -43,37 +43,27 @@ def version() -> str:
         sys.path.remove(str(SRC))
 
 
-def source_date_epoch() -> int:
-    """SOURCE_DATE_EPOCH, else the last commit's time: the same tree builds the same bytes."""
-    env = os.environ.get("SOURCE_DATE_EPOCH", "")
-    if env.isdigit():
-        return int(env)
+def _git(*args: str) -> str:
+    """Output of a git command in the repository; empty outside a git checkout."""
     try:
-        out = subprocess.run(
-            ["git", "-C", str(REPO), "log", "-1", "--format=%ct"],
-            capture_output=True,
-            text=True,
-            check=True,
+        return subprocess.run(
+            ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        out = ""
-    if out.isdigit():
-        return int(out)
+        return ""
+
+
+def source_date_epoch() -> int:
+    """SOURCE_DATE_EPOCH, else the last commit's time: the same tree builds the same bytes."""
+    for value in (os.environ.get("SOURCE_DATE_EPOCH", ""), _git("log", "-1", "--format=%ct")):
+        if value.isdigit():
+            return int(value)
     return int((PACKAGE / "__init__.py").stat().st_mtime)
 
 
 def git_commit() -> str | None:
     """Short commit of the tree, for the changelog; None outside a git checkout."""
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out or None
+    return _git("rev-parse", "--short=12", "HEAD") or None
 
 
 def gzip_bytes(data: bytes) -> bytes:
