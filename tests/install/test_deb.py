@@ -16,9 +16,12 @@ pytestmark = pytest.mark.install
 
 #: where dpkg keeps a removed (not purged) package's state until purge; dpkg's, not ours.
 DPKG_STATE = "/var/lib/dpkg/info/"
+#: every path named for nestctl, outside the test's own files (/tmp), the download cache and
+#: home directories (a user's ~/.cache/nestctl is the user's; no Debian package touches homes).
 FIND_OURS = (
-    "find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /tmp "
-    "-o -path /var/cache/apt/archives \\) -prune -o \\( -iname '*nestctl*' -print \\)"
+    "find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /tmp -o -path /root "
+    "-o -path /home -o -path /var/cache/apt/archives \\) -prune "
+    "-o \\( -iname '*nestctl*' -print \\)"
 )
 
 
