@@ -77,6 +77,39 @@ class TargetView:
         return cls(name, nodes=nodes, vms=vms)
 
 
+def from_doctor(
+    name: str,
+    body: dict[str, Any],
+    parent: tuple[str, int] | None = None,
+    node: str | None = None,
+) -> TargetView:
+    """From a node's own `nestctl doctor --all-nodes --json` (local mode: one node, its VMs),
+    run on that node or inside a VM and brought back (a lab's inner level without an API).
+
+    The node's findings are the host-layer ones (every `vm.*` finding is also in its VM's
+    object); its name is `node`, else the one its VM configs are filed under, else the target's.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("vms", []), list):
+        return unreachable(name, parent, "not the JSON of `nestctl doctor --json`")
+    vms_json = [v for v in body.get("vms", []) if isinstance(v, dict) and "vmid" in v]
+    node = node or next((str(v["node"]) for v in vms_json if v.get("node")), name)
+    try:
+        view = TargetView.from_json(
+            name,
+            {
+                "nodes": [{"node": node, "findings": [
+                    f for f in body.get("findings", [])
+                    if isinstance(f, dict) and not str(f.get("code", "")).startswith("vm.")
+                ]}],
+                "vms": [{**v, "node": node} for v in vms_json],
+            },
+        )  # fmt: skip
+    except (KeyError, ValueError, TypeError) as exc:
+        return unreachable(name, parent, f"malformed `nestctl doctor --json` output ({exc!r:.80})")
+    view.parent = parent
+    return view
+
+
 def _verdict_of(findings: list[dict[str, Any]]) -> str:
     severities = {f.get("severity") for f in findings}
     if "error" in severities:

@@ -1,0 +1,55 @@
+"""`nestctl tree --local`: this node, and the levels brought back from inside its VMs (no API).
+
+A nested lab without an API is still a chain of nodes that can each describe themselves: run
+`nestctl doctor --all-nodes --json` inside VM VMID (through its guest agent, SSH, a console) and
+hand the output to `--inner VMID=FILE`; it hangs under that VM of this node.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from nestctl.cli.common import NestctlError, open_host
+from nestctl.tree.views import TargetView, from_doctor, unreachable
+
+LOCAL = "local"
+#: A doctor report is a few KB per VM: anything far bigger is not one.
+MAX_BYTES = 16 * 1024 * 1024
+_INNER = re.compile(r"([1-9][0-9]{0,8})=(.+)", re.ASCII | re.DOTALL)
+
+
+def parse_inner(spec: str) -> tuple[int, str]:
+    m = _INNER.fullmatch(spec)
+    if m is None:
+        raise NestctlError(f"--inner {spec!r}: expected VMID=FILE, e.g. --inner 101=l1.json")
+    return int(m.group(1)), m.group(2)
+
+
+def _inner_view(vmid: int, path: str) -> TargetView:
+    name, parent = f"vm{vmid}", (LOCAL, vmid)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
+    except OSError as exc:
+        return unreachable(name, parent, f"{path}: {exc.strerror or exc}")
+    if len(data) > MAX_BYTES:
+        return unreachable(name, parent, f"{path}: larger than {MAX_BYTES} bytes")
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        return unreachable(name, parent, f"{path}: not JSON ({exc!s:.80})")
+    return from_doctor(name, body, parent)
+
+
+def local_views(root: str, inner: tuple[str, ...], *, guests: bool) -> list[TargetView]:
+    """This node's view (its own doctor report) and one view per `--inner VMID=FILE`."""
+    from nestctl.doctor import doctor_report  # noqa: PLC0415 - lazy: keep start-up fast
+    from nestctl.vm.config import local_node  # noqa: PLC0415
+
+    specs = [parse_inner(s) for s in inner]  # usage errors before any work
+    host = open_host(root)
+    report = doctor_report(host, guests=guests, all_nodes=True, use_qemu=False)
+    views = [from_doctor(LOCAL, report.to_json(), node=local_node(host))]
+    views += [_inner_view(vmid, path) for vmid, path in specs]
+    return views
