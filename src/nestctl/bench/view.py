@@ -1,0 +1,101 @@
+"""Human output for `nestctl bench` and `bench compare` (rich; never imported for --json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from nestctl.bench.plot import VERDICT_STYLE, terminal_chart
+
+
+def _setting(item: object) -> str:
+    if not isinstance(item, dict):
+        return "?"
+    value = item.get("value")
+    text = "unknown" if value is None else ("on" if value else "OFF")
+    return f"{text} ({item.get('source')})"
+
+
+def where_rows(where: dict[str, Any]) -> list[tuple[str, str]]:
+    raw = where.get("steal")
+    steal: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    chain = where.get("chain") if isinstance(where.get("chain"), dict) else None
+    rows = [
+        ("level", str(where.get("level"))),
+        ("hypervisor", f"{where.get('hypervisor')} (accel {where.get('accel')})"),
+        ("CPU", f"{where.get('cpu_model')}, {where.get('cpus')} vCPU(s)"),
+        ("EPT/NPT for guests", _setting(where.get("ept_npt"))),
+        ("shadow VMCS", _setting(where.get("shadow_vmcs"))),
+        ("clock source", f"{where.get('clocksource')} (exits: {where.get('clocksource_exits')})"),
+        ("steal during run", f"{steal.get('percent')}%"),
+        ("TSC", f"{where.get('tsc_hz') or 'unknown'} Hz"),
+    ]
+    if chain:
+        rows.insert(0, ("VM", f"{chain.get('node')}/{chain.get('vmid')} -cpu {chain.get('cpu')}"))
+    return rows
+
+
+def _kv_table(rows: list[tuple[str, str]]) -> Table:
+    table = Table(show_header=False, box=None, padding=(0, 1), pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for k, v in rows:
+        table.add_row(escape(k), escape(v))
+    return table
+
+
+def render_run(doc: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console(highlight=False)
+    console.print(f"[bold]nestctl bench[/] ({doc.get('mode')}, {doc.get('duration_s')} s)")
+    console.print(_kv_table(where_rows(doc["where"])))
+    table = Table(box=None, padding=(0, 1), pad_edge=False)
+    for col in ("workload", "median", "spread", "unit", "cycles", "note"):
+        table.add_column(col, no_wrap=col != "note", overflow="fold")
+    for r in doc["results"]:
+        if r.get("status") != "ok":
+            table.add_row(escape(r["name"]), "-", "-", "", "", f"[yellow]{escape(r['reason'])}[/]")
+            continue
+        rel = r["spread"] / r["median"] * 100 if r["median"] else 0.0
+        cycles = f"{r['cycles']:,.0f}" if r.get("cycles") is not None else ""
+        table.add_row(
+            escape(r["name"]),
+            f"{r['median']:,.1f}",
+            f"±{rel:.1f}%",
+            escape(r["unit"]),
+            cycles,
+            escape(r.get("note") or ""),
+        )
+    console.print()
+    console.print(table)
+
+
+def render_compare(report: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console(highlight=False)
+    for i, f in enumerate(report["files"]):
+        flags = " [magenta]software emulation (TCG)[/]" if f["emulation"] else ""
+        console.print(
+            f"[bold]{i + 1}.[/] {escape(f['label'])}: {escape(str(f['path']))}, "
+            f"accel {f['accel']}, clock {f['clocksource']}, EPT/NPT {f['ept_npt']}{flags}"
+        )
+    console.print()
+    console.print(terminal_chart(report))
+    console.print()
+    geo = report["geomean"]
+    for group in ("no_exit", "exit_heavy", "kernel", "io"):
+        values = ", ".join("n/a" if v is None else f"{v:.2f}x" for v in geo[group][1:])
+        console.print(f"geometric mean, {group.replace('_', '-')}: {values}")
+    explained = [w for w in report["workloads"] if w["verdict"] not in (None, "in line")]
+    if explained:
+        console.print()
+    for w in explained:
+        style = VERDICT_STYLE.get(w["verdict"], "")
+        expected = (
+            f" (published {w['expected'][0]:g}-{w['expected'][1]:g}x)" if w["expected"] else ""
+        )
+        line = f"[{style}]{w['verdict']}[/] {escape(w['name'])}{escape(expected)}"
+        if w["cause"]:
+            line += f": {escape(w['cause'])}"
+        console.print(line)
