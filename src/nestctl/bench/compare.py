@@ -218,7 +218,8 @@ def compare(docs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
             assert r is not None  # both medians are positive (ok_value)
             verdict, cause, expect = _judge(name, r, iv, steps[i], causes[i])
             if name == "fsync" and (_no_device(entry) or _no_device(entries[0])):
-                cause = "fsync reached no disk (tmpfs or similar) on one side: says nothing on I/O"
+                disk = "fsync reached no disk (tmpfs or similar) on one side: says nothing on I/O"
+                cause = f"{cause}; {disk}" if cause else disk
             ratios.append(_round(r))
             intervals.append([round(iv[0], 4), round(iv[1], 4)] if iv else None)
             verdicts.append(verdict)

@@ -53,7 +53,9 @@ def plot_file(report: dict[str, Any], path: str) -> None:
             xs.append(r)
             lo.append(max(r - iv[0], 0.0))
             hi.append(max(iv[1] - r, 0.0))
-        ax.barh(ys, xs, height=height, xerr=[lo, hi], label=f["label"], left=0)
+        # Bars start at 1 (no difference) and grow right for slower, left for faster.
+        widths = [x - 1.0 for x in xs]
+        ax.barh(ys, widths, height=height, xerr=[lo, hi], label=f["label"], left=1.0)
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_yticks([y + height * (len(files) - 1) / 2 for y in range(len(rows))])
@@ -94,6 +96,8 @@ def terminal_chart(report: dict[str, Any]) -> Table:
                 cells.append("[dim]n/a[/]")
                 continue
             style = VERDICT_STYLE.get(w["verdicts"][k] or "unknown", "")
-            cells.append(f"[{style}]{r:7.2f}x {_bar(r, scale)}[/]")
+            iv = w["interval"][k]
+            pm = f"±{(iv[1] - iv[0]) / 2 / r * 100:3.0f}%" if iv and r else "     "
+            cells.append(f"[{style}]{r:7.2f}x {pm} {_bar(r, scale)}[/]")
         table.add_row(escape(_label(w["name"], None)), *cells)
     return table

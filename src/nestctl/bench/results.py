@@ -98,4 +98,6 @@ def label(doc: dict[str, Any], fallback: str) -> str:
         text = f"{chain.get('node') or '?'}/VM {chain.get('vmid')}"
         return f"{text} ({level}, -cpu {cpu})" if cpu else f"{text} ({level})"
     host = where.get("hostname")
-    return f"{host} ({level})" if isinstance(host, str) and host else f"{fallback} ({level})"
+    if isinstance(host, str) and host and host != "(none)":  # "(none)": the kernel's default
+        return f"{host} ({level})"
+    return f"{fallback} ({level})"

@@ -163,6 +163,18 @@ def run(
     }
 
 
+def select(only: str | None) -> tuple[Workload, ...]:
+    """The workloads named in a comma-separated list (all when None); ValueError for unknown."""
+    if not only:
+        return WORKLOADS
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    known = {w.name: w for w in WORKLOADS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown workload(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return tuple(known[n] for n in names)
+
+
 def dumps(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=1, sort_keys=False) + "\n"
 
@@ -172,8 +184,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nestctl-bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs (under 20 s)")
     parser.add_argument("-o", "--output", help="write the result file here (default: stdout)")
+    parser.add_argument("--only", help="comma-separated workloads (default: all)")
     args = parser.parse_args(argv)
-    doc = run(quick=args.quick)
+    try:
+        chosen = select(args.only)
+    except ValueError as exc:
+        parser.error(str(exc))
+    doc = run(quick=args.quick, workloads=chosen)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as fh:
             fh.write(dumps(doc))

@@ -87,15 +87,18 @@ def render_compare(report: dict[str, Any], console: Console | None = None) -> No
     for group in ("no_exit", "exit_heavy", "kernel", "io"):
         values = ", ".join("n/a" if v is None else f"{v:.2f}x" for v in geo[group][1:])
         console.print(f"geometric mean, {group.replace('_', '-')}: {values}")
-    explained = [w for w in report["workloads"] if w["verdict"] not in (None, "in line")]
-    if explained:
+    # One line per cause, naming the workloads it explains (emulation would repeat on each).
+    by_cause: dict[tuple[str, str], list[str]] = {}
+    for w in report["workloads"]:
+        if w["verdict"] in (None, "in line", "unknown"):
+            continue
+        name = w["name"]
+        if w["expected"] and w["verdict"] != "emulation":
+            name += f" {w['ratios'][-1]:.2f}x vs {w['expected'][0]:g}-{w['expected'][1]:g}x"
+        by_cause.setdefault((w["verdict"], w["cause"] or "no setting explains it"), []).append(name)
+    if by_cause:
         console.print()
-    for w in explained:
-        style = VERDICT_STYLE.get(w["verdict"], "")
-        expected = (
-            f" (published {w['expected'][0]:g}-{w['expected'][1]:g}x)" if w["expected"] else ""
-        )
-        line = f"[{style}]{w['verdict']}[/] {escape(w['name'])}{escape(expected)}"
-        if w["cause"]:
-            line += f": {escape(w['cause'])}"
-        console.print(line)
+    for (verdict, cause), names in by_cause.items():
+        style = VERDICT_STYLE.get(verdict, "")
+        console.print(f"[{style}]{verdict}[/]: {escape(', '.join(names))}")
+        console.print(f"    [dim]{escape(cause)}[/]")

@@ -30,10 +30,14 @@ def _progress(as_json: bool) -> Any:
     return lambda step: click.echo(f"  {step} ...", err=True)
 
 
-def _local(quick: bool, as_json: bool) -> dict[str, Any]:
-    from nestctl.bench.runner import run  # noqa: PLC0415 - lazy: keep start-up fast
+def _local(quick: bool, as_json: bool, only: str | None = None) -> dict[str, Any]:
+    from nestctl.bench.runner import run, select  # noqa: PLC0415 - lazy: keep start-up fast
 
-    return run(quick=quick, progress=_progress(as_json))
+    try:
+        chosen = select(only)
+    except ValueError as exc:
+        raise NestctlError(str(exc)) from exc
+    return run(quick=quick, progress=_progress(as_json), workloads=chosen)
 
 
 def _host_where(root: str) -> tuple[Any, dict[str, Any]]:
@@ -130,6 +134,7 @@ def _levels(root: str, quick: bool, as_json: bool, out_dir: str | None) -> int:
 @click.option("--vm", "vmid", type=click.IntRange(100, 999_999_999), help="Run inside this VM.")
 @click.option("--levels", is_flag=True, help="Here and every running VM, then compare them.")
 @click.option("--save", is_flag=True, help="Also keep the result for doctor and the exporter.")
+@click.option("--only", metavar="NAMES", help="Only these workloads (comma-separated).")
 @root_option
 @click.pass_context
 def bench(  # noqa: PLR0917 - click passes options positionally
@@ -140,6 +145,7 @@ def bench(  # noqa: PLR0917 - click passes options positionally
     vmid: int | None,
     levels: bool,
     save: bool,
+    only: str | None,
     root: str,
 ) -> None:
     """Measure what virtualization costs: short microbenchmarks, median and spread of each.
@@ -156,7 +162,7 @@ def bench(  # noqa: PLR0917 - click passes options positionally
     else:
         if os.path.realpath(root) != os.path.realpath("/"):
             raise NestctlError("benchmarks measure this machine: --root applies to --vm/--levels")
-        doc = _local(quick, as_json)
+        doc = _local(quick, as_json, only)
     from nestctl.bench.runner import dumps  # noqa: PLC0415
 
     if output:
