@@ -83,18 +83,20 @@ def test_a_loss_no_setting_explains_has_no_cause(host: dict[str, Any]) -> None:
     assert w["cause"] is None
 
 
-def test_an_exiting_clock_source_and_steal_time_are_named(host: dict[str, Any]) -> None:
+def test_an_exiting_clock_source_steal_time_and_a_busy_machine_are_named(host: dict[str, Any]) -> None:
     guest = l2_of(
         host,
         {"clock": 9.0, "cpu": 1.3},
         clocksource="hpet",
         clocksource_exits=True,
         steal={"percent": 12.5, "ticks": 50},
+        contention={"percent": 60.0},
     )
     w = by_name(compare([host, guest], ["l1", "l2"]))
     assert w["clock"]["verdict"] == "worse"
     assert "clock source hpet" in w["clock"]["cause"]
     assert "steal time 12.5%" in w["cpu"]["cause"]
+    assert "other processes used 60% of the CPUs" in w["cpu"]["cause"]
 
 
 def test_verdicts_better_and_worse_for_cpuid(host: dict[str, Any]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nestctl.bench.where import cpu_ticks, steal, vmx_flags, where
+from nestctl.bench.where import contention, cpu_ticks, steal, vmx_flags, where
 from nestctl.bench.workloads import mount_of
 from nestctl.machine import Host
 from tests.helpers import write_tree
@@ -87,6 +87,9 @@ def test_steal_time_from_proc_stat(tmp_path: Path) -> None:
     assert s["ticks"] == 50
     assert s["percent"] == 5.0  # 50 of 1,000 jiffies
     assert steal(before, None)["percent"] is None
+    # busy: 1,000 - 800 idle - 50 steal = 150 ticks, 100 of them ours: others used 5%.
+    assert contention(before, after, 100.0)["percent"] == 5.0
+    assert contention(before, after, 500.0)["percent"] == 0.0
 
 
 def test_mount_of_picks_the_longest_mount_point() -> None:

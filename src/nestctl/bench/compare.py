@@ -15,6 +15,7 @@ from nestctl.bench.workloads import GROUPS, WORKLOADS
 
 GEOMEAN_GROUPS = ("no_exit", "exit_heavy", "kernel", "io")
 STEAL_LIMIT = 5.0  # percent of CPU time taken by the hypervisor below during a run
+CONTENTION_LIMIT = 25.0  # percent of the CPUs other processes used during a run
 _PAGING = frozenset({"page_touch_cold", "fork_exec", "pingpong", "sleep"})
 _EXITS = frozenset(w.name for w in WORKLOADS if w.group in ("exit_heavy", "kernel"))
 _ALL = frozenset(w.name for w in WORKLOADS)
@@ -47,9 +48,13 @@ def is_emulated(where: dict[str, Any]) -> bool:
     return where.get("accel") == "tcg" or _chain(where).get("accel") == "tcg"
 
 
-def _steal(where: dict[str, Any]) -> float | None:
-    s = where.get("steal")
+def _percent(where: dict[str, Any], key: str) -> float | None:
+    s = where.get(key)
     return number(s.get("percent")) if isinstance(s, dict) else None
+
+
+def _steal(where: dict[str, Any]) -> float | None:
+    return _percent(where, "steal")
 
 
 def steps_between(base: dict[str, Any], other: dict[str, Any], index: int) -> tuple[int, bool]:
@@ -120,6 +125,16 @@ def causes_for(docs: list[dict[str, Any]], i: int) -> list[Cause]:
                     f"clock source {where.get('clocksource')} on {who}: every clock read exits "
                     "(use tsc or kvm-clock)",
                     frozenset({"clock", "sleep"}),
+                )
+            )
+        busy = _percent(where, "contention")
+        if busy is not None and busy >= CONTENTION_LIMIT:
+            out.append(
+                Cause(
+                    "contention",
+                    f"other processes used {busy:.0f}% of the CPUs on {who} during the run: "
+                    "its medians are noisy (rerun on an idle machine)",
+                    _ALL,
                 )
             )
         steal = _steal(where)
@@ -272,6 +287,7 @@ def _file_entry(doc: dict[str, Any], name: str) -> dict[str, Any]:
         "ept_npt": _value(w, "ept_npt"),
         "shadow_vmcs": _value(w, "shadow_vmcs"),
         "steal_percent": _steal(w),
+        "contention_percent": _percent(w, "contention"),
         "chain": w.get("chain"),
         "started": doc.get("started"),
     }

@@ -21,7 +21,7 @@ from typing import Any
 from nestctl import __version__
 from nestctl.bench import stats
 from nestctl.bench.stub import Stub, load_stub
-from nestctl.bench.where import cpu_ticks, steal, where
+from nestctl.bench.where import contention, cpu_ticks, steal, where
 from nestctl.bench.workloads import WORKLOADS, Context, Op, Workload
 from nestctl.machine import Host
 
@@ -118,6 +118,12 @@ def tsc_frequency(stub: Stub | str, host: Host) -> float | None:
     return stats.median(rates) if rates else None
 
 
+def _own_cpu_ticks() -> float:
+    """CPU time of this process and its finished children (fork_exec, pingpong), in ticks."""
+    t = os.times()
+    return (t.user + t.system + t.children_user + t.children_system) * os.sysconf("SC_CLK_TCK")
+
+
 def scratch_dir() -> str | None:
     """A directory for the fsync file: /var/tmp (usually a disk) before the temp dir (tmpfs?)."""
     for candidate in ("/var/tmp", tempfile.gettempdir()):  # noqa: S108 - files there are made by mkstemp
@@ -144,13 +150,15 @@ def run(
     cpus = tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else ()
     ctx = Context(stub, scratch_dir(), context.get("clocksource"), cpus)
     plan = QUICK if quick else FULL
-    before = cpu_ticks(host)
+    before, own_before = cpu_ticks(host), _own_cpu_ticks()
     results = []
     for w in workloads:
         if progress is not None:
             progress(w.name)
         results.append(measure(w, ctx, plan, tsc_hz))
-    context["steal"] = steal(before, cpu_ticks(host))
+    after = cpu_ticks(host)
+    context["steal"] = steal(before, after)
+    context["contention"] = contention(before, after, _own_cpu_ticks() - own_before)
     return {
         "where": context,
         "results": results,

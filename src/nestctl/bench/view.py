@@ -31,6 +31,7 @@ def where_rows(where: dict[str, Any]) -> list[tuple[str, str]]:
         ("shadow VMCS", _setting(where.get("shadow_vmcs"))),
         ("clock source", f"{where.get('clocksource')} (exits: {where.get('clocksource_exits')})"),
         ("steal during run", f"{steal.get('percent')}%"),
+        ("others' CPU use", f"{(where.get('contention') or {}).get('percent')}%"),
         ("TSC", f"{where.get('tsc_hz') or 'unknown'} Hz"),
     ]
     if chain:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
-from typing import Any
+from typing import Any, NamedTuple
 
 from nestctl.bench.stub import Stub
 from nestctl.guest.linux import classify_platform, detect_accel
@@ -148,29 +148,49 @@ def mitigations(host: Host) -> dict[str, Any]:
     return {"cmdline": param, "vulnerabilities": vulns}
 
 
-def cpu_ticks(host: Host) -> tuple[int, int] | None:
-    """(steal, total) jiffies of the aggregate "cpu" line of /proc/stat."""
+class Ticks(NamedTuple):
+    """The aggregate "cpu" line of /proc/stat, in clock ticks."""
+
+    steal: int
+    total: int  # user..steal (guest time is already inside user and nice)
+    idle: int  # idle + iowait
+
+
+def cpu_ticks(host: Host) -> Ticks | None:
     text = host.read_text("/proc/stat")
     for line in (text or "").splitlines():
         fields = line.split()
         if fields and fields[0] == "cpu" and len(fields) >= 9:
             try:
-                ticks = [int(f) for f in fields[1:11]]
+                ticks = [int(f) for f in fields[1:9]]
             except ValueError:
                 return None
-            # guest and guest_nice (fields 9-10) are already counted in user and nice.
-            return ticks[7], sum(ticks[:8])
+            return Ticks(ticks[7], sum(ticks), ticks[3] + ticks[4])
     return None
 
 
-def steal(before: tuple[int, int] | None, after: tuple[int, int] | None) -> dict[str, Any]:
-    if before is None or after is None or after[1] <= before[1]:
+def steal(before: Ticks | None, after: Ticks | None) -> dict[str, Any]:
+    if before is None or after is None or after.total <= before.total:
         return {"percent": None, "ticks": None, "source": "/proc/stat unreadable"}
-    ticks = after[0] - before[0]
+    ticks = after.steal - before.steal
     return {
-        "percent": round(100.0 * ticks / (after[1] - before[1]), 2),
+        "percent": round(100.0 * ticks / (after.total - before.total), 2),
         "ticks": ticks,
         "source": "/proc/stat during the run",
+    }
+
+
+def contention(before: Ticks | None, after: Ticks | None, own_ticks: float) -> dict[str, Any]:
+    """How much of the CPUs other processes used during the run (ours subtracted): on a busy
+    machine the medians are noisy whatever the level."""
+    if before is None or after is None or after.total <= before.total:
+        return {"percent": None, "source": "/proc/stat unreadable"}
+    total = after.total - before.total
+    busy = total - (after.idle - before.idle) - (after.steal - before.steal)
+    others = max(busy - own_ticks, 0.0)
+    return {
+        "percent": round(100.0 * others / total, 1),
+        "source": "/proc/stat busy time minus this benchmark's own CPU time",
     }
 
 
