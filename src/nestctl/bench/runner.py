@@ -69,6 +69,7 @@ def measure(workload: Workload, ctx: Context, plan: Plan, tsc_hz: float | None) 
         "status": "not-measurable",
         "reason": None,
         "note": None,
+        "clock": None,
     }
     try:
         op = workload.prepare(ctx)
@@ -78,7 +79,7 @@ def measure(workload: Workload, ctx: Context, plan: Plan, tsc_hz: float | None) 
     if isinstance(op, str):
         entry["reason"] = f"not measurable here: {op}"
         return entry
-    entry["unit"], entry["note"] = op.unit, op.note
+    entry["unit"], entry["note"], entry["clock"] = op.unit, op.note, op.clock
     try:
         n = calibrate(op, plan.seconds)
         runs = [op(n) / n for _ in range(plan.runs)]
