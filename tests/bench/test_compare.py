@@ -83,7 +83,9 @@ def test_a_loss_no_setting_explains_has_no_cause(host: dict[str, Any]) -> None:
     assert w["cause"] is None
 
 
-def test_an_exiting_clock_source_steal_time_and_a_busy_machine_are_named(host: dict[str, Any]) -> None:
+def test_an_exiting_clock_source_steal_time_and_a_busy_machine_are_named(
+    host: dict[str, Any],
+) -> None:
     guest = l2_of(
         host,
         {"clock": 9.0, "cpu": 1.3},

@@ -45,7 +45,8 @@ def test_every_measured_result_is_sane(quick_run: tuple[dict[str, Any], Path]) -
         if r["status"] != "ok":
             assert r["reason"].startswith("not measurable here"), r
             continue
-        assert len(r["runs"]) == 5  # --quick: five runs of each
+        # --quick: five runs of each (three at least, when a busy machine slows them down).
+        assert 3 <= len(r["runs"]) <= 5
         assert r["median"] > 0
         assert 0 <= r["spread"] <= max(r["runs"]) - min(r["runs"]) + 1e-6
         assert min(r["runs"]) <= r["median"] <= max(r["runs"])
