@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from nestctl.bench.feed import recent_results
 from nestctl.cli import cli
+from nestctl.machine import Host
 from tests.e2e.guest_image import GuestUnavailableError, build_python_guest
 from tests.e2e.guest_vm import BootedGuest, BootFailedError, start_guest, wait_ready
 from tests.e2e.pve_root import make_pve_root
@@ -82,11 +84,12 @@ def test_bench_vm_runs_in_the_guest_and_is_flagged_as_emulation(
     root = pve_node(tmp_path, python_guest)
     guest_file, host_file = tmp_path / "guest.json", tmp_path / "host.json"
 
-    rc, _ = run_cli(
-        ["bench", "--vm", str(VMID), "--quick", "--root", str(root), "-o", str(guest_file)]
-    )
+    args = ["bench", "--vm", str(VMID), "--quick", "--root", str(root), "-o", str(guest_file)]
+    rc, _ = run_cli([*args, "--save"])
     assert rc == 0
     guest = json.loads(guest_file.read_text())
+    # --save keeps it where doctor and the exporter look (under the node's root).
+    assert recent_results(Host(root)) == [guest]
     where = guest["where"]
     # Measured inside: QEMU's TCG answers CPUID 0x40000000 with its own signature.
     assert where["accel"] == "tcg"

@@ -37,9 +37,9 @@ class Plan:
 
 
 QUICK = Plan(runs=5, seconds=0.08)
-FULL = Plan(runs=9, seconds=0.5)
+FULL = Plan(runs=9, seconds=0.4)
 MIN_RUNS = 3
-WALL_BUDGET = 3.0  # wall time allowed per workload, in multiples of its planned CPU time
+WALL_BUDGET = 2.0  # wall time allowed per workload, in multiples of its planned CPU time
 #: Calibration stops growing the iteration count here (a stub loop of 2**40 would take hours).
 MAX_ITERATIONS = 1 << 32
 

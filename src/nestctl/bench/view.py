@@ -11,12 +11,14 @@ from rich.table import Table
 from nestctl.bench.plot import VERDICT_STYLE, terminal_chart
 
 
+def _onoff(value: object) -> str:
+    return "unknown" if value is None else ("on" if value else "OFF")
+
+
 def _setting(item: object) -> str:
     if not isinstance(item, dict):
         return "?"
-    value = item.get("value")
-    text = "unknown" if value is None else ("on" if value else "OFF")
-    return f"{text} ({item.get('source')})"
+    return f"{_onoff(item.get('value'))} ({item.get('source')})"
 
 
 def where_rows(where: dict[str, Any]) -> list[tuple[str, str]]:
@@ -79,7 +81,7 @@ def render_compare(report: dict[str, Any], console: Console | None = None) -> No
         flags = " [magenta]software emulation (TCG)[/]" if f["emulation"] else ""
         console.print(
             f"[bold]{i + 1}.[/] {escape(f['label'])}: {escape(str(f['path']))}, "
-            f"accel {f['accel']}, clock {f['clocksource']}, EPT/NPT {f['ept_npt']}{flags}"
+            f"accel {f['accel']}, clock {f['clocksource']}, EPT/NPT {_onoff(f['ept_npt'])}{flags}"
         )
     console.print()
     console.print(terminal_chart(report))

@@ -249,7 +249,8 @@ def where(host: Host, stub: Stub | str, *, tsc_hz: float | None) -> dict[str, An
         "steal": None,
         "tsc_hz": round(tsc_hz) if tsc_hz else None,
         "kernel": _line(host, "/proc/sys/kernel/osrelease"),
-        "hostname": platform.node() or None,
+        # A collected or mounted root (--root) names its own host.
+        "hostname": (platform.node() or None) if host.live else _line(host, "/etc/hostname"),
         "python": platform.python_version(),
     }
     return out

@@ -94,7 +94,7 @@ def _print_compare(report: dict[str, Any], as_json: bool, plot: str | None) -> i
     return 1 if pathological(report) else 0
 
 
-def _levels(root: str, quick: bool, as_json: bool, out_dir: str | None) -> int:
+def _levels(root: str, quick: bool, as_json: bool, out_dir: str | None, save: bool) -> int:
     from nestctl.bench.compare import compare  # noqa: PLC0415
     from nestctl.bench.remote import RemoteBenchError, bench_vm, running_vmids  # noqa: PLC0415
     from nestctl.bench.runner import dumps  # noqa: PLC0415
@@ -108,7 +108,7 @@ def _levels(root: str, quick: bool, as_json: bool, out_dir: str | None) -> int:
     skipped = []
     for vmid in running_vmids(host):
         try:
-            docs.append(bench_vm(host, vmid, host_where, quick=quick))
+            docs.append(bench_vm(host, vmid, host_where, quick=quick, progress=_progress(as_json)))
             names.append(f"vm-{vmid}")
         except RemoteBenchError as exc:
             skipped.append({"vmid": vmid, "reason": str(exc)})
@@ -117,6 +117,9 @@ def _levels(root: str, quick: bool, as_json: bool, out_dir: str | None) -> int:
         os.makedirs(out_dir, exist_ok=True)
         for doc, name in zip(docs, names, strict=True):
             _write(os.path.join(out_dir, f"{name}.json"), dumps(doc))
+    if save:
+        for doc in docs:
+            click.echo(f"saved {_save(doc, root)}", err=True)
     if len(docs) < 2:
         raise NestctlError(
             "no running VM could be measured through its guest agent"
@@ -156,7 +159,7 @@ def bench(  # noqa: PLR0917 - click passes options positionally
     if ctx.invoked_subcommand is not None:
         return
     if levels:
-        sys.exit(_levels(root, quick, as_json, output))
+        sys.exit(_levels(root, quick, as_json, output, save))
     if vmid is not None:
         doc = _in_vm(root, vmid, quick, as_json)
     else:
