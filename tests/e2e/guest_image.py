@@ -150,6 +150,20 @@ def _copy_with_libs(binary: str, stage: Path) -> None:
         shutil.copy2(os.path.realpath(p), dest)
 
 
+def _cpio_gz(stage: Path) -> bytes:
+    names = sorted(str(p.relative_to(stage)) for p in stage.rglob("*"))
+    cpio = subprocess.run(
+        ["cpio", "-o", "-H", "newc", "--quiet"],
+        cwd=stage,
+        input="\n".join([".", *names]).encode() + b"\n",
+        capture_output=True,
+        check=False,
+    )
+    if cpio.returncode != 0:
+        raise GuestUnavailableError(f"cpio: {cpio.stderr.decode(errors='replace').strip()}")
+    return gzip.compress(cpio.stdout, compresslevel=1)
+
+
 def _build_initrd(kernel_tree: Path, out: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="nestctl-initrd-") as tmp:
         stage = Path(tmp)
@@ -170,17 +184,7 @@ def _build_initrd(kernel_tree: Path, out: Path) -> None:
         )
         shutil.copy2(INIT_SCRIPT, stage / "init")
         (stage / "init").chmod(0o755)
-        names = sorted(str(p.relative_to(stage)) for p in stage.rglob("*"))
-        cpio = subprocess.run(
-            ["cpio", "-o", "-H", "newc", "--quiet"],
-            cwd=stage,
-            input="\n".join([".", *names]).encode() + b"\n",
-            capture_output=True,
-            check=False,
-        )
-        if cpio.returncode != 0:
-            raise GuestUnavailableError(f"cpio: {cpio.stderr.decode(errors='replace').strip()}")
-        out.write_bytes(gzip.compress(cpio.stdout, compresslevel=1))
+        out.write_bytes(_cpio_gz(stage))
 
 
 def build_guest(root: Path | None = None) -> GuestImage:
@@ -246,20 +250,6 @@ def _python_fingerprint(base: GuestImage) -> str:
         st = os.stat(p)
         h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
-
-
-def _cpio_gz(stage: Path) -> bytes:
-    names = sorted(str(p.relative_to(stage)) for p in stage.rglob("*"))
-    cpio = subprocess.run(
-        ["cpio", "-o", "-H", "newc", "--quiet"],
-        cwd=stage,
-        input="\n".join([".", *names]).encode() + b"\n",
-        capture_output=True,
-        check=False,
-    )
-    if cpio.returncode != 0:
-        raise GuestUnavailableError(f"cpio: {cpio.stderr.decode(errors='replace').strip()}")
-    return gzip.compress(cpio.stdout, compresslevel=1)
 
 
 def _python_layer(out: Path) -> None:
