@@ -156,3 +156,15 @@ def test_levels_compares_every_reachable_vm_and_reports_the_others(
     ]
     assert report["workloads"][0]["verdict"] == "emulation"
     assert sorted(p.name for p in saved.iterdir()) == ["vm-101.json", "vm-104.json"]
+
+
+def test_disk_cache_modes_as_proxmox_writes_them() -> None:
+    conf = {
+        "scsi0": "local-lvm:vm-101-disk-0,cache=unsafe,size=32G",
+        "virtio1": "local-lvm:vm-101-disk-1,size=8G",
+        "ide2": "local:iso/debian.iso,media=cdrom",
+        "sata0": "none,media=cdrom",
+        "scsihw": "virtio-scsi-pci",
+        "net0": "virtio=BC:24:11:00:00:01,bridge=vmbr0",
+    }
+    assert remote.disk_caches(conf) == {"scsi0": "unsafe", "virtio1": "none"}

@@ -179,3 +179,11 @@ def test_hostile_result_files_give_errors_or_unknowns_never_tracebacks(
     assert all(w[n]["ratios"][1] is None for n in ("cpu", "syscall", "rdtsc"))
     assert medians(host)["cpu"] > 0
     assert not math.isnan(w["cpuid"]["ratios"][0] or 0.0)
+
+
+def test_a_disk_cache_that_ignores_flushes_is_named_for_fsync(host: dict[str, Any]) -> None:
+    chain = {"vmid": 101, "node": "l1", "disk_cache": {"scsi0": "unsafe", "scsi1": "none"}}
+    w = by_name(compare([host, l2_of(host, {"fsync": 0.5}, chain=chain)], ["l1", "l2"]))
+    assert w["fsync"]["verdict"] == "better"
+    assert "disk cache=unsafe on scsi0" in w["fsync"]["cause"]
+    assert w["cpu"]["cause"] is None

@@ -26,7 +26,7 @@ class Cause:
     code: str  # "emulation", "ept-npt-off", "shadow-vmcs-off", "clocksource", "steal", ...
     text: str
     affects: frozenset[str]
-    always: bool = False  # named whatever the verdict (emulation), not only for a loss
+    always: bool = False  # named whatever the verdict (emulation, ignored flushes)
 
 
 def _where(doc: dict[str, Any]) -> dict[str, Any]:
@@ -64,6 +64,33 @@ def steps_between(base: dict[str, Any], other: dict[str, Any], index: int) -> tu
     if a is not None and b is not None:
         return b[0] - a[0], from_metal
     return index, from_metal
+
+
+def _chain_causes(chain: dict[str, Any]) -> list[Cause]:
+    """What the host said about the VM a result came from (`--vm`)."""
+    out: list[Cause] = []
+    raw = chain.get("disk_cache")
+    caches: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    unsafe = sorted(d for d, mode in caches.items() if mode == "unsafe")
+    if unsafe:
+        out.append(
+            Cause(
+                "cache-unsafe",
+                f"disk cache=unsafe on {', '.join(unsafe)}: the host ignores the guest's flushes, "
+                "so fsync says nothing about the disk",
+                frozenset({"fsync"}),
+                always=True,
+            )
+        )
+    if chain.get("host_ept_npt") is False:
+        out.append(
+            Cause(
+                "ept-npt-off",
+                f"EPT/NPT off on the host running this VM ({chain.get('host_ept_npt_source')})",
+                _PAGING,
+            )
+        )
+    return out
 
 
 def causes_for(docs: list[dict[str, Any]], i: int) -> list[Cause]:
@@ -108,15 +135,7 @@ def causes_for(docs: list[dict[str, Any]], i: int) -> list[Cause]:
                     _EXITS,
                 )
             )
-    chain = _chain(here)
-    if chain.get("host_ept_npt") is False:
-        out.append(
-            Cause(
-                "ept-npt-off",
-                f"EPT/NPT off on the host running this VM ({chain.get('host_ept_npt_source')})",
-                _PAGING,
-            )
-        )
+    out.extend(_chain_causes(_chain(here)))
     for who, where in (("this level", here), ("the first file", base)):
         if where.get("clocksource_exits") is True:
             out.append(
@@ -188,14 +207,15 @@ def _judge(
 ) -> tuple[str, str | None, published.Expectation | None]:
     exp = published.expected(name, steps[0], steps[1])
     named = [c for c in causes if name in c.affects]
-    emulation = next((c for c in named if c.always), None)
+    emulation = next((c for c in named if c.code == "emulation"), None)
     if emulation is not None:
         return "emulation", emulation.text, exp
     if exp is None:
         return "unknown", None, None
     verdict = published.verdict(interval or (ratio, ratio), exp)
     if verdict != "worse":
-        return verdict, None, exp
+        always = "; ".join(c.text for c in named if c.always)
+        return verdict, always or None, exp
     return verdict, "; ".join(c.text for c in named) or None, exp
 
 

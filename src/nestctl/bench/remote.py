@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -104,12 +105,31 @@ def run_in_guest(agent: GuestAgent, *, quick: bool, progress: Progress | None = 
             agent.exec(python, ["-c", rmtree, workdir], 60.0)
 
 
+_DISK_KEY = re.compile(r"(scsi|virtio|sata|ide)\d+")
+#: Proxmox's disk cache modes; only "unsafe" ignores the guest's flushes (fsync reaches no disk).
+CACHE_DEFAULT = "none"
+
+
+def disk_caches(conf: dict[str, str]) -> dict[str, str]:
+    """disk -> cache mode of a VM config's disks (CD-ROMs left out; unset is Proxmox's "none")."""
+    out: dict[str, str] = {}
+    for key, value in sorted(conf.items()):
+        if not _DISK_KEY.fullmatch(key):
+            continue
+        opts = dict(p.split("=", 1) for p in value.split(",")[1:] if "=" in p)
+        if opts.get("media") == "cdrom" or value.split(",")[0] in ("none", "cdrom"):
+            continue
+        out[key] = opts.get("cache", CACHE_DEFAULT)
+    return out
+
+
 def chain_for(host: Host, vmid: int, host_where: dict[str, Any]) -> dict[str, Any]:
     """The VM's place in the chain, as the host sees it."""
-    from nestctl.vm.config import local_node  # noqa: PLC0415 - the VM layer only for --vm
+    from nestctl.vm.config import load_vm_configs, local_node  # noqa: PLC0415 - only for --vm
     from nestctl.vm.running import check_running  # noqa: PLC0415
 
     run = check_running(host, vmid)
+    conf = load_vm_configs(host, vmids=[vmid])[0]
     raw = host_where.get("ept_npt")
     ept: dict[str, Any] = raw if isinstance(raw, dict) else {}
     return {
@@ -123,6 +143,7 @@ def chain_for(host: Host, vmid: int, host_where: dict[str, Any]) -> dict[str, An
         "host_cpu_model": host_where.get("cpu_model"),
         "host_ept_npt": ept.get("value"),
         "host_ept_npt_source": ept.get("source"),
+        "disk_cache": disk_caches(conf.current()) if conf.readable else None,
         "via": "qemu-guest-agent",
     }
 
