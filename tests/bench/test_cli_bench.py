@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from nestctl.bench import remote
+from nestctl.bench.view import render_run
 from nestctl.cli import main
 from nestctl.machine import Host
 from tests.bench.recorded import GUEST_TCG, HOST, load, variant
@@ -168,3 +170,20 @@ def test_disk_cache_modes_as_proxmox_writes_them() -> None:
         "net0": "virtio=BC:24:11:00:00:01,bridge=vmbr0",
     }
     assert remote.disk_caches(conf) == {"scsi0": "unsafe", "virtio1": "none"}
+
+
+def test_a_hostile_result_from_a_guest_renders_without_a_traceback() -> None:
+    doc = {
+        "where": {"steal": "lots", "chain": [1], "ept_npt": 3},
+        "results": [
+            {"name": "cpu", "status": "ok", "median": "fast", "unit": None},
+            {"name": "cpuid", "status": "ok", "median": 3.5, "spread": 0.1, "cycles": "many"},
+            {"name": "[bold]x", "status": "not-measurable", "reason": 42},
+        ],
+    }
+    console = Console(record=True, width=200)
+    render_run(doc, console)
+    text = console.export_text()
+    assert "cpuid" in text
+    assert "[bold]x" in text  # markup in a guest's text is printed, not interpreted
+    assert "42" in text

@@ -127,7 +127,7 @@ def _age_days(doc: dict[str, Any], now: float) -> float:
 def recent_results(host: Host, directory: str = RESULTS_DIR) -> list[dict[str, Any]]:
     """The result files saved under `directory` (unreadable or foreign files are skipped)."""
     docs = []
-    for path in host.glob(directory, "*.json"):
+    for path in host.glob(directory, "*.json").paths():
         read = host.read(path, max_bytes=4 * 1024 * 1024)
         if read.text is None:
             continue

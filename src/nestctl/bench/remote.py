@@ -189,8 +189,9 @@ def running_vmids(host: Host) -> list[int]:
 
     found: set[int] = set()
     for d in PID_DIRS:
-        for name in host.listdir(d) or []:
+        for name in host.listdir(d).names:
             stem, _, ext = name.partition(".")
-            if ext == "pid" and stem.isdigit() and host.exists(f"/var/run/qemu-server/{stem}.qga"):
+            socket = f"/var/run/qemu-server/{stem}.qga"
+            if ext == "pid" and stem.isdigit() and host.exists(socket).present:
                 found.add(int(stem))
     return sorted(found)

@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nestctl.bench.plot import VERDICT_STYLE, terminal_chart
+from nestctl.bench.results import number, ok_value
 
 
 def _onoff(value: object) -> str:
@@ -58,18 +59,22 @@ def render_run(doc: dict[str, Any], console: Console | None = None) -> None:
     for col in ("workload", "median", "spread", "unit", "cycles", "note"):
         table.add_column(col, no_wrap=col != "note", overflow="fold")
     for r in doc["results"]:
-        if r.get("status") != "ok":
-            table.add_row(escape(r["name"]), "-", "-", "", "", f"[yellow]{escape(r['reason'])}[/]")
+        # A guest wrote this file: show what is well-formed, never trust a type.
+        measured = ok_value(r)
+        name = escape(str(r.get("name")))
+        if measured is None:
+            reason = str(r.get("reason") or "not measurable")
+            table.add_row(name, "-", "-", "", "", f"[yellow]{escape(reason)}[/]")
             continue
-        rel = r["spread"] / r["median"] * 100 if r["median"] else 0.0
-        cycles = f"{r['cycles']:,.0f}" if r.get("cycles") is not None else ""
+        median, spread = measured
+        cycles = number(r.get("cycles"))
         table.add_row(
-            escape(r["name"]),
-            f"{r['median']:,.1f}",
-            f"±{rel:.1f}%",
-            escape(r["unit"]),
-            cycles,
-            escape(r.get("note") or ""),
+            name,
+            f"{median:,.1f}",
+            f"±{spread / median * 100:.1f}%",
+            escape(str(r.get("unit") or "")),
+            f"{cycles:,.0f}" if cycles is not None else "",
+            escape(str(r.get("note") or "")),
         )
     console.print()
     console.print(table)

@@ -134,10 +134,10 @@ def clock(host: Host) -> dict[str, Any]:
 
 
 def mitigations(host: Host) -> dict[str, Any]:
-    names = host.listdir(VULN_DIR)
+    listing = host.listdir(VULN_DIR)
     vulns = None
-    if names is not None:
-        vulns = {n: _line(host, f"{VULN_DIR}/{n}") for n in names}
+    if listing.ok:  # a missing or unreadable directory is unknown, not "no vulnerabilities"
+        vulns = {n: _line(host, f"{VULN_DIR}/{n}") for n in listing.names}
     cmd = host.read_text("/proc/cmdline")
     param = None
     if cmd is not None:
