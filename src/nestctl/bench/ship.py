@@ -26,19 +26,33 @@ MAIN = (
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(nestctl.__file__))
 
 
+def _read(path: str) -> bytes | None:
+    """A source file of the package through its own loader: a plain file, or a member of the
+    single-file build (`nestctl.pyz`, a zip that open() cannot look into)."""
+    loader = getattr(nestctl.__spec__, "loader", None)
+    archive = getattr(loader, "archive", None)  # a zipimporter: members by their name inside
+    try:
+        if isinstance(archive, str):
+            data: bytes = loader.get_data(os.path.relpath(path, os.path.abspath(archive)))  # type: ignore[union-attr]
+            return data
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
 def _source(module: str) -> str | None:
     """The file of a nestctl module (a package's __init__.py), or None."""
     rel = module.split(".")[1:]
     base = os.path.join(_PACKAGE_DIR, *rel)
     for candidate in (base + ".py", os.path.join(base, "__init__.py")):
-        if os.path.isfile(candidate):
+        if _read(candidate) is not None:
             return candidate
     return None
 
 
 def _imports(path: str) -> set[str]:
-    with open(path, encoding="utf-8") as fh:
-        tree = ast.parse(fh.read(), path)
+    tree = ast.parse(_read(path) or b"", path)
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -73,8 +87,7 @@ def runner_zip() -> bytes:
         entries = {"__main__.py": MAIN.encode()}
         for path in modules().values():
             arc = os.path.relpath(path, os.path.dirname(_PACKAGE_DIR)).replace(os.sep, "/")
-            with open(path, "rb") as fh:
-                entries[arc] = fh.read()
+            entries[arc] = _read(path) or b""
         for arc in sorted(entries):
             zf.writestr(zipfile.ZipInfo(arc, (2020, 1, 1, 0, 0, 0)), entries[arc])
     return buf.getvalue()
