@@ -40,6 +40,7 @@ class VmContext:
     named: bool = False  # the user named these VMs: "not exposed" is an error, not a note
     custom_models_known: bool = True  # False over the API without --ssh
     answers: dict[tuple[str | None, bool], exp.Exposure] = field(default_factory=dict)
+    node_level: int | None = None  # NodeFacts.level
 
 
 @dataclass
@@ -445,6 +446,7 @@ def context_for(
         vendor_model=vendor_model(node.vendor, node.flags),
         named=named,
         custom_models_known=node.custom_models_known,
+        node_level=node.level,
     )
 
 

@@ -50,6 +50,9 @@ class NodeFacts:
     qemu_server_known: bool = True  # qemu-server found (or --pve-version given)
     nested_virt_flag: bool | None = None  # the node lists the nested-virt CPU flag (API)
     custom_models_known: bool = True  # the API does not serve cpu-models.conf
+    #: The node's own nesting level, at least: 0 bare metal, 1 a VM ("L1+": a VM cannot see how
+    #: deep it is). None: unknown (over the API). Its guests are one level deeper.
+    level: int | None = None
 
 
 @dataclass

@@ -65,6 +65,7 @@ def guest_view_through(
         ostype=conf.get("ostype"),
         accel="tcg" if run.vm and run.vm.accel_tcg else "kvm",
         restart_pending=r.restart_required,
+        parent_level=ctx.node_level,
     )
     why: str | None = None
     try:

@@ -34,6 +34,7 @@ def node_facts(host: Host, opts: VmOptions, host_facts: HostFacts | None = None)
         env_problems=tuple(problems),
         qemu_version_known=qemu is not None or got.pve_qemu_kvm is not None,
         qemu_server_known=pve is not None or got.qemu_server is not None,
+        level={"L0": 0, "L1+": 1}.get(facts.level or ""),
     )
 
 
