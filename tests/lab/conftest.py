@@ -3,10 +3,12 @@
 * `lab_image` (session): the cached L1 image (`image.py`); a lab that cannot be built skips on a
   developer's machine and FAILS in CI (NESTCTL_E2E_REQUIRED=1, set by scripts/test when CI=true).
 * `lab` (session): three L1s booted at once: `main` (EPYC, nested=1, L2 VMs 201 and 202),
-  `nested_off` (EPYC, kvm_amd nested=0 by /etc/modprobe.d, L2 VM 201), `no_svm` (`-cpu EPYC,-svm`,
-  no KVM, no L2); the L2 agents are awaited from inside L1 (nestctl's own probe). Stopped at the end.
+  `nested_off` (EPYC, kvm_amd nested=0 by /etc/modprobe.d, L2 VM 201), `no_svm`
+  (`-cpu EPYC,-svm`, no KVM, no L2); the L2 agents are awaited from inside L1 (nestctl's own
+  probe). Stopped at the end.
 * `l0_root`: a Proxmox-node root for `--root` whose VMs 101-103 are those three L1 QEMUs.
-* `artifacts`: where result files are kept (`$NESTCTL_LAB_ARTIFACTS`, default tests/lab/artifacts).
+* `artifacts`: where result files are kept (`$NESTCTL_LAB_ARTIFACTS`, default
+  tests/lab/artifacts, gitignored).
 
 Every test here is marked `e2e` and `lab` (`-m lab` runs just the lab).
 """

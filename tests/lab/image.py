@@ -42,6 +42,7 @@ from tests.e2e.guest_image import (
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 L1_INIT = HERE / "l1_init.sh"
+L2_START = HERE / "l2_start.sh"
 QEMU = "/usr/bin/qemu-system-x86_64"
 #: What a `-kernel` boot of the pc machine reads. Debian's QEMU looks in /usr/share/qemu and
 #: /usr/share/seabios (SeaBIOS comes from the seabios package): both are laid out.
@@ -85,7 +86,7 @@ def _sources_digest(h: hashlib._Hash) -> None:
 def _key(guest: GuestImage) -> str:
     h = hashlib.sha256()
     h.update(str(guest.initrd).encode())  # the Python guest's folder name is its own input key
-    for f in (L1_INIT, Path(__file__)):
+    for f in (L1_INIT, L2_START, Path(__file__)):
         h.update(f.read_bytes())
     st = os.stat(QEMU)
     h.update(f"{QEMU}:{st.st_size}:{st.st_mtime_ns}".encode())
@@ -136,6 +137,10 @@ def _lab_layer(guest: GuestImage, pyz: Path, out: Path) -> None:
         l2.mkdir()
         shutil.copy2(guest.kernel, l2 / "vmlinuz")
         shutil.copy2(guest.initrd, l2 / "initrd.gz")
+        sbin = stage / "usr" / "local" / "sbin"
+        sbin.mkdir(parents=True)
+        shutil.copy2(L2_START, sbin / "lab-start-l2")
+        (sbin / "lab-start-l2").chmod(0o755)
         shutil.copy2(L1_INIT, stage / "init")
         (stage / "init").chmod(0o755)
         (stage / "etc" / "os-release").parent.mkdir(exist_ok=True)

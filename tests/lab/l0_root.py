@@ -21,8 +21,8 @@ def _as_in_root(argv: list[str], vmid: int, l1: L1) -> list[str]:
     """The real argv with L1's pid file and socket at the paths this root gives them."""
     out = []
     for arg in argv:
-        arg = arg.replace(str(l1.pidfile), f"/var/run/qemu-server/{vmid}.pid")
-        out.append(arg.replace(str(l1.qga_socket), f"/var/run/qemu-server/{vmid}.qga"))
+        moved = arg.replace(str(l1.pidfile), f"/var/run/qemu-server/{vmid}.pid")
+        out.append(moved.replace(str(l1.qga_socket), f"/var/run/qemu-server/{vmid}.qga"))
     return out
 
 

@@ -44,20 +44,10 @@ mkdir -p /etc/pve/nodes/$NODE/qemu-server
 ln -s nodes/$NODE/qemu-server /etc/pve/qemu-server
 ln -s nodes/$NODE /etc/pve/local
 mkdir -p /var/run/qemu-server
-APPEND="console=ttyS0 quiet panic=-1 noxsave no5lvl no_timer_check"
 if [ -e /dev/kvm ]; then
     for vmid in $L2S; do
-        printf 'agent: 1\ncores: 1\ncpu: host\nmemory: 256\nname: l2-%s\nostype: l26\n' "$vmid" \
-            > /etc/pve/qemu-server/$vmid.conf
-        # What Proxmox starts for `cpu: host` (its -cpu string, pid file and agent socket paths).
-        qemu-system-x86_64 -name "l2-$vmid" -machine pc,accel=kvm -enable-kvm \
-            -cpu host,+kvm_pv_eoi,+kvm_pv_unhalt -m 256 -smp 1 -nodefaults -display none \
-            -no-reboot -serial file:/var/log/qemu-server/$vmid.serial \
-            -kernel /l2/vmlinuz -initrd /l2/initrd.gz -append "$APPEND" \
-            -device virtio-serial \
-            -chardev socket,id=qga0,path=/var/run/qemu-server/$vmid.qga,server=on,wait=off \
-            -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0 \
-            -pidfile /var/run/qemu-server/$vmid.pid -daemonize \
+        # `cpu: host`, started with the -cpu Proxmox builds for it.
+        lab-start-l2 "$vmid" host -- host,+kvm_pv_eoi,+kvm_pv_unhalt \
             2> /var/log/qemu-server/$vmid.err || echo "@@L2-FAILED $vmid $(cat /var/log/qemu-server/$vmid.err)"
         echo "@@L2 $vmid $(cat /var/run/qemu-server/$vmid.pid 2>/dev/null)"
     done

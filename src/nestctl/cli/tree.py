@@ -30,16 +30,7 @@ EPILOG = "Exit codes: 0 ready, 1 problems found, 2 could not check or usage erro
 @root_option
 @json_option
 @click.pass_context
-def tree(
-    ctx: click.Context,
-    /,
-    as_json: bool,
-    local: bool,
-    inner: tuple[str, ...],
-    guests: bool,
-    root: str,
-    **params: Any,
-) -> None:
+def tree(ctx: click.Context, /, **params: Any) -> None:
     """Show the layers of a nested lab: each node, its VMs, and the Proxmox inside a VM.
 
     Targets: --api URL, or --target NAME (repeatable), or by default every target in the config
@@ -55,6 +46,10 @@ def tree(
     from nestctl.tree.views import TargetView, unreachable  # noqa: PLC0415
     from nestctl.vm.facts import VmOptions  # noqa: PLC0415
 
+    as_json: bool = params.pop("as_json")
+    inner: tuple[str, ...] = params.pop("inner")
+    root: str = params.pop("root")
+    local, guests = params.pop("local"), params.pop("guests")
     views: list[TargetView] = []
     if local or inner:
         from nestctl.tree.local import local_views  # noqa: PLC0415

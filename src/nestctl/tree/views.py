@@ -77,6 +77,10 @@ class TargetView:
         return cls(name, nodes=nodes, vms=vms)
 
 
+#: Finding codes of a node's own layer in a doctor report (the rest belong to its VMs).
+NODE_CODES = ("host.", "doctor.")
+
+
 def from_doctor(
     name: str,
     body: dict[str, Any],
@@ -86,8 +90,8 @@ def from_doctor(
     """From a node's own `nestctl doctor --all-nodes --json` (local mode: one node, its VMs),
     run on that node or inside a VM and brought back (a lab's inner level without an API).
 
-    The node's findings are the host-layer ones (every `vm.*` finding is also in its VM's
-    object); its name is `node`, else the one its VM configs are filed under, else the target's.
+    The node's findings are the host layer's (`host.*`, `doctor.*`; the VM and guest ones are
+    its VMs'); its name is `node`, else the one its VM configs are filed under, else the target's.
     """
     if not isinstance(body, dict) or not isinstance(body.get("vms", []), list):
         return unreachable(name, parent, "not the JSON of `nestctl doctor --json`")
@@ -99,7 +103,7 @@ def from_doctor(
             {
                 "nodes": [{"node": node, "findings": [
                     f for f in body.get("findings", [])
-                    if isinstance(f, dict) and not str(f.get("code", "")).startswith("vm.")
+                    if isinstance(f, dict) and str(f.get("code", "")).startswith(NODE_CODES)
                 ]}],
                 "vms": [{**v, "node": node} for v in vms_json],
             },

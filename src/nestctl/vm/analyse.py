@@ -295,9 +295,9 @@ def _chain(
     config_unknown: bool = False,
 ) -> tuple[dict[str, str], str | None]:
     host_flag = exp.vendor_flag(ctx.host_vendor)
-    if host_flag is None or ctx.nested_live is False:
+    if ctx.host_vendor is not None and (host_flag is None or ctx.nested_live is False):
         host = "broken"
-    elif ctx.nested_live is None:
+    elif ctx.host_vendor is None or ctx.nested_live is None:  # an unread CPU is not a "no"
         host = "unknown"
     else:
         host = "ok"
