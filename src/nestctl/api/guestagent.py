@@ -72,12 +72,19 @@ class ApiGuestAgent:
         return value
 
     def read_file(self, path: str, max_bytes: int = 8 * 1024 * 1024) -> bytes:
-        count = max(1, min(max_bytes, 16 * 1024 * 1024))
+        return self.read_file_upto(path, max_bytes)[0]
+
+    def read_file_upto(self, path: str, max_bytes: int) -> tuple[bytes, bool]:
+        """(the first `max_bytes` of a guest file, whether that is the whole file), as the socket
+        agent gives it: one byte past the limit, or Proxmox's `truncated`, says it is not."""
+        count = max(1, min(max_bytes + 1, 16 * 1024 * 1024))
         value = self._call("file-read", params={"file": path, "count": count})
         content = value.get("content") if isinstance(value, dict) else None
         if not isinstance(content, str):
             raise AgentUnavailable(f"file-read: no content in {value!r:.80}")
-        return content.encode("utf-8", errors="surrogateescape")[:max_bytes]
+        data = content.encode("utf-8", errors="surrogateescape")
+        truncated = value.get("truncated") in (True, 1, "1") or len(data) > max_bytes
+        return data[:max_bytes], not truncated
 
     def exec(
         self,
