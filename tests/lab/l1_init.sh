@@ -4,7 +4,7 @@
 #   nestctl.lab.nested=0|1   what /etc/modprobe.d/kvm-amd.conf says (modprobe applies it; default 1)
 #   nestctl.lab.l2=201,202   the L2 VMs to start (their configs go to /etc/pve/qemu-server)
 # Prints @@ markers on the serial console; @@READY once the L2 QEMUs were started.
-export PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev

@@ -159,7 +159,11 @@ def wait_ready(l1s: list[L1], timeout: float = BOOT_TIMEOUT) -> None:
             if l1.proc.poll() is not None:
                 err = (l1.workdir / "qemu.err").read_text(errors="replace").strip()
                 raise LabError(f"L1 {l1.spec.vmid} (-cpu {l1.spec.cpu}) exited: {err}")
-            if l1.poll():
+            ready = l1.poll()
+            failed = [k for k in l1.markers if k.endswith("-FAILED")]
+            if failed:
+                raise LabError(f"L1 {l1.spec.vmid}: {failed[0]} {l1.markers[failed[0]]}")
+            if ready:
                 try:
                     with l1.agent(timeout=2.0) as agent:
                         agent.ping()
