@@ -22,6 +22,11 @@ def nestctl_l0(*args: str) -> tuple[int, Any]:
         ) from exc
 
 
+def nestctl_l0_text(*args: str) -> str:
+    """What a person sees (rich without a terminal: plain text, 100 columns)."""
+    return CliRunner().invoke(cli, list(args), env={"COLUMNS": "100"}).output
+
+
 def inner_doctor(l1: L1, path: Path) -> Path:
     """L1's own `nestctl doctor --all-nodes --guests --json`, run inside it through its agent and
     saved at L0 for `nestctl tree --inner` (the lab's tie between levels; no API)."""
