@@ -9,8 +9,6 @@ Compared with a real run on this machine, the guest's numbers must be flagged as
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from nestctl.machine import Host
 from tests.e2e.guest_image import GuestUnavailableError, build_python_guest
 from tests.e2e.guest_vm import BootedGuest, BootFailedError, start_guest, wait_ready
 from tests.e2e.pve_root import make_pve_root
+from tests.e2e.required import give_up, require_program
 from tests.helpers import write_tree
 from tests.vm.vmtrees import AMD_CPUINFO, qemu_argv
 
@@ -35,14 +34,11 @@ CPU = "qemu64"
 @pytest.fixture(scope="module")
 def python_guest() -> Iterator[BootedGuest]:
     # CI sets NESTCTL_E2E_REQUIRED: there a guest that cannot be built fails instead of skipping.
-    give_up = pytest.fail if os.environ.get("NESTCTL_E2E_REQUIRED") else pytest.skip
-    if not shutil.which("qemu-system-x86_64"):
-        give_up("qemu-system-x86_64 not installed (scripts/install-debian-deps)")
+    require_program("qemu-system-x86_64")
     try:
         image = build_python_guest()
     except GuestUnavailableError as exc:
         give_up(f"cannot build the e2e guest with Python: {exc}")
-        raise  # unreachable: give_up raises
     guest = start_guest(image, CPU)
     try:
         try:

@@ -18,6 +18,7 @@ from nestctl.bench.results import ResultFileError, deeper_level, parse_result
 from nestctl.bench.ship import runner_zip
 from nestctl.guest.agent import AgentError, GuestAgent, GuestAgentError, agent_socket_path
 from nestctl.machine import Host
+from nestctl.parse import parse_uint
 
 WRITE_CHUNK = 32 * 1024  # raw bytes per guest-file-write (base64 makes ~43 KiB of JSON)
 #: Where a guest's python3 may live; the agent's PATH is often minimal (no /usr/bin at all).
@@ -49,7 +50,8 @@ def find_python(agent: GuestAgent) -> str:
         if out is None:
             continue
         major, _, minor = out.partition(".")
-        if major.isdigit() and minor.isdigit() and (int(major), int(minor)) >= (3, 11):
+        major_n, minor_n = parse_uint(major), parse_uint(minor)
+        if major_n is not None and minor_n is not None and (major_n, minor_n) >= (3, 11):
             return path
         too_old = f"{path} is Python {out}"
     if too_old:
@@ -105,7 +107,7 @@ def run_in_guest(agent: GuestAgent, *, quick: bool, progress: Progress | None = 
             agent.exec(python, ["-c", rmtree, workdir], 60.0)
 
 
-_DISK_KEY = re.compile(r"(scsi|virtio|sata|ide)\d+")
+_DISK_KEY = re.compile(r"(scsi|virtio|sata|ide)\d+", re.ASCII)
 #: Proxmox's disk cache modes; only "unsafe" ignores the guest's flushes (fsync reaches no disk).
 CACHE_DEFAULT = "none"
 
@@ -191,7 +193,7 @@ def running_vmids(host: Host) -> list[int]:
     for d in PID_DIRS:
         for name in host.listdir(d).names:
             stem, _, ext = name.partition(".")
-            socket = f"/var/run/qemu-server/{stem}.qga"
-            if ext == "pid" and stem.isdigit() and host.exists(socket).present:
-                found.add(int(stem))
+            vmid = parse_uint(stem) if ext == "pid" else None
+            if vmid is not None and host.exists(f"/var/run/qemu-server/{vmid}.qga").present:
+                found.add(vmid)
     return sorted(found)

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 MAX_RESULT_BYTES = 4 * 1024 * 1024
-_LEVEL = re.compile(r"L(\d+)(\+?)")
+_LEVEL = re.compile(r"L(\d+)(\+?)", re.ASCII)
 
 
 class ResultFileError(Exception):
