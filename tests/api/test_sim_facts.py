@@ -237,6 +237,8 @@ def test_guest_agent_answers_and_refusals(pve_sim: PveSim) -> None:
     assert done["exited"] == 1
     assert done["exitcode"] == 0
     assert "KVM acceleration can be used" in done["out-data"]
+    gone = pve_sim.request("GET", f"{base}/exec-status", {"pid": pid})  # reported once, forgotten
+    assert gone.json["message"] == "Agent error: Invalid parameter 'pid'\n"
     unknown = pve_sim.request("POST", f"{base}/exec", {"command": ["no-such-tool"]})
     assert unknown.status == 500
     assert "Failed to execute child process" in unknown.json["message"]

@@ -363,6 +363,7 @@ def new_task(
     )
     task.log.append(f"starting task {upid}")
     node.tasks[upid] = task
+    cluster.running_tasks.append(task)
     return task
 
 
