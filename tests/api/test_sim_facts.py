@@ -352,3 +352,33 @@ def test_the_inner_lab_is_tied_to_vm_101_by_its_smbios_uuid(pve_sim: PveSim) -> 
         assert status["cpuinfo"]["cpus"] == 4
         vms = inner_sim.request("GET", "/cluster/resources", {"type": "vm"}).data
         assert sorted(v["vmid"] for v in vms) == [1001, 1002]
+
+
+@pytest.mark.parametrize(
+    ("node", "vmid", "cpu", "error"),
+    [
+        ("pve1", 103, "host,flags=+vmx",
+         "VM-specific CPU flags must be a subset of: aes, amd-no-ssb, amd-ssbd, hv-evmcs, "
+         "hv-tlbflush, ibpb, md-clear, nested-virt, pcid, pdpe1gb, spec-ctrl, ssbd, virt-ssbd"),
+        ("pve2", 202, "EPYC-v4,flags=+nested-virt",  # 8.4: nested-virt came with PVE 9.1
+         "VM-specific CPU flags must be a subset of: aes, amd-no-ssb, amd-ssbd, hv-evmcs, "
+         "hv-tlbflush, ibpb, md-clear, pcid, pdpe1gb, spec-ctrl, ssbd, virt-ssbd"),
+        ("pve1", 103, "Skylake-Servr",
+         "Built-in cputype 'Skylake-Servr' is not defined (missing 'custom-' prefix?)"),
+        ("pve1", 103, "host,reported-model=kvm64",
+         "Property 'reported-model' not allowed in VM-specific CPU config."),
+    ],
+)  # fmt: skip
+def test_vm_cpu_values_proxmox_refuses(
+    pve_sim: PveSim, node: str, vmid: int, cpu: str, error: str
+) -> None:
+    with pve_sim.nonconforming():
+        resp = pve_sim.request(
+            "PUT", f"/nodes/{node}/qemu/{vmid}/config", {"cpu": cpu}, harness=False
+        )
+    assert resp.status == 400
+    assert resp.json["errors"] == {"cpu": f"invalid format - {error}\n"}
+    ok = pve_sim.request(
+        "PUT", "/nodes/pve1/qemu/103/config", {"cpu": "EPYC-v4,flags=+nested-virt"}
+    )
+    assert ok.status == 200

@@ -6,9 +6,10 @@ import re
 import time
 from typing import Any
 
+from nestctl.vm.cpumodels import DEPRECATED_ALIASES, x86_vendors
 from tests.pvesim.api_nodes import _memory_bytes, new_task
 from tests.pvesim.cluster import Node, Vm
-from tests.pvesim.handlers import ApiError, Ctx, Handler, handles, index, typed
+from tests.pvesim.handlers import ApiError, Ctx, Handler, handles, index, param_error, typed
 
 CONFIG = "/nodes/{node}/qemu/{vmid}/config"
 _NOT_CHANGES = {"node", "vmid", "digest", "delete", "revert", "skiplock", "background_delay"}
@@ -79,6 +80,34 @@ _FAST_PLUG = {
     "tags",
     "vmstatestorage",
 }
+
+
+# Flags a VM's own `cpu:` may carry (CPUConfig.pm); custom models may use any (reference §2.2).
+_VM_FLAGS_8 = ("pcid", "spec-ctrl", "ibpb", "ssbd", "virt-ssbd", "amd-ssbd", "amd-no-ssb",
+               "pdpe1gb", "md-clear", "hv-tlbflush", "hv-evmcs", "aes")  # fmt: skip
+_VM_FLAGS_9_1 = tuple(sorted((*_VM_FLAGS_8, "nested-virt")))
+
+
+def _cpu_problem(value: str, node: Node) -> str | None:
+    """validate_vm_cpu_conf: the model must exist, flags must be whitelisted (per version)."""
+    parts: dict[str, str] = {}
+    for part in filter(None, value.split(",")):
+        key, sep, val = part.partition("=")
+        parts[key if sep else "cputype"] = val if sep else key
+    model = parts.get("cputype", "kvm64")
+    qemu_server = tuple(int(x) for x in re.findall(r"\d+", node.packages.get("qemu-server", "9")))
+    models = x86_vendors(qemu_server or None)
+    if "reported-model" in parts:
+        return "Property 'reported-model' not allowed in VM-specific CPU config."
+    if model.startswith("custom-"):
+        return f"Custom cputype '{model[7:]}' not found"
+    if model not in models and model not in DEPRECATED_ALIASES and model != "max":
+        return f"Built-in cputype '{model}' is not defined (missing 'custom-' prefix?)"
+    allowed = _VM_FLAGS_9_1 if node.major_minor >= (9, 1) else _VM_FLAGS_8
+    flags = [f[1:] for f in parts.get("flags", "").split(";") if f]
+    if any(f not in allowed for f in flags):
+        return f"VM-specific CPU flags must be a subset of: {', '.join(sorted(allowed))}"
+    return None
 
 
 def _privilege_for(key: str) -> str | None:
@@ -241,6 +270,10 @@ def _update_config(ctx: Ctx) -> None:
                 raise ApiError(500, f"only root can set '{key}' config")
         else:
             ctx.require(f"/vms/{vm.vmid}", need)
+    cpu = changes.get("cpu")
+    problem = _cpu_problem(cpu, ctx.node) if cpu is not None else None
+    if problem is not None:
+        raise param_error({"cpu": f"invalid format - {problem}\n"})
     both = set(changes) & {k.lstrip("!") for k in deletes}
     if both:
         key = sorted(both)[0]
