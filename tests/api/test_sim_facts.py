@@ -318,6 +318,16 @@ def test_cluster_resources_and_nodes(pve_sim: PveSim) -> None:
     assert versions["qemu-server"]["Version"] == "8.3.13"
 
 
+def test_cpu_models_and_machines_follow_the_node_versions(pve_sim: PveSim) -> None:
+    new = {m["name"] for m in pve_sim.request("GET", "/nodes/pve1/capabilities/qemu/cpu").data}
+    old = {m["name"] for m in pve_sim.request("GET", "/nodes/pve2/capabilities/qemu/cpu").data}
+    assert {"host", "EPYC-v4", "Cooperlake-v2", "x86-64-v2-AES"} <= old < new
+    assert "EPYC-Turin" in new - old
+    machines = pve_sim.request("GET", "/nodes/pve2/capabilities/qemu/machines").data
+    assert machines[0] == {"id": "pc-q35-9.2", "type": "q35", "version": "9.2"}  # QEMU 9.2.0
+    assert machines[-1]["id"] == "pc-i440fx-2.3"
+
+
 def test_cpu_flags_exist_from_pve_9_1(pve_sim: PveSim) -> None:
     flags = pve_sim.request("GET", "/nodes/pve1/capabilities/qemu/cpu-flags").data
     assert flags[0]["name"] == "nested-virt"

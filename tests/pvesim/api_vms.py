@@ -6,8 +6,8 @@ import re
 import time
 from typing import Any
 
-from nestctl.vm.cpumodels import DEPRECATED_ALIASES, x86_vendors
-from tests.pvesim.api_nodes import _memory_bytes, new_task
+from nestctl.vm.cpumodels import DEPRECATED_ALIASES
+from tests.pvesim.api_nodes import _memory_bytes, known_models, new_task
 from tests.pvesim.cluster import Node, Vm
 from tests.pvesim.handlers import ApiError, Ctx, Handler, handles, index, param_error, typed
 
@@ -95,13 +95,12 @@ def _cpu_problem(value: str, node: Node) -> str | None:
         key, sep, val = part.partition("=")
         parts[key if sep else "cputype"] = val if sep else key
     model = parts.get("cputype", "kvm64")
-    qemu_server = tuple(int(x) for x in re.findall(r"\d+", node.packages.get("qemu-server", "9")))
-    models = x86_vendors(qemu_server or None)
+    models = known_models(node)
     if "reported-model" in parts:
         return "Property 'reported-model' not allowed in VM-specific CPU config."
     if model.startswith("custom-"):
         return f"Custom cputype '{model[7:]}' not found"
-    if model not in models and model not in DEPRECATED_ALIASES and model != "max":
+    if model not in models and model not in DEPRECATED_ALIASES:
         return f"Built-in cputype '{model}' is not defined (missing 'custom-' prefix?)"
     allowed = _VM_FLAGS_9_1 if node.major_minor >= (9, 1) else _VM_FLAGS_8
     flags = [f[1:] for f in parts.get("flags", "").split(";") if f]
