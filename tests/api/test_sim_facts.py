@@ -59,6 +59,7 @@ def test_pve62_sends_vmid_and_pid_as_strings_and_no_running_machine(pve_sim: Pve
     running = pve_sim.request("GET", "/nodes/pve62/qemu/100/status/current").data
     assert running["vmid"] == "100"
     assert running["pid"] == "5100"
+    assert running["nics"]["tap100i0"] == {"netin": "123456", "netout": "65432"}
     assert "running-machine" not in running
     stopped = pve_sim.request("GET", "/nodes/pve62/qemu/110/status/current").data
     assert stopped["pid"] is None

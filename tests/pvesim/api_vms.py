@@ -207,6 +207,8 @@ def vm_current(ctx: Ctx) -> Any:
     vm, node = ctx.vm, ctx.node
     status = _vm_status(vm, node, full=True)
     status["ha"] = {"managed": 0}
+    if vm.running and node.major_minor < (7, 0):  # PVE 6.2: NIC counters as strings
+        status["nics"] = {f"tap{vm.vmid}i0": {"netin": "123456", "netout": "65432"}}
     if vm.conf.enabled("agent"):  # 1 whenever the config enables it, even when stopped
         status["agent"] = 1
     if node.major_minor >= (8, 2):
