@@ -187,9 +187,22 @@ class PveSim:
 
     # -- users and faults --------------------------------------------------------------------------
 
-    def fail(self, **kwargs: Any) -> Fault:
+    def fail(
+        self,
+        kind: str = "error",
+        *,
+        status: int = 500,
+        message: str = "internal error",
+        node: str | None = None,
+        path: str | None = None,
+        method: str | None = None,
+        times: int | None = None,
+        seconds: float = 30.0,
+    ) -> Fault:
         """Inject a fault: `sim.fail(node="pve2", status=595, message="No route to host")`."""
-        fault = Fault(**kwargs)
+        if kind not in ("error", "timeout", "malformed", "drop", "delay"):
+            raise ValueError(f"unknown fault kind {kind!r}")
+        fault = Fault(kind, status, message, node, path, method, times, seconds)
         self.faults.append(fault)
         return fault
 
