@@ -361,11 +361,18 @@ def _machine_for(vm: Vm, node: Node) -> str:
     return f"{family}-{m.group(2) or qemu}{m.group(3) or '+pve0'}"
 
 
-def _start(vm: Vm, node: Node, ctx: Ctx) -> None:
+def _start(vm: Vm, node: Node, ctx: Ctx) -> str | None:
+    """A cold start: pending changes apply, then QEMU starts (or the -cpu cannot be built)."""
     vm.conf.apply_pending()
+    cpu = vm.conf.main.get("cpu")
+    problem = _cpu_problem(cpu, node) if cpu is not None else None
+    if problem is not None:  # get_cpu_options parses it again and dies with the same text
+        vm.status, vm.pid, vm.running_machine = "stopped", None, None
+        return problem
     vm.status, vm.pid, vm.started = "running", ctx.cluster.next_pid(), time.time()
     vm.running_machine = _machine_for(vm, node)
     vm.running_cpu = vm.conf.main.get("cpu", "kvm64")
+    return None
 
 
 def _power(ctx: Ctx, action: str) -> Any:
@@ -380,14 +387,13 @@ def _power(ctx: Ctx, action: str) -> Any:
         if action == "start":
             if vm.running:
                 return f"VM {vm.vmid} already running"
-            _start(vm, node, ctx)
-            return None
+            return _start(vm, node, ctx)
         if not vm.running:
             return f"VM {vm.vmid} not running"
         if action in ("stop", "shutdown"):
             vm.status, vm.pid, vm.running_machine = "stopped", None, None
         elif action == "reboot":  # a cold restart: pending changes apply, new QEMU process
-            _start(vm, node, ctx)
+            return _start(vm, node, ctx)
         elif action == "suspend":
             vm.status = "paused"
         elif action == "resume":
