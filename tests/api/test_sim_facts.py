@@ -394,3 +394,13 @@ def test_vm_cpu_values_proxmox_refuses(
         "PUT", "/nodes/pve1/qemu/103/config", {"cpu": "EPYC-v4,flags=+nested-virt"}
     )
     assert ok.status == 200
+
+
+def test_a_changed_config_is_written_as_proxmox_writes_it(pve_sim: PveSim) -> None:
+    pve_sim.cluster.edit_config(102, description="nested: yes\nsecond line")
+    text = pve_sim.cluster.vm(102).conf.text
+    assert text.startswith("#nested%3A yes\n#second line\nagent: 1\nbios: ovmf\n")  # sorted keys
+    assert text.endswith("\n[PENDING]\ncpu: host\n")
+    config = pve_sim.request("GET", "/nodes/pve1/qemu/102/config").data
+    assert config["description"] == "nested: yes\nsecond line"
+    assert config["digest"] == hashlib.sha1(text.encode()).hexdigest()
