@@ -34,6 +34,7 @@ from tests.pvesim.tls import fingerprint, make_certificate
 
 HARNESS_HEADER = "X-PveSim-Harness"  # requests the test harness itself sends (not nestctl's)
 ROOT_PASSWORD = "pvesim-root-password"
+_SECRETS = frozenset({"password", "otp", "tfa-challenge", "cipassword"})  # kept out of the log
 
 
 @dataclass
@@ -532,11 +533,12 @@ class _Recorder:
 
     def finish(self, sim: PveSim, status: int) -> None:
         template = self.route.template if self.route else None
+        params = {k: "<redacted>" if k in _SECRETS else v for k, v in self.params.items()}
         sim.log(
             RequestRecord(
                 self.method,
                 self.path,
-                dict(self.params),
+                params,
                 template,
                 self.identity,
                 status,
