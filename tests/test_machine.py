@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from nestctl.machine import CommandResult, CommandStatus, Host, ReadStatus, RecordingRunner
+from nestctl.machine import (
+    CommandResult,
+    CommandStatus,
+    Host,
+    ReadStatus,
+    RecordingRunner,
+    UnsafeWriteError,
+)
 from tests.helpers import read_tree, write_tree
+from tests.privileges import DENY_DIR, DENY_FILE, PASS_ONLY, as_unprivileged, needs_root
 
 
 def test_paths_are_mapped_under_the_root(tmp_path: Path) -> None:
@@ -26,9 +34,41 @@ def test_missing_unreadable_and_directory_are_distinct(tmp_path: Path) -> None:
     assert host.read("/etc/nope").status is ReadStatus.MISSING
     assert host.read("/etc/dir").status is ReadStatus.NOT_A_FILE
     assert host.read("/etc/secret/below").status is ReadStatus.MISSING
-    if os.geteuid() != 0:  # root can read a 000 file
-        (tmp_path / "etc/secret").chmod(0)
-        assert host.read("/etc/secret").status is ReadStatus.UNREADABLE
+
+
+def test_what_a_user_may_not_see_is_not_permitted_never_missing(open_tmp_path: Path) -> None:
+    write_tree(open_tmp_path, {"/etc/secret": "x", "/root/dir/a": "", "/var/run/qemu-server/1": ""})
+    (open_tmp_path / "etc/secret").chmod(DENY_FILE)
+    (open_tmp_path / "root").chmod(DENY_DIR)
+    (open_tmp_path / "var/run/qemu-server").chmod(PASS_ONLY)  # may pass through, not list
+    (open_tmp_path / "etc").chmod(0o555)  # root's 0755 /etc, as nobody sees it
+
+    def look() -> list[object]:
+        host = Host(open_tmp_path)
+        return [
+            host.read("/etc/secret").status,
+            host.read_tail("/etc/secret").status,
+            host.read_text("/etc/secret"),
+            host.exists("/root/dir/a").present,
+            host.exists("/root/dir/a").status,
+            host.listdir("/root/dir").status,
+            host.listdir("/var/run/qemu-server").status,
+            host.exists("/var/run/qemu-server/1").present,  # known without listing
+            host.writable_dir("/etc/modprobe.d"),
+        ]
+
+    denied = ReadStatus.NOT_PERMITTED
+    assert as_unprivileged(look) == [
+        denied,
+        denied,
+        None,
+        None,
+        denied,
+        denied,
+        denied,
+        True,
+        "/etc/modprobe.d: permission denied",
+    ]
 
 
 def test_binary_garbage_is_decoded_not_raised(tmp_path: Path) -> None:
@@ -44,11 +84,12 @@ def test_glob_lists_sorted_host_paths(tmp_path: Path) -> None:
         {"/etc/modprobe.d/b.conf": "", "/etc/modprobe.d/a.conf": "", "/etc/modprobe.d/x.txt": ""},
     )
     host = Host(tmp_path)
-    assert host.glob("/etc/modprobe.d", "*.conf") == [
+    assert host.glob("/etc/modprobe.d", "*.conf").paths() == [
         "/etc/modprobe.d/a.conf",
         "/etc/modprobe.d/b.conf",
     ]
-    assert host.glob("/nonexistent") == []
+    missing = host.glob("/nonexistent")
+    assert (missing.status, missing.names) == (ReadStatus.MISSING, ())
 
 
 def test_commands_under_a_fake_root_are_recorded_not_run(tmp_path: Path) -> None:
@@ -74,24 +115,88 @@ def test_a_responder_answers_like_the_real_command(tmp_path: Path) -> None:
     assert host.run(["qm", "list"]).status is CommandStatus.RECORDED
 
 
-def test_write_atomic_keeps_mode_and_leaves_no_temp_files(tmp_path: Path) -> None:
+def test_write_atomic_gives_a_fixed_mode_and_leaves_no_temp_files(tmp_path: Path) -> None:
     write_tree(tmp_path, {"/etc/modprobe.d/kvm-intel.conf": "old\n"})
-    (tmp_path / "etc/modprobe.d/kvm-intel.conf").chmod(0o600)
+    (tmp_path / "etc/modprobe.d/kvm-intel.conf").chmod(0o666)
     host = Host(tmp_path)
     host.write_atomic("/etc/modprobe.d/kvm-intel.conf", "options kvm_intel nested=1\n")
     assert read_tree(tmp_path) == {"/etc/modprobe.d/kvm-intel.conf": "options kvm_intel nested=1\n"}
-    assert (tmp_path / "etc/modprobe.d/kvm-intel.conf").stat().st_mode & 0o777 == 0o600
+    # Never the mode that was there: a world-writable modprobe.d file is a root escalation.
+    assert (tmp_path / "etc/modprobe.d/kvm-intel.conf").stat().st_mode & 0o777 == 0o644
     host.write_atomic("/etc/new/dir/file.conf", "x\n")
     assert (tmp_path / "etc/new/dir/file.conf").stat().st_mode & 0o777 == 0o644
 
 
-def test_backup_goes_outside_the_source_directory(tmp_path: Path) -> None:
-    write_tree(tmp_path, {"/etc/modprobe.d/kvm.conf": "options kvm_intel nested=0\n"})
+def test_write_atomic_never_writes_through_a_symlink(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"/dev/null": ""})
+    (tmp_path / "dev/null").chmod(0o666)  # a stand-in for the real /dev/null's mode
+    (tmp_path / "etc/modprobe.d").mkdir(parents=True)
+    link = tmp_path / "etc/modprobe.d/kvm-intel.conf"
+    link.symlink_to(tmp_path / "dev/null")
     host = Host(tmp_path)
-    dest = host.backup("/etc/modprobe.d/kvm.conf", "/var/backups/nestctl", "20261124T210000")
-    assert dest == "/var/backups/nestctl/20261124T210000/etc/modprobe.d/kvm.conf"
-    assert host.read_text(dest) == "options kvm_intel nested=0\n"
-    assert host.backup("/etc/modprobe.d/none.conf", "/var/backups/nestctl", "x") is None
+    with pytest.raises(UnsafeWriteError, match="symlink the plan did not name"):
+        host.write_atomic("/etc/modprobe.d/kvm-intel.conf", "options kvm_intel nested=1\n")
+    assert link.is_symlink()
+    host.write_atomic(
+        "/etc/modprobe.d/kvm-intel.conf", "options kvm_intel nested=1\n", replace_symlink=True
+    )
+    assert not link.is_symlink()
+    assert link.stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "dev/null").read_text() == ""  # the target is untouched
+    assert (tmp_path / "dev/null").stat().st_mode & 0o777 == 0o666
+    os.mkfifo(tmp_path / "etc/modprobe.d/fifo.conf")
+    with pytest.raises(UnsafeWriteError, match="is a FIFO"):
+        host.write_atomic("/etc/modprobe.d/fifo.conf", "x\n")
+
+
+def test_files_written_as_root_belong_to_root(open_tmp_path: Path) -> None:
+    needs_root()
+    write_tree(open_tmp_path, {"/etc/modprobe.d/kvm.conf": "old\n"})
+    os.chown(open_tmp_path / "etc/modprobe.d/kvm.conf", 65534, 65534)
+    Host(open_tmp_path).write_atomic("/etc/modprobe.d/kvm.conf", "new\n")
+    st = (open_tmp_path / "etc/modprobe.d/kvm.conf").stat()
+    assert (st.st_uid, st.st_gid) == (0, 0)
+
+
+def test_backups_keep_links_modes_and_owners_in_a_directory_per_run(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"/etc/modprobe.d/kvm.conf": "options kvm_intel nested=0\n"})
+    conf = tmp_path / "etc/modprobe.d/kvm.conf"
+    conf.chmod(0o640)
+    if os.geteuid() == 0:
+        os.chown(conf, 65534, 65534)
+    (tmp_path / "etc/modprobe.d/kvm-intel.conf").symlink_to("/dev/null")
+    host = Host(tmp_path)
+    first = host.make_backup_dir("/var/backups/nestctl", "20261124T210000Z")
+    second = host.make_backup_dir("/var/backups/nestctl", "20261124T210000Z")
+    assert first != second  # two runs in one second do not share (or overwrite) backups
+    assert first.startswith("/var/backups/nestctl/20261124T210000Z-")
+    dest = host.backup("/etc/modprobe.d/kvm.conf", first)
+    assert dest == f"{first}/etc/modprobe.d/kvm.conf"
+    copy = host.path(dest)
+    assert copy.read_text() == "options kvm_intel nested=0\n"
+    assert (copy.stat().st_mode & 0o777, copy.stat().st_uid) == (0o640, conf.stat().st_uid)
+    link = host.backup("/etc/modprobe.d/kvm-intel.conf", first)
+    assert link is not None
+    assert host.path(link).is_symlink()  # the link itself, not /dev/null's content or mode
+    assert os.readlink(host.path(link)) == "/dev/null"
+    assert host.backup("/etc/modprobe.d/none.conf", first) is None
+    # And back: a link comes back as the link, a file with its mode.
+    (tmp_path / "etc/modprobe.d/kvm-intel.conf").unlink()
+    conf.write_text("changed\n")
+    conf.chmod(0o644)
+    host.restore(link, "/etc/modprobe.d/kvm-intel.conf")
+    host.restore(dest, "/etc/modprobe.d/kvm.conf")
+    assert os.readlink(tmp_path / "etc/modprobe.d/kvm-intel.conf") == "/dev/null"
+    assert conf.read_text() == "options kvm_intel nested=0\n"
+    assert conf.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_fifo_is_not_backed_up(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    os.mkfifo(tmp_path / "etc/x.conf")
+    host = Host(tmp_path)
+    with pytest.raises(UnsafeWriteError, match="is a FIFO"):  # and it did not block reading it
+        host.backup("/etc/x.conf", host.make_backup_dir("/var/backups/nestctl", "s"))
 
 
 def test_root_problems_are_reported(tmp_path: Path) -> None:
@@ -101,11 +206,11 @@ def test_root_problems_are_reported(tmp_path: Path) -> None:
     assert Host(tmp_path).root_problem() is None
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
-def test_unwritable_directory_is_named(tmp_path: Path) -> None:
-    (tmp_path / "etc").mkdir()
-    (tmp_path / "etc").chmod(0o555)
-    assert Host(tmp_path).writable_dir("/etc/modprobe.d") is not None
+def test_unwritable_directory_is_named(open_tmp_path: Path) -> None:
+    (open_tmp_path / "etc").mkdir()
+    (open_tmp_path / "etc").chmod(0o555)
+    problem = as_unprivileged(lambda: Host(open_tmp_path).writable_dir("/etc/modprobe.d"))
+    assert problem == "/etc/modprobe.d: permission denied"
 
 
 def test_find_program_under_a_root(tmp_path: Path) -> None:
@@ -126,6 +231,82 @@ def test_large_limits_do_not_break_procfs_sysctl_reads() -> None:
     assert read.text.strip() == os.uname().release
 
 
-def test_reads_stop_at_the_limit(tmp_path: Path) -> None:
-    write_tree(tmp_path, {"/big": b"x" * 200_000})
-    assert Host(tmp_path).read("/big", max_bytes=150_000).text == "x" * 150_000
+def test_a_file_over_the_limit_is_truncated_not_ok(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"/big": b"x" * 200_000, "/exact": b"y" * 1000})
+    host = Host(tmp_path)
+    big = host.read("/big", max_bytes=150_000)
+    assert big.status is ReadStatus.TRUNCATED
+    assert big.text == "x" * 150_000
+    assert host.read_text("/big") is not None  # under the default 8 MiB limit
+    exact = host.read("/exact", max_bytes=1000)
+    assert (exact.status, exact.text) == (ReadStatus.OK, "y" * 1000)
+
+
+def test_read_tail_gives_the_newest_whole_lines(tmp_path: Path) -> None:
+    lines = [f"line {i}\n" for i in range(10_000)]
+    write_tree(tmp_path, {"/var/log/kern.log": "".join(lines), "/short": "a\nb\n"})
+    host = Host(tmp_path)
+    tail = host.read_tail("/var/log/kern.log", max_bytes=1000)
+    assert tail.status is ReadStatus.TRUNCATED
+    assert tail.text is not None
+    assert tail.text.endswith("line 9999\n")
+    assert tail.text.startswith("line ")  # the partial first line is dropped
+    assert len(tail.text) <= 1000
+    short = host.read_tail("/short", max_bytes=1000)
+    assert (short.status, short.text) == (ReadStatus.OK, "a\nb\n")
+
+
+def test_read_tail_of_a_file_that_reports_no_size() -> None:
+    # procfs files report size 0: the tail is found by reading forward.
+    if not os.path.exists("/proc/self/mountinfo"):
+        pytest.skip("no procfs here")
+    host = Host("/")
+    whole = host.read("/proc/self/mountinfo").text
+    tail = host.read_tail("/proc/self/mountinfo", max_bytes=200).text
+    assert whole is not None
+    assert tail is not None
+    assert len(tail) <= 200
+    assert whole.endswith(tail)
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "link").symlink_to(tmp_path / "fifo")
+    host = Host(tmp_path)
+    # Opening a FIFO for reading blocks until a writer comes: this would hang on the old code.
+    for path in ("/fifo", "/link"):
+        read = host.read(path)
+        assert read.status is ReadStatus.NOT_A_FILE
+        assert read.error == "is a FIFO"
+        assert host.read_tail(path).status is ReadStatus.NOT_A_FILE
+
+
+def test_a_device_is_refused_without_opening_it(tmp_path: Path) -> None:
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev/zero").symlink_to("/dev/zero")  # endless if read
+    read = Host(tmp_path).read("/dev/zero")
+    assert (read.status, read.error) == (ReadStatus.NOT_A_FILE, "is a device")
+
+
+def test_exists_and_listdir_report_facts_with_a_status(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"/etc/file": "x", "/etc/dir/a": "", "/etc/dir/b": ""})
+    (tmp_path / "etc/dangling").symlink_to(tmp_path / "nowhere")
+    host = Host(tmp_path)
+    assert host.exists("/etc/file").present is True
+    assert host.exists("/etc/dangling").present is True  # the link itself is there
+    assert host.exists("/etc/nope").present is False
+    assert host.exists("/etc/file/below").present is False
+    listing = host.listdir("/etc/dir")
+    assert (listing.status, listing.names) == (ReadStatus.OK, ("a", "b"))
+    assert host.listdir("/etc/nope").status is ReadStatus.MISSING
+    assert host.listdir("/etc/file").status is ReadStatus.NOT_A_FILE
+    assert host.listdir("/etc/file/below").status is ReadStatus.MISSING
+
+
+def test_probe_records_have_no_truth_value(tmp_path: Path) -> None:
+    # `if host.exists(p)` would quietly turn "could not check" into "no": it must not compile
+    # into a silent answer.
+    host = Host(tmp_path)
+    for record in (host.exists("/x"), host.listdir("/x"), host.read("/x")):
+        with pytest.raises(TypeError, match="no truth value"):
+            bool(record)

@@ -22,7 +22,7 @@ SUMMARIES = {
 
 
 def is_proxmox_node(host: Host) -> bool:
-    return any(host.exists(p) for p in PVE_MARKERS)
+    return any(host.exists(p).present is True for p in PVE_MARKERS)
 
 
 def doctor_report(

@@ -42,6 +42,15 @@ class LazyGroup(click.Group):
             raise TypeError(f"{spec[0]} is not a click command")
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        # Ctrl-C inside a command: past click's "Aborted!" (exit 1) to the error boundary (130).
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            from nestctl.cli.common import Interrupted  # noqa: PLC0415
+
+            raise Interrupted from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):

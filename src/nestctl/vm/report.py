@@ -225,7 +225,7 @@ def analyse_vm(cfg: VmConfig, run: RunningCheck, ctx: VmContext) -> VmResult:
         vmid=vmid,
         name=nextconf.get("name"),
         node=cfg.node or node_of(cfg.path),
-        running=run.running,
+        running=run.running is True,  # i8-core: None (unknown) is i13-api's to show
         cpu_arg=cpu_now,
         cpu_arg_pending=cpu_next if cfg.has_pending else None,
         running_cpu_arg=running_cpu,
@@ -623,10 +623,13 @@ def _join_guest_view(r: VmResult) -> None:
         return
     if r.guest.get("os") == "windows":
         state = "ok" if r.guest.get("kvm_usable") else "unknown"
+    elif r.guest.get("os") is None:  # the agent could not tell the OS: nothing was probed
+        state = "unknown"
     elif r.guest.get("virt_flag") is None:
         state = "broken"
     else:
-        state = "ok" if r.guest.get("kvm_usable") else "broken"
+        usable = r.guest.get("kvm_usable")  # None: the guest could not be checked, not "no"
+        state = "ok" if usable else "unknown" if usable is None else "broken"
     r.chain["guest"] = state
     r.broken_link = next((k for k, v in r.chain.items() if v == "broken"), None)
 
@@ -639,7 +642,7 @@ def _pidfile_vmids(host: Host) -> set[int]:
     """VMIDs with a pid file: one directory listing instead of a failed open per VM."""
     out: set[int] = set()
     for d in PID_DIRS:
-        for name in host.listdir(d) or []:
+        for name in host.listdir(d).names:
             stem, dot, ext = name.partition(".")
             if dot and ext == "pid" and stem.isdigit():
                 out.add(int(stem))

@@ -50,7 +50,7 @@ def upstream_tuple(version: str) -> tuple[int, ...] | None:
     upstream = version.split(":", 1)[-1]
     if "-" in upstream:
         upstream = upstream.rsplit("-", 1)[0]
-    m = re.match(r"\d+(?:\.\d+)*", upstream)
+    m = re.match(r"\d+(?:\.\d+)*", upstream, re.ASCII)
     if not m:
         return None
     return tuple(int(p) for p in m.group(0).split("."))
@@ -91,7 +91,7 @@ def compare_versions(a: str, b: str) -> int:
         epoch = 0
         if ":" in v:
             e, v = v.split(":", 1)
-            epoch = int(e) if e.isdigit() else 0
+            epoch = int(e) if e.isascii() and e.isdigit() else 0
         up, _, rev = v.rpartition("-") if "-" in v else (v, "", "")
         return epoch, up, rev
 
