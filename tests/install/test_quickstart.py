@@ -80,6 +80,15 @@ def test_quickstart_command_installs_with_debian_python_only() -> None:
         assert "apt-get update reported errors" in again.stderr, again.stderr
         assert ENABLE_HINT in again.stdout, again.stdout
 
+        # A copy from an earlier `pip install --break-system-packages .` (which python3 finds
+        # first) would run instead of the package: the install names it and how to remove it.
+        site = root.check("python3 -c 'import site; print(site.getsitepackages()[0])'").strip()
+        write_tree(root.path, {f"{site}/nestctl/__init__.py": '__version__ = "0.0.1"\n'})
+        shadowed = root.run("cd /root/nestctl && scripts/install")
+        assert shadowed.returncode == 0, shadowed.stdout + shadowed.stderr
+        assert f"python3 imports nestctl from {site}/nestctl" in shadowed.stderr
+        assert "pip uninstall --break-system-packages nestctl" in shadowed.stderr
+
 
 def test_install_refuses_where_it_cannot_install() -> None:
     """Not root, or not Debian: say what to do instead, exit 2, change nothing."""
