@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -155,13 +157,30 @@ def test_completion_generated_by_nestctl(deb: Path, shell: str) -> None:
     assert data == expected
 
 
-def test_every_optional_feature_has_its_debian_package(deb: Path) -> None:
-    """A dependency any pyproject extra declares is in Recommends or Suggests (by Debian name)."""
+def builder() -> ModuleType:
+    """packaging/build_deb.py, imported as scripts/build-deb runs it."""
     sys.path.insert(0, str(REPO / "packaging"))
     try:
-        from build_deb import debian_package  # noqa: PLC0415
+        return importlib.import_module("build_deb")
     finally:
         sys.path.remove(str(REPO / "packaging"))
+
+
+@pytest.mark.parametrize(
+    ("upstream", "debian", "release"),
+    [("0.2.0.dev1", "0.2.0~dev1-1", "0.2.0"), ("1.0rc2", "1.0~rc2-1", "1.0")],
+)
+def test_debian_version_sorts_prereleases_first(upstream: str, debian: str, release: str) -> None:
+    assert builder().debian_version(upstream) == debian
+    final = builder().debian_version(release)
+    assert final == f"{release}-1"
+    ordered = subprocess.run(["dpkg", "--compare-versions", debian, "lt", final], check=False)
+    assert ordered.returncode == 0
+
+
+def test_every_optional_feature_has_its_debian_package(deb: Path) -> None:
+    """A dependency any pyproject extra declares is in Recommends or Suggests (by Debian name)."""
+    debian_package = builder().debian_package
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"].get(
         "optional-dependencies", {}
     )

@@ -68,9 +68,26 @@ def test_quickstart_command_installs_with_debian_python_only() -> None:
         # On a host where nesting is off, the next step includes the plan to turn it on
         # (NESTCTL_ROOT points nestctl at a Proxmox host tree with kvm_intel nested=N).
         write_tree(root.host_path("/tmp/nesting-off"), intel_host(nested="N"))
+        # Also: a repository that refuses us (as Proxmox's enterprise one does without a
+        # subscription) fails `apt-get update`; the install goes on with Debian's lists.
+        root.check(
+            "echo 'deb http://deb.debian.org/debian-no-such-archive bookworm main' "
+            "> /etc/apt/sources.list.d/refused.list && rm -f /var/lib/apt/lists/*_Packages*"
+        )
         again = root.run("cd /root/nestctl && NESTCTL_ROOT=/tmp/nesting-off scripts/install")
         assert again.returncode == 0, again.stdout + again.stderr
+        assert "updating apt's package lists" in again.stdout
+        assert "apt-get update reported errors" in again.stderr, again.stderr
         assert ENABLE_HINT in again.stdout, again.stdout
+
+        # A copy from an earlier `pip install --break-system-packages .` (which python3 finds
+        # first) would run instead of the package: the install names it and how to remove it.
+        site = root.check("python3 -c 'import site; print(site.getsitepackages()[0])'").strip()
+        write_tree(root.path, {f"{site}/nestctl/__init__.py": '__version__ = "0.0.1"\n'})
+        shadowed = root.run("cd /root/nestctl && scripts/install")
+        assert shadowed.returncode == 0, shadowed.stdout + shadowed.stderr
+        assert f"python3 imports nestctl from {site}/nestctl" in shadowed.stderr
+        assert "pip uninstall --break-system-packages nestctl" in shadowed.stderr
 
 
 def test_install_refuses_where_it_cannot_install() -> None:
