@@ -2,7 +2,7 @@
 
 Runs last (the broken-link L1s are stopped first: they would share the 2 cores). The result files
 and the comparison are kept in the artifacts folder (`bench-l1.json`, `bench-l2.json`,
-`bench-compare.json`, `bench-summary.json`).
+`bench-compare.json` and `.txt`, `bench-summary.json`).
 """
 
 from __future__ import annotations
@@ -38,6 +38,11 @@ def test_bench_in_l1_and_l2_compared(lab: Lab, artifacts: Path) -> None:
         (artifacts / f"bench-{level}.json").write_bytes(raw)
         files[level] = json.loads(raw)
     (artifacts / "bench-compare.json").write_text(json.dumps(compare, indent=1) + "\n")
+    shown = l1.run(
+        ["/usr/bin/env", "COLUMNS=100", "/usr/local/bin/nestctl", "bench", "compare",
+         "/var/tmp/bench-l1.json", "/var/tmp/bench-l2.json"]
+    )  # fmt: skip
+    (artifacts / "bench-compare.txt").write_bytes(shown.stdout)
 
     # L1 is named as emulated; L2 runs under L1's real KVM, one level deeper.
     assert files["l1"]["where"]["accel"] == "tcg"
