@@ -54,7 +54,10 @@ def tree(ctx: click.Context, /, **params: Any) -> None:
     if local or inner:
         from nestctl.tree.local import local_views  # noqa: PLC0415
 
-        views += local_views(root, inner, guests=guests)
+        try:
+            views += local_views(root, inner, guests=guests)
+        except NestctlError as exc:  # a malformed --inner: a usage error, before any work
+            raise click.UsageError(str(exc)) from exc
     targets = resolve_targets(params)
     if not targets and not views:
         targets = list(load_targets(params).values())
