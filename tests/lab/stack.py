@@ -99,8 +99,8 @@ class L1:
     def sh(self, script: str, timeout: float = 60.0) -> str:
         res = self.run(["/bin/sh", "-c", script], timeout)
         if res.exitcode != 0:
-            raise LabError(f"L1 {self.spec.vmid}: sh -c {script!r}: exit {res.exitcode}: "
-                           f"{res.stderr.decode(errors='replace')}")  # fmt: skip
+            err = res.stderr.decode(errors="replace")
+            raise LabError(f"L1 {self.spec.vmid}: sh -c {script!r}: exit {res.exitcode}: {err}")
         return res.stdout.decode(errors="replace")
 
     def read(self, path: str) -> bytes:

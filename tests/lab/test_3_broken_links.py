@@ -11,17 +11,16 @@ from pathlib import Path
 
 from tests.lab.conftest import Lab
 from tests.lab.l0_cli import inner_doctor, nestctl_l0
+from tests.lab.stack import L1
 
 #: What Proxmox starts for `cpu: qemu64` (nestctl's prediction of its -cpu): under KVM, QEMU
 #: switches svm off for built-in models unless +svm is given.
 QEMU64_AS_PROXMOX_STARTS_IT = "qemu64,enforce,+kvm_pv_eoi,+kvm_pv_unhalt"
 
 
-def _tree(l0_root: Path, tmp_path: Path, vmid: int, lab_l1: object) -> dict[int, dict]:
-    from tests.lab.stack import L1  # noqa: PLC0415
-
-    assert isinstance(lab_l1, L1)
-    inner = inner_doctor(lab_l1, tmp_path / f"l1-{vmid}.json")
+def _tree(l0_root: Path, tmp_path: Path, vmid: int, l1: L1) -> dict[int, dict]:
+    """L0's VMs in `nestctl tree`, with L1 `vmid`'s own doctor report hung under its VM."""
+    inner = inner_doctor(l1, tmp_path / f"l1-{vmid}.json")
     _code, body = nestctl_l0("tree", "--root", str(l0_root), "--inner", f"{vmid}={inner}")
     return {vm["vmid"]: vm for vm in body["tree"][0]["children"]}
 
