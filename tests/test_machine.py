@@ -4,6 +4,7 @@ under a non-live root are recorded and never run."""
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from nestctl.machine import (
     CommandResult,
     CommandStatus,
     Host,
+    Listing,
+    Presence,
     ReadStatus,
     RecordingRunner,
     UnsafeWriteError,
@@ -310,3 +313,14 @@ def test_probe_records_have_no_truth_value(tmp_path: Path) -> None:
     for record in (host.exists("/x"), host.listdir("/x"), host.read("/x")):
         with pytest.raises(TypeError, match="no truth value"):
             bool(record)
+
+
+def test_probe_records_are_immutable_values() -> None:
+    listing = Listing("/etc", ReadStatus.OK, ("a", "b"))
+    assert listing == Listing("/etc", ReadStatus.OK, ("a", "b"))
+    assert listing != Listing("/etc", ReadStatus.OK, ("a",))
+    assert pickle.loads(pickle.dumps(listing)) == listing
+    assert "names=('a', 'b')" in repr(listing)
+    with pytest.raises(AttributeError, match="immutable"):
+        listing.status = ReadStatus.MISSING  # type: ignore[misc]
+    assert len({Presence("/x", ReadStatus.OK), Presence("/x", ReadStatus.OK)}) == 1

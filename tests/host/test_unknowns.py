@@ -189,3 +189,17 @@ def test_a_kernel_log_over_the_read_limit_is_read_from_its_end(tmp_path: Path) -
 def test_hypervisor_line_with_a_long_space_run() -> None:
     line = "kernel: Hypervisor detected:" + " " * 100_000 + "KVM" + " " * 100_000 + "x\n"
     assert scan_log(line, "dmesg").hypervisor == "KVM" + " " * 100_000 + "x"
+
+
+def test_unknown_vms_do_not_change_the_host_verdict(open_tmp_path: Path) -> None:
+    # Which VMs run matters for a reload, not for whether nesting is ready.
+    files = dict(SCENARIOS["intel-nested-on"][0])
+    files["/var/run/qemu-server/100.pid"] = "4242\n"
+    files["/proc/4242/cmdline"] = qemu_cmdline(100)
+    write_tree(open_tmp_path, files)
+    _pidfiles_0600(open_tmp_path)
+    body = as_unprivileged(lambda: host_json(open_tmp_path))
+    assert body["verdict"] == "ready"
+    assert body["host"]["running_vms"] is None  # type: ignore[index]
+    [finding] = [f for f in body["findings"] if f["code"] == "host.vms.unknown"]  # type: ignore[index,union-attr]
+    assert finding["severity"] == "warning"
