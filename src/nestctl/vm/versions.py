@@ -132,7 +132,11 @@ def read_versions(host: Host) -> PackageVersions:
     if read.text is None:
         problem = () if read.status.value == "missing" else (f"{DPKG_STATUS}: {read.error}",)
         return PackageVersions(problems=problem)
-    installed = parse_dpkg_status(read.text)
+    return package_versions(parse_dpkg_status(read.text))
+
+
+def package_versions(installed: Mapping[str, str]) -> PackageVersions:
+    """The versions that matter from package -> Debian version (dpkg, or the API's apt list)."""
     raw = {p: installed[p] for p in PACKAGES if p in installed}
 
     def ver(pkg: str) -> tuple[int, ...] | None:
