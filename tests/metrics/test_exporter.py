@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from nestctl.cli import cli
 from nestctl.cli.common import NestctlError
-from nestctl.cli.exporter import parse_listen
+from nestctl.cli.exporter import DEFAULT_LISTEN, parse_listen
 from nestctl.metrics.exporter import Exporter, make_server
 from nestctl.metrics.run import Checked
 from tests.metrics.tools import cluster_body, parse, value
@@ -132,8 +132,6 @@ def test_listen_parsing() -> None:
 
 
 def test_default_port_collides_with_neither_pve_exporter_nor_node_exporter() -> None:
-    from nestctl.cli.exporter import DEFAULT_LISTEN
-
     port = int(DEFAULT_LISTEN.rsplit(":", 1)[1])
     assert port not in (9221, 9100, 9090, 9093, 8006)
 

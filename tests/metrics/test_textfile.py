@@ -3,6 +3,7 @@ failure series (never stale success)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import threading
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from nestctl.cli import cli, metrics as cli_metrics
+from nestctl.cli import cli
+from nestctl.cli import metrics as cli_metrics
 from nestctl.cli.common import NestctlError
 from nestctl.metrics import textfile
 from nestctl.metrics.run import Check, Checked
@@ -168,10 +170,8 @@ def test_a_reader_polling_during_repeated_writes_never_sees_a_partial_file(
         while not stop.is_set():
             for name in os.listdir(out):
                 if name.endswith(".prom"):  # what node_exporter reads
-                    try:
+                    with contextlib.suppress(FileNotFoundError):
                         seen.append((out / name).read_text())
-                    except FileNotFoundError:
-                        pass
 
     thread = threading.Thread(target=reader)
     thread.start()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.doctor.test_doctor import node
 from tests.vm.vmtrees import run_vm, vm_conf
@@ -121,8 +122,6 @@ def cluster_body() -> dict[str, Any]:
 
 def parse(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """Exposition text -> {(name, labels): value}, read by prometheus_client's own parser."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     out: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
     for fam in text_string_to_metric_families(text):
         for s in fam.samples:
