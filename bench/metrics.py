@@ -1,0 +1,129 @@
+"""Benchmark: `nestctl exporter` scrapes and `nestctl metrics --textfile` runs over generated trees.
+
+1. Exporter, 2,000-VM cluster (fixture root: configs under /etc/pve/nodes/pve1..8, checked with
+   --all-nodes): median scrape when fresh (--min-interval 0: every scrape runs the check) and
+   when served from the cache (--min-interval 3600). Targets: <= 1 s fresh, <= 20 ms cached.
+2. Textfile, 500-VM node: median of whole `nestctl metrics --textfile DIR` processes against
+   `nestctl vm --json` on the same node. Target: ratio <= 1.5.
+
+Trees are built at run time by bench/vm_cluster.py's builder (Proxmox's own cfg2cmd configs from
+../shared/conformance, never copied into the repository). Medians, since the machine is shared.
+
+Usage: python bench/metrics.py [--runs 7] [--python .venv/latest/bin/python]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from vm_cluster import REPO, build_tree  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def scrape(url: str) -> float:
+    start = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=60) as resp:
+        body = resp.read()
+    elapsed = time.perf_counter() - start
+    if b"nestctl_run_success 1" not in body:
+        sys.exit(f"scrape of {url} did not report a successful run:\n{body[:2000]!r}")
+    return elapsed
+
+
+def exporter_medians(
+    python: str, root: Path, env: dict[str, str], runs: int
+) -> tuple[float, float]:
+    def serve(min_interval: str) -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        argv = [python, "-m", "nestctl", "exporter", "--listen", f"127.0.0.1:{port}",
+                "--root", str(root), "--all-nodes", "--no-qemu", "--timeout", "60",
+                "--min-interval", min_interval]  # fmt: skip
+        proc = subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}/metrics"
+        for _ in range(200):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1):
+                    return proc, url
+            except OSError:
+                time.sleep(0.05)
+        proc.kill()
+        sys.exit("the exporter did not start")
+
+    proc, url = serve("0")
+    try:
+        scrape(url)  # warm-up: imports, page cache
+        fresh = [scrape(url) for _ in range(runs)]
+    finally:
+        proc.terminate()
+        proc.wait()
+    proc, url = serve("3600")
+    try:
+        scrape(url)  # the one fresh check the cache then serves
+        cached = [scrape(url) for _ in range(runs * 3)]
+    finally:
+        proc.terminate()
+        proc.wait()
+    return statistics.median(fresh), statistics.median(cached)
+
+
+def process_median(argv: list[str], env: dict[str, str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        done = subprocess.run(argv, env=env, capture_output=True, check=False)
+        times.append(time.perf_counter() - start)
+        if done.returncode not in (0, 1):
+            sys.exit(f"{' '.join(argv)}: exit {done.returncode}\n{done.stderr.decode()[-2000:]}")
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--python", default=str(REPO / ".venv" / "latest" / "bin" / "python"))
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="nestctl-metricsbench."))
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    env["XDG_CACHE_HOME"] = str(work / "cache")
+
+    cluster = work / "cluster-2000"
+    build_tree(cluster, 2000, 8)
+    fresh, cached = exporter_medians(args.python, cluster, env, args.runs)
+    print(f"exporter, 2,000 VMs: fresh scrape median {fresh:.3f} s (target <= 1 s), "
+          f"cached median {cached * 1000:.1f} ms (target <= 20 ms)")  # fmt: skip
+
+    node = work / "node-500"
+    build_tree(node, 500, 1)
+    out = work / "textfile"
+    out.mkdir()
+    base = [args.python, "-m", "nestctl"]
+    common = ["--root", str(node), "--no-qemu"]
+    vm_json = process_median([*base, "vm", "--json", *common], env, args.runs)
+    textfile = process_median([*base, "metrics", "--textfile", str(out), *common], env, args.runs)
+    print(f"500-VM node: nestctl vm --json median {vm_json:.3f} s, metrics --textfile median "
+          f"{textfile:.3f} s, ratio {textfile / vm_json:.2f} (target <= 1.5)")  # fmt: skip
+    ok = fresh <= 1.0 and cached <= 0.020 and textfile / vm_json <= 1.5
+    print("targets met" if ok else "TARGETS MISSED")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
