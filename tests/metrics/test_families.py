@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from nestctl.cli import cli
@@ -14,6 +17,8 @@ from nestctl.metrics.catalogue import CATALOGUE
 from nestctl.metrics.exposition import render
 from nestctl.metrics.family import Families, node_id, vm_id
 from nestctl.metrics.report import report_families
+from nestctl.metrics.run import CheckRunner
+from nestctl.metrics.sources import local_check
 from tests.metrics.tools import cluster_body, lab_node, names, parse, value, vm_obj
 
 
@@ -240,24 +245,44 @@ def test_hostile_values_never_become_labels_or_samples() -> None:
     assert not [k for k in s if any("TYPE" in v for _, v in k[1])]
 
 
-def test_bench_hook() -> None:
+def test_bench_hook_takes_the_bench_feeds_samples() -> None:
     fam = Families()
     bench_families(
         fam,
-        {
-            "ratios": [
-                {"vmid": 100, "layer": "L2", "bench": "cpu", "ratio": 0.94},
-                {"id": "qemu/101", "layer": "L2", "bench": "syscall", "ratio": 0.31},
-                {"id": "qemu/../x", "layer": "L2", "bench": "cpu", "ratio": 1},
-                {"vmid": 102, "layer": "L2", "bench": "disk", "ratio": None},
-            ]
-        },
+        [
+            ({"id": "pve1/100", "bench": "cpu"}, 0.94),  # a VM measured from its host
+            ({"id": "local/101", "bench": "syscall"}, 0.31),
+            ({"id": "pve1", "bench": "cpu"}, 0.99),  # a host measured on itself
+            ({"id": "qemu/../x", "bench": "cpu"}, 1.0),
+            ({"id": "pve1/102", "bench": "disk"}, None),
+            ({"id": "pve1/103", "bench": "free text"}, 0.5),
+        ],
     )
     s = parse(render(fam))
-    assert value(s, "nestctl_bench_ratio", id="qemu/100", layer="L2", bench="cpu") == 0.94
-    assert value(s, "nestctl_bench_ratio", id="qemu/101", layer="L2", bench="syscall") == 0.31
+    assert value(s, "nestctl_bench_ratio", id="qemu/100", bench="cpu") == 0.94
+    assert value(s, "nestctl_bench_ratio", id="qemu/101", bench="syscall") == 0.31
+    assert value(s, "nestctl_bench_ratio", id="node/pve1", bench="cpu") == 0.99
     assert value(s, "nestctl_probe_failed", id="qemu/102", probe="bench_ratio") == 1
-    assert len([k for k in s if k[0] == "nestctl_bench_ratio"]) == 2
+    assert len([k for k in s if k[0] == "nestctl_bench_ratio"]) == 3
+
+
+def test_saved_bench_results_reach_the_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The slot `nestctl bench` fills: its feed module's samples become families of a run."""
+    feed = types.ModuleType("nestctl.bench.feed")
+    feed.recent_results = lambda host: [{"where": {}}]  # type: ignore[attr-defined]
+    feed.metric_samples = lambda docs: [({"id": "pve1/100", "bench": "cpu"}, 0.9)] * len(docs)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "nestctl.bench.feed", feed)
+    check = local_check(str(lab_node(tmp_path)), guests=False, all_nodes=False, use_qemu=False)
+    result = CheckRunner(check, guests=False).run(30, None)
+    s = parse(render(result.families))
+    assert value(s, "nestctl_bench_ratio", id="qemu/100", bench="cpu") == 0.9
+    # Without the bench package: no samples, and the run still succeeds.
+    monkeypatch.setitem(sys.modules, "nestctl.bench.feed", None)
+    result = CheckRunner(check, guests=False).run(30, None)
+    assert result.ok
+    assert "nestctl_bench_ratio" not in names(parse(render(result.families)))
 
 
 def test_every_family_is_in_the_catalogue_and_the_docs() -> None:

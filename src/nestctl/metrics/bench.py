@@ -1,40 +1,57 @@
-"""Benchmark ratio families: the hook `nestctl bench` results feed (issue 12).
+"""Benchmark ratio families: where `nestctl bench` results (issue 12) enter the metrics.
 
-Input: ``{"ratios": [{"vmid": 100 | "id": "qemu/100", "layer": "L2", "bench": "cpu",
-"ratio": 0.94}, ...]}`` -- nested speed over the speed one layer down (1 = no overhead). A ratio
-that is null or not a number was not measured: no series, and a failed probe.
+`nestctl.bench.feed.metric_samples(docs)` yields ``({"id": ..., "bench": ...}, ratio)`` pairs:
+nested speed over the shallowest measured layer (1 = no overhead). Its ids are "<node>/<vmid>"
+for a VM measured from its host, or the host's name; here they become pve-exporter's
+`qemu/<vmid>` and `node/<name>`. Until the bench package is installed, there are no samples.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import importlib
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from nestctl.metrics.family import Families, as_value, node_id, vm_id
+from nestctl.metrics.family import Families, as_value, is_label_value, node_id, vm_id
+
+if TYPE_CHECKING:
+    from nestctl.machine import Host
+
+BenchSample = tuple[Mapping[str, Any], Any]
 
 
-def bench_families(fam: Families, results: Mapping[str, Any]) -> None:
-    ratios = results.get("ratios")
-    for item in ratios if isinstance(ratios, list) else []:
-        if not isinstance(item, Mapping):
+def bench_families(fam: Families, samples: Iterable[BenchSample]) -> None:
+    for labels, ratio in samples:
+        target = bench_target(labels.get("id"))
+        bench = labels.get("bench")
+        if target is None or not is_label_value(bench):
             continue
-        target = _target(item)
-        layer, bench = item.get("layer"), item.get("bench")
-        if target is None or not isinstance(layer, str) or not isinstance(bench, str):
-            continue
-        ratio = as_value(item.get("ratio"))
-        if ratio is None or isinstance(item.get("ratio"), bool) or ratio < 0:
+        value = as_value(ratio)
+        if value is None or isinstance(ratio, bool) or value < 0:
             fam.failed(target, "bench_ratio")
             continue
-        fam.add("nestctl_bench_ratio", ratio, id=target, layer=layer, bench=bench)
+        fam.add("nestctl_bench_ratio", value, id=target, bench=str(bench))
 
 
-def _target(item: Mapping[str, Any]) -> str | None:
+def bench_target(raw: object) -> str | None:
     """`qemu/<vmid>` or `node/<name>`, rebuilt from its parts (never copied as given)."""
-    given = item.get("id")
-    if isinstance(given, str):
-        kind, _, rest = given.partition("/")
-        if kind == "qemu" and rest.isascii() and rest.isdigit():
-            return vm_id(int(rest))
-        return node_id(rest) if kind == "node" else None
-    return vm_id(item.get("vmid"))
+    if not isinstance(raw, str):
+        return None
+    head, sep, tail = raw.partition("/")
+    if not sep:
+        return node_id(head)  # a host measured on itself
+    if head == "node":
+        return node_id(tail)
+    if tail.isascii() and tail.isdigit() and (head == "qemu" or node_id(head) or head == "local"):
+        return vm_id(int(tail))
+    return None
+
+
+def local_bench_samples(host: Host) -> list[BenchSample]:
+    """Saved `nestctl bench --save` results on this host, as samples (none without the bench
+    package). Imported by name: the bench package is optional for the metrics."""
+    try:
+        feed: Any = importlib.import_module("nestctl.bench.feed")
+    except ImportError:
+        return []
+    return list(feed.metric_samples(feed.recent_results(host)))

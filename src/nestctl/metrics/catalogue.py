@@ -97,6 +97,6 @@ CATALOGUE: dict[str, Spec] = {
     ),
     # Benchmarks (nestctl bench).
     "nestctl_bench_ratio": Spec(
-        "Nested speed relative to the layer below (1 = no overhead)", ("id", "layer", "bench")
+        "Nested speed relative to the shallowest layer measured (1 = no overhead)", ("id", "bench")
     ),
 }

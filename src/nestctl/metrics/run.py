@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from nestctl import __version__
+from nestctl.metrics.bench import BenchSample, bench_families
 from nestctl.metrics.family import Families
 from nestctl.metrics.report import report_families
 
@@ -23,6 +24,7 @@ Check = Callable[[], "Checked"]
 class Checked(NamedTuple):
     body: dict[str, Any]
     local_node: str | None = None
+    bench: list[BenchSample] = []  # noqa: RUF012 - a NamedTuple default, never mutated
 
 
 class RunResult(NamedTuple):
@@ -49,7 +51,9 @@ class CheckRunner:
     def _work(self, box: dict[str, Any]) -> None:
         try:
             got = self.check()
-            box["fam"] = report_families(got.body, local_node=got.local_node, guests=self.guests)
+            fam = report_families(got.body, local_node=got.local_node, guests=self.guests)
+            bench_families(fam, got.bench)
+            box["fam"] = fam
         except Exception as exc:  # noqa: BLE001 - any failure of the check is a failed run
             box["error"] = _describe(exc)
         except SystemExit as exc:  # a check that exits (a usage error deep inside)
