@@ -52,7 +52,7 @@ def exporter_medians(
     def serve(min_interval: str) -> tuple[subprocess.Popen[bytes], str]:
         port = free_port()
         argv = [python, "-m", "nestctl", "exporter", "--listen", f"127.0.0.1:{port}",
-                "--root", str(root), "--all-nodes", "--no-qemu", "--timeout", "60",
+                "--root", str(root), "--all-nodes", "--no-qemu", "--check-timeout", "60",
                 "--min-interval", min_interval]  # fmt: skip
         proc = subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}/metrics"

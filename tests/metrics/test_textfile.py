@@ -141,7 +141,7 @@ def test_a_check_that_hangs_times_out_as_a_failure(
     out = tmp_path / "out"
     out.mkdir()
     start = time.monotonic()
-    rc, output = run_metrics("--textfile", str(out), "--timeout", "0.3")
+    rc, output = run_metrics("--textfile", str(out), "--check-timeout", "0.3")
     release.set()
     assert time.monotonic() - start < 5
     assert rc == 2

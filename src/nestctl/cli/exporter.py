@@ -1,6 +1,6 @@
 """`nestctl exporter`: serve every layer's metrics at http://LISTEN/metrics for Prometheus.
 
-Each scrape runs a fresh check (at most --timeout seconds); a scrape sooner than --min-interval
+Each scrape runs a fresh check (at most --check-timeout seconds); a scrape sooner than --min-interval
 after the last check gets that check's page. Needs prometheus_client (Debian:
 python3-prometheus-client). Exit codes: 2 when it cannot start (missing package, bad --listen,
 port in use); it runs until stopped otherwise.
@@ -60,7 +60,7 @@ def exporter(  # noqa: PLR0917 - click passes each option as an argument
     guests: bool,
     all_nodes: bool,
     no_qemu: bool,
-    timeout: float | None,
+    check_timeout: float | None,
     root: str,
 ) -> None:
     """Serve Prometheus metrics of every layer, checked on each scrape."""
@@ -75,7 +75,7 @@ def exporter(  # noqa: PLR0917 - click passes each option as an argument
     exp = Exporter(
         check,
         guests=guests,
-        timeout=timeout if timeout is not None else 8.0,
+        timeout=check_timeout if check_timeout is not None else 8.0,
         min_interval=min_interval,
     )
     try:

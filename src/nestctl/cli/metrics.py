@@ -38,7 +38,7 @@ def check_options(func: click.decorators.FC) -> click.decorators.FC:
             ),
             click.option("--no-qemu", is_flag=True, help="Do not ask the installed QEMU."),
             click.option(
-                "--timeout",
+                "--check-timeout",
                 type=click.FloatRange(min=0.1),
                 default=None,
                 help="Give up on a check after this many seconds.",
@@ -64,7 +64,7 @@ def metrics(  # noqa: PLR0917 - click passes each option as an argument
     guests: bool,
     all_nodes: bool,
     no_qemu: bool,
-    timeout: float | None,
+    check_timeout: float | None,
     root: str,
 ) -> None:
     """Check every layer once and write the result as Prometheus metrics."""
@@ -83,7 +83,7 @@ def metrics(  # noqa: PLR0917 - click passes each option as an argument
         textfile.remove_stale_temporaries(directory)
         last = textfile.previous_last_success(directory)
     runner = CheckRunner(make_check(root, guests, all_nodes, no_qemu), guests=guests)
-    result = runner.run(timeout if timeout is not None else 300.0, last)
+    result = runner.run(check_timeout if check_timeout is not None else 300.0, last)
     text = render(result.families)
     if directory is None:
         sys.stdout.write(text)
