@@ -19,7 +19,15 @@ from nestctl.metrics.family import Families, node_id, vm_id
 from nestctl.metrics.report import report_families
 from nestctl.metrics.run import CheckRunner
 from nestctl.metrics.sources import local_check
-from tests.metrics.tools import cluster_body, lab_node, names, parse, value, vm_obj
+from tests.metrics.tools import (
+    cluster_body,
+    lab_node,
+    linux_guest,
+    names,
+    parse,
+    value,
+    vm_obj,
+)
 
 
 def doctor_body(root: Path, *args: str) -> dict[str, Any]:
@@ -154,17 +162,7 @@ def test_an_amd_node_judges_its_own_vms() -> None:
 
 
 def test_guests_linux_and_windows() -> None:
-    linux = {
-        "os": "linux",
-        "virt_flag": "vmx",
-        "dev_kvm": True,
-        "kvm_usable": True,
-        "accel": "kvm",
-        "level": 1,
-        "hypervisor": "kvm",
-        "via": "agent",
-        "linux": {"hypervisor_flag": True},
-    }
+    linux = linux_guest()
     windows = {
         "os": "windows",
         "virt_flag": None,

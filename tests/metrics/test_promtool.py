@@ -13,7 +13,7 @@ from nestctl.metrics.catalogue import CATALOGUE
 from nestctl.metrics.exporter import render_page
 from nestctl.metrics.report import report_families
 from nestctl.metrics.run import run_families
-from tests.metrics.tools import CONTRIB, cluster_body, lab_node, promtool, vm_obj
+from tests.metrics.tools import CONTRIB, cluster_body, lab_node, linux_guest, promtool, vm_obj
 
 RULES = CONTRIB / "prometheus" / "nestctl-alerts.yml"
 RULES_TEST = CONTRIB / "prometheus" / "nestctl-alerts.test.yml"
@@ -37,16 +37,7 @@ def test_textfile_output_passes_promtool(tmp_path: Path) -> None:
 
 def test_exporter_output_passes_promtool() -> None:
     body = cluster_body()
-    guest = {
-        "os": "linux",
-        "virt_flag": "vmx",
-        "dev_kvm": True,
-        "kvm_usable": True,
-        "accel": "kvm",
-        "level": 1,
-        "linux": {"hypervisor_flag": True},
-    }
-    body["vms"].append(vm_obj(300, "pve1", guest=guest))
+    body["vms"].append(vm_obj(300, "pve1", guest=linux_guest()))
     fam = report_families(body, guests=True)
     run_families(fam, ok=True, duration=0.5, last_success=1.7e9)
     page, _ = render_page(fam)

@@ -77,6 +77,23 @@ def vm_obj(vmid: int, node_name: str, **over: Any) -> dict[str, Any]:
     return body
 
 
+def linux_guest(**over: Any) -> dict[str, Any]:
+    """The `guest` object of a Linux VM whose agent answered (`vm --guest --json`)."""
+    body: dict[str, Any] = {
+        "os": "linux",
+        "virt_flag": "vmx",
+        "dev_kvm": True,
+        "kvm_usable": True,
+        "accel": "kvm",
+        "level": 1,
+        "hypervisor": "kvm",
+        "via": "agent",
+        "linux": {"hypervisor_flag": True},
+    }
+    body.update(over)
+    return body
+
+
 def cluster_body() -> dict[str, Any]:
     """`nestctl doctor --api --json` as issue 13 specifies it: pve2 is down."""
     return {

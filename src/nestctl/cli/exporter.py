@@ -1,17 +1,19 @@
 """`nestctl exporter`: serve every layer's metrics at http://LISTEN/metrics for Prometheus.
 
-Each scrape runs a fresh check (at most --check-timeout seconds); a scrape sooner than --min-interval
-after the last check gets that check's page. Needs prometheus_client (Debian:
+Each scrape runs a fresh check (at most --check-timeout seconds); a scrape sooner than
+--min-interval after the last check gets that check's page. Needs prometheus_client (Debian:
 python3-prometheus-client). Exit codes: 2 when it cannot start (missing package, bad --listen,
 port in use); it runs until stopped otherwise.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from nestctl.cli.common import NestctlError
-from nestctl.cli.metrics import check_options, make_check
+from nestctl.cli.metrics import check_from, check_options
 
 DEFAULT_LISTEN = "127.0.0.1:10221"
 MISSING = (
@@ -54,15 +56,7 @@ def parse_listen(text: str) -> tuple[str, int, int]:
     help="Serve the last check's page to scrapes sooner than this many seconds after it.",
 )
 @check_options
-def exporter(  # noqa: PLR0917 - click passes each option as an argument
-    listen: str,
-    min_interval: float,
-    guests: bool,
-    all_nodes: bool,
-    no_qemu: bool,
-    check_timeout: float | None,
-    root: str,
-) -> None:
+def exporter(listen: str, min_interval: float, **opts: Any) -> None:
     """Serve Prometheus metrics of every layer, checked on each scrape."""
     try:
         import prometheus_client  # noqa: F401, PLC0415 - optional dependency
@@ -71,13 +65,8 @@ def exporter(  # noqa: PLR0917 - click passes each option as an argument
     from nestctl.metrics.exporter import Exporter, make_server  # noqa: PLC0415
 
     host, port, family = parse_listen(listen)
-    check = make_check(root, guests, all_nodes, no_qemu)
-    exp = Exporter(
-        check,
-        guests=guests,
-        timeout=check_timeout if check_timeout is not None else 8.0,
-        min_interval=min_interval,
-    )
+    check, timeout = check_from(opts, default_timeout=8.0)
+    exp = Exporter(check, guests=opts["guests"], timeout=timeout, min_interval=min_interval)
     try:
         server = make_server(exp, host, port, family)
     except OSError as exc:

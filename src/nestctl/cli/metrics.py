@@ -8,6 +8,8 @@ still written) or DIR could not be written.
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from nestctl.cli.common import NestctlError, root_option
@@ -26,6 +28,13 @@ def make_check(root: str, guests: bool, all_nodes: bool, no_qemu: bool) -> Check
     return local_check(
         root, guests=guests, all_nodes=all_nodes, use_qemu=False if no_qemu else None
     )
+
+
+def check_from(opts: dict[str, Any], *, default_timeout: float) -> tuple[Check, float]:
+    """The check the shared options describe, and how long to give it."""
+    check = make_check(opts["root"], opts["guests"], opts["all_nodes"], opts["no_qemu"])
+    timeout = opts["check_timeout"]
+    return check, float(timeout) if timeout is not None else default_timeout
 
 
 def check_options(func: click.decorators.FC) -> click.decorators.FC:
@@ -59,14 +68,7 @@ def check_options(func: click.decorators.FC) -> click.decorators.FC:
     help="Write DIR/nestctl.prom atomically (node_exporter --collector.textfile.directory).",
 )
 @check_options
-def metrics(  # noqa: PLR0917 - click passes each option as an argument
-    directory: str | None,
-    guests: bool,
-    all_nodes: bool,
-    no_qemu: bool,
-    check_timeout: float | None,
-    root: str,
-) -> None:
+def metrics(directory: str | None, **opts: Any) -> None:
     """Check every layer once and write the result as Prometheus metrics."""
     import sys  # noqa: PLC0415
 
@@ -82,8 +84,8 @@ def metrics(  # noqa: PLR0917 - click passes each option as an argument
             raise NestctlError(str(exc)) from None
         textfile.remove_stale_temporaries(directory)
         last = textfile.previous_last_success(directory)
-    runner = CheckRunner(make_check(root, guests, all_nodes, no_qemu), guests=guests)
-    result = runner.run(check_timeout if check_timeout is not None else 300.0, last)
+    check, timeout = check_from(opts, default_timeout=300.0)
+    result = CheckRunner(check, guests=opts["guests"]).run(timeout, last)
     text = render(result.families)
     if directory is None:
         sys.stdout.write(text)
