@@ -64,15 +64,26 @@ class Families:
 
     def __init__(self) -> None:
         self._samples: dict[str, dict[tuple[str, ...], float]] = {}
+        # Values already checked: a cluster repeats each id in dozens of series.
+        self._good: set[str] = {""}  # an empty id: a series about no single target
+
+    def _checked(self, name: str, labels: dict[str, str]) -> tuple[str, ...] | None:
+        spec = CATALOGUE[name].labels
+        if len(labels) != len(spec):
+            raise ValueError(f"{name}: labels {sorted(labels)} != {sorted(spec)}")
+        values = tuple(labels[k] for k in spec)
+        good = self._good
+        for v in values:
+            if v not in good:
+                if not is_label_value(v):
+                    return None
+                good.add(v)
+        return values
 
     def add(self, name: str, value: float, **labels: str) -> bool:
         """Add one sample; False (and nothing added) when a label value is not an identifier."""
-        spec = CATALOGUE[name]
-        if set(labels) != set(spec.labels):
-            raise ValueError(f"{name}: labels {sorted(labels)} != {sorted(spec.labels)}")
-        values = tuple(labels[k] for k in spec.labels)
-        # An empty id is a series about no single target (Prometheus drops empty labels).
-        if not all(is_label_value(v) or (k == "id" and v == "") for k, v in labels.items()):
+        values = self._checked(name, labels)
+        if values is None:
             return False
         self._samples.setdefault(name, {})[values] = value
         return True
@@ -92,9 +103,15 @@ class Families:
 
     def enum(self, name: str, states: tuple[str, ...], active: object, **labels: str) -> None:
         """One series per state, 1 on the active one (pve-exporter's pve_ha_state pattern)."""
-        key = next(k for k in CATALOGUE[name].labels if k not in labels)
-        for state in states:
-            self.add(name, 1.0 if state == active else 0.0, **labels, **{key: state})
+        spec = CATALOGUE[name].labels
+        key = next(k for k in spec if k not in labels)
+        values = self._checked(name, {**labels, key: states[0]})
+        if values is None:
+            return
+        at = spec.index(key)
+        samples = self._samples.setdefault(name, {})
+        for state in states:  # our own constants: no need to check each again
+            samples[(*values[:at], state, *values[at + 1 :])] = 1.0 if state == active else 0.0
 
     def __iter__(self) -> Iterator[Family]:
         for name, spec in CATALOGUE.items():

@@ -3,6 +3,7 @@ the chain of links (host -> config -> process -> guest) as one status enum per l
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,11 +24,17 @@ def nested_configured(vm: Mapping[str, Any], vendor: object) -> bool | None:
     Decided as if `nested` were on: "meant to nest", whatever the host does now. None when the
     config's -cpu or the node's vendor is unknown.
     """
-    from nestctl.vm.exposure import decide  # noqa: PLC0415 - pure, but only needed here
-
     cpu = vm.get("cpu_arg_pending") or vm.get("cpu_arg")
     if not isinstance(cpu, str) or not isinstance(vendor, str):
         return None
+    return _asks_for_flag(cpu, vendor)
+
+
+@functools.lru_cache(maxsize=4096)
+def _asks_for_flag(cpu: str, vendor: str) -> bool | None:
+    """Clusters repeat a few -cpu values thousands of times: decide each once."""
+    from nestctl.vm.exposure import decide  # noqa: PLC0415 - pure, but only needed here
+
     return decide(cpu, vendor, True).exposed
 
 
