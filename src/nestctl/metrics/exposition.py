@@ -1,5 +1,9 @@
 """The Prometheus text exposition format (version 0.0.4), as node_exporter's textfile collector
-reads it: HELP and TYPE once per family, no timestamps."""
+reads it: HELP and TYPE once per family, no timestamps.
+
+Label values need no escaping: `Families` admits only identifiers (no backslash, quote or
+newline), so each family's sample lines come from one format string.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,13 @@ from collections.abc import Iterable
 
 from nestctl.metrics.family import Family
 
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+_COMMON = {0.0: "0", 1.0: "1"}
 
 
 def _number(value: float) -> str:
+    text = _COMMON.get(value)
+    if text is not None:
+        return text
     return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
 
 
@@ -22,10 +27,9 @@ def render(families: Iterable[Family]) -> str:
         help_text = fam.help.replace("\\", "\\\\").replace("\n", "\\n")
         lines.append(f"# HELP {fam.name} {help_text}")
         lines.append(f"# TYPE {fam.name} gauge")
-        for sample in fam.samples:
-            pairs = ",".join(
-                f'{k}="{_escape(v)}"' for k, v in zip(fam.label_names, sample.labels, strict=True)
-            )
-            labels = "{" + pairs + "}" if pairs else ""
-            lines.append(f"{fam.name}{labels} {_number(sample.value)}")
+        if not fam.label_names:
+            lines.extend(f"{fam.name} {_number(s.value)}" for s in fam.samples)
+            continue
+        fmt = (fam.name + "{{" + ",".join(f'{k}="{{}}"' for k in fam.label_names) + "}} ").format
+        lines.extend(fmt(*s.labels) + _number(s.value) for s in fam.samples)
     return "\n".join(lines) + "\n" if lines else ""

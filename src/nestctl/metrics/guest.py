@@ -9,12 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nestctl.guest.windows import FEATURES
 from nestctl.metrics.family import Families
 
 OS_NAMES = frozenset({"linux", "windows"})
-#: Windows optional features nestctl probes (only these become label values).
-WINDOWS_FEATURES = frozenset(FEATURES)
 WINDOWS_PRODUCTS = ("hyperv", "wsl2", "docker_desktop")
 WINDOWS_STATES = ("ready", "not-enabled", "not-ready", "unknown")
 
@@ -55,10 +52,13 @@ def _windows(fam: Families, vid: str, guest: Mapping[str, Any]) -> None:
     # and no failed probe either). Features and product verdicts say what Windows can run.
     win = guest.get("windows")
     detail = win if isinstance(win, Mapping) else {}
+    # Only the features nestctl probes become label values (imported here: Windows guests only).
+    from nestctl.guest.windows import FEATURES  # noqa: PLC0415
+
     features = detail.get("features")
     if isinstance(features, Mapping):
         for name, state in features.items():
-            if name in WINDOWS_FEATURES and isinstance(state, str):
+            if name in FEATURES and isinstance(state, str):
                 value = 1.0 if state == "Enabled" else 0.0
                 fam.add("nestctl_guest_windows_feature_enabled", value, id=vid, feature=name)
     else:
