@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "vm": ("nestctl.cli.vm:vm", "Check (and prepare) Proxmox VMs for nested virtualization."),
     "guest": ("nestctl.cli.guest:guest", "Run inside a guest: can it host VMs of its own?"),
     "completion": ("nestctl.cli.completion:completion", "Print the shell completion script."),
+    "tree": ("nestctl.cli.tree:tree", "Show every layer of a nested lab over the Proxmox API."),
     "metrics": ("nestctl.cli.metrics:metrics", "Write every layer as Prometheus metrics."),
     "exporter": ("nestctl.cli.exporter:exporter", "Serve every layer's metrics to Prometheus."),
 }
