@@ -1,6 +1,6 @@
-"""A real Prometheus server on loopback scrapes `nestctl exporter` (over a fixture node) and a
-recorded prometheus-pve-exporter page; the nesting series and the `on(id)` join come back
-through Prometheus's HTTP API."""
+"""A real Prometheus server on loopback scrapes `nestctl exporter` (over a fixture node, or a
+cluster through the Proxmox API simulator) and a recorded prometheus-pve-exporter page; the
+nesting series and the `on(id)` join come back through Prometheus's HTTP API."""
 
 from __future__ import annotations
 
@@ -15,13 +15,16 @@ import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
 from tests.metrics.tools import lab_node, require
+from tests.pvesim import PveSim
 
-RECORDED = Path(__file__).resolve().parent / "data" / "pve-exporter.prom"
+DATA = Path(__file__).resolve().parent / "data"
+
+pytest_plugins = ["tests.pvesim.fixtures"]
 
 
 def free_port() -> int:
@@ -44,10 +47,44 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], deadline_s: float = 30) -
     pytest.fail(f"{url} did not answer within {deadline_s} s")
 
 
+class Case(NamedTuple):
+    recorded: str  # the pve-exporter page recorded for the same cluster
+    series: dict[str, str]  # nesting series to read back -> the value Prometheus must hold
+    names: dict[str, tuple[str, str]]  # id -> (pve_guest_info name, nestctl_vm_nested_configured)
+    nodes: list[str]  # nodes nestctl reads `nested` on (the API alone cannot)
+
+
+LOCAL = Case(
+    "pve-exporter.prom",
+    {
+        'nestctl_vm_nested_exposed{id="qemu/100"}': "1",
+        'nestctl_vm_nested_exposed{id="qemu/101"}': "0",
+    },
+    {"qemu/100": ("lab", "1"), "qemu/101": ("ci-runner", "1"), "qemu/102": ("win", "0")},
+    ["pve1"],
+)
+CLUSTER = Case(
+    "pve-exporter-lab.prom",
+    # Without --ssh the API cannot read `nested`: "meant to nest" is known, exposure is not.
+    {
+        'nestctl_vm_nested_configured{id="qemu/101"}': "1",
+        'nestctl_probe_failed{id="qemu/101",probe="vm_nested_exposed"}': "1",
+        'nestctl_up{id="node/pve3",layer="host"}': "0",
+    },
+    {"qemu/101": ("pve-inner", "1"), "qemu/102": ("win11", "1"), "qemu/103": ("default-cpu", "0")},
+    [],
+)
+
+
+@pytest.fixture(params=[LOCAL, CLUSTER], ids=["fixture-root", "api-simulator"])
+def case(request: pytest.FixtureRequest) -> Case:
+    return request.param  # type: ignore[no-any-return]
+
+
 @pytest.fixture
-def recorded_pve_exporter() -> Iterator[str]:
+def recorded_pve_exporter(case: Case) -> Iterator[str]:
     """A second target serving the recorded pve-exporter page (a static file)."""
-    page = RECORDED.read_bytes()
+    page = (DATA / case.recorded).read_bytes()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -96,22 +133,31 @@ def query_until(prom: str, expr: str, want: int, deadline_s: float = 30) -> list
         time.sleep(0.5)
 
 
+def source_args(case: Case, request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
+    """What the exporter checks: the fixture node, or the simulated cluster over its API."""
+    if case is LOCAL:
+        return ["--root", str(lab_node(tmp_path / "root")), "--no-qemu"]
+    sim: PveSim = request.getfixturevalue("pve_sim")
+    token = tmp_path / "token"
+    token.write_text(sim.root_token + "\n")
+    return ["--api", sim.url, "--fingerprint", sim.fingerprint, "--token-file", str(token)]
+
+
 def test_prometheus_scrapes_the_exporter_and_joins_pve_exporter(
-    tmp_path: Path, recorded_pve_exporter: str
+    tmp_path: Path, recorded_pve_exporter: str, case: Case, request: pytest.FixtureRequest
 ) -> None:
     prometheus = require("prometheus")
-    root = lab_node(tmp_path / "root")
     exporter_port, prom_port = free_port(), free_port()
     exporter = start(
         [
             sys.executable, "-m", "nestctl", "exporter",
-            "--listen", f"127.0.0.1:{exporter_port}",
-            "--root", str(root), "--no-qemu", "--min-interval", "0",
+            "--listen", f"127.0.0.1:{exporter_port}", "--min-interval", "1",
+            *source_args(case, request, tmp_path),
         ]
     )  # fmt: skip
     config = tmp_path / "prometheus.yml"
     config.write_text(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+        "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\n"
         "scrape_configs:\n"
         f"  - job_name: nestctl\n    static_configs: [{{targets: ['127.0.0.1:{exporter_port}']}}]\n"
         f"  - job_name: pve\n    static_configs: [{{targets: ['{recorded_pve_exporter}']}}]\n"
@@ -132,20 +178,21 @@ def test_prometheus_scrapes_the_exporter_and_joins_pve_exporter(
         ups = query_until(prom, "up == 1", 2)
         assert {r["metric"]["job"] for r in ups} == {"nestctl", "pve"}
         # A nesting series, back through Prometheus.
-        got = query_until(prom, 'nestctl_vm_nested_exposed{id="qemu/100"}', 1)
-        assert got, "nestctl_vm_nested_exposed never arrived"
-        assert got[0]["value"][1] == "1"
-        assert got[0]["metric"]["job"] == "nestctl"
+        for expr, want in case.series.items():
+            got = query_until(prom, expr, 1)
+            assert got, f"{expr} never arrived"
+            assert got[0]["value"][1] == want, expr
+            assert got[0]["metric"]["job"] == "nestctl"
         # The join admins write: nestctl's id against pve-exporter's pve_guest_info.
-        joined = query_until(
-            prom, "nestctl_vm_nested_configured * on(id) group_left(name) pve_guest_info", 3
+        ids = "|".join(case.names)
+        expr = (
+            f'nestctl_vm_nested_configured{{id=~"{ids}"}} * on(id) group_left(name) pve_guest_info'
         )
+        joined = query_until(prom, expr, len(case.names))
         names = {r["metric"]["id"]: (r["metric"]["name"], r["value"][1]) for r in joined}
-        assert names == {"qemu/100": ("lab", "1"), "qemu/101": ("ci-runner", "1"),
-                         "qemu/102": ("win", "0")}  # fmt: skip
-        nodes = query_until(prom, "nestctl_host_nested_enabled * on(id) group_left(name) "
-                            "pve_node_info", 1)  # fmt: skip
-        assert [r["metric"]["name"] for r in nodes] == ["pve1"]
+        assert names == case.names
+        nodes = query(prom, "nestctl_host_nested_enabled * on(id) group_left(name) pve_node_info")
+        assert [r["metric"]["name"] for r in nodes] == case.nodes
     finally:
         stop(server)
         stop(exporter)

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from nestctl.cli.apiopts import api_options
 from nestctl.cli.common import NestctlError, root_option
 from nestctl.metrics.run import Check
 
@@ -21,24 +22,33 @@ EPILOG = (
 )
 
 
-def make_check(root: str, guests: bool, all_nodes: bool, no_qemu: bool) -> Check:
-    """The report source (tests replace this to inject failures)."""
-    from nestctl.metrics.sources import local_check  # noqa: PLC0415
+def make_check(opts: dict[str, Any]) -> Check:
+    """The report source: this machine, or a cluster with --api/--target (tests replace this
+    to inject failures). A bad target or config file is a usage error now, not a failed run."""
+    from nestctl.cli.apiopts import api_requested, resolve_targets  # noqa: PLC0415
+    from nestctl.metrics import sources  # noqa: PLC0415
 
-    return local_check(
-        root, guests=guests, all_nodes=all_nodes, use_qemu=False if no_qemu else None
+    if api_requested(opts):
+        return sources.api_check(resolve_targets(opts)[0], opts, guests=opts["guests"])
+    return sources.local_check(
+        opts["root"],
+        guests=opts["guests"],
+        all_nodes=opts["all_nodes"],
+        use_qemu=False if opts["no_qemu"] else None,
     )
 
 
 def check_from(opts: dict[str, Any], *, default_timeout: float) -> tuple[Check, float]:
     """The check the shared options describe, and how long to give it."""
-    check = make_check(opts["root"], opts["guests"], opts["all_nodes"], opts["no_qemu"])
+    check = make_check(opts)
     timeout = opts["check_timeout"]
     return check, float(timeout) if timeout is not None else default_timeout
 
 
 def check_options(func: click.decorators.FC) -> click.decorators.FC:
-    """What `metrics` and `exporter` both take: which layers to check, and where."""
+    """What `metrics` and `exporter` both take: which layers to check, and where (this
+    machine, or a cluster through the target options of `nestctl doctor`)."""
+    func = api_options()(func)
     for option in reversed(
         (
             click.option("--guests", is_flag=True, help="Also ask each running guest's agent."),
