@@ -144,6 +144,11 @@ def test_a_cluster_report_gives_the_same_families() -> None:
         value(s, "nestctl_finding", id="node/pve1", code="api.nested-unknown", severity="warning")
         == 1
     )
+    # The top level repeating a node's finding does not export it a second time, unscoped.
+    repeated = cluster_body()
+    repeated["findings"] = list(repeated["nodes"][0]["findings"])
+    finding = {"code": "api.nested-unknown", "severity": "warning"}
+    assert value(samples_of(repeated), "nestctl_finding", id="", **finding) is None
     # pve2 is down: up 0 for it and its VM, and none of their values (no stale success).
     assert value(s, "nestctl_up", id="node/pve2", layer="host") == 0
     assert value(s, "nestctl_up", id="qemu/200", layer="vm") == 0

@@ -8,7 +8,7 @@ with "node"], "findings", "verdict"}``. Both go through the same per-layer funct
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from nestctl.metrics.family import Families, node_id, vm_id
 from nestctl.metrics.guest import guest_families
@@ -19,12 +19,11 @@ VERDICTS = ("ready", "not-ready", "unknown")
 SEVERITIES = frozenset({"error", "warning", "info"})
 
 
-class Node:
+class Node(NamedTuple):
     """What a VM's families need from its node."""
 
-    def __init__(self, reachable: bool, vendor: object) -> None:
-        self.reachable = reachable
-        self.vendor = vendor
+    reachable: bool
+    vendor: object
 
 
 def report_families(
@@ -32,8 +31,8 @@ def report_families(
 ) -> Families:
     """Every layer's families from one report body (`guests`: the run asked each guest)."""
     fam = Families()
-    nodes = _nodes(fam, body, local_node)
     attributed: set[tuple[object, object]] = set()
+    nodes = _nodes(fam, body, local_node, attributed)
     for vm in _dicts(body.get("vms")):
         vid = vm_id(vm.get("vmid"))
         if vid is None:
@@ -54,8 +53,14 @@ def report_families(
     return fam
 
 
-def _nodes(fam: Families, body: Mapping[str, Any], local_node: str | None) -> dict[Any, Node]:
-    """Host families of every node; the map a VM's `node` key looks its node up in."""
+def _nodes(
+    fam: Families,
+    body: Mapping[str, Any],
+    local_node: str | None,
+    attributed: set[tuple[object, object]],
+) -> dict[Any, Node]:
+    """Host families of every node; the map a VM's `node` key looks its node up in. Findings
+    exported for a node are added to `attributed` (the top level repeats some)."""
     out: dict[Any, Node] = {}
     host = body.get("host")
     if isinstance(host, Mapping):
@@ -77,7 +82,7 @@ def _nodes(fam: Families, body: Mapping[str, Any], local_node: str | None) -> di
             host_families(fam, hid, node)
         else:
             fam.add("nestctl_up", 0.0, id=hid, layer="host")
-        _findings(fam, hid, node.get("findings"))
+        attributed |= _findings(fam, hid, node.get("findings"))
     return out
 
 
