@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from click.testing import CliRunner
 
 from nestctl.cli import cli
