@@ -78,6 +78,20 @@ def test_rules_and_dashboard_use_only_real_families() -> None:
         assert not unknown, f"{path.name}: {sorted(unknown)}"
 
 
+def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
+    """Every panel query, as a recording rule, through promtool's PromQL parser."""
+    dash = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    assert len(exprs) >= 10
+    queries = [json.dumps(e.replace("$instance", ".*")) for e in exprs]
+    rules = "groups:\n  - name: dashboard\n    rules:\n" + "".join(
+        f"      - record: dashboard:query{i}\n        expr: {q}\n" for i, q in enumerate(queries)
+    )
+    path = tmp_path / "dashboard-rules.yml"
+    path.write_text(rules)
+    assert f"SUCCESS: {len(exprs)} rules found" in promtool("check", "rules", str(path))
+
+
 def test_dashboard_has_one_row_per_layer() -> None:
     dash = json.loads(DASHBOARD.read_text())
     rows = [p["title"] for p in dash["panels"] if p["type"] == "row"]
