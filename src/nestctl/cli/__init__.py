@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "completion": ("nestctl.cli.completion:completion", "Print the shell completion script."),
     "bench": ("nestctl.cli.bench:bench", "Measure what nesting costs here, in VMs, per level."),
     "tree": ("nestctl.cli.tree:tree", "Show every layer of a nested lab over the Proxmox API."),
+    "metrics": ("nestctl.cli.metrics:metrics", "Write every layer as Prometheus metrics."),
+    "exporter": ("nestctl.cli.exporter:exporter", "Serve every layer's metrics to Prometheus."),
 }
 
 
