@@ -1,0 +1,141 @@
+"""What the pages render: a target's tree and each VM's live state, produced by the engine.
+
+The tree comes from the same builder as `nestctl tree --json` (its documented JSON contract), and
+the live numbers from `/cluster/resources`; pages never call the API themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nestctl.api.actions import Api
+from nestctl.web.settings import TargetSpec
+
+Json = dict[str, Any]
+#: The engine: a target's tree in the `nestctl tree --json` shape, as the logged-in identity.
+TreeBuilder = Callable[[Api, TargetSpec], Json]
+
+
+def _num(value: Any) -> float | None:
+    """Proxmox sends numbers as numbers or strings; anything else is unknown."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass
+class Live:
+    """A VM's numbers now, from `/cluster/resources`."""
+
+    status: str | None = None
+    cpu: float | None = None  # fraction of its vCPUs
+    maxcpu: float | None = None
+    mem: float | None = None
+    maxmem: float | None = None
+    uptime: float | None = None
+    lock: str | None = None
+
+    @property
+    def cpu_pct(self) -> float | None:
+        return None if self.cpu is None else round(self.cpu * 100.0, 1)
+
+    @property
+    def mem_pct(self) -> float | None:
+        if self.mem is None or not self.maxmem:
+            return None
+        return round(100.0 * self.mem / self.maxmem, 1)
+
+
+def live_from_resources(rows: Any) -> dict[tuple[str, int], Live]:
+    """(node, vmid) -> Live for each qemu VM of `/cluster/resources`."""
+    out: dict[tuple[str, int], Live] = {}
+    for row in rows if isinstance(rows, list) else []:
+        if not isinstance(row, Mapping) or row.get("type") != "qemu":
+            continue
+        vmid = _num(row.get("vmid"))
+        node = row.get("node")
+        if vmid is None or not isinstance(node, str):
+            continue
+        out[(node, int(vmid))] = Live(
+            status=str(row["status"]) if row.get("status") is not None else None,
+            cpu=_num(row.get("cpu")),
+            maxcpu=_num(row.get("maxcpu")),
+            mem=_num(row.get("mem")),
+            maxmem=_num(row.get("maxmem")),
+            uptime=_num(row.get("uptime")),
+            lock=str(row["lock"]) if row.get("lock") else None,
+        )
+    return out
+
+
+@dataclass
+class TargetSnapshot:
+    target: str
+    identity: str
+    taken: float  # time.time() when the snapshot was complete
+    seconds: float  # how long building it took
+    tree: Json = field(default_factory=dict)  # the `nestctl tree --json` object
+    live: dict[tuple[str, int], Live] = field(default_factory=dict)
+    error: str | None = None  # why nothing could be read (then tree is empty)
+    version: int = 0  # bumps on every refresh (live updates compare it)
+
+    def vm(self, vmid: int) -> tuple[Json | None, Json | None]:
+        """The tree entry of VM `vmid` at this target's own level, and its node entry."""
+        for node in self.tree.get("tree", []):
+            if node.get("target") != self.target:
+                continue
+            for vm in node.get("children", []):
+                if vm.get("vmid") == vmid:
+                    return vm, node
+        return None, None
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for node in self.tree.get("tree", []):
+            for vm in node.get("children", []):
+                verdict = str(vm.get("verdict", "unknown"))
+                out[verdict] = out.get(verdict, 0) + 1
+        return out
+
+
+def build_snapshot(
+    api: Api, target: TargetSpec, identity: str, tree: TreeBuilder
+) -> TargetSnapshot:
+    """One complete view of a target; errors become the snapshot's `error`, never an exception."""
+    start = time.perf_counter()
+    snap = TargetSnapshot(target.name, identity, 0.0, 0.0)
+    try:
+        snap.live = live_from_resources(api.request("GET", "/cluster/resources", {"type": "vm"}))
+        snap.tree = tree(api, target)
+    except Exception as exc:  # noqa: BLE001 - any failure is shown on the page, not raised
+        snap.error = describe_error(exc)
+    snap.seconds = time.perf_counter() - start
+    snap.taken = time.time()
+    return snap
+
+
+def describe_error(exc: BaseException) -> str:
+    """Proxmox's own message (the client's `ApiError` carries status and text), one line."""
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split())[:500]
+
+
+def privilege_of(exc: BaseException) -> str | None:
+    """The privilege a 403 names (`Permission check failed (/vms/101, VM.PowerMgmt)`)."""
+    value = getattr(exc, "privilege", None)
+    return value if isinstance(value, str) else None
+
+
+def status_of(exc: BaseException) -> int | None:
+    value = getattr(exc, "status", None)
+    return value if isinstance(value, int) else None
