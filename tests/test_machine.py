@@ -44,11 +44,12 @@ def test_glob_lists_sorted_host_paths(tmp_path: Path) -> None:
         {"/etc/modprobe.d/b.conf": "", "/etc/modprobe.d/a.conf": "", "/etc/modprobe.d/x.txt": ""},
     )
     host = Host(tmp_path)
-    assert host.glob("/etc/modprobe.d", "*.conf") == [
+    assert host.glob("/etc/modprobe.d", "*.conf").paths() == [
         "/etc/modprobe.d/a.conf",
         "/etc/modprobe.d/b.conf",
     ]
-    assert host.glob("/nonexistent") == []
+    missing = host.glob("/nonexistent")
+    assert (missing.status, missing.names) == (ReadStatus.MISSING, ())
 
 
 def test_commands_under_a_fake_root_are_recorded_not_run(tmp_path: Path) -> None:
@@ -126,6 +127,82 @@ def test_large_limits_do_not_break_procfs_sysctl_reads() -> None:
     assert read.text.strip() == os.uname().release
 
 
-def test_reads_stop_at_the_limit(tmp_path: Path) -> None:
-    write_tree(tmp_path, {"/big": b"x" * 200_000})
-    assert Host(tmp_path).read("/big", max_bytes=150_000).text == "x" * 150_000
+def test_a_file_over_the_limit_is_truncated_not_ok(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"/big": b"x" * 200_000, "/exact": b"y" * 1000})
+    host = Host(tmp_path)
+    big = host.read("/big", max_bytes=150_000)
+    assert big.status is ReadStatus.TRUNCATED
+    assert big.text == "x" * 150_000
+    assert host.read_text("/big") is not None  # under the default 8 MiB limit
+    exact = host.read("/exact", max_bytes=1000)
+    assert (exact.status, exact.text) == (ReadStatus.OK, "y" * 1000)
+
+
+def test_read_tail_gives_the_newest_whole_lines(tmp_path: Path) -> None:
+    lines = [f"line {i}\n" for i in range(10_000)]
+    write_tree(tmp_path, {"/var/log/kern.log": "".join(lines), "/short": "a\nb\n"})
+    host = Host(tmp_path)
+    tail = host.read_tail("/var/log/kern.log", max_bytes=1000)
+    assert tail.status is ReadStatus.TRUNCATED
+    assert tail.text is not None
+    assert tail.text.endswith("line 9999\n")
+    assert tail.text.startswith("line ")  # the partial first line is dropped
+    assert len(tail.text) <= 1000
+    short = host.read_tail("/short", max_bytes=1000)
+    assert (short.status, short.text) == (ReadStatus.OK, "a\nb\n")
+
+
+def test_read_tail_of_a_file_that_reports_no_size() -> None:
+    # procfs files report size 0: the tail is found by reading forward.
+    if not os.path.exists("/proc/self/mountinfo"):
+        pytest.skip("no procfs here")
+    host = Host("/")
+    whole = host.read("/proc/self/mountinfo").text
+    tail = host.read_tail("/proc/self/mountinfo", max_bytes=200).text
+    assert whole is not None
+    assert tail is not None
+    assert len(tail) <= 200
+    assert whole.endswith(tail)
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "link").symlink_to(tmp_path / "fifo")
+    host = Host(tmp_path)
+    # Opening a FIFO for reading blocks until a writer comes: this would hang on the old code.
+    for path in ("/fifo", "/link"):
+        read = host.read(path)
+        assert read.status is ReadStatus.NOT_A_FILE
+        assert read.error == "is a FIFO"
+        assert host.read_tail(path).status is ReadStatus.NOT_A_FILE
+
+
+def test_a_device_is_refused_without_opening_it(tmp_path: Path) -> None:
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev/zero").symlink_to("/dev/zero")  # endless if read
+    read = Host(tmp_path).read("/dev/zero")
+    assert (read.status, read.error) == (ReadStatus.NOT_A_FILE, "is a device")
+
+
+def test_exists_and_listdir_report_facts_with_a_status(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"/etc/file": "x", "/etc/dir/a": "", "/etc/dir/b": ""})
+    (tmp_path / "etc/dangling").symlink_to(tmp_path / "nowhere")
+    host = Host(tmp_path)
+    assert host.exists("/etc/file").present is True
+    assert host.exists("/etc/dangling").present is True  # the link itself is there
+    assert host.exists("/etc/nope").present is False
+    assert host.exists("/etc/file/below").present is False
+    listing = host.listdir("/etc/dir")
+    assert (listing.status, listing.names) == (ReadStatus.OK, ("a", "b"))
+    assert host.listdir("/etc/nope").status is ReadStatus.MISSING
+    assert host.listdir("/etc/file").status is ReadStatus.NOT_A_FILE
+    assert host.listdir("/etc/file/below").status is ReadStatus.MISSING
+
+
+def test_probe_records_have_no_truth_value(tmp_path: Path) -> None:
+    # `if host.exists(p)` would quietly turn "could not check" into "no": it must not compile
+    # into a silent answer.
+    host = Host(tmp_path)
+    for record in (host.exists("/x"), host.listdir("/x"), host.read("/x")):
+        with pytest.raises(TypeError, match="no truth value"):
+            bool(record)

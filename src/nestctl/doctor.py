@@ -12,7 +12,8 @@ from nestctl.host.report import report_from_facts
 from nestctl.machine import Host
 
 #: What marks a Proxmox VE node: the cluster file system's VM directory or the qm tool.
-PVE_MARKERS = ("/etc/pve/qemu-server", "/etc/pve/nodes", "/usr/sbin/qm")
+#: /etc/pve alone counts: an empty one means pmxcfs is not mounted, which the VM layer reports.
+PVE_MARKERS = ("/etc/pve/qemu-server", "/etc/pve/nodes", "/usr/sbin/qm", "/etc/pve")
 
 SUMMARIES = {
     Verdict.READY: "every layer checked is ready for nested virtualization",
@@ -22,7 +23,7 @@ SUMMARIES = {
 
 
 def is_proxmox_node(host: Host) -> bool:
-    return any(host.exists(p) for p in PVE_MARKERS)
+    return any(host.exists(p).present is True for p in PVE_MARKERS)
 
 
 def doctor_report(

@@ -12,10 +12,11 @@ import contextlib
 import errno
 import fnmatch
 import os
+import stat
 import time
 from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -25,14 +26,39 @@ MAX_READ_BYTES = 8 * 1024 * 1024
 
 
 class ReadStatus(StrEnum):
+    """How a probe of one path ended: a fact (OK, MISSING) or unknown with its reason.
+
+    Shared by reads, existence checks and directory listings. Only OK and MISSING are answers;
+    every other status means "could not check", which callers must never turn into "no".
+    """
+
     OK = "ok"
     MISSING = "missing"
-    UNREADABLE = "unreadable"
-    NOT_A_FILE = "not-a-file"
+    UNREADABLE = "unreadable"  # an I/O error or anything else that stopped the read
+    NOT_PERMITTED = "not-permitted"  # EACCES/EPERM: another user (root) could check
+    TIMED_OUT = "timed-out"
+    COULD_NOT_RUN = "could-not-run"  # the tool or agent that would check could not be used
+    TRUNCATED = "truncated"  # larger than the read limit: `text` holds only part of it
+    NOT_A_FILE = "not-a-file"  # not the kind asked for: a directory, FIFO or device to `read`
+
+    @property
+    def known(self) -> bool:
+        """True for a checked answer (OK or MISSING)."""
+        return self is ReadStatus.OK or self is ReadStatus.MISSING
+
+
+def _no_truth_value(record: object) -> bool:
+    # Probe records are never true or false on their own: "if host.exists(p)" would make
+    # "could not check" read as "no". Callers say which of `present`/`ok`/`names` they mean.
+    raise TypeError(f"{type(record).__name__} has no truth value; use its status")
 
 
 class FileRead(NamedTuple):
-    """What reading one host file gave: text, or why there is none (missing is not unreadable)."""
+    """What reading one host file gave: text, or why there is none (missing is not unreadable).
+
+    `text` is set for OK and for TRUNCATED (then only the part read: the start for `read`,
+    the end for `read_tail`).
+    """
 
     path: str
     status: ReadStatus
@@ -42,6 +68,83 @@ class FileRead(NamedTuple):
     @property
     def ok(self) -> bool:
         return self.status is ReadStatus.OK
+
+    def __bool__(self) -> bool:
+        return _no_truth_value(self)
+
+    def describe(self) -> str:
+        """`path: status (error)` for messages."""
+        return _describe(self.path, self.status, self.error)
+
+
+class Presence(NamedTuple):
+    """Whether a path exists: `present` is True/False when checked, None when it could not be."""
+
+    path: str
+    status: ReadStatus  # OK: present, MISSING: absent, anything else: unknown and why
+    error: str | None = None
+
+    @property
+    def present(self) -> bool | None:
+        if self.status is ReadStatus.OK:
+            return True
+        if self.status is ReadStatus.MISSING:
+            return False
+        return None
+
+    @property
+    def known(self) -> bool:
+        return self.status.known
+
+    def __bool__(self) -> bool:
+        return _no_truth_value(self)
+
+    def describe(self) -> str:
+        return _describe(self.path, self.status, self.error)
+
+
+class Listing(NamedTuple):
+    """The entries of one directory (sorted names), or why there are none.
+
+    `names` is empty unless `status` is OK; a MISSING directory is a checked "no entries",
+    any other status is unknown.
+    """
+
+    path: str
+    status: ReadStatus
+    names: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is ReadStatus.OK
+
+    def paths(self) -> list[str]:
+        """The entries as host-absolute paths."""
+        base = self.path.rstrip("/")
+        return [f"{base}/{n}" for n in self.names]
+
+    def __bool__(self) -> bool:
+        return _no_truth_value(self)
+
+    def describe(self) -> str:
+        return _describe(self.path, self.status, self.error)
+
+
+def _describe(path: str, status: ReadStatus, error: str | None) -> str:
+    text = f"{path}: {status.value}"
+    return f"{text} ({error})" if error else text
+
+
+def status_of_oserror(exc: OSError) -> ReadStatus:
+    """The status an OSError from a file operation means."""
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return ReadStatus.MISSING
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return ReadStatus.NOT_PERMITTED
+    if exc.errno == errno.EISDIR:
+        return ReadStatus.NOT_A_FILE
+    return ReadStatus.UNREADABLE
 
 
 class CommandStatus(StrEnum):
@@ -80,13 +183,32 @@ class CommandResult(NamedTuple):
         return text
 
 
+def status_of_command(result: CommandResult) -> ReadStatus:
+    """Why a command that was to answer a question about a path gave no answer."""
+    if result.status is CommandStatus.TIMEOUT:
+        return ReadStatus.TIMED_OUT
+    return ReadStatus.COULD_NOT_RUN
+
+
 class Runner(Protocol):
     def __call__(
         self, argv: Sequence[str], *, timeout: float, stdin: str | None, ok_codes: Sequence[int]
     ) -> CommandResult: ...
 
 
-def _read_upto(fh: BinaryIO, limit: int) -> bytes:
+_CHUNK = 65536
+# Never block on a FIFO that slipped past the type check, never make a terminal ours, never
+# translate newlines (Windows guests run `nestctl guest` through this class too).
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+def _read_upto(fd: int, limit: int) -> bytes:
     """Read at most `limit` bytes in 64 KiB chunks.
 
     One big read(limit) makes Python allocate `limit` bytes every time, and procfs sysctl files
@@ -95,7 +217,7 @@ def _read_upto(fh: BinaryIO, limit: int) -> bytes:
     chunks = []
     left = limit
     while left > 0:
-        chunk = fh.read(min(left, 65536))
+        chunk = os.read(fd, min(left, _CHUNK))
         if not chunk:
             break
         chunks.append(chunk)
@@ -103,8 +225,46 @@ def _read_upto(fh: BinaryIO, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _read_last(fd: int, size: int, limit: int) -> tuple[bytes, bool]:
+    """The last `limit` bytes of an open file, and whether anything before them was skipped."""
+    if size > limit:
+        os.lseek(fd, size - limit, os.SEEK_SET)
+        return _read_upto(fd, limit), True
+    # The size can be 0 or stale (procfs, a growing log): read forward, keeping only the end.
+    kept = bytearray()
+    skipped = False
+    while True:
+        chunk = os.read(fd, _CHUNK)
+        if not chunk:
+            if len(kept) > limit:
+                return bytes(kept[len(kept) - limit :]), True
+            return bytes(kept), skipped
+        kept += chunk
+        if len(kept) > 2 * limit:
+            del kept[: len(kept) - limit]
+            skipped = True
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device"
+    if stat.S_ISSOCK(mode):
+        return "is a socket"
+    return "is not a regular file"
+
+
 def _decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
+
+
+def _failed_read(hostpath: str, exc: OSError) -> FileRead:
+    status = status_of_oserror(exc)
+    error = None if status is ReadStatus.MISSING else exc.strerror or str(exc)
+    return FileRead(hostpath, status, error=error)
 
 
 class SystemRunner:
@@ -185,9 +345,9 @@ class Machine(Protocol):
 
     def read(self, hostpath: str, *, max_bytes: int = MAX_READ_BYTES) -> FileRead: ...
 
-    def exists(self, hostpath: str) -> bool: ...
+    def exists(self, hostpath: str) -> Presence: ...
 
-    def listdir(self, hostpath: str) -> list[str] | None: ...
+    def listdir(self, hostpath: str) -> Listing: ...
 
     def run(
         self,
@@ -250,50 +410,94 @@ class Host:
     # -- reads -----------------------------------------------------------------------------
 
     def read(self, hostpath: str, *, max_bytes: int = MAX_READ_BYTES) -> FileRead:
-        # A plain string join, not pathlib: a cluster run reads thousands of small files.
-        real = self.real(hostpath)
-        try:
-            with open(real, "rb", buffering=0) as fh:
-                data = _read_upto(fh, max_bytes)
-        except FileNotFoundError:
-            result = FileRead(hostpath, ReadStatus.MISSING)
-        except IsADirectoryError:
-            result = FileRead(hostpath, ReadStatus.NOT_A_FILE, error="is a directory")
-        except NotADirectoryError:
-            result = FileRead(hostpath, ReadStatus.MISSING)
-        except OSError as exc:
-            status = ReadStatus.MISSING if exc.errno == errno.ENOENT else ReadStatus.UNREADABLE
-            result = FileRead(hostpath, status, error=exc.strerror or str(exc))
-        else:
-            result = FileRead(hostpath, ReadStatus.OK, _decode(data))
+        """A regular file's text from its start; TRUNCATED (with the first `max_bytes`) if longer.
+
+        FIFOs, devices and sockets are refused without being opened: opening one can block or
+        act (a watchdog device starts counting when opened).
+        """
+        result = self._read(hostpath, max_bytes, tail=False)
         self.manifest.append(ManifestEntry("read", hostpath, result.status.value))
         return result
 
-    def read_text(self, hostpath: str) -> str | None:
-        """The file's text, or None when it is missing or unreadable (use `read` to tell apart)."""
-        return self.read(hostpath).text
+    def read_tail(self, hostpath: str, *, max_bytes: int = MAX_READ_BYTES) -> FileRead:
+        """A regular file's last `max_bytes` (from a line start), for logs whose news is at the end.
 
-    def exists(self, hostpath: str) -> bool:
-        return os.path.lexists(self.real(hostpath))
+        TRUNCATED when the start was skipped; the text is then the newest part of the file.
+        """
+        result = self._read(hostpath, max_bytes, tail=True)
+        self.manifest.append(ManifestEntry("read", hostpath, result.status.value))
+        return result
+
+    def _read(self, hostpath: str, max_bytes: int, *, tail: bool) -> FileRead:
+        # A plain string join, not pathlib: a cluster run reads thousands of small files.
+        real = self.real(hostpath)
+        try:
+            st = os.stat(real)
+            if not stat.S_ISREG(st.st_mode):
+                return FileRead(hostpath, ReadStatus.NOT_A_FILE, error=_file_kind(st.st_mode))
+            fd = os.open(real, _OPEN_FLAGS)
+        except OSError as exc:
+            return _failed_read(hostpath, exc)
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):  # swapped between stat and open
+                return FileRead(hostpath, ReadStatus.NOT_A_FILE, error=_file_kind(mode))
+            if tail:
+                data, cut = _read_last(fd, st.st_size, max_bytes)
+                if cut:  # drop the partial first line
+                    newline = data.find(b"\n")
+                    data = data[newline + 1 :] if newline >= 0 else data
+            else:
+                data = _read_upto(fd, max_bytes + 1)
+                cut = len(data) > max_bytes
+                data = data[:max_bytes]
+        except OSError as exc:
+            return _failed_read(hostpath, exc)
+        finally:
+            os.close(fd)
+        status = ReadStatus.TRUNCATED if cut else ReadStatus.OK
+        error = f"larger than {max_bytes} bytes" if cut else None
+        return FileRead(hostpath, status, _decode(data), error)
+
+    def read_text(self, hostpath: str) -> str | None:
+        """The whole file's text, or None when there is none (use `read` to tell why)."""
+        result = self.read(hostpath)
+        return result.text if result.ok else None
+
+    def exists(self, hostpath: str) -> Presence:
+        """Whether the path exists (a dangling symlink does); unknown when we may not look."""
+        try:
+            os.lstat(self.real(hostpath))
+        except OSError as exc:
+            status = status_of_oserror(exc)
+            error = None if status is ReadStatus.MISSING else exc.strerror or str(exc)
+            return Presence(hostpath, status, error)
+        return Presence(hostpath, ReadStatus.OK)
 
     def is_dir(self, hostpath: str) -> bool:
         return os.path.isdir(self.real(hostpath))
 
-    def listdir(self, hostpath: str) -> list[str] | None:
-        """Sorted entry names of a directory, or None when it is missing or unreadable."""
+    def listdir(self, hostpath: str) -> Listing:
+        """Sorted entry names of a directory, or why there are none."""
+        real = self.real(hostpath)
         try:
-            names = sorted(os.listdir(self.real(hostpath)))
-        except OSError:
-            self.manifest.append(ManifestEntry("list", hostpath, "missing"))
-            return None
+            names = tuple(sorted(os.listdir(real)))
+        except OSError as exc:
+            status = status_of_oserror(exc)
+            error = None if status is ReadStatus.MISSING else exc.strerror or str(exc)
+            if exc.errno == errno.ENOTDIR and os.path.lexists(real):
+                status, error = ReadStatus.NOT_A_FILE, "is not a directory"
+            self.manifest.append(ManifestEntry("list", hostpath, status.value))
+            return Listing(hostpath, status, error=error)
         self.manifest.append(ManifestEntry("list", hostpath, f"{len(names)} entries"))
-        return names
+        return Listing(hostpath, ReadStatus.OK, names)
 
-    def glob(self, hostdir: str, pattern: str = "*") -> list[str]:
-        """Host-absolute paths of entries in `hostdir` matching `pattern`, sorted by name."""
-        names = self.listdir(hostdir) or []
-        base = hostdir.rstrip("/")
-        return [f"{base}/{n}" for n in names if fnmatch.fnmatchcase(n, pattern)]
+    def glob(self, hostdir: str, pattern: str = "*") -> Listing:
+        """The entries of `hostdir` matching `pattern` (use `.paths()` for host paths)."""
+        listing = self.listdir(hostdir)
+        return listing._replace(
+            names=tuple(n for n in listing.names if fnmatch.fnmatchcase(n, pattern))
+        )
 
     def readlink(self, hostpath: str) -> str | None:
         try:

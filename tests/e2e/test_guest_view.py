@@ -44,8 +44,8 @@ def test_agent_reads_cpuinfo_and_dev_kvm_as_the_guest_saw(booted: BootedGuest) -
         info = parse_cpuinfo(cpuinfo.text or "")
         assert info.flags == booted.flags
         assert info.vendor_id == booted.vendor
-        assert machine.exists("/dev/kvm") is booted.dev_kvm
-        assert ("kvm" in (machine.listdir("/dev") or [])) is booted.dev_kvm
+        assert machine.exists("/dev/kvm").present is booted.dev_kvm
+        assert ("kvm" in machine.listdir("/dev").names) is booted.dev_kvm
         assert machine.failure is None
     finally:
         machine.agent.close()
@@ -93,10 +93,10 @@ def test_exec_and_file_errors_through_the_real_agent(one_guest: BootedGuest) -> 
         assert slow.status is CommandStatus.TIMEOUT
         assert machine.read("/no/such/file").status is ReadStatus.MISSING
         assert machine.read("/proc").status is ReadStatus.NOT_A_FILE
-        assert machine.listdir("/no/such/dir") is None
-        assert machine.listdir("/proc/cpuinfo") is None
-        assert machine.exists("/proc/cpuinfo")
-        assert not machine.exists("/no/such/file")
+        assert machine.listdir("/no/such/dir").status is ReadStatus.MISSING
+        assert machine.listdir("/proc/cpuinfo").status is ReadStatus.NOT_A_FILE
+        assert machine.exists("/proc/cpuinfo").present is True
+        assert machine.exists("/no/such/file").present is False
         assert machine.failure is None
         with pytest.raises(AgentError) as err:
             machine.agent.call("guest-no-such-command")

@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from nestctl.machine import MAX_READ_BYTES, CommandResult, CommandStatus, FileRead, ReadStatus
+from nestctl.machine import (
+    MAX_READ_BYTES,
+    CommandResult,
+    CommandStatus,
+    FileRead,
+    Listing,
+    Presence,
+    ReadStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -34,14 +42,17 @@ class TableMachine:
         raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
         return FileRead(hostpath, ReadStatus.OK, raw[:max_bytes].decode("utf-8", "replace"))
 
-    def exists(self, hostpath: str) -> bool:
+    def exists(self, hostpath: str) -> Presence:
         prefix = hostpath.rstrip("/") + "/"
-        return hostpath in self.files or any(p.startswith(prefix) for p in self.files)
+        found = hostpath in self.files or any(p.startswith(prefix) for p in self.files)
+        return Presence(hostpath, ReadStatus.OK if found else ReadStatus.MISSING)
 
-    def listdir(self, hostpath: str) -> list[str] | None:
+    def listdir(self, hostpath: str) -> Listing:
         prefix = hostpath.rstrip("/") + "/"
         names = {p[len(prefix) :].split("/")[0] for p in self.files if p.startswith(prefix)}
-        return sorted(names) if names else None
+        if not names:
+            return Listing(hostpath, ReadStatus.MISSING)
+        return Listing(hostpath, ReadStatus.OK, tuple(sorted(names)))
 
     def run(
         self,

@@ -75,12 +75,14 @@ def test_exists_and_listdir_use_guest_commands(fake: FakeAgent, machine: AgentMa
     fake.programs["ls"] = lambda args: (
         FakeProgram(stdout=b"null\nkvm\nttyS0\n")
         if args[-1] == "/dev/"
-        else FakeProgram(exitcode=2, stderr=b"ls: no such directory\n")
+        else FakeProgram(
+            exitcode=2, stderr=b"ls: cannot access '/nope/': No such file or directory\n"
+        )
     )
-    assert machine.exists("/dev/kvm")
-    assert not machine.exists("/dev/nope")
-    assert machine.listdir("/dev") == ["kvm", "null", "ttyS0"]
-    assert machine.listdir("/nope") is None
+    assert machine.exists("/dev/kvm").present is True
+    assert machine.exists("/dev/nope").present is False
+    assert machine.listdir("/dev").names == ("kvm", "null", "ttyS0")
+    assert machine.listdir("/nope").status is ReadStatus.MISSING
 
 
 def test_windows_guest_uses_powershell(fake: FakeAgent, machine: AgentMachine) -> None:
@@ -92,8 +94,8 @@ def test_windows_guest_uses_powershell(fake: FakeAgent, machine: AgentMachine) -
         return FakeProgram(stdout=b"True\r\n" if "Test-Path" in args[-1] else b"a\r\nb\r\n")
 
     fake.programs["powershell.exe"] = powershell
-    assert machine.exists(r"C:\Windows\System32\vmcompute.exe")
-    assert machine.listdir(r"C:\it's") == ["a", "b"]
+    assert machine.exists(r"C:\Windows\System32\vmcompute.exe").present is True
+    assert machine.listdir(r"C:\it's").names == ("a", "b")
     assert calls[0][-1] == r"Test-Path -LiteralPath 'C:\Windows\System32\vmcompute.exe'"
     assert calls[1][-1] == r"Get-ChildItem -Force -Name -LiteralPath 'C:\it''s'"
 
@@ -110,8 +112,9 @@ def test_agent_gone_is_recorded_and_later_calls_return_at_once(
     start = time.monotonic()
     assert machine.read("/proc/version").status is ReadStatus.UNREADABLE
     assert machine.run(["true"]).status is CommandStatus.TIMEOUT
-    assert machine.exists("/dev/kvm") is False
-    assert machine.listdir("/dev") is None
+    # The agent is gone: nothing can be checked, and nothing reads as "absent".
+    assert machine.exists("/dev/kvm").present is None
+    assert machine.listdir("/dev").status is ReadStatus.TIMED_OUT
     assert time.monotonic() - start < 0.2
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from nestctl.cli import cli
 from nestctl.machine import CommandResult, CommandStatus, Host, RecordingRunner
-from tests.vm.vmtrees import PVE84, PVE92, node, run_vm, vm_conf
+from tests.vm.vmtrees import PVE84, PVE92, digest_args, node, run_vm, vm_conf
 
 KVM64 = "kvm64,enforce,+kvm_pv_eoi,+kvm_pv_unhalt,+lahf_lm,+sep"
 HOST = "host,+kvm_pv_eoi,+kvm_pv_unhalt"
@@ -345,7 +345,7 @@ def test_enable_plans_exact_argv(
     args = ["100", "--profile", profile, "--dry-run"] + (["--migratable"] if migratable else [])
     rc, data, rec = enable(tmp_path, monkeypatch, *args)
     assert rc == 0
-    assert data["commands"] == [["qm", "set", "100", *expected]]
+    assert data["commands"] == [["qm", "set", "100", *expected, *digest_args(tmp_path, 100)]]
     assert rec.calls == []  # dry run: nothing ran, nothing recorded
 
 
@@ -356,7 +356,9 @@ def test_enable_pve84_migratable_prints_the_custom_model_and_refuses(
     vm_conf(tmp_path, 100, LINUX)
     rc, data, rec = enable(tmp_path, monkeypatch, "100", "--profile", "linux-kvm", "--migratable")
     assert rc == 1
-    assert data["commands"] == [["qm", "set", "100", "--cpu", "custom-nested-epyc-v4"]]
+    assert data["commands"] == [
+        ["qm", "set", "100", "--cpu", "custom-nested-epyc-v4", *digest_args(tmp_path, 100)]
+    ]
     assert (
         "cpu-model: nested-epyc-v4\n    flags +svm\n    reported-model EPYC-v4\n"
         in (data["manual"][0])
@@ -381,8 +383,10 @@ def test_enable_applies_through_qm_and_reports_restart(
     vm_conf(tmp_path, 100, LINUX)
     run_vm(tmp_path, 100, 50, "qemu64,+aes,enforce,+kvm_pv_eoi,+kvm_pv_unhalt")
     before = (tmp_path / "etc/pve/qemu-server/100.conf").read_text()
+    digest = tuple(digest_args(tmp_path, 100))
     rc, data, rec = enable(tmp_path, monkeypatch, "100", "--profile", "linux-kvm")
-    assert rec.calls == [("qm", "set", "100", "--cpu", "host")]
+    # --digest: Proxmox refuses the change if the config changed since nestctl checked it.
+    assert rec.calls == [("qm", "set", "100", "--cpu", "host", *digest)]
     assert data["applied"] is True
     assert "vm.restart-required" in [f["code"] for f in data["findings"]]
     # Proxmox's file is changed only by qm (here recorded), never by nestctl.
@@ -397,6 +401,7 @@ def test_enable_restart_reboots_and_verifies_the_running_cpu(
     vm_conf(tmp_path, 100, LINUX)
     run_vm(tmp_path, 100, 50, "qemu64,+aes,enforce,+kvm_pv_eoi,+kvm_pv_unhalt")
     conf = tmp_path / "etc/pve/qemu-server/100.conf"
+    digest = tuple(digest_args(tmp_path, 100))
 
     def fake_qm(argv: tuple[str, ...]) -> CommandResult | None:
         # What qm does on a running VM: set puts cpu into [PENDING]; reboot applies it and
@@ -417,7 +422,7 @@ def test_enable_restart_reboots_and_verifies_the_running_cpu(
         "--restart",
         runner=RecordingRunner(respond=fake_qm),
     )
-    assert rec.calls == [("qm", "set", "100", "--cpu", "host"), ("qm", "reboot", "100")]
+    assert rec.calls == [("qm", "set", "100", "--cpu", "host", *digest), ("qm", "reboot", "100")]
     assert data["restart"] == {"running_cpu_arg": HOST, "expected_cpu_arg": HOST, "matches": True}
     assert "vm.enable.verified" in [f["code"] for f in data["findings"]]
     assert rc == 0

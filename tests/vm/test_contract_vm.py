@@ -9,7 +9,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from nestctl.cli import cli
-from tests.vm.vmtrees import node, run_vm, vm_conf
+from tests.vm.vmtrees import digest_args, node, run_vm, vm_conf
 
 #: Keys the issue documents; extra keys may be added, these may never go or change meaning.
 VM_KEYS = {
@@ -96,6 +96,6 @@ def test_enable_json_contract(tmp_path: Path) -> None:
     vm_conf(tmp_path, 100, "ostype: l26\n")
     data = run(tmp_path, "vm", "enable", "100", "--profile", "linux-kvm", "--dry-run")
     assert set(data) == ENABLE_KEYS
-    assert data["commands"] == [["qm", "set", "100", "--cpu", "host"]]
+    assert data["commands"] == [["qm", "set", "100", "--cpu", "host", *digest_args(tmp_path, 100)]]
     for f in data["findings"]:
         check_finding(f)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from tests.helpers import write_tree
@@ -67,6 +68,12 @@ def node(
 def vm_conf(root: Path, vmid: int, text: str, node_name: str | None = None) -> None:
     where = f"/etc/pve/nodes/{node_name}/qemu-server" if node_name else "/etc/pve/qemu-server"
     write_tree(root, {f"{where}/{vmid}.conf": text})
+
+
+def digest_args(root: Path, vmid: int) -> list[str]:
+    """`--digest` of the config as written: what `vm enable` sends with `qm set`."""
+    data = (root / f"etc/pve/qemu-server/{vmid}.conf").read_bytes()
+    return ["--digest", hashlib.sha1(data).hexdigest()]
 
 
 def qemu_argv(vmid: int, cpu: str, *extra: str) -> list[str]:

@@ -18,8 +18,11 @@ from nestctl.machine import (
     CommandResult,
     CommandStatus,
     FileRead,
+    Listing,
     ManifestEntry,
+    Presence,
     ReadStatus,
+    status_of_command,
 )
 
 _MISSING_HINTS = ("no such file", "cannot find", "not found", "does not exist")
@@ -87,15 +90,22 @@ class AgentMachine:
         self.manifest.append(ManifestEntry("read", f"agent:{hostpath}", result.status.value))
         return result
 
-    def exists(self, hostpath: str) -> bool:
+    def exists(self, hostpath: str) -> Presence:
         if self.os_kind == "windows":
             cmd = f"Test-Path -LiteralPath {_ps_quote(hostpath)}"
             res = self.run(["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", cmd])
-            return res.ok and res.stdout.strip().lower() == "true"
+            answer = res.stdout.strip().lower()
+            if res.ok and answer in ("true", "false"):
+                status = ReadStatus.OK if answer == "true" else ReadStatus.MISSING
+                return Presence(hostpath, status)
+            return Presence(hostpath, status_of_command(res), res.describe())
         # `test -e` rather than guest-file-open: opening a device node can have side effects.
-        return self.run(["test", "-e", hostpath], ok_codes=(0, 1)).rc == 0
+        res = self.run(["test", "-e", hostpath], ok_codes=(0, 1))
+        if res.ok:
+            return Presence(hostpath, ReadStatus.OK if res.rc == 0 else ReadStatus.MISSING)
+        return Presence(hostpath, status_of_command(res), res.describe())
 
-    def listdir(self, hostpath: str) -> list[str] | None:
+    def listdir(self, hostpath: str) -> Listing:
         if self.os_kind == "windows":
             cmd = f"Get-ChildItem -Force -Name -LiteralPath {_ps_quote(hostpath)}"
             argv = ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", cmd]
@@ -103,9 +113,18 @@ class AgentMachine:
             # The trailing slash makes ls fail on a plain file instead of printing its name.
             argv = ["ls", "-1A", hostpath.rstrip("/") + "/"]
         res = self.run(argv)
-        if not res.ok:
-            return None
-        return sorted(line.rstrip("\r") for line in res.stdout.splitlines() if line.strip())
+        if res.ok:
+            names = sorted(line.rstrip("\r") for line in res.stdout.splitlines() if line.strip())
+            return Listing(hostpath, ReadStatus.OK, tuple(names))
+        if res.status is CommandStatus.FAILED:
+            # The program ran and refused: its message says why.
+            if _has(res.stderr, ("not a directory",)):
+                return Listing(hostpath, ReadStatus.NOT_A_FILE, error="is not a directory")
+            if _has(res.stderr, _MISSING_HINTS):
+                return Listing(hostpath, ReadStatus.MISSING)
+            if _has(res.stderr, _DENIED_HINTS):
+                return Listing(hostpath, ReadStatus.NOT_PERMITTED, error=res.stderr.strip())
+        return Listing(hostpath, status_of_command(res), error=res.describe())
 
     def run(
         self,

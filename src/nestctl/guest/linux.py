@@ -215,22 +215,22 @@ def _kvm_module(machine: Machine) -> tuple[str | None, bool | None]:
     """The loaded KVM vendor module and its `nested` value (kvm_intel/kvm_amd first; another
     such as kvm_pvm is reported as found, it has no `nested`)."""
     for module in ("kvm_intel", "kvm_amd"):
-        if machine.exists(f"/sys/module/{module}"):
+        if machine.exists(f"/sys/module/{module}").present is True:
             nested = sysfs_bool(_text(machine, f"/sys/module/{module}/parameters/nested"))
             return module, nested
-    others = [n for n in machine.listdir("/sys/module") or [] if n.startswith("kvm_")]
+    others = [n for n in machine.listdir("/sys/module").names if n.startswith("kvm_")]
     return (others[0], None) if others else (None, None)
 
 
 def probe_lab(machine: Machine) -> LabFacts:
     binaries: set[str] = set()
     for directory in ("/usr/bin", "/usr/local/bin"):
-        names = machine.listdir(directory) or []
+        names = machine.listdir(directory).names
         binaries.update(n for n in names if n.startswith("qemu-system-"))
-    if machine.exists("/usr/libexec/qemu-kvm"):
+    if machine.exists("/usr/libexec/qemu-kvm").present is True:
         binaries.add("qemu-kvm")
     daemons = ("/usr/sbin/libvirtd", "/usr/bin/libvirtd", "/usr/sbin/virtqemud")
-    installed = any(machine.exists(p) for p in daemons)
+    installed = any(machine.exists(p).present is True for p in daemons)
     if not installed:
         return LabFacts(tuple(sorted(binaries)), False, None, "libvirt is not installed")
     result = machine.run(["systemctl", "is-active", "libvirtd"], timeout=10.0, ok_codes=(0, 3, 4))
@@ -248,7 +248,7 @@ def probe_linux(machine: Machine) -> GuestFacts:
     cpuinfo = machine.read("/proc/cpuinfo")
     cpu = parse_cpuinfo(cpuinfo.text) if cpuinfo.ok and cpuinfo.text is not None else None
     problem = None if cpu else f"/proc/cpuinfo: {cpuinfo.error or cpuinfo.status.value}"
-    dev_kvm = machine.exists("/dev/kvm")
+    dev_kvm = machine.exists("/dev/kvm").present is True
     module, nested = _kvm_module(machine)
     vendor = _line(machine, "/sys/class/dmi/id/sys_vendor")
     product = _line(machine, "/sys/class/dmi/id/product_name")
@@ -265,7 +265,7 @@ def probe_linux(machine: Machine) -> GuestFacts:
         cpuinfo_problem=problem,
         dev_kvm=dev_kvm,
         access=probe_kvm_access(machine, dev_kvm),
-        kvm_core_loaded=machine.exists("/sys/module/kvm"),
+        kvm_core_loaded=machine.exists("/sys/module/kvm").present is True,
         kvm_module=module,
         module_nested=nested,
         dmi_vendor=vendor,

@@ -54,7 +54,7 @@ def read_param(host: Host, module: str, param: str) -> ParamValue:
 
 def vendor_module_names(host: Host) -> list[str]:
     """Names of loaded (or built-in) kvm_* modules other than the core `kvm`."""
-    names = host.listdir("/sys/module") or []
+    names = host.listdir("/sys/module").names
     return [n for n in names if n.startswith("kvm_") and host.is_dir(f"/sys/module/{n}")]
 
 
@@ -64,7 +64,7 @@ def read_module(host: Host, name: str) -> KvmModule:
     builtin = initstate_read.status.value == "missing"
     initstate = initstate_read.text.strip() if initstate_read.text is not None else None
     refcount = sysfs_int(host.read_text(f"{base}/refcnt"))
-    holders = tuple(host.listdir(f"{base}/holders") or ())
+    holders = host.listdir(f"{base}/holders").names
     nested = read_param(host, name, "nested")
     if nested.status == "missing":
         nested_or_none: ParamValue | None = None

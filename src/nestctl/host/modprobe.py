@@ -133,7 +133,7 @@ def collect_config_files(host: Host) -> list[ConfigFile]:
     chosen: dict[str, str] = {}
     hidden: dict[str, list[str]] = {}
     for directory in MODPROBE_DIRS:
-        for path in host.glob(directory, "*.conf"):
+        for path in host.glob(directory, "*.conf").paths():
             name = path.rsplit("/", 1)[-1]
             if name.startswith(".") or host.is_dir(path):
                 continue

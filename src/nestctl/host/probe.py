@@ -43,7 +43,7 @@ class HostFacts(NamedTuple):  # not a dataclass: start-up pays for building each
     kvm_module: str | None  # the module providing KVM ("kvm_intel", "kvm_amd", "kvm_pvm", ...)
     expected_module: str | None  # kvm_intel / kvm_amd for this CPU vendor
     expected_builtin: bool  # the expected module is compiled into the kernel
-    dev_kvm: bool
+    dev_kvm: bool | None  # None: could not check (not permitted to look in /dev)
     nested_live: bool | None
     nested_live_raw: str | None
     nested_live_status: str  # "ok", "missing", "unreadable", "garbage", "no-module"
@@ -136,7 +136,7 @@ def probe_host(host: Host) -> HostFacts:
     else:
         kvm_module = modules[0].name if modules else None
         expected_builtin = bool(expected) and kvm.listed_builtin(host, release, expected or "")
-    dev_kvm = host.exists("/dev/kvm")
+    dev_kvm = host.exists("/dev/kvm").present
 
     if expected_loaded is None:
         live, live_raw, live_status = None, None, "no-module"

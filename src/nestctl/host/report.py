@@ -85,7 +85,7 @@ def host_sections(f: HostFacts) -> list[Section]:
     ]
     kvm_rows = [
         ("module", f.kvm_module or "none loaded"),
-        ("/dev/kvm", "present" if f.dev_kvm else "absent"),
+        ("/dev/kvm", "unknown" if f.dev_kvm is None else "present" if f.dev_kvm else "absent"),
     ]
     shown = mod or (f.kvm_modules[0] if f.kvm_modules else None)
     if shown is not None:

@@ -99,7 +99,13 @@ def _kvm(f: HostFacts) -> list[Finding]:
             info(
                 "host.kvm.other-module",
                 f"KVM here comes from {', '.join(others)}, not kvm_intel/kvm_amd; "
-                + ("/dev/kvm is present" if f.dev_kvm else "/dev/kvm is absent")
+                + (
+                    "/dev/kvm could not be checked"
+                    if f.dev_kvm is None
+                    else "/dev/kvm is present"
+                    if f.dev_kvm
+                    else "/dev/kvm is absent"
+                )
                 + "; such a module has no `nested` parameter to check",
             )
         )
@@ -135,7 +141,7 @@ def _kvm(f: HostFacts) -> list[Finding]:
                 "cannot be reloaded; only the kernel command line sets its parameters",
             )
         )
-    if not f.dev_kvm and mod is not None:
+    if f.dev_kvm is False and mod is not None:
         out.append(
             error(
                 "host.kvm.no-dev-kvm",

@@ -56,7 +56,7 @@ def proxmox_vms(host: Host) -> tuple[dict[int, int], list[str]]:
     vms: dict[int, int] = {}
     stale: list[str] = []
     for directory in PID_DIRS:
-        for path in host.glob(directory, "*.pid"):
+        for path in host.glob(directory, "*.pid").paths():
             stem = path.rsplit("/", 1)[-1].removesuffix(".pid")
             if not stem.isascii() or not stem.isdigit():
                 continue
@@ -80,7 +80,7 @@ def _kvm_reason(host: Host, pid: int, argv: list[str]) -> str | None:
             return "accel=kvm"
         if arg.startswith("kvm,") and argv[i - 1 : i] == ["-accel"]:
             return "accel=kvm"
-    for fd in host.listdir(f"/proc/{pid}/fd") or []:
+    for fd in host.listdir(f"/proc/{pid}/fd").names:
         if host.readlink(f"/proc/{pid}/fd/{fd}") == "/dev/kvm":
             return "/dev/kvm open"
     return None
@@ -88,7 +88,7 @@ def _kvm_reason(host: Host, pid: int, argv: list[str]) -> str | None:
 
 def other_kvm_processes(host: Host, known_pids: set[int]) -> list[KvmProcess]:
     found: list[KvmProcess] = []
-    for name in host.listdir("/proc") or []:
+    for name in host.listdir("/proc").names:
         if not name.isdigit():
             continue
         pid = int(name)

@@ -216,7 +216,7 @@ def _read_one(host: Host, hostpath: str, vmid: int, node: str | None) -> VmConfi
 
 def _dir_vmids(host: Host, hostdir: str) -> list[int]:
     out = []
-    for name in host.listdir(hostdir) or []:
+    for name in host.listdir(hostdir).names:
         m = _CONF_NAME.fullmatch(name)
         if m:
             out.append(int(m.group(1)))
@@ -234,7 +234,7 @@ def load_vm_configs(
     local = local_node(host)
     dirs: list[tuple[str, str | None]] = []
     if all_nodes:
-        for name in host.listdir(NODES_DIR) or []:
+        for name in host.listdir(NODES_DIR).names:
             if host.is_dir(f"{NODES_DIR}/{name}/qemu-server"):
                 dirs.append((f"{NODES_DIR}/{name}/qemu-server", name))
         link = host.readlink(QEMU_SERVER_DIR)

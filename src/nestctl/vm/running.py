@@ -118,7 +118,7 @@ def _process_alive(host: Machine, pid: int) -> bool:
         # "<pid> (<comm>) <state> ...": comm may hold spaces and parentheses.
         state = stat.text.rpartition(")")[2].split()
         return not state or state[0] != "Z"
-    return host.exists(f"/proc/{pid}")
+    return host.exists(f"/proc/{pid}").present is True
 
 
 def check_running(host: Machine, vmid: int) -> RunningCheck:

@@ -1,0 +1,114 @@
+"""The local collector: this node's VM configs, QEMU processes and host facts, through `Host`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nestctl.findings import error, unknown
+from nestctl.machine import Host
+from nestctl.vm.facts import NodeFacts, ScanFacts, VmFacts, VmOptions
+from nestctl.vm.running import PID_DIRS, RunningCheck, check_running
+
+if TYPE_CHECKING:
+    from nestctl.host.probe import HostFacts
+
+
+def node_facts(host: Host, opts: VmOptions, host_facts: HostFacts | None = None) -> NodeFacts:
+    """The node's facts: probed here unless the caller (doctor) already has them."""
+    from nestctl.host.probe import probe_host  # noqa: PLC0415 - keep start-up lean
+    from nestctl.vm import versions  # noqa: PLC0415
+
+    facts = host_facts if host_facts is not None else probe_host(host)
+    qemu = versions.parse_version_arg(opts.qemu_version) if opts.qemu_version else None
+    pve = versions.parse_version_arg(opts.pve_version) if opts.pve_version else None
+    env, got, problems = versions.cpu_env_from_host(host, qemu_version=qemu, pve_version=pve)
+    cpuinfo = facts.cpuinfo
+    return NodeFacts(
+        name=env.nodename,
+        env=env,
+        cpuinfo_known=cpuinfo is not None,
+        vendor=facts.vendor,
+        flags=cpuinfo.flags if cpuinfo else frozenset(),
+        nested_live=facts.nested_live,
+        env_problems=tuple(problems),
+        qemu_version_known=qemu is not None or got.pve_qemu_kvm is not None,
+        qemu_server_known=pve is not None or got.qemu_server is not None,
+    )
+
+
+def pidfile_vmids(host: Host) -> set[int]:
+    """VMIDs with a pid file: one directory listing instead of a failed open per VM."""
+    out: set[int] = set()
+    for d in PID_DIRS:
+        for name in host.listdir(d).names:
+            stem, dot, ext = name.partition(".")
+            if dot and ext == "pid" and stem.isascii() and stem.isdigit():
+                out.add(int(stem))
+    return out
+
+
+def collect_vms(host: Host, opts: VmOptions, scan: ScanFacts) -> None:
+    """Add the VMs asked (default: every VM on this node) to `scan`, with what could not be read."""
+    from nestctl.vm.config import load_vm_configs, local_node  # noqa: PLC0415
+
+    if not host.is_dir("/etc/pve"):
+        scan.findings.append(
+            unknown(
+                "vm.no-proxmox",
+                f"no /etc/pve under {host.root}: not a Proxmox VE node (or pmxcfs is not "
+                f"mounted), so there are no VM configs to check",
+                "systemctl status pve-cluster",
+            )
+        )
+    elif (pve := host.listdir("/etc/pve")).ok and not pve.names:
+        # pmxcfs not mounted: the mount point is an empty directory. "0 VMs" would be a lie.
+        scan.findings.append(
+            unknown(
+                "vm.pmxcfs.not-mounted",
+                f"/etc/pve under {host.root} is empty: the Proxmox cluster file system (pmxcfs) "
+                f"is not mounted, so this node's VMs cannot be listed",
+                "systemctl status pve-cluster",
+            )
+        )
+    configs = load_vm_configs(
+        host, all_nodes=opts.all_nodes, vmids=list(opts.vmids) if opts.vmids else None
+    )
+    here = local_node(host)
+    with_pidfile = pidfile_vmids(host)
+    for cfg in configs:
+        if not cfg.readable:
+            if host.exists(cfg.path).present is False:
+                scan.config_findings.append(
+                    error(
+                        "vm.not-found",
+                        f"VM {cfg.vmid}: "
+                        + "; ".join(cfg.problems)
+                        + ("" if opts.all_nodes else " (--all-nodes looks on every node)"),
+                    )
+                )
+            else:
+                # It exists (or we cannot tell): "not found" would send the admin looking for
+                # a VM that is there.
+                scan.config_findings.append(
+                    unknown(
+                        "vm.config.unreadable",
+                        f"VM {cfg.vmid}: could not check: " + "; ".join(cfg.problems),
+                        "run as root (pmxcfs serves VM configs to root and www-data only)",
+                    )
+                )
+            continue
+        if cfg.node not in (None, here):
+            run = RunningCheck(False, reason="on another node")
+        elif cfg.vmid in with_pidfile:
+            run = check_running(host, cfg.vmid)
+        else:
+            run = RunningCheck(False, reason="no pid file")
+        scan.vms.append(VmFacts(cfg, run))
+
+
+def collect_local(host: Host, opts: VmOptions, host_facts: HostFacts | None = None) -> ScanFacts:
+    scan = ScanFacts()
+    collect_vms(host, opts, scan)
+    node = node_facts(host, opts, host_facts)
+    scan.nodes[None] = node
+    return scan

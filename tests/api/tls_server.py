@@ -1,0 +1,91 @@
+"""A tiny real HTTPS server with a self-signed certificate, for the client's own tests.
+
+The Proxmox simulator (tests.pvesim) serves the cluster; this one answers canned replies so a test
+can put any status, reason phrase or body on the wire and see what the client makes of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ssl
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b'{"data": null}'
+    reason: str | None = None
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Canned:
+    routes: dict[tuple[str, str], Callable[[Seen], Reply]] = field(default_factory=dict)
+    seen: list[Seen] = field(default_factory=list)
+
+
+def make_cert(directory: Path) -> tuple[Path, Path, str]:
+    """(cert, key, SHA-256 fingerprint as Proxmox shows it) for CN/SAN 127.0.0.1."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    der = ssl.PEM_cert_to_DER_cert(cert.read_text())
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return cert, key, ":".join(digest[i : i + 2] for i in range(0, 64, 2))
+
+
+@contextmanager
+def serve(canned: Canned, cert: Path, key: Path) -> Iterator[str]:
+    """Serve `canned` on 127.0.0.1 over TLS; yields the base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _any(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            path = self.path.split("?")[0].removeprefix("/api2/json")
+            seen = Seen(self.command, self.path, dict(self.headers), self.rfile.read(length))
+            canned.seen.append(seen)
+            route = canned.routes.get((self.command, path))
+            reply = route(seen) if route else Reply(501, b'{"data": null}', "Method not found")
+            self.send_response(reply.status, reply.reason)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            self.wfile.write(reply.body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _any  # noqa: N815
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
