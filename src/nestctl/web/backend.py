@@ -82,9 +82,8 @@ def presented_fingerprint(url: str, timeout: float = 5.0) -> str | None:
 class PveConnector:
     """Logins through the shared API client."""
 
-    def __init__(self, *, timeout: float = 10.0, ca_file: str | None = None) -> None:
+    def __init__(self, *, timeout: float = 10.0) -> None:
         self.timeout = timeout
-        self.ca_file = ca_file
 
     def login(
         self, target: TargetSpec, username: str, password: str, otp: str, pin: str | None
@@ -106,7 +105,7 @@ class PveConnector:
             raise LoginError(str(exc)) from None
         fingerprint = target.fingerprint or pin
         client = ApiClient(
-            target.url, creds, fingerprint=fingerprint, ca_file=self.ca_file, timeout=self.timeout
+            target.url, creds, fingerprint=fingerprint, ca_file=target.ca_file, timeout=self.timeout
         )
         try:
             client.login()

@@ -129,7 +129,8 @@ class SecurityMiddleware:
         state["cookies"] = cookies
 
         if (session is None or not session.logins) and _login_required(path):
-            if method in SAFE_METHODS and "text/html" in (header(scope, b"accept") or "text/html"):
+            accept = header(scope, b"accept") or "*/*"
+            if method in SAFE_METHODS and ("text/html" in accept or "*/*" in accept):
                 target = path + (
                     "?" + scope["query_string"].decode() if scope["query_string"] else ""
                 )

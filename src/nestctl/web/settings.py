@@ -14,6 +14,7 @@ class TargetSpec:
     url: str  # https://HOST:8006
     fingerprint: str | None = None  # pinned SHA-256 (colon hex), None: CA verification
     parent: str | None = None  # "<target>/<vmid>": this Proxmox runs inside that VM
+    ca_file: str | None = None  # CA bundle to verify the certificate with
 
 
 @dataclass

@@ -65,7 +65,7 @@ MANIFEST = {
 
 
 async def manifest(_request: Request) -> Response:
-    body = dict(MANIFEST)
+    body: dict[str, object] = dict(MANIFEST)
     body["icons"] = [
         {"src": url("icon-192.png"), "sizes": "192x192", "type": "image/png"},
         {"src": url("icon-512.png"), "sizes": "512x512", "type": "image/png"},
