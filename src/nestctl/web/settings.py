@@ -25,7 +25,7 @@ class ServeSettings:
     tls_cert: str | None = None
     tls_key: str | None = None
     insecure_http: bool = False
-    session_ttl: float = 8 * 3600.0  # absolute lifetime of a login
+    session_ttl: float = 2 * 3600.0  # absolute lifetime of a login (a Proxmox ticket's, too)
     idle_ttl: float = 30 * 60.0  # a session unused this long expires
     refresh_interval: float = 10.0  # seconds between background refreshes of a viewed target
     login_attempts: int = 5  # failed logins allowed per window, per client and per user name
