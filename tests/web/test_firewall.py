@@ -87,7 +87,7 @@ def test_edit_move_and_disable_rules(client, sim):
             "csrf": csrf_of(edit.text),
             "digest": _hidden(edit.text, "digest"),
             **_rule(dport="1003", action="DROP"),
-        },  # fmt: skip
+        },
         follow_redirects=False,
     )
     assert r.status_code == 303, r.text

@@ -120,9 +120,7 @@ def _targets(doc: dict[str, Any], text: str, path: Path) -> dict[str, Target]:
     return out
 
 
-def _target(
-    name: str, table: dict[str, Any], lines: _Lines, problems: list[str]
-) -> Target | None:
+def _target(name: str, table: dict[str, Any], lines: _Lines, problems: list[str]) -> Target | None:
     where = f"targets.{name}"
     before = len(problems)
     for key, value in table.items():
