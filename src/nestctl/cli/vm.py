@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from nestctl.cli.apiopts import api_options, api_requested
 from nestctl.cli.common import emit, json_option, open_host, root_option
 from nestctl.machine import Host
 
@@ -147,6 +148,7 @@ def _options(params: dict[str, Any], vmids: tuple[int, ...] = (), *, text: bool 
 @click.option("--guest", is_flag=True, help="Add the guest's own view (through the guest agent).")
 @_checks
 @_versions
+@api_options()
 @root_option
 @json_option
 @click.pass_context
@@ -159,9 +161,15 @@ def vm(
     """
     if ctx.invoked_subcommand is not None:
         return
+    opts = _options(params, vmids, text=not as_json)
+    if api_requested(params):
+        from nestctl.cli.apiopts import resolve_targets, scan_target  # noqa: PLC0415
+        from nestctl.vm.remote import vm_report  # noqa: PLC0415
+
+        target = resolve_targets(params)[0]
+        ctx.exit(emit(vm_report(scan_target(target, params, opts), opts), as_json))
     from nestctl.vm.report import collect  # noqa: PLC0415
 
-    opts = _options(params, vmids, text=not as_json)
     report = collect(make_host(root), opts)
     ctx.exit(emit(report, as_json))
 

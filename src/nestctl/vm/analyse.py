@@ -402,7 +402,9 @@ def context_for(
         predict=predict_cpu,
         host_vendor=node.vendor if node.cpuinfo_known else None,
         nested_live=node.nested_live,
-        nested_virt_supported=qemu_server is None or qemu_server >= (9, 0, 27),
+        nested_virt_supported=node.nested_virt_flag
+        if node.nested_virt_flag is not None
+        else qemu_server is None or qemu_server >= (9, 0, 27),
         oracle=oracle,
         cluster_vendors=opts.cluster_vendors,
         vendor_model=vendor_model(node.vendor, node.flags),

@@ -7,8 +7,9 @@ the config changed in between (another admin, a migration): no change is made on
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nestctl.findings import Finding, Report, Section, error, info, unknown, warning
 from nestctl.machine import Host
@@ -22,6 +23,9 @@ from nestctl.vm.analyse import (
 from nestctl.vm.facts import VmOptions
 from nestctl.vm.model import VmConfig
 from nestctl.vm.running import RunningCheck, check_running
+
+if TYPE_CHECKING:
+    from nestctl.vm.profiles import Plan
 
 #: How long to wait for the VM's new QEMU after `qm reboot` returns (seconds).
 RESTART_WAIT_S = 60.0
@@ -47,17 +51,9 @@ class EnableOptions:
     restart: bool = False
 
 
-def enable_report(host: Host, opts: VmOptions, eopts: EnableOptions) -> Report:
-    """Plan (and unless --dry-run apply) `vm enable` for one VM on this node."""
-    from nestctl.vm.config import load_vm_configs  # noqa: PLC0415
-    from nestctl.vm.profiles import HostCpu, plan_enable  # noqa: PLC0415
-
-    findings: list[Finding] = []
-    ctx = build_context(host, opts, findings)
-    vmid = eopts.vmid
-    configs = [c for c in load_vm_configs(host, vmids=[vmid]) if c.readable]
-    payload: dict[str, Any] = {
-        "vmid": vmid,
+def new_payload(eopts: EnableOptions) -> dict[str, Any]:
+    return {
+        "vmid": eopts.vmid,
         "profile": eopts.profile,
         "dry_run": eopts.dry_run,
         "commands": [],
@@ -67,15 +63,33 @@ def enable_report(host: Host, opts: VmOptions, eopts: EnableOptions) -> Report:
         "restart": None,
         "results": [],
     }
-    title = f"VM {vmid}: enable {eopts.profile}"
-    if not configs:
-        findings.append(
-            error("vm.not-found", f"VM {vmid}: no config at /etc/pve/qemu-server/{vmid}.conf")
-        )
-        payload["blocked"] = "no such VM on this node"
-        return Report(title, payload, findings)
-    cfg = configs[0]
-    run = check_running(host, vmid)
+
+
+@dataclass
+class Planned:
+    """`vm enable`'s plan for one VM, wherever it is applied (qm here, the API remotely)."""
+
+    plan: Plan
+    needs_restart: bool
+    findings: list[Finding]
+    sections: list[Section]
+    done: bool  # nothing more to do: blocked, dry run or nothing to run
+
+
+def plan_vm(
+    cfg: VmConfig,
+    run: RunningCheck,
+    ctx: VmContext,
+    eopts: EnableOptions,
+    *,
+    payload: dict[str, Any],
+    findings: list[Finding],
+    render: Callable[[Plan, bool], list[tuple[str, ...]]],
+) -> Planned:
+    """Plan `vm enable` for one VM; `render(plan, restart)` gives the commands to show/run."""
+    from nestctl.vm.profiles import HostCpu, plan_enable  # noqa: PLC0415
+
+    vmid = eopts.vmid
     flags = ctx.env.host_flags or frozenset()
     plan = plan_enable(
         vmid,
@@ -92,15 +106,13 @@ def enable_report(host: Host, opts: VmOptions, eopts: EnableOptions) -> Report:
     stale = run.running and (bool(pending_restart_keys(cfg)) or _running_differs(cfg, run, ctx))
     needs_restart = run.running and (plan.argv is not None or stale)
     findings += [f for f in plan.findings if f.code != "vm.enable.restart" or not eopts.restart]
-    commands: list[tuple[str, ...]] = [(*plan.argv, "--digest", cfg.digest)] if plan.argv else []
-    if needs_restart and eopts.restart:
-        commands.append(("qm", "reboot", str(vmid)))
+    commands = render(plan, needs_restart and eopts.restart)
     payload.update(commands=[list(c) for c in commands], blocked=plan.blocked, manual=plan.manual)
     rows: list[tuple[str, str]] = [("command", shlex.join(c)) for c in commands]
     rows += [("manual step", m) for m in plan.manual]
     sections_ = [Section("Plan", tuple(rows) or (("command", "nothing to change"),))]
     if plan.blocked is not None:
-        findings = [f for f in findings if f.code != "vm.enable.restart"]
+        findings[:] = [f for f in findings if f.code != "vm.enable.restart"]
         if not any(f.code == "vm.enable.locked" for f in findings):
             findings.append(
                 error(
@@ -109,11 +121,11 @@ def enable_report(host: Host, opts: VmOptions, eopts: EnableOptions) -> Report:
                     "\n".join(plan.manual) or None,
                 )
             )
-        return Report(title, payload, findings, sections_)
+        return Planned(plan, needs_restart, findings, sections_, done=True)
     if plan.argv is None:
         findings.append(info("vm.enable.nothing", f"VM {vmid}: already set for {eopts.profile}."))
     if needs_restart and not eopts.restart:
-        findings = [f for f in findings if f.code != "vm.enable.restart"]
+        findings[:] = [f for f in findings if f.code != "vm.enable.restart"]
         findings.append(
             warning(
                 "vm.restart-required",
@@ -124,13 +136,43 @@ def enable_report(host: Host, opts: VmOptions, eopts: EnableOptions) -> Report:
                 f"qm reboot {vmid}",
             )
         )
-    if eopts.dry_run or not commands:
-        return Report(title, payload, findings, sections_)
+    done = eopts.dry_run or not commands
+    return Planned(plan, needs_restart, findings, sections_, done=done)
+
+
+def enable_report(host: Host, opts: VmOptions, eopts: EnableOptions) -> Report:
+    """Plan (and unless --dry-run apply) `vm enable` for one VM on this node."""
+    from nestctl.vm.config import load_vm_configs  # noqa: PLC0415
+
+    findings: list[Finding] = []
+    ctx = build_context(host, opts, findings)
+    vmid = eopts.vmid
+    configs = [c for c in load_vm_configs(host, vmids=[vmid]) if c.readable]
+    payload = new_payload(eopts)
+    title = f"VM {vmid}: enable {eopts.profile}"
+    if not configs:
+        findings.append(
+            error("vm.not-found", f"VM {vmid}: no config at /etc/pve/qemu-server/{vmid}.conf")
+        )
+        payload["blocked"] = "no such VM on this node"
+        return Report(title, payload, findings)
+    cfg = configs[0]
+    run = check_running(host, vmid)
+
+    def qm(plan: Plan, restart: bool) -> list[tuple[str, ...]]:
+        # --digest: Proxmox refuses the change if the config changed since it was checked.
+        out = [(*plan.argv, "--digest", cfg.digest)] if plan.argv else []
+        return [*out, ("qm", "reboot", str(vmid))] if restart else out
+
+    planned = plan_vm(cfg, run, ctx, eopts, payload=payload, findings=findings, render=qm)
+    if planned.done:
+        return Report(title, payload, planned.findings, planned.sections)
+    commands = [tuple(c) for c in payload["commands"]]
     findings += _apply(host, commands, payload)
-    if payload["applied"] and eopts.restart and needs_restart:
+    if payload["applied"] and eopts.restart and planned.needs_restart:
         old_pid = run.vm.pid if run.vm else None
         findings += _verify_restart(host, ctx, vmid, payload, old_pid)
-    return Report(title, payload, findings, sections_)
+    return Report(title, payload, findings, planned.sections)
 
 
 def _running_differs(cfg: VmConfig, run: RunningCheck, ctx: VmContext) -> bool:

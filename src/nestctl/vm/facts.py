@@ -48,6 +48,7 @@ class NodeFacts:
     env_problems: tuple[str, ...] = ()
     qemu_version_known: bool = True  # pve-qemu-kvm found (or --qemu-version given)
     qemu_server_known: bool = True  # qemu-server found (or --pve-version given)
+    nested_virt_flag: bool | None = None  # the node lists the nested-virt CPU flag (API)
 
 
 @dataclass

@@ -1,0 +1,196 @@
+"""The options every verb that can talk to a Proxmox API shares, and opening the client.
+
+`--api URL` or `--target NAME` (from the config file) selects the cluster. Secrets never come
+from argv: --token-file, $NESTCTL_API_TOKEN, the target's token_file, or --user with
+--password-file or a prompt.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from nestctl.cli.common import NestctlError
+
+if TYPE_CHECKING:
+    from nestctl.api.client import ApiClient
+    from nestctl.api.targets import Target
+    from nestctl.vm.collect.api import ApiScan, NestedReader
+    from nestctl.vm.facts import VmOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def api_options(*, multiple_targets: bool = False) -> Callable[[F], F]:
+    def decorate(func: F) -> F:
+        options = [
+            click.option(
+                "--api", "api_url", metavar="URL", help="A Proxmox API: https://HOST:8006."
+            ),
+            click.option(
+                "--target",
+                "targets",
+                metavar="NAME",
+                multiple=multiple_targets,
+                help="A named target from the config file"
+                + (" (repeatable)." if multiple_targets else "."),
+            ),
+            click.option(
+                "--config",
+                "config_file",
+                metavar="FILE",
+                help="Config file (default: $XDG_CONFIG_HOME/nestctl/config.toml).",
+            ),
+            click.option(
+                "--token-file",
+                metavar="FILE",
+                help="File holding the API token USER@REALM!ID=SECRET (or $NESTCTL_API_TOKEN).",
+            ),
+            click.option("--user", metavar="USER@REALM", help="Log in with a password (a ticket)."),
+            click.option("--password-file", metavar="FILE", help="File holding --user's password."),
+            click.option(
+                "--fingerprint",
+                metavar="SHA256",
+                help="Pin the node's certificate (pvenode cert info) instead of a CA.",
+            ),
+            click.option("--ca-file", metavar="FILE", help="CA bundle to verify the API with."),
+            click.option(
+                "--ssh",
+                is_flag=True,
+                help="Read what the API cannot (the nested parameter) on each node as root.",
+            ),
+            click.option(
+                "--timeout",
+                type=click.FloatRange(min=0.5, max=600),
+                default=10.0,
+                show_default=True,
+                help="Seconds per API request.",
+            ),
+            click.option(
+                "--concurrency",
+                type=click.IntRange(min=1, max=128),
+                default=16,
+                show_default=True,
+                help="API requests in flight at once.",
+            ),
+        ]
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def api_requested(params: dict[str, Any]) -> bool:
+    return bool(params.get("api_url") or params.get("targets"))
+
+
+def load_targets(params: dict[str, Any]) -> dict[str, Target]:
+    from nestctl.api.targets import TargetConfigError, config_path  # noqa: PLC0415
+    from nestctl.api.targets import load_targets as load  # noqa: PLC0415
+
+    path = config_path(os.environ, params.get("config_file"))
+    try:
+        return load(path, required=bool(params.get("config_file")))
+    except TargetConfigError as exc:
+        raise NestctlError(str(exc)) from None
+
+
+def resolve_targets(params: dict[str, Any]) -> list[Target]:
+    """The targets named by --target (or the one --api URL), in the order given."""
+    from nestctl.api.targets import Target  # noqa: PLC0415
+
+    names = params.get("targets") or ()
+    if isinstance(names, str):
+        names = (names,)
+    if params.get("api_url") and names:
+        raise click.UsageError("give --api URL or --target NAME, not both")
+    if params.get("api_url"):
+        return [Target(name=params["api_url"], url=params["api_url"])]
+    known = load_targets(params)
+    out = []
+    for name in names:
+        if name not in known:
+            listed = ", ".join(sorted(known)) or "none defined"
+            raise NestctlError(f"no target {name!r} in the config file (targets: {listed})")
+        out.append(known[name])
+    return out
+
+
+def _prompt(text: str) -> str:
+    if not sys.stdin.isatty():
+        raise NestctlError("no terminal to ask for the password on: use --password-file")
+    return str(click.prompt(text, hide_input=True))
+
+
+def open_client(target: Target, params: dict[str, Any]) -> ApiClient:
+    """A client for `target` with the flags applied; problems are one-line usage errors."""
+    from nestctl.api.connect import ConnectOptions, connect  # noqa: PLC0415
+    from nestctl.api.credentials import CredentialError  # noqa: PLC0415
+    from nestctl.api.errors import ApiError  # noqa: PLC0415
+
+    opts = ConnectOptions(
+        token_file=params.get("token_file"),
+        user=params.get("user"),
+        password_file=params.get("password_file"),
+        fingerprint=params.get("fingerprint"),
+        ca_file=params.get("ca_file"),
+        timeout=params.get("timeout") or 10.0,
+        concurrency=params.get("concurrency") or 16,
+    )
+    try:
+        return connect(target, opts, os.environ, prompt=_prompt)
+    except (CredentialError, ValueError, ApiError) as exc:
+        raise NestctlError(f"{target.name}: {exc}") from None
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[tuple[Callable[[int], None], Callable[[], None]]]:
+    """(set_total, advance) for a rich progress bar on stderr when it is a terminal.
+
+    Never on stdout: `--json` output stays one clean object.
+    """
+    if not sys.stderr.isatty():
+        yield (lambda _total: None), (lambda: None)
+        return
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import Progress  # noqa: PLC0415
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield (lambda total: bar.update(task, total=total)), (lambda: bar.advance(task))
+
+
+def nested_reader(params: dict[str, Any], target: Target) -> NestedReader | None:
+    if not (params.get("ssh") or target.ssh):
+        return None
+    from nestctl.vm.collect.ssh import ssh_nested_reader  # noqa: PLC0415
+
+    return ssh_nested_reader()
+
+
+def scan_target(target: Target, params: dict[str, Any], opts: VmOptions) -> ApiScan:
+    """The API scan of one target; a failure before any data is exit 2 with nothing printed."""
+    from nestctl.api.errors import ApiError  # noqa: PLC0415
+    from nestctl.vm.collect.api import collect_api  # noqa: PLC0415
+
+    client = open_client(target, params)
+    try:
+        with progress_bar(f"scanning {target.name}") as (set_total, advance):
+            return collect_api(
+                client,
+                opts,
+                concurrency=params.get("concurrency") or 16,
+                nested_reader=nested_reader(params, target),
+                progress=advance,
+                on_total=set_total,
+            )
+    except ApiError as exc:
+        raise NestctlError(f"{target.name}: could not check: {exc}") from None
+    finally:
+        client.close()

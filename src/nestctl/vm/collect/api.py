@@ -1,0 +1,487 @@
+"""The API collector: every node and VM of a cluster through `ApiClient`, concurrently.
+
+Requests: `/version` and `/cluster/resources` once; per node `status`, `apt/versions` and
+`capabilities/qemu/cpu-flags`; per VM `pending` (the config in force, the pending values and
+deletions in one reply) and, for a running VM, `status/current` (running-qemu, running-machine).
+Reads run through a bounded thread pool (the client retries them); a node or VM that fails
+becomes a finding and the rest completes. Only a failure of the first requests (TLS, auth, no
+answer) stops the scan: then nothing about the cluster is known.
+
+What the API cannot show:
+- the KVM module's `nested` parameter: unknown unless a `NestedReader` (`--ssh`) reads it;
+- the running QEMU's command line: the running -cpu is what Proxmox builds from the config in
+  force with the QEMU version the process runs (`running-qemu`); a CPU change waits in
+  [PENDING] until a restart, so the config in force is what the process was started with.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from nestctl.api.client import ApiClient
+from nestctl.api.errors import (
+    ApiBadReplyError,
+    ApiConnectionError,
+    ApiError,
+    ApiNodeUnreachableError,
+    ApiNotImplementedError,
+    ApiPermissionError,
+)
+from nestctl.findings import Finding, error, unknown, warning
+from nestctl.vm.facts import NodeFacts, ScanFacts, UnreachableVm, VmFacts, VmOptions
+from nestctl.vm.model import VmConfig
+from nestctl.vm.running import RunningCheck, RunningVm
+
+_VERSION = re.compile(r"(\d+)\.(\d+)(?:[.-](\d+))?", re.ASCII)
+
+
+@dataclass(frozen=True)
+class NestedReading:
+    """The KVM module's nested parameter as read on the node (over SSH), or why not."""
+
+    live: bool | None
+    after_reboot: bool | None = None
+    decided_by: str | None = None
+    problem: str | None = None  # why live is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"live": self.live, "after_reboot": self.after_reboot, "decided_by": self.decided_by}
+
+
+#: Reads one node's nested parameter: (node name, address or None) -> reading.
+NestedReader = Callable[[str, str | None], NestedReading]
+#: Called once per finished request group (a node or a VM), for a progress bar.
+Progress = Callable[[], None]
+
+API_CANNOT_SEE = (
+    "the Proxmox API does not expose the kvm module's nested parameter; --ssh reads it on the node"
+)
+
+
+@dataclass
+class NodeReport:
+    """One `nodes` entry of `nestctl doctor --api --json`."""
+
+    node: str
+    reachable: bool
+    vendor: str | None = None
+    virt_flag: str | None = None
+    nested: NestedReading = NestedReading(None, problem=API_CANNOT_SEE)
+    findings: list[Finding] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "reachable": self.reachable,
+            "vendor": self.vendor,
+            "virt_flag": self.virt_flag,
+            "nested": self.nested.to_json(),
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+@dataclass
+class ApiScan(ScanFacts):
+    """The scan plus what only the API view has: per-node reports and the server version."""
+
+    node_reports: list[NodeReport] = field(default_factory=list)
+    version: str | None = None
+    names: dict[int, str | None] = field(default_factory=dict)
+
+
+# -- normalising what the API sends (numbers often arrive as strings) --------------------------
+
+
+def text_of(value: Any) -> str:
+    """A config value as the config file would hold it."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def int_of(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+def vendor_from(flags: frozenset[str], model: str | None) -> str | None:
+    """Node cpuinfo over the API has no vendor: the virt flag says it, else the model name."""
+    if "vmx" in flags:
+        return "intel"
+    if "svm" in flags:
+        return "amd"
+    text = (model or "").lower()
+    if "intel" in text:
+        return "intel"
+    if "amd" in text or "hygon" in text:
+        return "amd"
+    return "other" if model else None
+
+
+def version_tuple(text: str | None) -> tuple[int, ...] | None:
+    m = _VERSION.match(text or "")
+    if m is None:
+        return None
+    return tuple(int(g) for g in m.groups() if g is not None)
+
+
+def config_from_pending(vmid: int, node: str, items: Any) -> VmConfig:
+    """A `VmConfig` from the pending endpoint's list of {key, value, pending, delete}."""
+    if not isinstance(items, list):
+        raise ApiBadReplyError("the pending list is not a list")
+    conf = VmConfig(vmid=vmid, path=f"/etc/pve/nodes/{node}/qemu-server/{vmid}.conf", node=node)
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            raise ApiBadReplyError("a pending entry without a key")
+        key = item["key"]
+        if key == "digest":
+            conf.digest = text_of(item.get("value", ""))
+            continue
+        if "value" in item:
+            if key == "description":
+                conf.description = text_of(item["value"])
+            conf.main[key] = text_of(item["value"])
+        if "pending" in item:
+            conf.pending[key] = text_of(item["pending"])
+        delete = int_of(item.get("delete"))
+        if delete:
+            conf.pending_delete.append((key, delete == 2))
+    conf.main.pop("description", None)
+    return conf
+
+
+# -- the scan ------------------------------------------------------------------------------------
+
+
+def collect_api(
+    client: ApiClient,
+    opts: VmOptions,
+    *,
+    concurrency: int = 16,
+    nested_reader: NestedReader | None = None,
+    progress: Progress | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> ApiScan:
+    """Scan the cluster behind `client`. Raises ApiError only when nothing could be read."""
+    scan = ApiScan()
+    version = client.get("/version")
+    scan.version = text_of(version.get("version")) if isinstance(version, dict) else None
+    resources = client.get("/cluster/resources")
+    if not isinstance(resources, list):
+        raise ApiBadReplyError(
+            "/cluster/resources is not a list", method="GET", path="/cluster/resources"
+        )
+    nodes, vms = _inventory(resources, scan, opts)
+    if on_total is not None:
+        on_total(len(nodes) + len(vms))
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        node_jobs = {
+            name: pool.submit(
+                _node,
+                client,
+                name,
+                online,
+                opts=opts,
+                pve_version=scan.version,
+                nested_reader=nested_reader,
+            )
+            for name, online in nodes.items()
+        }
+        facts: dict[str, NodeFacts | None] = {}
+        for name, node_job in node_jobs.items():
+            facts[name], report = node_job.result()
+            scan.node_reports.append(report)
+            if progress:
+                progress()
+        vm_jobs: list[tuple[dict[str, Any], Future[VmFacts | UnreachableVm]]] = []
+        for res in vms:
+            node = res["node"]
+            node_facts = facts.get(node)
+            if node_facts is None:
+                why = next(
+                    (f.message for r in scan.node_reports if r.node == node for f in r.findings),
+                    f"node {node} could not be reached",
+                )
+                scan.unreachable.append(_unreachable(res, why))
+                if progress:
+                    progress()
+                continue
+            vm_jobs.append((res, pool.submit(_vm, client, res, node_facts)))
+        for _res, vm_job in vm_jobs:
+            got = vm_job.result()
+            if isinstance(got, UnreachableVm):
+                scan.unreachable.append(got)
+            else:
+                scan.vms.append(got)
+            if progress:
+                progress()
+    scan.nodes = {name: f for name, f in facts.items() if f is not None}
+    scan.vms.sort(key=lambda v: v.config.vmid)
+    return scan
+
+
+def _inventory(
+    resources: list[Any], scan: ApiScan, opts: VmOptions
+) -> tuple[dict[str, bool], list[dict[str, Any]]]:
+    nodes: dict[str, bool] = {}
+    vms: list[dict[str, Any]] = []
+    for res in resources:
+        if not isinstance(res, dict):
+            continue
+        if res.get("type") == "node" and isinstance(res.get("node"), str):
+            nodes[res["node"]] = res.get("status") == "online"
+        elif res.get("type") == "qemu" and isinstance(res.get("node"), str):
+            vmid = int_of(res.get("vmid"))
+            if vmid is None:
+                continue
+            vms.append({**res, "vmid": vmid})
+            scan.names[vmid] = res.get("name") if isinstance(res.get("name"), str) else None
+    for res in vms:  # a node only VMs mention (a resource list without node rows)
+        nodes.setdefault(res["node"], True)
+    if opts.vmids:
+        wanted = set(opts.vmids)
+        listed = {r["vmid"] for r in vms}
+        vms = [r for r in vms if r["vmid"] in wanted]
+        for vmid in sorted(wanted - listed):
+            scan.config_findings.append(
+                error(
+                    "vm.not-found",
+                    f"VM {vmid}: the cluster does not list it (or this user may not see it: "
+                    f"VM.Audit on /vms/{vmid})",
+                )
+            )
+        used = {r["node"] for r in vms}
+        nodes = {n: online for n, online in nodes.items() if n in used}
+    vms.sort(key=lambda r: r["vmid"])
+    return dict(sorted(nodes.items())), vms
+
+
+def _unreachable(res: Mapping[str, Any], why: str) -> UnreachableVm:
+    name = res.get("name")
+    return UnreachableVm(res["vmid"], name if isinstance(name, str) else None, res["node"], why)
+
+
+def _node(
+    client: ApiClient,
+    name: str,
+    online: bool,
+    *,
+    opts: VmOptions,
+    pve_version: str | None,
+    nested_reader: NestedReader | None,
+) -> tuple[NodeFacts | None, NodeReport]:
+    report = NodeReport(node=name, reachable=False)
+    if not online:
+        report.findings.append(
+            unknown(
+                "api.node.offline",
+                f"node {name}: the cluster lists it offline: its VMs could not be checked",
+                f"check node {name} (pvecm status)",
+            )
+        )
+        return None, report
+    base = f"/nodes/{name}"
+    try:
+        status = client.get(f"{base}/status")
+    except (ApiConnectionError, ApiNodeUnreachableError) as exc:
+        report.findings.append(
+            unknown(
+                "api.node.unreachable",
+                f"node {name} could not be reached: {exc}: its VMs could not be checked",
+            )
+        )
+        return None, report
+    except ApiError as exc:
+        status = None
+        report.findings.append(_node_problem(name, "status", exc))
+    report.reachable = True
+    cpuinfo = status.get("cpuinfo") if isinstance(status, dict) else None
+    flags: frozenset[str] = frozenset()
+    model = None
+    if isinstance(cpuinfo, dict):
+        flags = frozenset(text_of(cpuinfo.get("flags", "")).split())
+        model = text_of(cpuinfo["model"]) if "model" in cpuinfo else None
+    vendor = vendor_from(flags, model) if isinstance(cpuinfo, dict) else None
+    report.vendor = vendor
+    report.virt_flag = "vmx" if "vmx" in flags else "svm" if "svm" in flags else None
+    versions, problems = _versions(client, base, name, report)
+    nested_virt = _nested_virt_flag(client, base)
+    reading = NestedReading(None, problem=API_CANNOT_SEE)
+    if nested_reader is not None:
+        reading = nested_reader(name, None)
+    report.nested = reading
+    facts = _node_facts(
+        name,
+        opts,
+        cpuinfo=cpuinfo if isinstance(cpuinfo, dict) else None,
+        vendor=vendor,
+        flags=flags,
+        model=model,
+        versions=versions,
+        pve_version=pve_version,
+        reading=reading,
+        nested_virt=nested_virt,
+        problems=problems,
+    )
+    return facts, report
+
+
+def _node_problem(name: str, what: str, exc: ApiError) -> Finding:
+    if isinstance(exc, ApiPermissionError):
+        priv = exc.privilege or "Sys.Audit"
+        return unknown(
+            "api.node.not-permitted",
+            f"node {name}: {what}: not permitted ({exc.message}): the CPU and versions stay "
+            f"unknown",
+            f"grant {priv} on {exc.acl_path or '/nodes/' + name} (role PVEAuditor)",
+        )
+    return unknown("api.node.failed", f"node {name}: {what}: {exc}")
+
+
+def _versions(client: ApiClient, base: str, name: str, report: NodeReport) -> tuple[Any, list[str]]:
+    """The node's package versions (apt/versions), or None and why."""
+    from nestctl.vm.versions import PACKAGES, PackageVersions, upstream_tuple  # noqa: PLC0415
+
+    try:
+        packages = client.get(f"{base}/apt/versions")
+    except ApiError as exc:
+        report.findings.append(_node_problem(name, "package versions", exc))
+        return None, []
+    if not isinstance(packages, list):
+        return None, [f"node {name}: apt/versions is not a list"]
+    raw = {
+        str(p.get("Package")): text_of(p.get("Version", ""))
+        for p in packages
+        if isinstance(p, dict) and p.get("Package") in PACKAGES and p.get("Version")
+    }
+
+    def ver(pkg: str) -> tuple[int, ...] | None:
+        return upstream_tuple(raw[pkg]) if pkg in raw else None
+
+    return PackageVersions(ver("qemu-server"), ver("pve-manager"), ver("pve-qemu-kvm"), raw), []
+
+
+def _nested_virt_flag(client: ApiClient, base: str) -> bool | None:
+    """Whether the node offers the nested-virt CPU flag (qemu-server 9.0.27+); None: unknown."""
+    try:
+        flags = client.get(f"{base}/capabilities/qemu/cpu-flags")
+    except ApiNotImplementedError:
+        return False  # an older Proxmox: no such endpoint, so no nested-virt flag either
+    except ApiError:
+        return None
+    if not isinstance(flags, list):
+        return None
+    return any(isinstance(f, dict) and f.get("name") == "nested-virt" for f in flags)
+
+
+def _node_facts(
+    name: str,
+    opts: VmOptions,
+    *,
+    cpuinfo: dict[str, Any] | None,
+    vendor: str | None,
+    flags: frozenset[str],
+    model: str | None,
+    versions: Any,
+    pve_version: str | None,
+    reading: NestedReading,
+    nested_virt: bool | None,
+    problems: list[str],
+) -> NodeFacts:
+    from nestctl.host.cpuinfo import CpuInfo  # noqa: PLC0415
+    from nestctl.vm.versions import cpu_env_for, parse_version_arg  # noqa: PLC0415
+
+    qemu = parse_version_arg(opts.qemu_version) if opts.qemu_version else None
+    pve = parse_version_arg(opts.pve_version) if opts.pve_version else None
+    if pve is None and (versions is None or versions.qemu_server is None):
+        pve = version_tuple(pve_version)  # /version: the cluster's pve-manager
+    info = None
+    if cpuinfo is not None:
+        vendor_id = {"intel": "GenuineIntel", "amd": "AuthenticAMD"}.get(vendor or "")
+        info = CpuInfo(vendor_id, flags, model, int_of(cpuinfo.get("cpus")) or 0)
+    env = cpu_env_for(
+        versions=versions, cpuinfo=info, qemu_version=qemu, pve_version=pve, nodename=name
+    )
+    return NodeFacts(
+        name=name,
+        env=env,
+        cpuinfo_known=cpuinfo is not None,
+        vendor=vendor,
+        flags=flags,
+        nested_live=reading.live,
+        nested_unknown_why=reading.problem or "not read",
+        nested_unknown_fix=None if reading.problem != API_CANNOT_SEE else "add --ssh",
+        env_problems=tuple(problems),
+        qemu_version_known=qemu is not None
+        or (versions is not None and versions.pve_qemu_kvm is not None),
+        qemu_server_known=pve is not None
+        or (versions is not None and versions.qemu_server is not None),
+        nested_virt_flag=nested_virt,
+    )
+
+
+def _vm(client: ApiClient, res: Mapping[str, Any], node: NodeFacts) -> VmFacts | UnreachableVm:
+    vmid, name = res["vmid"], res["node"]
+    base = f"/nodes/{name}/qemu/{vmid}"
+    try:
+        cfg = config_from_pending(vmid, name, client.get(f"{base}/pending"))
+        run = RunningCheck(False, reason="stopped (the cluster says so)")
+        if res.get("status") == "running":
+            run = _running(client, base, cfg, node)
+    except ApiPermissionError as exc:
+        priv = exc.privilege or "VM.Audit"
+        return _unreachable(res, f"not permitted: {exc.message} (grant {priv} on /vms/{vmid})")
+    except ApiError as exc:
+        return _unreachable(res, str(exc))
+    return VmFacts(cfg, run)
+
+
+def _running(client: ApiClient, base: str, cfg: VmConfig, node: NodeFacts) -> RunningCheck:
+    """A running VM: its QEMU version and machine, and the -cpu Proxmox built at its start."""
+    from nestctl.vm.analyse import effective_cpu  # noqa: PLC0415
+    from nestctl.vm.cpuarg import predict_cpu  # noqa: PLC0415
+
+    status = client.get(f"{base}/status/current")
+    if not isinstance(status, dict):
+        raise ApiBadReplyError("status/current is not an object")
+    if status.get("status") != "running":
+        return RunningCheck(False, reason=f"status {text_of(status.get('status'))}")
+    env = node.env
+    running_qemu = version_tuple(text_of(status.get("running-qemu", "")))
+    if running_qemu is not None:
+        qemu3 = (*running_qemu, 0, 0, 0)[:3]
+        env = replace(env, qemu_version=(qemu3[0], qemu3[1], qemu3[2]))
+    cpu = effective_cpu(predict_cpu(cfg.current(), env))
+    machine = status.get("running-machine")
+    vm = RunningVm(
+        vmid=cfg.vmid,
+        pid=int_of(status.get("pid")) or 0,
+        argv=(),
+        cpu_arg=cpu,
+        machine=text_of(machine) if machine is not None else None,
+    )
+    return RunningCheck(True, vm=vm)
+
+
+def warn_partial(scan: ApiScan) -> list[Finding]:
+    """One summary finding when part of the cluster could not be read."""
+    if not scan.unreachable:
+        return []
+    return [
+        warning(
+            "api.partial",
+            f"{len(scan.unreachable)} VM(s) could not be checked (see their findings); "
+            f"the rest of the report is complete",
+        )
+    ]

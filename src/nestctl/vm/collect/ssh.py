@@ -1,0 +1,75 @@
+"""What only the node itself can tell, read over SSH as root with the cluster's own SSH trust.
+
+The kvm module's `nested` parameter is not in the API. With `--ssh` each node is asked once:
+`nestctl host --json` when nestctl is installed there (it also knows the value after a reboot
+and which modprobe file decides it), else the live value from sysfs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+from nestctl.vm.collect.api import NestedReader, NestedReading
+
+#: One round trip: nestctl's own answer if it is installed, else the raw sysfs values.
+REMOTE_COMMAND = (
+    "if command -v nestctl >/dev/null 2>&1; then nestctl host --json; else "
+    "for m in kvm_intel kvm_amd; do f=/sys/module/$m/parameters/nested; "
+    '[ -r "$f" ] && echo "$m $(cat "$f")"; done; fi'
+)
+SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=5")
+
+
+def parse_remote(output: str) -> NestedReading:
+    """The reading from REMOTE_COMMAND's output (JSON from nestctl, or `module value` lines)."""
+    text = output.strip()
+    if text.startswith("{"):
+        return _from_host_json(text)
+    for line in text.splitlines():
+        module, _, value = line.strip().partition(" ")
+        if module in ("kvm_intel", "kvm_amd"):
+            live = {"y": True, "1": True, "n": False, "0": False}.get(value.strip().lower())
+            if live is not None:
+                return NestedReading(live, None, None)
+    return NestedReading(None, problem="no kvm_intel/kvm_amd module loaded on the node")
+
+
+def _from_host_json(text: str) -> NestedReading:
+    try:
+        body: Any = json.loads(text)
+        nested = body["host"]["nested"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return NestedReading(None, problem="`nestctl host --json` on the node gave no nested")
+    live, after = nested.get("live"), nested.get("after_reboot")
+    decided = nested.get("decided_by")
+    return NestedReading(
+        live if isinstance(live, bool) else None,
+        after if isinstance(after, bool) else None,
+        decided if isinstance(decided, str) else None,
+        None if isinstance(live, bool) else "the node's nestctl could not read it",
+    )
+
+
+def ssh_nested_reader(user: str = "root", timeout: float = 20.0) -> NestedReader:
+    def read(node: str, address: str | None) -> NestedReading:
+        where = f"{user}@{address or node}"
+        try:
+            done = subprocess.run(
+                ["ssh", *SSH_OPTIONS, where, REMOTE_COMMAND],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except FileNotFoundError:
+            return NestedReading(None, problem="--ssh: no ssh client on this machine")
+        except subprocess.TimeoutExpired:
+            return NestedReading(None, problem=f"--ssh: {where} did not answer in {timeout:g} s")
+        if done.returncode not in (0, 1) or not done.stdout.strip():
+            err = " ".join(done.stderr.split())[:200] or f"exit {done.returncode}"
+            return NestedReading(None, problem=f"--ssh {where}: {err}")
+        return parse_remote(done.stdout)
+
+    return read

@@ -1,0 +1,80 @@
+"""`nestctl vm --api` and `nestctl doctor --api`: the API scan through the one analysis.
+
+A node or VM that could not be read is a finding in its place; the verdict is that of what was
+checked, and unknown (exit 2) only when nothing at all could be checked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nestctl.findings import Finding, Report, Section, Verdict, verdict_for
+from nestctl.vm.analyse import VmResult, node_findings
+from nestctl.vm.collect.api import ApiScan, warn_partial
+from nestctl.vm.facts import VmOptions
+from nestctl.vm.render import build_report
+
+#: Findings about parts of the cluster that could not be read: they do not decide the verdict
+#: of the parts that were checked (each stays on its node or VM).
+PARTIAL = frozenset({"api.node.offline", "api.node.unreachable", "vm.unreachable"})
+
+SUMMARIES = {
+    Verdict.READY: "every VM checked is ready for nested virtualization",
+    Verdict.NOT_READY: "some VMs are not ready (see the errors below, each with its fix)",
+    Verdict.UNKNOWN: "the cluster could not be checked (see the findings below)",
+}
+
+
+def analyse_remote(scan: ApiScan, opts: VmOptions) -> tuple[list[VmResult], list[Finding]]:
+    from nestctl.vm.report import analyse_scan  # noqa: PLC0415
+
+    results, findings = analyse_scan(scan, opts)
+    api_findings = [f for r in scan.node_reports for f in r.findings]
+    return results, api_findings + findings + warn_partial(scan)
+
+
+def _verdict(scan: ApiScan, report: Report) -> Verdict:
+    if not scan.vms and not any(r.reachable for r in scan.node_reports):
+        return Verdict.UNKNOWN
+    return verdict_for(f for f in report.findings if f.code not in PARTIAL)
+
+
+def vm_report(scan: ApiScan, opts: VmOptions) -> Report:
+    results, findings = analyse_remote(scan, opts)
+    report = build_report(results, findings, guest=opts.guest, with_sections=opts.sections)
+    report.verdict = _verdict(scan, report)
+    return report
+
+
+def doctor_report(scan: ApiScan, opts: VmOptions) -> Report:
+    """`{"nodes": [...], "vms": [...], "findings": [...], "verdict": ...}` (issue 13)."""
+    results, findings = analyse_remote(scan, opts)
+    vrep = build_report(results, findings, guest=opts.guest, with_sections=opts.sections)
+    nodes: list[dict[str, Any]] = []
+    rows: list[Section] = []
+    for node in scan.node_reports:
+        facts = scan.nodes.get(node.node)
+        extra = node_findings(facts) if facts is not None else []
+        body = node.to_json()
+        body["findings"] += [f.to_json() for f in extra]
+        nodes.append(body)
+        live = {True: "Y", False: "N", None: "unknown"}[node.nested.live]
+        rows.append(
+            Section(
+                f"node {node.node}",
+                (
+                    ("reachable", "yes" if node.reachable else "no"),
+                    ("vendor", node.vendor or "unknown"),
+                    ("nested (live)", live if node.reachable else "-"),
+                ),
+            )
+        )
+    report = Report(
+        title="doctor",
+        payload={"nodes": nodes, "vms": vrep.payload["vms"]},
+        findings=vrep.findings,
+        sections=rows + vrep.sections,
+        summaries=dict(SUMMARIES),
+    )
+    report.verdict = _verdict(scan, report)
+    return report
