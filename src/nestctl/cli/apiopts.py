@@ -20,7 +20,9 @@ from nestctl.cli.common import NestctlError
 if TYPE_CHECKING:
     from nestctl.api.client import ApiClient
     from nestctl.api.targets import Target
+    from nestctl.findings import Report
     from nestctl.vm.collect.api import ApiScan, NestedReader
+    from nestctl.vm.enable import EnableOptions
     from nestctl.vm.facts import VmOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -190,6 +192,20 @@ def scan_target(target: Target, params: dict[str, Any], opts: VmOptions) -> ApiS
                 progress=advance,
                 on_total=set_total,
             )
+    except ApiError as exc:
+        raise NestctlError(f"{target.name}: could not check: {exc}") from None
+    finally:
+        client.close()
+
+
+def enable_via_api(params: dict[str, Any], opts: VmOptions, eopts: EnableOptions) -> Report:
+    from nestctl.api.errors import ApiError  # noqa: PLC0415
+    from nestctl.vm.remote_enable import enable_report_api  # noqa: PLC0415
+
+    target = resolve_targets(params)[0]
+    client = open_client(target, params)
+    try:
+        return enable_report_api(client, opts, eopts)
     except ApiError as exc:
         raise NestctlError(f"{target.name}: could not check: {exc}") from None
     finally:

@@ -187,11 +187,15 @@ def vm(
     "--restart", is_flag=True, help="Apply pending changes now with `qm reboot` and re-check."
 )
 @_versions
+@api_options()
 @root_option
 @json_option
 @click.pass_context
 def enable(ctx: click.Context, /, vmid: int, root: str, as_json: bool, **params: Any) -> None:
-    """Make VM VMID nested-ready for a profile with the smallest `qm set` (never a locked VM)."""
+    """Make VM VMID nested-ready for a profile with the smallest `qm set` (never a locked VM).
+
+    With --api URL (or --target NAME): one config update through the API, carrying the digest
+    of the config that was checked; --restart reboots it through the API and waits."""
     from nestctl.vm.report import EnableOptions, enable_report  # noqa: PLC0415
 
     opts = _options(params)
@@ -202,4 +206,8 @@ def enable(ctx: click.Context, /, vmid: int, root: str, as_json: bool, **params:
         dry_run=params["dry_run"],
         restart=params["restart"],
     )
+    if api_requested(params):
+        from nestctl.cli.apiopts import enable_via_api  # noqa: PLC0415
+
+        ctx.exit(emit(enable_via_api(params, opts, eopts), as_json))
     ctx.exit(emit(enable_report(make_host(root), opts, eopts), as_json))

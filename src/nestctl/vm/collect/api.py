@@ -188,7 +188,7 @@ def collect_api(
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         node_jobs = {
             name: pool.submit(
-                _node,
+                node_from_api,
                 client,
                 name,
                 online,
@@ -217,7 +217,7 @@ def collect_api(
                 if progress:
                     progress()
                 continue
-            vm_jobs.append((res, pool.submit(_vm, client, res, node_facts)))
+            vm_jobs.append((res, pool.submit(vm_from_api, client, res, node_facts)))
         for _res, vm_job in vm_jobs:
             got = vm_job.result()
             if isinstance(got, UnreachableVm):
@@ -272,7 +272,7 @@ def _unreachable(res: Mapping[str, Any], why: str) -> UnreachableVm:
     return UnreachableVm(res["vmid"], name if isinstance(name, str) else None, res["node"], why)
 
 
-def _node(
+def node_from_api(
     client: ApiClient,
     name: str,
     online: bool,
@@ -431,7 +431,9 @@ def _node_facts(
     )
 
 
-def _vm(client: ApiClient, res: Mapping[str, Any], node: NodeFacts) -> VmFacts | UnreachableVm:
+def vm_from_api(
+    client: ApiClient, res: Mapping[str, Any], node: NodeFacts
+) -> VmFacts | UnreachableVm:
     vmid, name = res["vmid"], res["node"]
     base = f"/nodes/{name}/qemu/{vmid}"
     try:
