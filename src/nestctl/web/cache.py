@@ -44,8 +44,11 @@ class Refresher:
         entry = self._entries.get(key)
         return 0 if entry is None else entry.version
 
-    def want(self, key: Key, build: Callable[[], Any], *, interval: float | None = None) -> Any:
-        """The newest value (None before the first build); keeps the refresher for `key` alive."""
+    def want(self, key: Key, build: Callable[[bool], Any], *, interval: float | None = None) -> Any:
+        """The newest value (None before the first build); keeps the refresher for `key` alive.
+
+        `build(poked)` runs in a worker thread; `poked` says an action asked for a fresh value
+        (so a builder may refresh parts it otherwise keeps longer)."""
         entry = self._entries.get(key)
         if entry is None:
             entry = self._entries[key] = _Entry()
@@ -88,13 +91,15 @@ class Refresher:
         self._entries.clear()
 
     async def _loop(
-        self, key: Key, entry: _Entry, build: Callable[[], Any], interval: float
+        self, key: Key, entry: _Entry, build: Callable[[bool], Any], interval: float
     ) -> None:
+        poked = True
         while time.monotonic() - entry.last_wanted < self.idle:
             entry.wake.clear()
-            entry.value = await asyncio.to_thread(build)
+            entry.value = await asyncio.to_thread(build, poked)
             entry.version += 1
             entry.changed.set()
             entry.changed = asyncio.Event()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(entry.wake.wait(), interval)
+            poked = entry.wake.is_set()

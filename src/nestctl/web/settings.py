@@ -28,6 +28,7 @@ class ServeSettings:
     session_ttl: float = 2 * 3600.0  # absolute lifetime of a login (a Proxmox ticket's, too)
     idle_ttl: float = 30 * 60.0  # a session unused this long expires
     refresh_interval: float = 10.0  # seconds between background refreshes of a viewed target
+    analysis_interval: float = 60.0  # seconds between full scans (the tree) of a viewed target
     login_attempts: int = 5  # failed logins allowed per window, per client and per user name
     login_window: float = 300.0
     extra: dict[str, str] = field(default_factory=dict)

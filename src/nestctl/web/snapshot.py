@@ -83,7 +83,8 @@ class TargetSnapshot:
     target: str
     identity: str
     taken: float  # time.time() when the snapshot was complete
-    seconds: float  # how long building it took
+    seconds: float  # how long the engine's scan took
+    tree_taken: float = 0.0  # time.time() of the engine's scan
     tree: Json = field(default_factory=dict)  # the `nestctl tree --json` object
     live: dict[tuple[str, int], Live] = field(default_factory=dict)
     error: str | None = None  # why nothing could be read (then tree is empty)
@@ -108,20 +109,51 @@ class TargetSnapshot:
         return out
 
 
-def build_snapshot(
-    api: Api, target: TargetSpec, identity: str, tree: TreeBuilder
-) -> TargetSnapshot:
-    """One complete view of a target; errors become the snapshot's `error`, never an exception."""
-    start = time.perf_counter()
-    snap = TargetSnapshot(target.name, identity, 0.0, 0.0)
-    try:
-        snap.live = live_from_resources(api.request("GET", "/cluster/resources", {"type": "vm"}))
-        snap.tree = tree(api, target)
-    except Exception as exc:  # noqa: BLE001 - any failure is shown on the page, not raised
-        snap.error = describe_error(exc)
-    snap.seconds = time.perf_counter() - start
-    snap.taken = time.time()
-    return snap
+class SnapshotSource:
+    """Builds a target's snapshot: live numbers every time (one request), the engine's tree only
+    when it is older than `analysis_interval` or an action asked for it (a scan of a large
+    cluster is thousands of requests: it must not run every few seconds per visitor)."""
+
+    def __init__(
+        self,
+        api: Api,
+        target: TargetSpec,
+        identity: str,
+        tree: TreeBuilder,
+        analysis_interval: float = 60.0,
+    ) -> None:
+        self.api = api
+        self.target = target
+        self.identity = identity
+        self.tree = tree
+        self.analysis_interval = analysis_interval
+        self.last: TargetSnapshot | None = None
+
+    def __call__(self, poked: bool = True) -> TargetSnapshot:
+        start = time.perf_counter()
+        snap = TargetSnapshot(self.target.name, self.identity, 0.0, 0.0)
+        last = self.last
+        stale = last is None or last.error is not None
+        stale = (
+            stale
+            or poked
+            or time.time() - (last.tree_taken if last else 0) > self.analysis_interval
+        )
+        try:
+            rows = self.api.request("GET", "/cluster/resources", {"type": "vm"})
+            snap.live = live_from_resources(rows)
+            if stale or last is None:
+                snap.tree = self.tree(self.api, self.target)
+                snap.tree_taken = time.time()
+                snap.seconds = time.perf_counter() - start
+            else:
+                snap.tree, snap.tree_taken, snap.seconds = last.tree, last.tree_taken, last.seconds
+        except Exception as exc:  # noqa: BLE001 - any failure is shown on the page, not raised
+            snap.error = describe_error(exc)
+            snap.seconds = time.perf_counter() - start
+        snap.taken = time.time()
+        self.last = snap
+        return snap
 
 
 def describe_error(exc: BaseException) -> str:

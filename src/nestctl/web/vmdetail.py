@@ -31,7 +31,6 @@ class VmDetail:
     agent: str = "unknown"  # "off", "not running", "responding", "not responding", "unknown"
     firewall: fw.Applies | None = None
     errors: dict[str, str] = field(default_factory=dict)  # part -> why it could not be read
-    findings: list[dict[str, Any]] = field(default_factory=list)  # the engine's, with fixes
 
     @property
     def needs_restart(self) -> bool:

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from nestctl.web.pages.common import session, web
 from nestctl.web.settings import TargetSpec
-from nestctl.web.snapshot import TargetSnapshot, build_snapshot
+from nestctl.web.snapshot import SnapshotSource, TargetSnapshot
 from nestctl.web.templating import render
 
 
@@ -24,7 +24,7 @@ def snapshot(request: Request, target: str) -> TargetSnapshot | None:
         return None
     key = (s.id, "target", target)
     snap: TargetSnapshot | None = state.cache.want(
-        key, lambda: build_snapshot(api, spec, identity, state.tree)
+        key, SnapshotSource(api, spec, identity, state.tree, state.settings.analysis_interval)
     )
     if snap is not None:
         snap.version = state.cache.version(key)

@@ -20,7 +20,7 @@ def detail(request: Request, target: str, node: str, vmid: int) -> vmdetail.VmDe
     api = api_for(request, target)
     key = detail_key(request, target, node, vmid)
     value: vmdetail.VmDetail | None = web(request).cache.want(
-        key, lambda: vmdetail.fetch(api, node, vmid), interval=5.0
+        key, lambda _poked: vmdetail.fetch(api, node, vmid), interval=5.0
     )
     return value
 
