@@ -14,7 +14,17 @@ from starlette.responses import Response
 
 from nestctl.web.backend import Connector
 from nestctl.web.cache import Refresher
-from nestctl.web.pages import assets, firewall, login, node, overview, power, tasks, vm
+from nestctl.web.pages import (
+    assets,
+    enable,
+    firewall,
+    login,
+    node,
+    overview,
+    power,
+    tasks,
+    vm,
+)
 from nestctl.web.pages.common import NotLoggedInError, not_logged_in
 from nestctl.web.security import SecurityMiddleware
 from nestctl.web.sessions import LoginLimiter, Session, SessionStore
@@ -66,6 +76,7 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
         *power.routes,
         *tasks.routes,
         *firewall.routes,
+        *enable.routes,
     ]
     app = Starlette(
         routes=routes,
