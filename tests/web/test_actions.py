@@ -26,7 +26,7 @@ def test_start_a_stopped_vm_and_follow_the_task_to_its_end(client, sim):
         r"UPID:pve1:[0-9A-F]{8}:[0-9A-F]{8}:[0-9A-F]{8}:qmstart:103:root@pam!pvesim:", upid
     )
     page = client.get(task_url)
-    assert "qmstart 103" in page.text
+    assert "Start VM 103" in page.text
     done = client.get(task_url + "/wait").json()
     assert done["running"] is False
     assert done["exitstatus"] == "OK"

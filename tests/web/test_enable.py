@@ -1,4 +1,4 @@
-""""Make nested-ready": the plan is shown first, then applied with the digest it was made from."""
+""" "Make nested-ready": the plan is shown first, then applied with the digest it was made from."""
 
 from __future__ import annotations
 
@@ -36,9 +36,7 @@ def test_plan_then_apply_with_the_digest(client, sim):
 def test_a_config_changed_after_the_plan_was_shown_is_refused(client, sim):
     login(client, *token(sim))
     page = client.get(f"{URL}?profile=linux-kvm")
-    r = sim.request(
-        "PUT", "/nodes/pve1/qemu/103/config", {"memory": "4096"}, token=sim.root_token
-    )
+    r = sim.request("PUT", "/nodes/pve1/qemu/103/config", {"memory": "4096"}, token=sim.root_token)
     assert r.status == 200
     r = client.post(
         URL, data={"csrf": csrf_of(page.text), "profile": "linux-kvm", "digest": _digest(page.text)}

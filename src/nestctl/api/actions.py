@@ -153,12 +153,19 @@ def follow_task(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> TaskState:
-    """Poll a task until it ends (or `timeout`): quickly at first, then every second."""
+    """Poll a task until it ends (or `timeout`)."""
     start = clock()
-    delay = 0.05
     while True:
         state = task_state(api, upid)
         if not state.running or clock() - start >= timeout:
             return state
-        sleep(delay)
-        delay = min(delay * 1.5, 1.0)
+        sleep(poll_delay(clock() - start))
+
+
+def poll_delay(waited: float) -> float:
+    """How long to wait before asking about a task again. Most power tasks end within seconds:
+    asking often then keeps "shown as ended" close to the task's own end (one request at a
+    time, only while someone follows it); a longer task is asked less and less often."""
+    if waited < 5.0:
+        return 0.03
+    return 0.25 if waited < 30.0 else 1.0

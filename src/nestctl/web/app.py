@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from nestctl.web.backend import Connector
 from nestctl.web.cache import Refresher
+from nestctl.web.follow import Followers
 from nestctl.web.pages import (
     assets,
     enable,
@@ -41,8 +42,11 @@ async def _not_found(request: Request, _exc: Exception) -> Response:
 def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder) -> Starlette:
     cache = Refresher(settings.refresh_interval)
 
+    followers = Followers()
+
     def ended(s: Session) -> None:
         cache.drop(s.id)
+        followers.drop(s.id)
 
     state = WebState(
         settings=settings,
@@ -51,6 +55,7 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
         sessions=SessionStore(settings.session_ttl, settings.idle_ttl, on_end=ended),
         limiter=LoginLimiter(settings.login_attempts, settings.login_window),
         cache=cache,
+        followers=followers,
     )
 
     @contextlib.asynccontextmanager
@@ -66,6 +71,7 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
         finally:
             task.cancel()
             cache.close()
+            followers.close()
 
     routes = [
         *assets.routes,

@@ -89,6 +89,9 @@ class TargetSnapshot:
     live: dict[tuple[str, int], Live] = field(default_factory=dict)
     error: str | None = None  # why nothing could be read (then tree is empty)
     version: int = 0  # bumps on every refresh (live updates compare it)
+    _listed: dict[tuple[str, tuple[int, ...]], tuple[dict[str, int], list[Json]]] = field(
+        default_factory=dict, repr=False
+    )
 
     def vm(self, vmid: int) -> tuple[Json | None, Json | None]:
         """The tree entry of VM `vmid` at this target's own level, and its node entry."""
@@ -100,13 +103,23 @@ class TargetSnapshot:
                     return vm, node
         return None, None
 
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for node in self.tree.get("tree", []):
+    def listed(self, node: Json, parents: tuple[int, ...]) -> tuple[dict[str, int], list[Json]]:
+        """A node's VM counts per verdict, and the VMs the overview lists: those not ready and
+        those running an inner target. Computed once per snapshot (the page is re-rendered
+        often; filtering 2,000 VMs in the template each time would dominate its cost)."""
+        key = (str(node.get("node")), parents)
+        got = self._listed.get(key)
+        if got is None:
+            counts = {"ready": 0, "not-ready": 0, "unknown": 0}
+            shown = []
             for vm in node.get("children", []):
-                verdict = str(vm.get("verdict", "unknown"))
-                out[verdict] = out.get(verdict, 0) + 1
-        return out
+                verdict = str(vm.get("verdict"))
+                verdict = verdict if verdict in counts else "unknown"
+                counts[verdict] += 1
+                if verdict != "ready" or vm.get("vmid") in parents:
+                    shown.append(vm)
+            got = self._listed[key] = (counts, shown)
+        return got
 
 
 class SnapshotSource:

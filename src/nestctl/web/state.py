@@ -8,6 +8,7 @@ from typing import Any
 
 from nestctl.web.backend import Connector
 from nestctl.web.cache import Refresher
+from nestctl.web.follow import Followers
 from nestctl.web.sessions import LoginLimiter, SessionStore
 from nestctl.web.settings import ServeSettings
 from nestctl.web.snapshot import TreeBuilder
@@ -21,6 +22,7 @@ class WebState:
     sessions: SessionStore
     limiter: LoginLimiter
     cache: Refresher
+    followers: Followers = field(default_factory=Followers)
     #: Fingerprints confirmed on first use and proven by a login, per target (this process only).
     pins: dict[str, str] = field(default_factory=dict)
     #: Extra per-VM data for the VM page (the engine's analysis of one VM).

@@ -37,10 +37,14 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 VIEWPORTS = {
-    "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True,
-              "device_scale_factor": 2},
+    "phone": {
+        "viewport": {"width": 390, "height": 844},
+        "is_mobile": True,
+        "has_touch": True,
+        "device_scale_factor": 2,
+    },
     "desktop": {"viewport": {"width": 1366, "height": 900}},
-}  # fmt: skip
+}
 
 
 def _required() -> bool:
@@ -96,15 +100,28 @@ def server(sim: PveSim, artifacts: Path) -> Iterator[str]:
     log = (artifacts / "serve.log").open("w")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "XDG_CONFIG_HOME": str(artifacts / "no-config")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nestctl", "serve", "--listen", f"127.0.0.1:{port}",
-         "--api", sim.url, "--fingerprint", sim.fingerprint],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "nestctl",
+            "serve",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--api",
+            sim.url,
+            "--fingerprint",
+            sim.fingerprint,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=REPO,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
         try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as r:  # noqa: S310
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as r:
                 if r.status == 200:
                     break
         except OSError:

@@ -167,7 +167,6 @@ async def logout(request: Request) -> Response:
     s: Session | None = request.state.session
     if s is not None:
         state.sessions.end(s.id)
-        state.cache.drop(s.id)
     response = see_other("/login")
     response.delete_cookie(cookie_name(state.settings.tls), path="/")
     return response

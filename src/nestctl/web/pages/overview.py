@@ -39,7 +39,7 @@ class TreeView:
     identities: dict[str, str]
     snaps: dict[str, TargetSnapshot]
     inner: dict[str, list[TargetSpec]]  # "outer/101" -> the targets running inside that VM
-    parents: dict[str, list[int]]  # target -> VM ids that run an inner target
+    parents: dict[str, tuple[int, ...]]  # target -> VM ids that run an inner target
 
 
 def tree_view(request: Request) -> TreeView:
@@ -57,7 +57,7 @@ def tree_view(request: Request) -> TreeView:
         outer, _, vmid = (spec.parent or "").partition("/")
         if outer in names and outer != spec.name and vmid.isdigit():
             view.inner.setdefault(spec.parent or "", []).append(spec)
-            view.parents.setdefault(outer, []).append(int(vmid))
+            view.parents[outer] = (*view.parents.get(outer, ()), int(vmid))
         else:
             view.roots.append(spec)
     _break_cycles(view, state.settings.targets)

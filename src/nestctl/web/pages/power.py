@@ -61,6 +61,8 @@ async def do_vm(request: Request) -> Response:
     except Exception as exc:  # noqa: BLE001 - Proxmox's own message is the answer
         back = _back(p["target"], p["node"], p["vmid"])
         return failure(request, f"{action} VM {p['vmid']}", exc, back)
+    # Follow it from now on: the task page and /wait read this follower's state.
+    web(request).followers.start(session(request).id, api, upid)
     return see_other(f"/t/{quote(p['target'], safe='')}/task/{quote(upid.text, safe='')}")
 
 

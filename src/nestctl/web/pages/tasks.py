@@ -7,7 +7,7 @@ soon as the task ends (polled quickly at first, so following adds little to the 
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
 from dataclasses import asdict
 
 from starlette.requests import Request
@@ -40,10 +40,13 @@ async def task_page(request: Request) -> Response:
     api = api_for(request, target)
     if upid is None:
         return render(request, "not_found.html", status_code=404)
-    try:
-        state = await asyncio.to_thread(actions.task_state, api, upid)
-    except Exception as exc:  # noqa: BLE001
-        return failure(request, "task", exc, _back(target, upid))
+    follower = web(request).followers.get(session(request).id, upid)
+    state = follower.state if follower is not None else None
+    if state is None:  # not started here, or not yet polled: ask Proxmox
+        try:
+            state = await asyncio.to_thread(actions.task_state, api, upid)
+        except Exception as exc:  # noqa: BLE001
+            return failure(request, "task", exc, _back(target, upid))
     if not state.running:
         _ended(request, target, upid)
     return render(
@@ -58,17 +61,12 @@ async def task_wait(request: Request) -> Response:
     api = api_for(request, target)
     if upid is None:
         return JSONResponse({"error": "not a task id"}, status_code=404)
-    deadline = time.monotonic() + 20.0
-    delay = 0.05
-    while True:
-        try:
-            state = await asyncio.to_thread(actions.task_state, api, upid)
-        except Exception as exc:  # noqa: BLE001
-            return JSONResponse({"error": " ".join(str(exc).split())}, status_code=502)
-        if not state.running or time.monotonic() >= deadline:
-            break
-        await asyncio.sleep(delay)
-        delay = min(delay * 1.5, 1.0)
+    follower = web(request).followers.start(session(request).id, api, upid)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(follower.done.wait(), 20.0)
+    if follower.error is not None:
+        return JSONResponse({"error": follower.error}, status_code=502)
+    state = follower.state or actions.TaskState(upid.text, running=True)
     if not state.running:
         _ended(request, target, upid)
     return JSONResponse({**asdict(state), "ok": state.ok})
