@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import sys
+from typing import Any
 
 import click
 
 from nestctl.cli.common import NestctlError
+from nestctl.web.settings import ServeSettings, listen_problem
 
 EPILOG = "Exit codes: 0 stopped normally, 2 could not start (usage error, missing packages)."
 
@@ -57,6 +60,18 @@ def parse_listen(text: str) -> tuple[str, int]:
 @click.option("--fingerprint", help="SHA-256 of that API's certificate (pvenode cert info).")
 @click.option("--target", "target_names", multiple=True, help="Named target(s) of the config file.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Config file.")
+@click.option(
+    "--local",
+    is_flag=True,
+    help="This Proxmox VE node through pvesh, no API login (run as root; only root may act).",
+)
+@click.option(
+    "--key-file",
+    default="/run/nestctl/serve.key",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="With --local: where the one-time login key is written (root-only).",
+)
 def serve(  # noqa: PLR0917 - click passes every option positionally
     listen: str,
     tls_cert: str | None,
@@ -66,10 +81,14 @@ def serve(  # noqa: PLR0917 - click passes every option positionally
     fingerprint: str | None,
     target_names: tuple[str, ...],
     config_file: str | None,
+    local: bool,
+    key_file: str,
 ) -> None:
-    """Serve a web dashboard of every layer, with power and firewall control."""
-    from nestctl.web.settings import ServeSettings, listen_problem  # noqa: PLC0415
+    """Serve a web dashboard of every layer, with power and firewall control.
 
+    Each visitor logs in at /login with their own Proxmox identity (user + password, or an API
+    token as user USER@REALM!TOKENID with its secret as password); everything they do runs with
+    that identity's permissions."""
     host, port = parse_listen(listen)
     if bool(tls_cert) != bool(tls_key):
         raise NestctlError("--tls-cert and --tls-key go together")
@@ -77,37 +96,60 @@ def serve(  # noqa: PLR0917 - click passes every option positionally
     if problem is not None:
         raise NestctlError(problem)
     _require_packages()
-    from nestctl.web.targets import load_targets  # noqa: PLC0415
-
-    targets = load_targets(api_url, fingerprint, target_names, config_file)
     settings = ServeSettings(
-        targets,
-        host=host,
-        port=port,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        insecure_http=insecure_http,
+        [], host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, insecure_http=insecure_http
     )
+    if local:
+        if api_url or target_names or config_file:
+            raise NestctlError("--local serves this node: give no --api, --target or --config")
+        connector, tree = _local(settings, key_file)
+    else:
+        from nestctl.web.backend import PveConnector  # noqa: PLC0415
+        from nestctl.web.engine import tree_builder  # noqa: PLC0415
+        from nestctl.web.targets import load_targets  # noqa: PLC0415
+
+        settings.targets = load_targets(api_url, fingerprint, target_names, config_file)
+        connector, tree = PveConnector(), tree_builder()
     if insecure_http and not settings.tls:
         click.echo(
             f"warning: serving plain HTTP on {host}: passwords, tickets and session cookies "
             f"cross the network in clear. Use --tls-cert/--tls-key.",
             err=True,
         )
-    run(settings)
+    run(settings, connector, tree)
 
 
-def run(settings: object) -> None:
+def _local(settings: ServeSettings, key_file: str) -> tuple[Any, Any]:
+    from pathlib import Path  # noqa: PLC0415
+
+    from nestctl.cli.common import open_host  # noqa: PLC0415
+    from nestctl.web.engine import tree_builder  # noqa: PLC0415
+    from nestctl.web.local import LocalConnector, local_target, nested_reader, write_key  # noqa: PLC0415
+
+    host = open_host("/")
+    if host.find_program("pvesh") is None:
+        raise NestctlError("--local needs a Proxmox VE node (no pvesh here): use --api URL")
+    is_root = os.geteuid() == 0
+    if not is_root:
+        raise NestctlError("--local acts through pvesh, which only root may run: run as root")
+    try:
+        key = write_key(Path(key_file))
+    except OSError as exc:
+        raise NestctlError(f"cannot write the login key to {key_file}: {exc.strerror}") from None
+    click.echo(f"local mode: log in as root@pam with the key in {key_file} (cat it)", err=True)
+    settings.targets = [local_target()]
+    return LocalConnector(host, key, is_root=is_root), tree_builder(
+        nested_reader=nested_reader(host)
+    )
+
+
+def run(settings: ServeSettings, connector: Any, tree: Any) -> None:
     import uvicorn  # noqa: PLC0415
 
     from nestctl.web.app import create_app  # noqa: PLC0415
-    from nestctl.web.backend import PveConnector  # noqa: PLC0415
-    from nestctl.web.engine import tree_builder  # noqa: PLC0415
-    from nestctl.web.settings import ServeSettings  # noqa: PLC0415
 
-    assert isinstance(settings, ServeSettings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    app = create_app(settings, PveConnector(), tree_builder())
+    app = create_app(settings, connector, tree)
     scheme = "https" if settings.tls else "http"
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     click.echo(f"nestctl serve: {scheme}://{shown}:{settings.port}/ (Ctrl-C stops)", err=True)

@@ -34,14 +34,19 @@ def first_broken(result: Any) -> dict[str, Any] | None:
     return {"link": result.broken_link, "message": why.get("message"), "fix": why.get("fix")}
 
 
-def tree_builder(concurrency: int = 16) -> TreeBuilder:
+def tree_builder(concurrency: int = 16, nested_reader: Any = None) -> TreeBuilder:
     from nestctl.vm.collect.api import collect_api  # noqa: PLC0415 - heavy, only when serving
     from nestctl.vm.facts import VmOptions  # noqa: PLC0415
     from nestctl.vm.report import analyse_scan  # noqa: PLC0415
 
     def build(api: Api, target: TargetSpec) -> dict[str, Any]:
         opts = VmOptions(all_nodes=True, sections=False)
-        scan = collect_api(api, opts, concurrency=concurrency)  # type: ignore[arg-type]
+        scan = collect_api(
+            api,  # type: ignore[arg-type]
+            opts,
+            concurrency=concurrency,
+            nested_reader=nested_reader,
+        )
         results, findings = analyse_scan(scan, opts)
         by_node: dict[str, list[dict[str, Any]]] = {}
         for r in results:

@@ -114,8 +114,15 @@ async def login(request: Request) -> Response:
             next=nxt,
         )
     except OtpRequiredError as exc:
-        return _page(request, 401, error=str(exc), need_otp=True, username=username,
-                     target=target.name, next=nxt)  # fmt: skip
+        return _page(
+            request,
+            401,
+            error=str(exc),
+            need_otp=True,
+            username=username,
+            target=target.name,
+            next=nxt,
+        )
     except LoginError as exc:
         if exc.counts:
             state.limiter.failed(client, username)
