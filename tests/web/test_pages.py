@@ -80,3 +80,41 @@ def test_auditor_sees_the_pages_but_may_not_act(client, sim):
     login(client, *ALICE)
     html = wait_for(client, "/", "epyc-nested")
     assert "alice@pve" in html
+
+
+def test_an_inner_proxmox_is_shown_under_the_vm_that_runs_it(make_client, sim):
+    from nestctl.web.settings import ServeSettings, TargetSpec
+    from tests.pvesim import PveSim
+    from tests.web.conftest import LAB, csrf_of
+
+    with PveSim(LAB.parent / "pve7") as inner:
+        settings = ServeSettings(
+            [
+                TargetSpec("lab", sim.url, sim.fingerprint),
+                TargetSpec("nested", inner.url, inner.fingerprint, parent="lab/101"),
+            ]
+        )
+        client = make_client(settings)
+        login(client, *token(sim))
+        html = client.get("/").text
+        assert "Log in to nested" in html  # a second target, its own login
+        page = client.get("/login?target=nested")
+        userid, _, secret = inner.root_token.partition("=")
+        r = client.post(
+            "/login",
+            data={
+                "csrf": csrf_of(page.text),
+                "username": userid,
+                "password": secret,
+                "target": "nested",
+            },
+            follow_redirects=False,
+        )
+        assert r.status_code == 303
+        html = wait_for(client, "/", "read in", timeout=15)
+        html = wait_for(client, "/", 'class="inner"', timeout=15)
+        vm101 = html[html.index("101 pve-inner") :]
+        inner_block = vm101[vm101.index('class="inner"') :]
+        assert "<h2>nested" in inner_block  # the inner target sits inside VM 101's entry
+        assert html.count("root@pam!pvesim") >= 2
+        inner.assert_conformant()

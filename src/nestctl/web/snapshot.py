@@ -116,7 +116,9 @@ class TargetSnapshot:
                 verdict = str(vm.get("verdict"))
                 verdict = verdict if verdict in counts else "unknown"
                 counts[verdict] += 1
-                if verdict != "ready" or vm.get("vmid") in parents:
+                if vm.get("vmid") in parents:
+                    shown.insert(0, vm)  # a VM running an inner Proxmox is always listed first
+                elif verdict != "ready":
                     shown.append(vm)
             got = self._listed[key] = (counts, shown)
         return got

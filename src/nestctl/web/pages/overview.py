@@ -61,7 +61,20 @@ def tree_view(request: Request) -> TreeView:
         else:
             view.roots.append(spec)
     _break_cycles(view, state.settings.targets)
+    _unplaced_to_top(view)
     return view
+
+
+def _unplaced_to_top(view: TreeView) -> None:
+    """An inner target is drawn inside its VM only once that VM is on the page (the outer
+    target's view is loaded and lists it); until then it stands at the top, never hidden."""
+    for key, specs in list(view.inner.items()):
+        outer, _, vmid = key.partition("/")
+        snap = view.snaps.get(outer)
+        if snap is not None and snap.vm(int(vmid))[0] is not None:
+            continue
+        view.roots.extend(specs)
+        del view.inner[key]
 
 
 def _break_cycles(view: TreeView, targets: list[TargetSpec]) -> None:
