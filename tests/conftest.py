@@ -3,15 +3,39 @@
 A `Host` whose root is `/` uses the system runner; tests must use a tmp root (commands are then
 recorded) or opt in with the `runs_commands` marker. `UnexpectedCommandError` derives from
 BaseException so no `except Exception` in the code under test can swallow it.
+
+Hypothesis profiles: the default draws the same examples on every run (derandomized: a CI failure
+reproduces anywhere) with no deadline (the CI machine is shared and slow). For a local hunt with
+fresh random examples and more of them: `pytest --hypothesis-profile=thorough`.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from nestctl import machine
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "thorough",
+    max_examples=2000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("ci")  # `--hypothesis-profile=NAME` loads another one after this
 
 
 class UnexpectedCommandError(BaseException):
@@ -33,3 +57,14 @@ def _no_real_commands(
 
     monkeypatch.setattr(machine.SystemRunner, "__call__", refuse)
     yield
+
+
+@pytest.fixture
+def open_tmp_path() -> Iterator[Path]:
+    """A temporary directory every user may traverse (for tests run as an unprivileged user)."""
+    path = Path(tempfile.mkdtemp(prefix="nestctl-test-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from nestctl.machine import CommandResult, CommandStatus, Host, ReadStatus, RecordingRunner
+from nestctl.machine import (
+    CommandResult,
+    CommandStatus,
+    Host,
+    ReadStatus,
+    RecordingRunner,
+    UnsafeWriteError,
+)
 from tests.helpers import read_tree, write_tree
+from tests.privileges import as_unprivileged, needs_root
 
 
 def test_paths_are_mapped_under_the_root(tmp_path: Path) -> None:
@@ -26,9 +34,40 @@ def test_missing_unreadable_and_directory_are_distinct(tmp_path: Path) -> None:
     assert host.read("/etc/nope").status is ReadStatus.MISSING
     assert host.read("/etc/dir").status is ReadStatus.NOT_A_FILE
     assert host.read("/etc/secret/below").status is ReadStatus.MISSING
-    if os.geteuid() != 0:  # root can read a 000 file
-        (tmp_path / "etc/secret").chmod(0)
-        assert host.read("/etc/secret").status is ReadStatus.UNREADABLE
+
+
+def test_what_a_user_may_not_see_is_not_permitted_never_missing(open_tmp_path: Path) -> None:
+    write_tree(open_tmp_path, {"/etc/secret": "x", "/root/dir/a": "", "/var/run/qemu-server/1": ""})
+    (open_tmp_path / "etc/secret").chmod(0o600)
+    (open_tmp_path / "root").chmod(0o700)
+    (open_tmp_path / "var/run/qemu-server").chmod(0o711)  # may pass through, not list
+
+    def look() -> list[object]:
+        host = Host(open_tmp_path)
+        return [
+            host.read("/etc/secret").status,
+            host.read_tail("/etc/secret").status,
+            host.read_text("/etc/secret"),
+            host.exists("/root/dir/a").present,
+            host.exists("/root/dir/a").status,
+            host.listdir("/root/dir").status,
+            host.listdir("/var/run/qemu-server").status,
+            host.exists("/var/run/qemu-server/1").present,  # known without listing
+            host.writable_dir("/etc/modprobe.d"),
+        ]
+
+    denied = ReadStatus.NOT_PERMITTED
+    assert as_unprivileged(look) == [
+        denied,
+        denied,
+        None,
+        None,
+        denied,
+        denied,
+        denied,
+        True,
+        "/etc/modprobe.d: permission denied",
+    ]
 
 
 def test_binary_garbage_is_decoded_not_raised(tmp_path: Path) -> None:
@@ -75,24 +114,88 @@ def test_a_responder_answers_like_the_real_command(tmp_path: Path) -> None:
     assert host.run(["qm", "list"]).status is CommandStatus.RECORDED
 
 
-def test_write_atomic_keeps_mode_and_leaves_no_temp_files(tmp_path: Path) -> None:
+def test_write_atomic_gives_a_fixed_mode_and_leaves_no_temp_files(tmp_path: Path) -> None:
     write_tree(tmp_path, {"/etc/modprobe.d/kvm-intel.conf": "old\n"})
-    (tmp_path / "etc/modprobe.d/kvm-intel.conf").chmod(0o600)
+    (tmp_path / "etc/modprobe.d/kvm-intel.conf").chmod(0o666)
     host = Host(tmp_path)
     host.write_atomic("/etc/modprobe.d/kvm-intel.conf", "options kvm_intel nested=1\n")
     assert read_tree(tmp_path) == {"/etc/modprobe.d/kvm-intel.conf": "options kvm_intel nested=1\n"}
-    assert (tmp_path / "etc/modprobe.d/kvm-intel.conf").stat().st_mode & 0o777 == 0o600
+    # Never the mode that was there: a world-writable modprobe.d file is a root escalation.
+    assert (tmp_path / "etc/modprobe.d/kvm-intel.conf").stat().st_mode & 0o777 == 0o644
     host.write_atomic("/etc/new/dir/file.conf", "x\n")
     assert (tmp_path / "etc/new/dir/file.conf").stat().st_mode & 0o777 == 0o644
 
 
-def test_backup_goes_outside_the_source_directory(tmp_path: Path) -> None:
-    write_tree(tmp_path, {"/etc/modprobe.d/kvm.conf": "options kvm_intel nested=0\n"})
+def test_write_atomic_never_writes_through_a_symlink(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"/dev/null": ""})
+    (tmp_path / "dev/null").chmod(0o666)  # a stand-in for the real /dev/null's mode
+    (tmp_path / "etc/modprobe.d").mkdir(parents=True)
+    link = tmp_path / "etc/modprobe.d/kvm-intel.conf"
+    link.symlink_to(tmp_path / "dev/null")
     host = Host(tmp_path)
-    dest = host.backup("/etc/modprobe.d/kvm.conf", "/var/backups/nestctl", "20261124T210000")
-    assert dest == "/var/backups/nestctl/20261124T210000/etc/modprobe.d/kvm.conf"
-    assert host.read_text(dest) == "options kvm_intel nested=0\n"
-    assert host.backup("/etc/modprobe.d/none.conf", "/var/backups/nestctl", "x") is None
+    with pytest.raises(UnsafeWriteError, match="symlink the plan did not name"):
+        host.write_atomic("/etc/modprobe.d/kvm-intel.conf", "options kvm_intel nested=1\n")
+    assert link.is_symlink()
+    host.write_atomic(
+        "/etc/modprobe.d/kvm-intel.conf", "options kvm_intel nested=1\n", replace_symlink=True
+    )
+    assert not link.is_symlink()
+    assert link.stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "dev/null").read_text() == ""  # the target is untouched
+    assert (tmp_path / "dev/null").stat().st_mode & 0o777 == 0o666
+    os.mkfifo(tmp_path / "etc/modprobe.d/fifo.conf")
+    with pytest.raises(UnsafeWriteError, match="is a FIFO"):
+        host.write_atomic("/etc/modprobe.d/fifo.conf", "x\n")
+
+
+def test_files_written_as_root_belong_to_root(open_tmp_path: Path) -> None:
+    needs_root()
+    write_tree(open_tmp_path, {"/etc/modprobe.d/kvm.conf": "old\n"})
+    os.chown(open_tmp_path / "etc/modprobe.d/kvm.conf", 65534, 65534)
+    Host(open_tmp_path).write_atomic("/etc/modprobe.d/kvm.conf", "new\n")
+    st = (open_tmp_path / "etc/modprobe.d/kvm.conf").stat()
+    assert (st.st_uid, st.st_gid) == (0, 0)
+
+
+def test_backups_keep_links_modes_and_owners_in_a_directory_per_run(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"/etc/modprobe.d/kvm.conf": "options kvm_intel nested=0\n"})
+    conf = tmp_path / "etc/modprobe.d/kvm.conf"
+    conf.chmod(0o640)
+    if os.geteuid() == 0:
+        os.chown(conf, 65534, 65534)
+    (tmp_path / "etc/modprobe.d/kvm-intel.conf").symlink_to("/dev/null")
+    host = Host(tmp_path)
+    first = host.make_backup_dir("/var/backups/nestctl", "20261124T210000Z")
+    second = host.make_backup_dir("/var/backups/nestctl", "20261124T210000Z")
+    assert first != second  # two runs in one second do not share (or overwrite) backups
+    assert first.startswith("/var/backups/nestctl/20261124T210000Z-")
+    dest = host.backup("/etc/modprobe.d/kvm.conf", first)
+    assert dest == f"{first}/etc/modprobe.d/kvm.conf"
+    copy = host.path(dest)
+    assert copy.read_text() == "options kvm_intel nested=0\n"
+    assert (copy.stat().st_mode & 0o777, copy.stat().st_uid) == (0o640, conf.stat().st_uid)
+    link = host.backup("/etc/modprobe.d/kvm-intel.conf", first)
+    assert link is not None
+    assert host.path(link).is_symlink()  # the link itself, not /dev/null's content or mode
+    assert os.readlink(host.path(link)) == "/dev/null"
+    assert host.backup("/etc/modprobe.d/none.conf", first) is None
+    # And back: a link comes back as the link, a file with its mode.
+    (tmp_path / "etc/modprobe.d/kvm-intel.conf").unlink()
+    conf.write_text("changed\n")
+    conf.chmod(0o644)
+    host.restore(link, "/etc/modprobe.d/kvm-intel.conf")
+    host.restore(dest, "/etc/modprobe.d/kvm.conf")
+    assert os.readlink(tmp_path / "etc/modprobe.d/kvm-intel.conf") == "/dev/null"
+    assert conf.read_text() == "options kvm_intel nested=0\n"
+    assert conf.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_fifo_is_not_backed_up(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    os.mkfifo(tmp_path / "etc/x.conf")
+    host = Host(tmp_path)
+    with pytest.raises(UnsafeWriteError, match="is a FIFO"):  # and it did not block reading it
+        host.backup("/etc/x.conf", host.make_backup_dir("/var/backups/nestctl", "s"))
 
 
 def test_root_problems_are_reported(tmp_path: Path) -> None:
@@ -102,11 +205,11 @@ def test_root_problems_are_reported(tmp_path: Path) -> None:
     assert Host(tmp_path).root_problem() is None
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
-def test_unwritable_directory_is_named(tmp_path: Path) -> None:
-    (tmp_path / "etc").mkdir()
-    (tmp_path / "etc").chmod(0o555)
-    assert Host(tmp_path).writable_dir("/etc/modprobe.d") is not None
+def test_unwritable_directory_is_named(open_tmp_path: Path) -> None:
+    (open_tmp_path / "etc").mkdir()
+    (open_tmp_path / "etc").chmod(0o555)
+    problem = as_unprivileged(lambda: Host(open_tmp_path).writable_dir("/etc/modprobe.d"))
+    assert problem == "/etc/modprobe.d: permission denied"
 
 
 def test_find_program_under_a_root(tmp_path: Path) -> None:

@@ -13,15 +13,25 @@ import os
 import sys
 from typing import Any
 
+#: Ctrl-C: 128 + SIGINT, as shells report it, with one line: never "problems found" (1).
+INTERRUPTED_EXIT = 130
+INTERRUPTED_MESSAGE = "nestctl: interrupted"
+
 
 def main(argv: list[str] | None = None) -> Any:
     args = list(sys.argv[1:] if argv is None else argv)
-    code = _fast_host_json(args)
-    if code is not None:
-        sys.exit(code)
-    from nestctl.cli import main as cli_main  # noqa: PLC0415 - the full command line
+    try:
+        code = _fast_host_json(args)
+        if code is not None:
+            sys.exit(code)
+        from nestctl.cli import main as cli_main  # noqa: PLC0415 - the full command line
 
-    return cli_main(args)
+        return cli_main(args)
+    except KeyboardInterrupt:
+        # Ctrl-C on the fast path or while the command line loads; cli.common does the same
+        # for Ctrl-C inside any command.
+        sys.stderr.write(INTERRUPTED_MESSAGE + "\n")
+        sys.exit(INTERRUPTED_EXIT)
 
 
 def _fast_host_json(args: list[str]) -> int | None:

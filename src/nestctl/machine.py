@@ -245,6 +245,41 @@ def _read_last(fd: int, size: int, limit: int) -> tuple[bytes, bool]:
             skipped = True
 
 
+class UnsafeWriteError(OSError):
+    """A write that would be unsafe: the path is not the regular file the plan expected."""
+
+
+def _copy_entry(src: str, dest: str, st: os.stat_result) -> None:
+    """Copy one directory entry as it is: a symlink as a symlink, a regular file with its mode,
+    owner and times (never following a link). Other kinds are refused, unopened."""
+    if stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(src), dest)
+        with contextlib.suppress(PermissionError):  # only root may give a link away
+            os.lchown(dest, st.st_uid, st.st_gid)
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafeWriteError(f"{src} {_file_kind(st.st_mode)}: not copied")
+    src_fd = os.open(src, _OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        dest_fd = os.open(
+            dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600
+        )
+        try:
+            while chunk := os.read(src_fd, _CHUNK):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(dest_fd, view) :]
+            with contextlib.suppress(PermissionError):  # only root may give a file away
+                os.fchown(dest_fd, st.st_uid, st.st_gid)
+            os.fchmod(dest_fd, stat.S_IMODE(st.st_mode))
+            os.fsync(dest_fd)
+        finally:
+            os.close(dest_fd)
+    finally:
+        os.close(src_fd)
+    os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
 def _file_kind(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "is a directory"
@@ -559,51 +594,109 @@ class Host:
             return f"{hostdir}: permission denied"
         return None
 
-    def write_atomic(self, hostpath: str, text: str, *, mode: int | None = None) -> None:
-        """Write a file we own: temp file in the same directory, same mode, fsync, rename."""
+    def lstat(self, hostpath: str) -> os.stat_result | None:
+        """The path's own status (a symlink is not followed), or None when it cannot be had."""
+        try:
+            return os.lstat(self.real(hostpath))
+        except OSError:
+            return None
+
+    def write_atomic(
+        self,
+        hostpath: str,
+        text: str,
+        *,
+        mode: int = 0o644,
+        replace_symlink: bool = False,
+    ) -> None:
+        """Write a file we own: a temp file in the same directory, fixed mode, fsync, rename.
+
+        The mode is fixed (never copied from what is there: through a symlink that would be the
+        target's, e.g. /dev/null's 0666), and as root the file is root's. A symlink in the way is
+        replaced (the link itself, never its target) only when `replace_symlink` says the plan
+        named it; anything else that is not a regular file is refused.
+        """
         import tempfile  # noqa: PLC0415 - writes are rare; keep start-up fast
 
         real = self.real(hostpath)
         parent = os.path.dirname(real)
-        os.makedirs(parent, exist_ok=True)
-        if mode is None:
-            try:
-                mode = os.stat(real).st_mode & 0o7777
-            except FileNotFoundError:
-                mode = 0o644
+        old = self.lstat(hostpath)
+        if old is not None and stat.S_ISLNK(old.st_mode) and not replace_symlink:
+            raise UnsafeWriteError(
+                f"{hostpath} is a symlink the plan did not name; not replacing it"
+            )
+        if old is not None and not (stat.S_ISREG(old.st_mode) or stat.S_ISLNK(old.st_mode)):
+            raise UnsafeWriteError(f"{hostpath} {_file_kind(old.st_mode)}; not replacing it")
+        os.makedirs(parent, mode=0o755, exist_ok=True)
         name = os.path.basename(real)
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=parent)
-        try:
+
+        def fill(_tmp: str) -> None:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
                 fh.flush()
+                self._own(fh.fileno(), mode)
                 os.fsync(fh.fileno())
-            os.chmod(tmp, mode)
+
+        self._install(tmp, real, fill)
+        self.manifest.append(ManifestEntry("write", hostpath, "ok"))
+
+    def _install(self, tmp: str, real: str, fill: Callable[[str], None]) -> None:
+        """Fill `tmp`, then rename it over `real`: readers see the old entry or the new one."""
+        try:
+            fill(tmp)
             os.replace(tmp, real)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        self._fsync_dir(parent)
-        self.manifest.append(ManifestEntry("write", hostpath, "ok"))
+        self._fsync_dir(os.path.dirname(real))
 
-    def backup(self, hostpath: str, backup_dir: str, stamp: str) -> str | None:
-        """Copy `hostpath` to `<backup_dir>/<stamp><hostpath>`; returns the backup's host path.
+    def _own(self, fd: int, mode: int) -> None:
+        os.fchmod(fd, mode)
+        if self.euid == 0 and getattr(os, "geteuid", lambda: -1)() == 0:
+            os.fchown(fd, 0, 0)
 
-        Backups go outside the directory they came from: a copy left in /etc/modprobe.d ending in
-        .conf would be read by modprobe itself.
+    def make_backup_dir(self, backup_root: str, stamp: str) -> str:
+        """A new directory for this run's backups (host path): unique even within one second."""
+        import tempfile  # noqa: PLC0415
+
+        root = self.real(backup_root)
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        real = tempfile.mkdtemp(prefix=f"{stamp}-", dir=root)  # mode 0700
+        self.manifest.append(ManifestEntry("write", self.hostpath(real), "backup directory"))
+        return self.hostpath(real)
+
+    def backup(self, hostpath: str, backup_dir: str) -> str | None:
+        """Keep `hostpath` as it is at `<backup_dir><hostpath>`; returns the backup's host path.
+
+        Never follows a symlink: a link is kept as the link itself. A regular file is copied
+        with its mode, owner and times. Backups go outside the directory they came from: a copy
+        left in /etc/modprobe.d ending in .conf would be read by modprobe itself.
         """
-        import shutil  # noqa: PLC0415 - writes are rare; keep start-up fast
-
         src = self.real(hostpath)
-        if not os.path.exists(src):
+        st = self.lstat(hostpath)
+        if st is None:
             return None
-        dest_host = f"{backup_dir.rstrip('/')}/{stamp}{hostpath}"
+        dest_host = f"{backup_dir.rstrip('/')}{hostpath}"
         dest = self.real(dest_host)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        shutil.copy2(src, dest)
+        os.makedirs(os.path.dirname(dest), mode=0o700, exist_ok=True)
+        _copy_entry(src, dest, st)
         self.manifest.append(ManifestEntry("write", dest_host, "backup"))
         return dest_host
+
+    def restore(self, backup_hostpath: str, hostpath: str) -> None:
+        """Put a backup back exactly (a link as the link, a file with its mode and owner),
+        atomically: a temp entry beside the target, then rename."""
+        src = self.real(backup_hostpath)
+        st = os.lstat(src)
+        real = self.real(hostpath)
+        parent = os.path.dirname(real)
+        tmp = os.path.join(parent, f".{os.path.basename(real)}.nestctl-restore")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        self._install(tmp, real, lambda t: _copy_entry(src, t, st))
+        self.manifest.append(ManifestEntry("write", hostpath, f"restored from {backup_hostpath}"))
 
     def remove(self, hostpath: str) -> None:
         real = self.real(hostpath)

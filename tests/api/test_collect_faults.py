@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from nestctl.cli import main
-from tests.api.canned_cluster import cluster
+from tests.api.canned_cluster import cluster, data
 from tests.api.tls_server import Canned, Reply, make_cert, serve
 
 SECRET = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
@@ -204,3 +204,22 @@ def test_nothing_checked_is_exit_2(
     assert code == 2
     assert data["verdict"] == "unknown"
     assert len(data["vms"]) == 5
+
+
+def test_a_custom_cpu_model_over_the_api_is_unknown_not_refused(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    url: str,
+    canned: Canned,
+    cert: tuple[Path, Path, str],
+) -> None:
+    # cpu-models.conf is not served by the API: "not found" would be a wrong refusal.
+    items = [{"key": "cpu", "value": "custom-nested-epyc"}, {"key": "ostype", "value": "l26"}]
+    canned.routes["GET", "/nodes/pve1/qemu/101/pending"] = lambda _: data(items)
+    _code, body = doctor(capsys, tmp_path, url, cert[2])
+    vm = by_id(body)[101]
+    codes = [f["code"] for f in vm["findings"]]
+    assert "vm.cpu.refused" not in codes
+    assert "vm.cpu.custom-model-unknown" in codes
+    assert vm["nested"]["exposed"] is None
+    assert vm["chain"]["config"] == "unknown"

@@ -52,6 +52,11 @@ def loadable_module(name: str, params: dict[str, str], refcnt: int = 0) -> Files
     return files
 
 
+def proc_modules(*names: str) -> str:
+    """/proc/modules listing `names` (size, refcount, users, state, address as the kernel shows)."""
+    return "".join(f"{n} 380928 0 - Live 0x0000000000000000\n" for n in names)
+
+
 PVE8_CMDLINE = "BOOT_IMAGE=/boot/vmlinuz-6.8.12-4-pve root=/dev/mapper/pve-root ro quiet\n"
 PVE8_LIB_MODPROBE: Files = {
     # What a Proxmox VE 8 host ships under /lib/modprobe.d (trimmed to what matters here).
@@ -76,6 +81,7 @@ def intel_host(
         "/proc/sys/kernel/osrelease": release + "\n",
         "/proc/cmdline": cmdline,
         "/dev/kvm": "",
+        "/proc/modules": proc_modules("kvm_intel", "kvm", "irqbypass"),
         "/sys/module/kvm/initstate": "live\n",
         "/sys/module/kvm/refcnt": "1\n",
         "/sys/class/dmi/id/sys_vendor": "Supermicro\n",
@@ -97,6 +103,7 @@ def amd_host(nested: str = "1", *, extra: Files | None = None) -> Files:
         "/proc/sys/kernel/osrelease": "6.8.12-4-pve\n",
         "/proc/cmdline": PVE8_CMDLINE,
         "/dev/kvm": "",
+        "/proc/modules": proc_modules("kvm_amd", "kvm", "ccp"),
         "/sys/module/kvm/initstate": "live\n",
         "/sys/class/dmi/id/sys_vendor": "Supermicro\n",
         "/sys/class/dmi/id/product_name": "H12SSL-i\n",
@@ -189,6 +196,7 @@ def pvm_dev_vm() -> Files:
         "/proc/sys/kernel/osrelease": "6.18.44-fc-v782\n",
         "/proc/cmdline": "console=ttyS0 quiet nomodule nested_pvm=1 -- --firecracker-init\n",
         "/dev/kvm": "",
+        "/proc/modules": "",  # booted with `nomodule`: nothing loadable is loaded
         "/sys/module/kvm/parameters/halt_poll_ns": "200000\n",
         "/sys/module/kvm_pvm/parameters/verbose": "0\n",
         "/var/log/dmesg": (

@@ -3,17 +3,32 @@ idempotence, every refusal, and the reload sequence (a fake modprobe acting on t
 
 from __future__ import annotations
 
+import fcntl
+import os
+import signal
+import threading
 from pathlib import Path
 
 import pytest
 
 from nestctl.findings import Report
+from nestctl.host import lock
+from nestctl.host.apply import apply_plan
 from nestctl.host.change import change_report
+from nestctl.host.lock import LOCK_FILE
+from nestctl.host.plan import plan_change
 from nestctl.host.probe import probe_host
-from nestctl.machine import Host, RecordingRunner
+from nestctl.machine import CommandResult, Host, RecordingRunner
 from tests.helpers import read_tree, write_tree
 from tests.host.fakes import FakeModprobe
-from tests.host.scenarios import SCENARIOS, amd_host, build, intel_host
+from tests.host.scenarios import (
+    SCENARIOS,
+    amd_host,
+    build,
+    intel_host,
+    proc_modules,
+    qemu_cmdline,
+)
 
 STAMP = "20261124T210000Z"
 MARK = "# nestctl: disabled, conflicts with /etc/modprobe.d/kvm-intel.conf: "
@@ -36,6 +51,19 @@ def run(
     return report, runner
 
 
+def tree_of(root: Path) -> dict[str, str]:
+    """The files under `root`, without the lock file every applied run leaves (flock needs one)."""
+    return {k: v for k, v in read_tree(root).items() if k != LOCK_FILE}
+
+
+def backup_of(report: Report, path: str) -> str:
+    backups = change(report)["backups"]
+    assert isinstance(backups, list)
+    [backup] = [b for b in backups if b.endswith(path)]
+    assert backup.startswith(f"/var/backups/nestctl/{STAMP}-")  # one directory per run
+    return str(backup)
+
+
 def change(report: Report) -> dict[str, object]:
     body = report.to_json()["change"]
     assert isinstance(body, dict)
@@ -47,16 +75,16 @@ RELOAD = [("modprobe", "-r", "kvm_intel"), ("modprobe", "kvm_intel")]
 
 def test_enable_rewrites_the_managed_file_backs_up_and_reloads(tmp_path: Path) -> None:
     build(tmp_path, "intel-pve8-nested-off")
-    before = read_tree(tmp_path)
+    before = tree_of(tmp_path)
     fake = FakeModprobe(tmp_path)
     report, runner = run(tmp_path, fake=fake)
     assert report.exit_code == 0, report.to_json()
     assert change(report)["outcome"] == "done"
-    after = read_tree(tmp_path)
+    after = tree_of(tmp_path)
     assert after["/etc/modprobe.d/kvm-intel.conf"] == (
         "# nestctl: replaced: options kvm_intel nested=0\noptions kvm_intel nested=Y\n"
     )
-    backup = f"/var/backups/nestctl/{STAMP}/etc/modprobe.d/kvm-intel.conf"
+    backup = backup_of(report, "/etc/modprobe.d/kvm-intel.conf")
     assert after[backup] == before["/etc/modprobe.d/kvm-intel.conf"]
     assert runner.calls == RELOAD
     assert after["/sys/module/kvm_intel/parameters/nested"] == "Y\n"
@@ -72,7 +100,7 @@ def test_enable_rewrites_the_managed_file_backs_up_and_reloads(tmp_path: Path) -
     assert change(again)["outcome"] == "nothing-to-do"
     assert again.exit_code == 0
     assert runner2.calls == []
-    assert read_tree(tmp_path) == after
+    assert tree_of(tmp_path) == after
 
 
 def test_a_later_file_is_commented_out_with_a_marker(tmp_path: Path) -> None:
@@ -80,12 +108,12 @@ def test_a_later_file_is_commented_out_with_a_marker(tmp_path: Path) -> None:
     (tmp_path / "sys/module/kvm_intel/parameters/nested").write_text("N\n")
     report, runner = run(tmp_path, fake=FakeModprobe(tmp_path))
     assert report.exit_code == 0, report.to_json()
-    tree = read_tree(tmp_path)
+    tree = tree_of(tmp_path)
     assert tree["/etc/modprobe.d/zz-local.conf"] == (
         f"# local tuning\n\n{MARK}options kvm_intel nested=0 ept=1\noptions kvm_intel ept=1\n"
     )
     assert tree["/etc/modprobe.d/kvm-intel.conf"] == "options kvm-intel nested=Y\n"  # untouched
-    assert f"/var/backups/nestctl/{STAMP}/etc/modprobe.d/zz-local.conf" in tree
+    assert backup_of(report, "/etc/modprobe.d/zz-local.conf") in tree
     assert runner.calls == RELOAD
     assert tree["/sys/module/kvm_intel/parameters/nested"] == "Y\n"
 
@@ -94,7 +122,7 @@ def test_a_conflict_in_a_package_directory_is_hidden_not_edited(tmp_path: Path) 
     lib = "options kvm_intel nested=0\n"
     write_tree(tmp_path, intel_host("Y", extra={"/usr/lib/modprobe.d/zz-vendor.conf": lib}))
     report, runner = run(tmp_path, no_reload=True)
-    tree = read_tree(tmp_path)
+    tree = tree_of(tmp_path)
     assert tree["/usr/lib/modprobe.d/zz-vendor.conf"] == lib
     assert tree["/etc/modprobe.d/zz-vendor.conf"] == (
         "# nestctl: copy of /usr/lib/modprobe.d/zz-vendor.conf, which this file hides (modprobe "
@@ -112,7 +140,7 @@ def test_managed_name_in_lib_is_copied_before_it_is_hidden(tmp_path: Path) -> No
     lib = "options kvm_intel ept=1 nested=N\n"
     write_tree(tmp_path, intel_host("Y", extra={"/lib/modprobe.d/kvm-intel.conf": lib}))
     run(tmp_path, no_reload=True)
-    tree = read_tree(tmp_path)
+    tree = tree_of(tmp_path)
     assert tree["/etc/modprobe.d/kvm-intel.conf"] == (
         "# nestctl: copy of /lib/modprobe.d/kvm-intel.conf, which this file hides (modprobe reads "
         "one).\n# nestctl: replaced: options kvm_intel ept=1 nested=N\noptions kvm_intel ept=1\n"
@@ -125,7 +153,7 @@ def test_disable_on_a_default_host_writes_n_and_reloads(tmp_path: Path) -> None:
     build(tmp_path, "intel-nested-on")
     report, runner = run(tmp_path, "disable", fake=FakeModprobe(tmp_path))
     assert report.exit_code == 0
-    tree = read_tree(tmp_path)
+    tree = tree_of(tmp_path)
     assert (
         tree["/etc/modprobe.d/kvm-intel.conf"]
         == HEADER.format(m="kvm_intel") + "options kvm_intel nested=N\n"
@@ -140,7 +168,7 @@ def test_enable_on_amd_writes_kvm_amd_conf_with_1(tmp_path: Path) -> None:
     write_tree(tmp_path, amd_host("0", extra=conf))
     report, runner = run(tmp_path, fake=FakeModprobe(tmp_path, module="kvm_amd"))
     assert report.exit_code == 0, report.to_json()
-    tree = read_tree(tmp_path)
+    tree = tree_of(tmp_path)
     assert tree["/etc/modprobe.d/kvm-amd.conf"] == (
         "# nestctl: replaced: options kvm-amd nested=0\noptions kvm_amd nested=1\n"
     )
@@ -151,11 +179,11 @@ def test_enable_on_amd_writes_kvm_amd_conf_with_1(tmp_path: Path) -> None:
 def test_live_off_with_nothing_persisted_only_reloads(tmp_path: Path) -> None:
     """Someone loaded kvm_amd with nested=0 by hand: the default is on, so no file is needed."""
     write_tree(tmp_path, amd_host("0"))
-    before = read_tree(tmp_path)
+    before = tree_of(tmp_path)
     report, _ = run(tmp_path, fake=FakeModprobe(tmp_path, module="kvm_amd"))
     assert report.exit_code == 0
     assert [s["kind"] for s in change(report)["steps"]] == ["command", "command"]  # type: ignore[union-attr]
-    tree = read_tree(tmp_path)
+    tree = tree_of(tmp_path)
     assert {k for k in tree if tree[k] != before.get(k)} == {
         "/sys/module/kvm_amd/parameters/nested"
     }
@@ -173,7 +201,7 @@ def test_running_vms_block_the_reload(tmp_path: Path) -> None:
     assert "qm shutdown 100" in remaining
     assert "qm shutdown 101" in remaining
     assert "5000" in remaining
-    assert read_tree(tmp_path)["/etc/modprobe.d/kvm-intel.conf"].endswith(
+    assert tree_of(tmp_path)["/etc/modprobe.d/kvm-intel.conf"].endswith(
         "options kvm_intel nested=Y\n"
     )
 
@@ -186,19 +214,19 @@ def test_module_in_use_keeps_the_files_and_says_what_remains(tmp_path: Path) -> 
     assert body["outcome"] == "persisted"
     assert "is in use" in str(body["message"])
     assert runner.calls == [("modprobe", "-r", "kvm_intel")]
-    assert read_tree(tmp_path)["/sys/module/kvm_intel/parameters/nested"] == "N\n"
+    assert tree_of(tmp_path)["/sys/module/kvm_intel/parameters/nested"] == "N\n"
     assert [f.code for f in report.findings] == ["host.change.pending"]
 
 
 def test_a_reload_that_does_not_take_is_undone(tmp_path: Path) -> None:
     build(tmp_path, "intel-pve8-nested-off")
-    before = read_tree(tmp_path)
+    before = tree_of(tmp_path)
     report, runner = run(tmp_path, fake=FakeModprobe(tmp_path, ignore_options=True))
     assert change(report)["outcome"] == "restored"
     assert report.exit_code == 1
     assert [f.code for f in report.findings] == ["host.change.did-not-take"]
     assert runner.calls == RELOAD + RELOAD
-    tree = read_tree(tmp_path)
+    tree = tree_of(tmp_path)
     assert tree["/etc/modprobe.d/kvm-intel.conf"] == before["/etc/modprobe.d/kvm-intel.conf"]
     assert tree["/sys/module/kvm_intel/parameters/nested"] == "N\n"
 
@@ -211,7 +239,7 @@ def test_a_failed_load_restores_the_files_and_loads_the_module_again(tmp_path: P
     assert report.exit_code == 2
     assert runner.calls == [*RELOAD, ("modprobe", "kvm_intel")]
     assert fake.loaded
-    assert "/etc/modprobe.d/kvm-intel.conf" not in read_tree(tmp_path)  # created, then removed
+    assert "/etc/modprobe.d/kvm-intel.conf" not in tree_of(tmp_path)  # created, then removed
 
 
 def test_no_reload_persists_only(tmp_path: Path) -> None:
@@ -234,12 +262,12 @@ def test_commands_are_recorded_under_a_fake_root_without_a_responder(tmp_path: P
 
 def test_dry_run_changes_nothing_and_shows_the_diff(tmp_path: Path) -> None:
     build(tmp_path, "intel-pve8-nested-off")
-    before = read_tree(tmp_path)
+    before = tree_of(tmp_path)
     report, runner = run(tmp_path, dry_run=True)
     body = change(report)
     assert body["outcome"] == "planned"
     assert report.exit_code == 0
-    assert read_tree(tmp_path) == before
+    assert tree_of(tmp_path) == before
     assert runner.calls == []
     steps = body["steps"]
     assert isinstance(steps, list)
@@ -263,14 +291,14 @@ def test_dry_run_changes_nothing_and_shows_the_diff(tmp_path: Path) -> None:
 )
 def test_refusals_change_nothing(scenario: str, action: str, why: str, tmp_path: Path) -> None:
     build(tmp_path, scenario)
-    before = read_tree(tmp_path)
+    before = tree_of(tmp_path)
     for dry_run in (False, True):
         report, runner = run(tmp_path, action, dry_run=dry_run)
         assert report.exit_code == 2
         assert why in str(change(report)["message"])
         assert [f.code for f in report.findings] == ["host.change.refused"]
         assert runner.calls == []
-    assert read_tree(tmp_path) == before
+    assert tree_of(tmp_path) == before
 
 
 def test_unknown_vendor_is_refused(tmp_path: Path) -> None:
@@ -284,19 +312,44 @@ def test_unknown_vendor_is_refused(tmp_path: Path) -> None:
 
 def test_builtin_module_is_refused(tmp_path: Path) -> None:
     build(tmp_path, "intel-nested-on")
+    # Built in: sysfs has only its parameters, and /proc/modules does not list it.
     (tmp_path / "sys/module/kvm_intel/initstate").unlink()
+    (tmp_path / "sys/module/kvm_intel/refcnt").unlink()
+    (tmp_path / "proc/modules").write_text(proc_modules("kvm", "irqbypass"))
     report, _ = run(tmp_path, "disable")
     assert report.exit_code == 2
-    assert "built into the kernel" in str(change(report)["message"])
+    assert "is built into the kernel" in str(change(report)["message"])
+
+
+def test_a_missing_initstate_alone_does_not_make_a_module_built_in(tmp_path: Path) -> None:
+    # A collected snapshot often lacks initstate; refcnt and /proc/modules say loadable.
+    build(tmp_path, "intel-pve8-nested-off")
+    (tmp_path / "sys/module/kvm_intel/initstate").unlink()
+    report, _ = run(tmp_path, "enable", dry_run=True)
+    assert change(report)["outcome"] == "planned"
+    assert report.payload["change"]["steps"]
+
+
+def test_disagreeing_evidence_on_built_in_is_refused_as_unknown(tmp_path: Path) -> None:
+    build(tmp_path, "intel-pve8-nested-off")
+    (tmp_path / "lib/modules/6.8.12-4-pve").mkdir(parents=True)
+    (tmp_path / "lib/modules/6.8.12-4-pve/modules.builtin").write_text(
+        "kernel/arch/x86/kvm/kvm-intel.ko\n"
+    )
+    report, _ = run(tmp_path, "enable", dry_run=True)
+    assert report.exit_code == 2
+    message = str(change(report)["message"])
+    assert "cannot tell whether kvm_intel is built into the kernel" in message
+    assert "modules.builtin lists it" in message
 
 
 def test_not_root_is_refused(tmp_path: Path) -> None:
     build(tmp_path, "intel-pve8-nested-off")
-    before = read_tree(tmp_path)
+    before = tree_of(tmp_path)
     report, runner = run(tmp_path, euid=1000, fake=FakeModprobe(tmp_path))
     assert report.exit_code == 2
     assert "needs root" in str(change(report)["message"])
-    assert read_tree(tmp_path) == before
+    assert tree_of(tmp_path) == before
     assert runner.calls == []
     # A dry run still shows the plan, and says applying would be refused.
     dry, _ = run(tmp_path, euid=1000, dry_run=True)
@@ -306,30 +359,57 @@ def test_not_root_is_refused(tmp_path: Path) -> None:
 
 def test_read_only_file_system_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     build(tmp_path, "intel-pve8-nested-off")
-    before = read_tree(tmp_path)
+    before = tree_of(tmp_path)
     monkeypatch.setattr(Host, "writable_dir", lambda self, d: f"{d} is on a read-only file system")
     report, runner = run(tmp_path, fake=FakeModprobe(tmp_path))
     assert report.exit_code == 2
     assert "read-only file system" in str(change(report)["message"])
-    assert read_tree(tmp_path) == before
+    assert tree_of(tmp_path) == before
     assert runner.calls == []
 
 
-def test_a_failing_write_leaves_every_file_as_it_was(tmp_path: Path) -> None:
+def test_a_directory_where_the_managed_file_goes_is_refused(tmp_path: Path) -> None:
     build(tmp_path, "intel-pve8-nested-off")
     real = tmp_path / "etc/modprobe.d/kvm-intel.conf"
     real.unlink()
-    real.mkdir()  # a directory where the managed file goes: modprobe skips it, a rename fails
+    real.mkdir()  # modprobe skips it; nestctl must not try to replace it
     (tmp_path / "etc/modprobe.d/zz.conf").write_text("options kvm_intel nested=0\n")
-    before = read_tree(tmp_path)
+    before = tree_of(tmp_path)
+    report, runner = run(tmp_path, fake=FakeModprobe(tmp_path))
+    assert change(report)["outcome"] == "refused"
+    assert report.exit_code == 2
+    assert "is not a regular file" in str(change(report)["message"])
+    assert tree_of(tmp_path) == before
+    assert real.is_dir()
+    assert runner.calls == []
+
+
+def test_a_failing_write_leaves_every_file_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build(tmp_path, "intel-pve8-nested-off")
+    (tmp_path / "etc/modprobe.d/zz.conf").write_text("options kvm_intel nested=0\n")
+    (tmp_path / "etc/modprobe.d/zz.conf").chmod(0o640)
+    before = tree_of(tmp_path)
+    real_write = Host.write_atomic
+    calls: list[str] = []
+
+    def second_write_fails(self: Host, hostpath: str, text: str, **kw: object) -> None:
+        calls.append(hostpath)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real_write(self, hostpath, text, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Host, "write_atomic", second_write_fails)
     report, runner = run(tmp_path, fake=FakeModprobe(tmp_path))
     assert change(report)["outcome"] == "failed"
     assert report.exit_code == 2
-    assert "writing failed" in str(change(report)["message"])
-    assert {
-        k: v for k, v in read_tree(tmp_path).items() if not k.startswith("/var/backups")
-    } == before
-    assert real.is_dir()
+    assert "No space left on device" in str(change(report)["message"])
+    assert change(report)["restored"] == ["/etc/modprobe.d/kvm-intel.conf"]
+    after = {k: v for k, v in tree_of(tmp_path).items() if not k.startswith("/var/backups")}
+    assert after == before
+    # Restored from the backup: the mode comes back too, not the fixed 0644 of new files.
+    assert (tmp_path / "etc/modprobe.d/zz.conf").stat().st_mode & 0o777 == 0o640
     assert runner.calls == []
 
 
@@ -365,10 +445,135 @@ def test_backslash_continuations_never_swallow_a_written_line(
     write_tree(tmp_path, intel_host("N", release="4.15.18-30-pve", extra=files))
     report, _ = run(tmp_path, no_reload=True)
     assert change(report)["outcome"] == "persisted"
-    tree = read_tree(tmp_path)
+    tree = tree_of(tmp_path)
     for path, text in expected.items():
         assert tree[path] == text
     after = probe_host(Host(tmp_path)).nested_after_reboot
     assert after.value is True
     assert after.decided_by is not None
     assert after.decided_by.startswith("/etc/modprobe.d/kvm-intel.conf:")
+
+
+def test_a_dev_null_mask_is_named_in_the_plan_and_replaced_with_a_0644_file(
+    tmp_path: Path,
+) -> None:
+    # The root escalation: modprobe.d/kvm-intel.conf -> /dev/null (an admin's mask). Writing
+    # with the mode of the link's target made the new file and its backup 0666.
+    build(tmp_path, "intel-pve8-nested-off")
+    managed = tmp_path / "etc/modprobe.d/kvm-intel.conf"
+    managed.unlink()
+    managed.symlink_to("/dev/null")
+    (tmp_path / "etc/modprobe.d/zz.conf").write_text("options kvm_intel nested=0\n")
+    dry, _ = run(tmp_path, dry_run=True)
+    steps = change(dry)["steps"]
+    assert isinstance(steps, list)
+    [step] = [s for s in steps if s.get("path") == "/etc/modprobe.d/kvm-intel.conf"]
+    assert step["kind"] == "replace-symlink"
+    assert step["symlink"] == "/dev/null"
+    assert "an admin's mask" in step["reason"]
+    assert managed.is_symlink()  # a dry run changes nothing
+
+    report, _ = run(tmp_path, fake=FakeModprobe(tmp_path))
+    assert change(report)["outcome"] == "done", report.to_json()
+    st = managed.lstat()
+    assert not managed.is_symlink()
+    assert st.st_mode & 0o7777 == 0o644
+    if os.geteuid() == 0:
+        assert (st.st_uid, st.st_gid) == (0, 0)
+    backup = tmp_path / backup_of(report, "/etc/modprobe.d/kvm-intel.conf").lstrip("/")
+    assert backup.is_symlink()
+    assert os.readlink(backup) == "/dev/null"
+    assert (tmp_path / "var/backups/nestctl").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_symlink_to_a_regular_file_is_named_and_its_target_left_alone(tmp_path: Path) -> None:
+    build(tmp_path, "intel-pve8-nested-off")
+    managed = tmp_path / "etc/modprobe.d/kvm-intel.conf"
+    shared = tmp_path / "etc/pve/kvm-intel.conf"
+    shared.parent.mkdir(parents=True)
+    managed.rename(shared)
+    managed.symlink_to(shared)
+    report, _ = run(tmp_path, fake=FakeModprobe(tmp_path))
+    assert change(report)["outcome"] == "done", report.to_json()
+    assert shared.read_text() == "options kvm_intel nested=0\n"
+    assert managed.read_text().endswith("options kvm_intel nested=Y\n")
+    assert not managed.is_symlink()
+
+
+def test_concurrent_runs_are_serialized_by_a_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build(tmp_path, "intel-pve8-nested-off")
+    before = tree_of(tmp_path)
+    (tmp_path / "run/nestctl").mkdir(parents=True)
+    holder = os.open(tmp_path / LOCK_FILE.lstrip("/"), os.O_RDWR | os.O_CREAT, 0o600)
+    os.write(holder, b"4711\n")
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another run holds it
+    monkeypatch.setattr(lock, "WAIT_SECONDS", 0.3)
+    try:
+        report, runner = run(tmp_path, fake=FakeModprobe(tmp_path))
+    finally:
+        os.close(holder)
+    assert change(report)["outcome"] == "refused"
+    assert report.exit_code == 2
+    assert "another nestctl host enable/disable is running (pid 4711)" in str(
+        change(report)["message"]
+    )
+    assert runner.calls == []
+    assert tree_of(tmp_path) == before
+
+    # Held briefly, the second run waits for it and then plans from what it finds.
+    holder = os.open(tmp_path / LOCK_FILE.lstrip("/"), os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    monkeypatch.setattr(lock, "WAIT_SECONDS", 30.0)
+    release = threading.Timer(0.3, os.close, (holder,))
+    release.start()
+    report, _ = run(tmp_path, fake=FakeModprobe(tmp_path))
+    release.join()
+    assert change(report)["outcome"] == "done"
+
+
+def test_vms_started_after_the_plan_stop_the_reload(tmp_path: Path) -> None:
+    build(tmp_path, "intel-pve8-nested-off")
+    runner = RecordingRunner(FakeModprobe(tmp_path))
+    host = Host(tmp_path, runner=runner, euid=0)
+    plan = plan_change(host, probe_host(host), "enable")
+    assert plan.reload  # nothing ran when planned
+    write_tree(
+        tmp_path,
+        {"/var/run/qemu-server/100.pid": "4242\n", "/proc/4242/cmdline": qemu_cmdline(100)},
+    )
+    out = apply_plan(host, plan)
+    assert out.state == "persisted"
+    assert "VMs started since the plan: 100" in out.message
+    assert runner.calls == []  # no modprobe -r under a running VM
+
+
+def test_a_refcount_taken_after_the_plan_stops_the_reload(tmp_path: Path) -> None:
+    build(tmp_path, "intel-pve8-nested-off")
+    runner = RecordingRunner(FakeModprobe(tmp_path))
+    host = Host(tmp_path, runner=runner, euid=0)
+    plan = plan_change(host, probe_host(host), "enable")
+    (tmp_path / "sys/module/kvm_intel/refcnt").write_text("2\n")
+    out = apply_plan(host, plan)
+    assert out.state == "persisted"
+    assert "kvm_intel is in use (refcount 2)" in out.message
+    assert runner.calls == []
+
+
+def test_a_signal_between_unload_and_load_waits_until_kvm_is_back(tmp_path: Path) -> None:
+    build(tmp_path, "intel-pve8-nested-off")
+    fake = FakeModprobe(tmp_path)
+
+    def interrupted(argv: tuple[str, ...]) -> CommandResult | None:
+        answer = fake(argv)
+        if argv[:2] == ("modprobe", "-r"):
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C right after the unload
+        return answer
+
+    runner = RecordingRunner(interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        change_report(Host(tmp_path, runner=runner, euid=0), "enable")
+    assert runner.calls == RELOAD  # the load still ran
+    assert fake.loaded
+    assert (tmp_path / "sys/module/kvm_intel/parameters/nested").read_text() == "Y\n"

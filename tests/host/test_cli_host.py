@@ -23,6 +23,7 @@ HOST_KEYS = {
     "vendor", "virt_flag", "virtualized", "kvm_module", "dev_kvm", "nested", "running_vms",
     "cpu_model", "vendor_id", "hypervisor", "level", "kernel", "kvm_modules", "kvm_module_builtin",
     "refcount", "performance", "vm_pids", "other_kvm_processes", "modprobe_files",
+    "running_vms_unknown",
 }  # fmt: skip
 NESTED_KEYS = {"live", "after_reboot", "decided_by", "live_raw", "after_reboot_raw", "settings"}
 FINDING_KEYS = {"code", "severity", "message", "fix"}

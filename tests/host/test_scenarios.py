@@ -12,7 +12,7 @@ from nestctl.host.probe import probe_host
 from nestctl.host.report import host_report
 from nestctl.machine import Host
 from tests.helpers import write_tree
-from tests.host.scenarios import SCENARIOS, build
+from tests.host.scenarios import SCENARIOS, build, proc_modules
 
 
 def assert_subset(expected: dict[str, Any], actual: dict[str, Any], path: str = "host") -> None:
@@ -120,6 +120,8 @@ def test_fix_points_at_the_kernel_command_line_where_it_rules(tmp_path: Path) ->
 def test_builtin_module_fix_is_the_kernel_command_line(tmp_path: Path) -> None:
     build(tmp_path, "intel-pve8-nested-off")
     (tmp_path / "sys/module/kvm_intel/initstate").unlink()
+    (tmp_path / "sys/module/kvm_intel/refcnt").unlink()
+    (tmp_path / "proc/modules").write_text(proc_modules("kvm"))
     report = host_report(Host(tmp_path))
     codes = {f.code: f for f in report.findings}
     assert "host.kvm.builtin" in codes

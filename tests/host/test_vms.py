@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nestctl.host.pidfiles import is_qemu_program
 from nestctl.host.probe import probe_host
-from nestctl.host.vms import is_qemu, running_vms
+from nestctl.host.vms import running_vms
 from nestctl.machine import Host
 from tests.helpers import write_tree
 from tests.host.scenarios import intel_host, qemu_cmdline
@@ -44,12 +45,12 @@ def test_garbage_pid_files_are_stale_not_fatal(tmp_path: Path) -> None:
 
 
 def test_qemu_argv0_rule() -> None:
-    assert is_qemu(["/usr/bin/kvm", "-id", "100"])
-    assert is_qemu(["/usr/bin/qemu-system-x86_64"])
-    assert is_qemu(["qemu-kvm"])
-    assert not is_qemu(["/usr/bin/qemu"])  # Proxmox wants kvm or qemu-*
-    assert not is_qemu(["/usr/bin/python3", "/usr/bin/kvm"])
-    assert not is_qemu([])
+    assert is_qemu_program("/usr/bin/kvm")
+    assert is_qemu_program("/usr/bin/qemu-system-x86_64")
+    assert is_qemu_program("qemu-kvm")
+    assert not is_qemu_program("/usr/bin/qemu")  # Proxmox wants kvm or qemu-*
+    assert not is_qemu_program("/usr/bin/python3")
+    assert not is_qemu_program("")
 
 
 def test_other_qemu_needs_kvm_to_count(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from tests.pvesim.cluster import ExecAnswer, Guest
-from tests.pvesim.handlers import ApiError, Ctx, Handler, handles
+from tests.pvesim.handlers import ApiError, Ctx, Handler, handles, index
 
 _BASE = "/nodes/{node}/qemu/{vmid}/agent"
 _MAX_READ = 16 * 1024 * 1024
@@ -90,7 +90,7 @@ def agent_command(ctx: Ctx) -> Any:
 @handles("GET", _BASE)
 def agent_index(ctx: Ctx) -> Any:
     _ = ctx.vm
-    return [{"name": n} for n in ("exec", "exec-status", "file-read", "get-osinfo", "info", "ping")]
+    return index("exec", "exec-status", "file-read", "get-osinfo", "info", "ping")
 
 
 @handles("GET", f"{_BASE}/file-read")

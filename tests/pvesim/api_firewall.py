@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from tests.pvesim.handlers import ApiError, Ctx, handles, param_error, typed
+from tests.pvesim.handlers import ApiError, Ctx, handles, index, param_error, typed
 
 _RULE_KEYS = (
     "type",
@@ -60,6 +62,15 @@ def _check_digest(ctx: Ctx, current: str) -> None:
     digest = ctx.text("digest")
     if digest is not None and digest != current:
         raise ApiError(500, _MODIFIED)
+
+
+@contextmanager
+def _changing_rules(ctx: Ctx) -> Iterator[_Store]:
+    """The scope's rules, locked, once the caller's digest (if any) matched them."""
+    store = _store(ctx)
+    with ctx.cluster.lock:
+        _check_digest(ctx, _digest(store.rules))
+        yield store
 
 
 def _listed(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -132,12 +143,10 @@ def _verify(rule: dict[str, Any]) -> None:
 @handles("POST", "/nodes/{node}/firewall/rules")
 @handles("POST", "/nodes/{node}/qemu/{vmid}/firewall/rules")
 def create_rule(ctx: Ctx) -> Any:
-    store = _store(ctx)
     rule = _rule_values(ctx)
     rule.setdefault("enable", 0)  # pve-firewall writes a new rule disabled unless told
     _verify(rule)
-    with ctx.cluster.lock:
-        _check_digest(ctx, _digest(store.rules))
+    with _changing_rules(ctx) as store:
         pos = min(ctx.integer("pos", 0) or 0, len(store.rules))
         store.rules.insert(pos, rule)
     return None
@@ -147,9 +156,7 @@ def create_rule(ctx: Ctx) -> Any:
 @handles("PUT", "/nodes/{node}/firewall/rules/{pos}")
 @handles("PUT", "/nodes/{node}/qemu/{vmid}/firewall/rules/{pos}")
 def update_rule(ctx: Ctx) -> Any:
-    store = _store(ctx)
-    with ctx.cluster.lock:
-        _check_digest(ctx, _digest(store.rules))
+    with _changing_rules(ctx) as store:
         pos = _rule_at(store, ctx)
         rule = store.rules[pos]
         moveto = ctx.integer("moveto")
@@ -173,9 +180,7 @@ def update_rule(ctx: Ctx) -> Any:
 @handles("DELETE", "/nodes/{node}/firewall/rules/{pos}")
 @handles("DELETE", "/nodes/{node}/qemu/{vmid}/firewall/rules/{pos}")
 def delete_rule(ctx: Ctx) -> Any:
-    store = _store(ctx)
-    with ctx.cluster.lock:
-        _check_digest(ctx, _digest(store.rules))
+    with _changing_rules(ctx) as store:
         del store.rules[_rule_at(store, ctx)]
     return None
 
@@ -209,4 +214,4 @@ def set_options(ctx: Ctx) -> Any:
 @handles("GET", "/nodes/{node}/qemu/{vmid}/firewall")
 def firewall_index(ctx: Ctx) -> Any:
     _store(ctx)
-    return [{"name": "rules"}, {"name": "options"}]
+    return index("rules", "options")

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from tests.pvesim.cluster import Cluster, Node, Task, Vm
-from tests.pvesim.handlers import ApiError, Ctx, Extra, handles
+from tests.pvesim.handlers import ApiError, Ctx, Extra, handles, index
 
 _UPID = re.compile(
     r"UPID:([a-zA-Z0-9\-]+):([0-9A-F]{8}):([0-9A-F]{8,9}):([0-9A-F]{8}):([^:\s]+):([^:\s]*):([^:\s]+):"
@@ -201,8 +201,7 @@ def list_nodes(ctx: Ctx) -> Any:
 @handles("GET", "/nodes/{node}")
 def node_index(ctx: Ctx) -> Any:
     _ = ctx.node
-    names = ["apt", "capabilities", "firewall", "qemu", "status", "tasks", "version"]
-    return [{"name": n} for n in names]
+    return index("apt", "capabilities", "firewall", "qemu", "status", "tasks", "version")
 
 
 def _kernel_build(node: Node) -> str:
@@ -303,13 +302,13 @@ def apt_versions(ctx: Ctx) -> Any:
 @handles("GET", "/nodes/{node}/capabilities")
 def capabilities_index(ctx: Ctx) -> Any:
     _ = ctx.node
-    return [{"name": "qemu"}]
+    return index("qemu")
 
 
 @handles("GET", "/nodes/{node}/capabilities/qemu")
 def capabilities_qemu(ctx: Ctx) -> Any:
     _ = ctx.node
-    return [{"name": "cpu"}, {"name": "cpu-flags"}, {"name": "machines"}, {"name": "migration"}]
+    return index("cpu", "cpu-flags", "machines", "migration")
 
 
 @handles("GET", "/nodes/{node}/capabilities/qemu/cpu-flags")
@@ -411,7 +410,7 @@ def task_log(ctx: Ctx) -> Any:
 @handles("GET", "/nodes/{node}/tasks/{upid}")
 def task_index(ctx: Ctx) -> Any:
     _task(ctx)
-    return [{"name": "log"}, {"name": "status"}]
+    return index("log", "status")
 
 
 def _task_list_entry(task: Task) -> dict[str, Any]:
@@ -435,7 +434,7 @@ def _task_list_entry(task: Task) -> dict[str, Any]:
 def node_tasks(ctx: Ctx) -> Any:
     node = ctx.node
     vmid = ctx.text("vmid")
-    tasks = sorted(node.tasks.values(), key=lambda t: t.starttime, reverse=True)
+    tasks = sorted(node.tasks.values(), key=lambda t: (t.starttime, t.pid), reverse=True)
     if vmid is not None:
         tasks = [t for t in tasks if t.id == vmid]
     if ctx.text("source", "archive") == "active":
@@ -448,4 +447,5 @@ def node_tasks(ctx: Ctx) -> Any:
 @handles("GET", "/cluster/tasks")
 def cluster_tasks(ctx: Ctx) -> Any:
     tasks = [t for n in ctx.cluster.nodes.values() for t in n.tasks.values()]
-    return [_task_list_entry(t) for t in sorted(tasks, key=lambda t: t.starttime, reverse=True)]
+    tasks.sort(key=lambda t: (t.starttime, t.pid), reverse=True)
+    return [_task_list_entry(t) for t in tasks]

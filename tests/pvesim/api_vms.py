@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.pvesim.api_nodes import _memory_bytes, new_task
 from tests.pvesim.cluster import Node, Vm
-from tests.pvesim.handlers import ApiError, Ctx, Handler, handles, typed
+from tests.pvesim.handlers import ApiError, Ctx, Handler, handles, index, typed
 
 CONFIG = "/nodes/{node}/qemu/{vmid}/config"
 _NOT_CHANGES = {"node", "vmid", "digest", "delete", "revert", "skiplock", "background_delay"}
@@ -164,16 +164,14 @@ def _vm_status(vm: Vm, node: Node, *, full: bool, listing: bool = False) -> dict
 @handles("GET", "/nodes/{node}/qemu/{vmid}")
 def vm_index(ctx: Ctx) -> Any:
     _ = ctx.vm
-    return [{"subdir": s} for s in ("config", "pending", "status", "agent", "firewall", "rrddata")]
+    return index("config", "pending", "status", "agent", "firewall", "rrddata", key="subdir")
 
 
 @handles("GET", "/nodes/{node}/qemu/{vmid}/status")
 def vm_status_index(ctx: Ctx) -> Any:
     _ = ctx.vm
-    return [
-        {"subdir": s}
-        for s in ("current", "start", "stop", "reset", "shutdown", "suspend", "reboot", "resume")
-    ]
+    actions = ("current", "start", "stop", "reset", "shutdown", "suspend", "reboot", "resume")
+    return index(*actions, key="subdir")
 
 
 @handles("GET", "/nodes/{node}/qemu/{vmid}/status/current")
@@ -341,6 +339,8 @@ def _power(ctx: Ctx, action: str) -> Any:
     skiplock = ctx.flag("skiplock")
 
     def finish() -> str | None:
+        if action in vm.task_errors:  # injected: `vm.task_errors["start"] = "start failed: ..."`
+            return vm.task_errors[action]
         if "lock" in vm.conf.main and not skiplock:
             return f"VM is locked ({vm.conf.main['lock']})"
         if action == "start":

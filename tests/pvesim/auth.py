@@ -247,10 +247,12 @@ class Users:
                 if not totp_ok(user.totp_secret, otp):
                     raise AuthError("authentication failure")
                 return self._issue(userid)
-            half = f"PVE:{userid}:{int(time.time()):08X}::{_sig()}"
+            now = int(time.time())
+            half = f"PVE:!tfa!{userid}:{now:08X}::{_sig()}"  # good for nothing but step two
             with self._lock:
                 self.challenges[half] = userid
-            return {"username": userid, "ticket": half, "NeedTFA": 1}
+            csrf = f"{now:08X}:{_sig()[:43]}"
+            return {"username": userid, "ticket": half, "CSRFPreventionToken": csrf, "NeedTFA": 1}
         return self._issue(userid)
 
     def finish_tfa(self, username: str, challenge: str, response: str) -> dict[str, object]:

@@ -67,7 +67,7 @@ class Vm:
     guest: Guest | None = None
     firewall_options: dict[str, Any] = field(default_factory=dict)
     firewall_rules: list[dict[str, Any]] = field(default_factory=list)
-    firewall_digest_salt: int = 0
+    task_errors: dict[str, str] = field(default_factory=dict)  # action -> the error it ends in
 
     @property
     def running(self) -> bool:
@@ -231,9 +231,9 @@ def load_node(root: Path, cluster: Cluster) -> Node:
     if (root / "node.json").is_file():
         extra = json.loads((root / "node.json").read_text())
     node = Node(name=extra.get("name", root.name), root=root)
-    node.packages = _dpkg_versions(root / "var/lib/dpkg/status")
+    node.packages = dpkg_versions(_text(root / "var/lib/dpkg/status"))
     node.version = extra.get("pve_manager", node.packages.get("pve-manager", node.version))
-    _read_cpuinfo(node, root / "proc/cpuinfo")
+    apply_cpuinfo(node, _text(root / "proc/cpuinfo"))
     for key in (
         "cpus",
         "sockets",
@@ -275,27 +275,27 @@ def _conf_files(root: Path, name: str) -> list[Path]:
     return [found[k] for k in sorted(found, key=int)]
 
 
-def _dpkg_versions(path: Path) -> dict[str, str]:
+def _text(path: Path) -> str:
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def dpkg_versions(status: str) -> dict[str, str]:
+    """Installed package versions from /var/lib/dpkg/status text."""
     out: dict[str, str] = {}
-    if not path.is_file():
-        return out
-    for stanza in path.read_text(errors="replace").split("\n\n"):
+    for stanza in status.split("\n\n"):
         fields = dict(
             line.split(": ", 1) for line in stanza.splitlines() if ": " in line and line[:1] != " "
         )
-        if (
-            "Package" in fields
-            and "Version" in fields
-            and "installed" in fields.get("Status", "installed")
-        ):
+        installed = "installed" in fields.get("Status", "installed")
+        if "Package" in fields and "Version" in fields and installed:
             out[fields["Package"]] = fields["Version"]
     return out
 
 
-def _read_cpuinfo(node: Node, path: Path) -> None:
-    if not path.is_file():
+def apply_cpuinfo(node: Node, text: str) -> None:
+    """Model, flags, MHz and counts from /proc/cpuinfo text, as pve-common's read_cpuinfo."""
+    if not text:
         return
-    text = path.read_text(errors="replace")
     fields: dict[str, str] = {}
     cpus, physical = 0, set()
     for line in text.splitlines():
@@ -317,6 +317,17 @@ def _read_cpuinfo(node: Node, path: Path) -> None:
     node.cores = int(fields.get("cpu cores", node.cpus // node.sockets) or 1)
 
 
+def set_running(vm: Vm, pid: int, argv: list[str]) -> None:
+    """A VM running as the QEMU process `argv` (its last -machine and -cpu count, as in QEMU)."""
+    vm.status, vm.pid, vm.started = "running", pid, time.time() - 3600
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "-machine":
+            m = re.search(r"(?:^|,)type=([^,]+)", argv[i + 1])
+            vm.running_machine = m.group(1) if m else argv[i + 1].split(",")[0]
+        if arg == "-cpu":
+            vm.running_cpu = argv[i + 1]
+
+
 def _running_state(vm: Vm, root: Path, node: Node, cluster: Cluster) -> None:
     """Running when the fixture has the pid file and /proc/<pid>/cmdline (vmtrees.run_vm)."""
     for piddir in ("var/run/qemu-server", "run/qemu-server"):
@@ -329,14 +340,7 @@ def _running_state(vm: Vm, root: Path, node: Node, cluster: Cluster) -> None:
     cmdline = root / "proc" / pid_text / "cmdline"
     if not pid_text.isdigit() or not cmdline.is_file():
         return
-    argv = cmdline.read_bytes().decode(errors="replace").split("\0")
-    vm.status, vm.pid, vm.started = "running", int(pid_text), time.time() - 3600
-    for i, arg in enumerate(argv[:-1]):
-        if arg == "-machine":
-            m = re.search(r"(?:^|,)type=([^,]+)", argv[i + 1])
-            vm.running_machine = m.group(1) if m else argv[i + 1].split(",")[0]
-        if arg == "-cpu":
-            vm.running_cpu = argv[i + 1]
+    set_running(vm, int(pid_text), cmdline.read_bytes().decode(errors="replace").split("\0"))
 
 
 def _load_guest(directory: Path) -> Guest | None:

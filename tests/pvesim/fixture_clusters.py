@@ -25,6 +25,8 @@ INTEL_GUEST_FLAGS = (
     "tsc_known_freq pni pclmulqdq vmx ssse3 fma cx16 pcid sse4_1 sse4_2 x2apic movbe popcnt aes "
     "xsave avx f16c rdrand hypervisor lahf_lm abm 3dnowprefetch avx512f avx512bw avx512vl"
 )
+#: VM 101's smbios1 uuid in `lab`: the DMI product_uuid of the `lab-inner` node it runs.
+INNER_UUID = "5b0a3c1e-1d2f-4b8e-9c61-0e0f2a7b1d01"
 PVE74 = {"qemu-server": "7.4-3", "pve-manager": "7.4-16", "pve-qemu-kvm": "7.2.0-8"}
 PVE62 = {"qemu-server": "6.2-2", "pve-manager": "6.2-4", "pve-qemu-kvm": "5.0.0-2"}
 
@@ -70,12 +72,13 @@ def build_lab(base: Path) -> None:
         "machine: q35\nmemory: 8192\nname: pve-inner\n"
         "net0: virtio=BC:24:11:AA:01:01,bridge=vmbr0,firewall=1\nostype: l26\n"
         "scsi0: local-lvm:vm-101-disk-0,size=64G\nscsihw: virtio-scsi-single\n"
-        "smbios1: uuid=5b0a3c1e-1d2f-4b8e-9c61-0e0f2a7b1d01\nsockets: 1\n",
+        f"smbios1: uuid={INNER_UUID}\nsockets: 1\n",
     )
     vmtrees.run_vm(pve1, 101, 4101, "host", "-machine", "type=pc-q35-10.0+pve1")
     tree = linux_trees.l1_kvm()
     tree["/proc/cpuinfo"] = linux_trees.cpuinfo("GenuineIntel", INTEL_MODEL, INTEL_GUEST_FLAGS)
     tree["/sys/module/kvm_intel/parameters/nested"] = "Y\n"
+    tree["/sys/class/dmi/id/product_uuid"] = INNER_UUID + "\n"
     del tree["/sys/module/kvm_amd/parameters/nested"]
     _guest(
         pve1,
@@ -201,6 +204,24 @@ def build_lab(base: Path) -> None:
     _json(pve3 / "node.json", {"ip": "192.0.2.13", "online": False})
 
 
+def build_inner(base: Path) -> None:
+    """The Proxmox VE running inside lab's VM 101 (L1): one node, its own VMs (L2)."""
+    _json(base / "cluster.json", {"name": None})
+    root = vmtrees.node(base / "nodes/pve-inner", vendor="intel", hostname="pve-inner")
+    write_tree(
+        root,
+        {
+            "/proc/cpuinfo": linux_trees.cpuinfo("GenuineIntel", INTEL_MODEL, INTEL_GUEST_FLAGS, 4),
+            "/sys/class/dmi/id/product_uuid": INNER_UUID + "\n",
+            "/sys/class/dmi/id/sys_vendor": "QEMU\n",
+        },
+    )
+    vmtrees.vm_conf(root, 1001, "cores: 1\ncpu: host\nmemory: 1024\nname: l2-host\nostype: l26\n")
+    vmtrees.run_vm(root, 1001, 6001, "host", "-machine", "type=pc-i440fx-10.0+pve0")
+    vmtrees.vm_conf(root, 1002, "cores: 1\nmemory: 1024\nname: l2-default\nostype: l26\n")
+    _json(root / "node.json", {"ip": "192.0.2.50", "cpus": 4, "sockets": 1, "cores": 4})
+
+
 def build_single(base: Path, versions: dict[str, str], name: str) -> None:
     """A standalone (not clustered) node on an older PVE, one running VM and one stopped."""
     _json(base / "cluster.json", {"name": None})
@@ -215,6 +236,7 @@ def build_single(base: Path, versions: dict[str, str], name: str) -> None:
 def main() -> None:
     for name, build in (
         ("lab", build_lab),
+        ("lab-inner", build_inner),
         ("pve7", lambda b: build_single(b, PVE74, "pve7")),
         ("pve62", lambda b: build_single(b, PVE62, "pve62")),
     ):

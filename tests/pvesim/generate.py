@@ -1,17 +1,20 @@
-"""Large clusters for benchmarks (16 nodes, 2,000 VMs), written as ordinary fixture roots.
+"""Large clusters for benchmarks (16 nodes, 2,000 VMs): in memory, or as ordinary fixture roots.
 
-The trees are built with tests/vm/vmtrees.py, the builders the local-mode tests use, so the
-SSH / cluster-file-system path and the API path can be measured on the same cluster.
+One plan feeds both: `generate_cluster` builds the state directly (writing 2,000 VMs' files
+costs seconds on a slow disk), `write_cluster` writes the same cluster with tests/vm/vmtrees.py,
+the builders the local-mode tests use, so the SSH / cluster-file-system path and the API path
+can be measured on the very same VMs.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from tests.pvesim.cluster import Cluster, load_cluster
+from tests.pvesim.cluster import Cluster, Node, Vm, apply_cpuinfo, dpkg_versions, set_running
+from tests.pvesim.vmconf import parse_conf
 from tests.vm import vmtrees
 
 _CPUS = (
@@ -25,27 +28,39 @@ _CPUS = (
     "host,flags=+pcid",
 )
 _MACHINES = ("", "q35", "pc-q35-8.1", "pc-i440fx-9.0")
-_VERSIONS = (vmtrees.PVE92, vmtrees.PVE84)
 
 
-def write_cluster(directory: Path, *, nodes: int = 16, vms: int = 2000, seed: int = 13) -> Path:
-    """Write `nodes` node roots holding `vms` VMs in total under directory/nodes/."""
+@dataclass(frozen=True)
+class _NodePlan:
+    name: str
+    vendor: str
+    versions: dict[str, str]
+    ip: str
+
+
+@dataclass(frozen=True)
+class _VmPlan:
+    vmid: int
+    node: str
+    text: str
+    running_cpu: str | None  # None: stopped
+    pid: int
+
+
+def _plan(nodes: int, vms: int, seed: int) -> tuple[list[_NodePlan], list[_VmPlan]]:
     rng = random.Random(seed)
-    names = [f"pve{i + 1}" for i in range(nodes)]
-    (directory / "nodes").mkdir(parents=True, exist_ok=True)
-    (directory / "cluster.json").write_text(json.dumps({"name": directory.name or "bench"}))
-    roots = {}
-    for i, name in enumerate(names):
-        root = directory / "nodes" / name
-        vmtrees.node(
-            root, vendor="intel" if i % 3 else "amd", versions=_VERSIONS[i % 5 == 4], hostname=name
+    node_plans = [
+        _NodePlan(
+            f"pve{i + 1}",
+            "intel" if i % 3 else "amd",
+            vmtrees.PVE84 if i % 5 == 4 else vmtrees.PVE92,
+            f"192.0.2.{10 + i}",
         )
-        (root / "node.json").write_text(json.dumps({"ip": f"192.0.2.{10 + i}"}))
-        roots[name] = root
+        for i in range(nodes)
+    ]
+    vm_plans = []
     for n in range(vms):
         vmid = 100 + n
-        name = names[n % nodes]
-        root = roots[name]
         cpu = rng.choice(_CPUS)
         machine = rng.choice(_MACHINES)
         lines = [
@@ -64,13 +79,48 @@ def write_cluster(directory: Path, *, nodes: int = 16, vms: int = 2000, seed: in
         text = "\n".join(sorted(lines)) + "\n"
         if n % 17 == 0:
             text += "\n[PENDING]\ncpu: host\n"
-        vmtrees.vm_conf(root, vmid, text)
-        if n % 5 < 3:  # three in five run
-            vmtrees.run_vm(root, vmid, 10_000 + n, cpu.split(",")[0])
+        running = cpu.split(",")[0] if n % 5 < 3 else None  # three in five run
+        vm_plans.append(_VmPlan(vmid, node_plans[n % nodes].name, text, running, 10_000 + n))
+    return node_plans, vm_plans
+
+
+def _cpuinfo(vendor: str) -> str:
+    return vmtrees.INTEL_CPUINFO if vendor == "intel" else vmtrees.AMD_CPUINFO
+
+
+def write_cluster(directory: Path, *, nodes: int = 16, vms: int = 2000, seed: int = 13) -> Path:
+    """Write the cluster as directory/cluster.json and directory/nodes/<node>/ roots."""
+    node_plans, vm_plans = _plan(nodes, vms, seed)
+    (directory / "nodes").mkdir(parents=True, exist_ok=True)
+    (directory / "cluster.json").write_text(json.dumps({"name": directory.name or "bench"}))
+    for np in node_plans:
+        root = vmtrees.node(
+            directory / "nodes" / np.name, vendor=np.vendor, versions=np.versions, hostname=np.name
+        )
+        (root / "node.json").write_text(json.dumps({"ip": np.ip}))
+    for vp in vm_plans:
+        root = directory / "nodes" / vp.node
+        vmtrees.vm_conf(root, vp.vmid, vp.text)
+        if vp.running_cpu is not None:
+            vmtrees.run_vm(root, vp.vmid, vp.pid, vp.running_cpu)
     return directory
 
 
-def generate_cluster(*, nodes: int = 16, vms: int = 2000, seed: int = 13) -> Cluster:
-    """A cluster held in memory (its files are written to a temporary directory and read back)."""
-    with tempfile.TemporaryDirectory(prefix="pvesim-gen-") as tmp:
-        return load_cluster(write_cluster(Path(tmp) / "bench", nodes=nodes, vms=vms, seed=seed))
+def generate_cluster(
+    *, nodes: int = 16, vms: int = 2000, seed: int = 13, name: str = "bench"
+) -> Cluster:
+    """The same cluster as `write_cluster` gives, built in memory."""
+    node_plans, vm_plans = _plan(nodes, vms, seed)
+    cluster = Cluster(name=name)
+    for np in node_plans:
+        node = Node(np.name, ip=np.ip)
+        node.packages = dpkg_versions(vmtrees.dpkg_status(np.versions))
+        node.version = node.packages["pve-manager"]
+        apply_cpuinfo(node, _cpuinfo(np.vendor))
+        cluster.nodes[np.name] = node
+    for vp in vm_plans:
+        vm = Vm(vp.vmid, vp.node, parse_conf(vp.text))
+        if vp.running_cpu is not None:
+            set_running(vm, vp.pid, vmtrees.qemu_argv(vp.vmid, vp.running_cpu))
+        cluster.nodes[vp.node].vms[vp.vmid] = vm
+    return cluster

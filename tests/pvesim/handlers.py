@@ -68,7 +68,7 @@ class Ctx:
     @property
     def node(self) -> Node:
         name = self.route.uri_params["node"]
-        node = self.cluster.nodes.get(name)
+        node = self.cluster.entry if name == "localhost" else self.cluster.nodes.get(name)
         if node is None:  # what pveproxy says for a name it cannot resolve
             raise ApiError(
                 500,
@@ -111,6 +111,11 @@ def handles(method: str, template: str) -> Callable[[Handler], Handler]:
         return func
 
     return register
+
+
+def index(*names: str, key: str = "name") -> list[dict[str, str]]:
+    """A directory listing, as Proxmox answers a path that only has sub-paths."""
+    return [{key: n} for n in names]
 
 
 def typed(props: Mapping[str, Any], key: str, value: str) -> Any:

@@ -270,3 +270,43 @@ def _check_property_string(fmt: Mapping[str, Any], value: str) -> str | None:
         if problem:
             return f"invalid format - format error\n{key}: {problem.rstrip()}\n"
     return None
+
+
+def return_problems(returns: Mapping[str, Any], value: Any, where: str = "data") -> list[str]:
+    """Where a response strays from the schema's `returns` (types of the keys it defines).
+
+    null counts as absent (real servers send `clipboard: null`); booleans may be 0/1, as Perl
+    sends them.
+    """
+    if value is None or not returns:
+        return []
+    kind = returns.get("type")
+    if kind == "array":
+        if not isinstance(value, list):
+            return [f"{where}: expected an array, got {type(value).__name__}"]
+        items = returns.get("items", {})
+        return [p for i, v in enumerate(value) for p in return_problems(items, v, f"{where}[{i}]")]
+    if kind == "object":
+        if not isinstance(value, dict):
+            return [f"{where}: expected an object, got {type(value).__name__}"]
+        props = returns.get("properties", {}) or {}
+        out = []
+        for key, sub in props.items():
+            if key in value:
+                out += return_problems(sub, value[key], f"{where}.{key}")
+            elif not sub.get("optional") and returns.get("additionalProperties", 1) == 0:
+                out.append(f"{where}.{key}: missing")
+        return out
+    checks = {
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        "boolean": lambda v: v in (0, 1),
+        "string": lambda v: isinstance(v, str),
+    }
+    check = checks.get(str(kind))
+    if check is not None and not check(value):
+        return [f"{where}: expected {kind}, got {value!r}"]
+    enum = returns.get("enum")
+    if enum is not None and value not in enum:
+        return [f"{where}: {value!r} is not one of {enum}"]
+    return []

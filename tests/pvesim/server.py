@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.pvesim import api_agent, api_firewall, api_nodes, api_vms  # noqa: F401 - register
-from tests.pvesim.auth import AuthError, Identity, Privs, Users
+from tests.pvesim.auth import AuthError, Identity, Users
 from tests.pvesim.cluster import Cluster, load_cluster
 from tests.pvesim.handlers import HANDLERS, ApiError, Ctx, Extra
 from tests.pvesim.schema import Param, Route, Schema, validate
@@ -111,10 +111,16 @@ class PveSim:
         self.users = Users()
         self.users.add_user("root@pam", ROOT_PASSWORD)
         self.root_token = self.users.add_token("root@pam", "pvesim", privsep=False)
+        self.add_user = self.users.add_user  # sim.add_user(userid, password, privs=, totp_secret=)
+        self.add_token = self.users.add_token  # sim.add_token(userid, tokenid, privs=, privsep=)
         self.faults: list[Fault] = []
         self._exempt = 0  # > 0 inside nonconforming(): requests are logged but not held to it
         self._log: list[RequestRecord] = []
         self._log_lock = threading.Lock()
+        self._in_flight = 0
+        self.max_in_flight = 0  # the most requests served at the same moment
+        self.internal_errors: list[str] = []  # simulator bugs; assert_conformant reports them
+        self._clients = threading.local()  # the harness client's kept-alive connections
         self._host, self._port = host, port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -126,6 +132,7 @@ class PveSim:
     # -- life cycle ------------------------------------------------------------------------------
 
     def start(self) -> PveSim:
+        self._stopping.clear()
         self._dir = Path(tempfile.mkdtemp(prefix="pvesim-"))
         self.cert_path, key = make_certificate(self._dir)
         self.fingerprint = fingerprint(self.cert_path)
@@ -180,27 +187,6 @@ class PveSim:
 
     # -- users and faults --------------------------------------------------------------------------
 
-    def add_user(
-        self,
-        userid: str,
-        password: str | None = None,
-        *,
-        privs: Privs = (),
-        totp_secret: str | None = None,
-    ) -> None:
-        self.users.add_user(userid, password, privs=privs, totp_secret=totp_secret)
-
-    def add_token(
-        self,
-        userid: str,
-        tokenid: str,
-        secret: str | None = None,
-        *,
-        privs: Privs | None = None,
-        privsep: bool = True,
-    ) -> str:
-        return self.users.add_token(userid, tokenid, secret, privs=privs, privsep=privsep)
-
     def fail(self, **kwargs: Any) -> Fault:
         """Inject a fault: `sim.fail(node="pve2", status=595, message="No route to host")`."""
         fault = Fault(**kwargs)
@@ -239,7 +225,9 @@ class PveSim:
         return [p for r in self.requests if not r.harness for p in r.problems]
 
     def assert_conformant(self) -> None:
-        problems = self.conformance_problems()
+        problems = self.conformance_problems() + [
+            f"pvesim failed (a simulator bug): {e}" for e in self.internal_errors
+        ]
         if problems:
             raise AssertionError(
                 "requests that Proxmox's API schema refuses:\n  " + "\n  ".join(problems)
@@ -260,9 +248,10 @@ class PveSim:
         harness: bool = True,
         timeout: float = 10.0,
     ) -> Response:
-        """One request to /api2/json`path`, as root's token unless told otherwise."""
-        context = ssl.create_default_context(cafile=str(self.cert_path))
-        conn = http.client.HTTPSConnection(self._host, self.port, context=context, timeout=timeout)
+        """One request to /api2/json`path`, as root's token unless told otherwise.
+
+        Connections are kept per thread; one that failed or was closed is not reused.
+        """
         headers = {}
         if harness:
             headers[HARNESS_HEADER] = "1"
@@ -284,12 +273,26 @@ class PveSim:
         else:
             body = urllib.parse.urlencode(items, doseq=True).encode()
             headers["Content-Type"] = "application/x-www-form-urlencoded"
+        conn: http.client.HTTPSConnection | None = getattr(self._clients, "conn", None)
+        if conn is None:
+            context = ssl.create_default_context(cafile=str(self.cert_path))
+            conn = http.client.HTTPSConnection(self._host, self.port, context=context)
+        conn.timeout = timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
+        self._clients.conn = None
         try:
             conn.request(method, url, body=body, headers=headers)
             resp = conn.getresponse()
-            return Response(resp.status, resp.reason, resp.read(), dict(resp.getheaders()))
-        finally:
+            out = Response(resp.status, resp.reason, resp.read(), dict(resp.getheaders()))
+        except BaseException:
             conn.close()
+            raise
+        if resp.will_close:
+            conn.close()
+        else:
+            self._clients.conn = conn
+        return out
 
     def login(self, username: str = "root@pam", password: str = ROOT_PASSWORD) -> tuple[str, str]:
         """(ticket, CSRF token) for a user, through POST /access/ticket."""
@@ -315,6 +318,18 @@ class PveSim:
         self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, str, bytes, dict[str, str]] | Fault:
         """One request: (status, reason, body, extra headers), or a Fault the handler acts out."""
+        with self._log_lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            return self._handle(method, raw_path, headers, body)
+        finally:
+            with self._log_lock:
+                self._in_flight -= 1
+
+    def _handle(
+        self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, str, bytes, dict[str, str]] | Fault:
         if self.latency_ms:
             time.sleep(self.latency_ms / 1000)
         split = urllib.parse.urlsplit(raw_path)
@@ -352,6 +367,10 @@ class PveSim:
                 record.add({k: v for k, v in (err.errors or {}).items() if k not in schema_errors})
             record.finish(self, err.status)
             return self._error(err)
+        except Exception as err:  # noqa: BLE001 - a simulator bug: answer, and fail the test
+            self.internal_errors.append(f"{method} {path}: {type(err).__name__}: {err}")
+            record.finish(self, 500)
+            return self._error(ApiError(500, f"pvesim internal error: {err}"))
         if isinstance(result, Fault):
             record.finish(self, 0)
             return result
@@ -562,6 +581,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as pveproxy: clients reuse connections
+    disable_nagle_algorithm = True  # headers and body go out at once, no delayed-ACK stalls
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -596,6 +616,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(200, "OK")
             self.send_header("Content-Type", "application/json;charset=UTF-8")
             self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(payload)
         # drop: close without a word
@@ -608,7 +629,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _reason(message: str) -> str:
     """The HTTP reason phrase: one line, as pve-http-server sends the message."""
-    return message.strip().replace("\r", " ").replace("\n", " ") or "Error"
+    line = message.strip().replace("\r", " ").replace("\n", " ") or "Error"
+    return line.encode().decode("latin-1")  # UTF-8 bytes on the wire, as Perl sends them
 
 
 @contextmanager

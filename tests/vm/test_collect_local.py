@@ -11,6 +11,10 @@ from typing import Any
 from click.testing import CliRunner
 
 from nestctl.cli import cli
+from nestctl.machine import Host
+from nestctl.vm.facts import VmOptions
+from nestctl.vm.report import collect
+from tests.privileges import as_unprivileged
 from tests.vm.vmtrees import node, vm_conf
 
 
@@ -47,3 +51,37 @@ def test_empty_etc_pve_is_unknown_not_ready_with_zero_vms(tmp_path: Path) -> Non
         assert rc == 2, verb
         assert "vm.pmxcfs.not-mounted" in codes(data), verb
         assert data["vms"] == []
+
+
+def test_unreadable_pid_file_is_unknown_not_stopped(tmp_path: Path) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 100, "cpu: host\n")
+    piddir = tmp_path / "var/run/qemu-server"
+    piddir.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(piddir / "100.pid")  # there, but not readable as a file
+    rc, data = invoke(tmp_path, "vm")
+    vm = data["vms"][0]
+    assert vm["running"] is None
+    assert vm["chain"]["process"] == "unknown"
+    assert "vm.running.unknown" in [f["code"] for f in vm["findings"]]
+    assert rc == 2
+
+
+def test_a_0600_config_is_could_not_check_for_a_normal_user(open_tmp_path: Path) -> None:
+    """What an admin without root sees: Proxmox's configs are root's (and www-data's) to read."""
+    root = open_tmp_path
+    node(root)
+    vm_conf(root, 100, "cpu: host\n")
+    conf = root / "etc/pve/qemu-server/100.conf"
+    conf.chmod(0o600)
+
+    def check() -> tuple[int, dict[str, Any]]:
+        report = collect(Host(str(root)), VmOptions(vmids=(100,), use_qemu=False))
+        return report.exit_code, report.to_json()
+
+    code, data = as_unprivileged(check)
+    assert [f["code"] for f in data["findings"] if f["code"].startswith("vm.")][-1] == (
+        "vm.config.unreadable"
+    )
+    assert "not-found" not in json.dumps(data)
+    assert code == 2

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "vm": ("nestctl.cli.vm:vm", "Check (and prepare) Proxmox VMs for nested virtualization."),
     "guest": ("nestctl.cli.guest:guest", "Run inside a guest: can it host VMs of its own?"),
     "completion": ("nestctl.cli.completion:completion", "Print the shell completion script."),
+    "tree": ("nestctl.cli.tree:tree", "Show every layer of a nested lab over the Proxmox API."),
     "serve": ("nestctl.cli.serve:serve", "Serve a web dashboard with power and firewall control."),
 }
 
@@ -42,6 +43,15 @@ class LazyGroup(click.Group):
         if not isinstance(command, click.Command):
             raise TypeError(f"{spec[0]} is not a click command")
         return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # Ctrl-C inside a command: past click's "Aborted!" (exit 1) to the error boundary (130).
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            from nestctl.cli.common import Interrupted  # noqa: PLC0415
+
+            raise Interrupted from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]

@@ -22,8 +22,10 @@ if TYPE_CHECKING:
     from nestctl.api.targets import Target
     from nestctl.findings import Report
     from nestctl.vm.collect.api import ApiScan, NestedReader
+    from nestctl.vm.collect.pmxcfs import ClusterFiles
     from nestctl.vm.enable import EnableOptions
     from nestctl.vm.facts import VmOptions
+    from nestctl.vm.report import AgentsFor
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -176,22 +178,54 @@ def nested_reader(params: dict[str, Any], target: Target) -> NestedReader | None
     return ssh_nested_reader()
 
 
+def cluster_files(params: dict[str, Any], target: Target) -> ClusterFiles | None:
+    """With --ssh: every VM config of the cluster over one SSH connection (the fast path)."""
+    if not (params.get("ssh") or target.ssh):
+        return None
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    from nestctl.vm.collect.pmxcfs import fetch_cluster_files  # noqa: PLC0415
+
+    host = urlsplit(target.url if "://" in target.url else "https://" + target.url).hostname
+    return fetch_cluster_files(host or target.url)
+
+
 def scan_target(target: Target, params: dict[str, Any], opts: VmOptions) -> ApiScan:
     """The API scan of one target; a failure before any data is exit 2 with nothing printed."""
+    return report_for(target, params, opts, lambda scan, _agents: scan)
+
+
+R = TypeVar("R")
+
+
+def report_for(
+    target: Target,
+    params: dict[str, Any],
+    opts: VmOptions,
+    build: Callable[[ApiScan, AgentsFor | None], R],
+) -> R:
+    """Scan `target` and `build` the result while the client is open (guest agents need it)."""
     from nestctl.api.errors import ApiError  # noqa: PLC0415
+    from nestctl.api.guestagent import ApiGuestAgent  # noqa: PLC0415
     from nestctl.vm.collect.api import collect_api  # noqa: PLC0415
 
     client = open_client(target, params)
+
+    def agents(node: str | None, vmid: int) -> Callable[[], ApiGuestAgent]:
+        return lambda: ApiGuestAgent(client, node or "", vmid)
+
     try:
         with progress_bar(f"scanning {target.name}") as (set_total, advance):
-            return collect_api(
+            scan = collect_api(
                 client,
                 opts,
                 concurrency=params.get("concurrency") or 16,
                 nested_reader=nested_reader(params, target),
                 progress=advance,
                 on_total=set_total,
+                files=cluster_files(params, target),
             )
+        return build(scan, agents if opts.guest else None)
     except ApiError as exc:
         raise NestctlError(f"{target.name}: could not check: {exc}") from None
     finally:

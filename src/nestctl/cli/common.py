@@ -8,11 +8,24 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
+from nestctl.entry import INTERRUPTED_EXIT, INTERRUPTED_MESSAGE
+
 if TYPE_CHECKING:
     from nestctl.findings import Report
     from nestctl.machine import Host
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Interrupted(Exception):  # noqa: N818 - named for what happened
+    """Ctrl-C, carried past click (which would print "Aborted!" and exit 1)."""
+
+
+def exit_interrupted() -> NoReturn:
+    """One line on stderr, exit 130."""
+    sys.stderr.write(INTERRUPTED_MESSAGE + "\n")
+    sys.stderr.flush()
+    sys.exit(INTERRUPTED_EXIT)
 
 
 class NestctlError(Exception):
@@ -69,18 +82,26 @@ def finish(report: Report, as_json: bool) -> NoReturn:
 
 
 def run_main(group: click.Group, argv: list[str]) -> Any:
-    """Run the click group with one error boundary: NestctlError -> one line, exit 2.
+    """Run the click group with one error boundary: NestctlError -> one line, exit 2; Ctrl-C ->
+    one line, exit 130 (click's own handling would say "Aborted!" and exit 1).
 
     Any other exception is a bug: one line naming it and how to see the traceback (`--debug`).
     """
     debug = "--debug" in argv
     try:
-        return group.main(args=argv, prog_name="nestctl", standalone_mode=True)
+        code = group.main(args=argv, prog_name="nestctl", standalone_mode=False)
+    except click.exceptions.Abort:  # Ctrl-C while click parsed (it printed a newline already)
+        exit_interrupted()
+    except click.ClickException as exc:  # usage errors and the like: click's words, its code
+        exc.show()
+        sys.exit(exc.exit_code)
     except NestctlError as exc:
         click.echo(f"nestctl: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, BrokenPipeError):
-        sys.exit(130)
+    except (Interrupted, KeyboardInterrupt):
+        exit_interrupted()
+    except BrokenPipeError:
+        sys.exit(INTERRUPTED_EXIT)
     except Exception as exc:
         if debug:
             raise
@@ -89,3 +110,4 @@ def run_main(group: click.Group, argv: list[str]) -> Any:
             err=True,
         )
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

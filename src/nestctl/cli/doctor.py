@@ -36,13 +36,14 @@ def doctor(
 
     With --api URL (or --target NAME) every node and VM of a cluster, through its API."""
     if api_requested(params):
-        from nestctl.cli.apiopts import resolve_targets, scan_target  # noqa: PLC0415
+        from nestctl.cli.apiopts import report_for, resolve_targets  # noqa: PLC0415
         from nestctl.vm.facts import VmOptions  # noqa: PLC0415
         from nestctl.vm.remote import doctor_report as api_doctor  # noqa: PLC0415
 
         opts = VmOptions(all_nodes=True, guest=guests, use_qemu=False, sections=not as_json)
         target = resolve_targets(params)[0]
-        raise SystemExit(emit(api_doctor(scan_target(target, params, opts), opts), as_json))
+        report = report_for(target, params, opts, lambda s, a: api_doctor(s, opts, a))
+        raise SystemExit(emit(report, as_json))
     from nestctl.doctor import doctor_report  # noqa: PLC0415 - lazy: keep start-up fast
 
     report = doctor_report(

@@ -163,11 +163,12 @@ def vm(
         return
     opts = _options(params, vmids, text=not as_json)
     if api_requested(params):
-        from nestctl.cli.apiopts import resolve_targets, scan_target  # noqa: PLC0415
+        from nestctl.cli.apiopts import report_for, resolve_targets  # noqa: PLC0415
         from nestctl.vm.remote import vm_report  # noqa: PLC0415
 
         target = resolve_targets(params)[0]
-        ctx.exit(emit(vm_report(scan_target(target, params, opts), opts), as_json))
+        report = report_for(target, params, opts, lambda s, a: vm_report(s, opts, a))
+        ctx.exit(emit(report, as_json))
     from nestctl.vm.report import collect  # noqa: PLC0415
 
     report = collect(make_host(root), opts)

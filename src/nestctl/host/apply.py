@@ -1,22 +1,32 @@
 """Carry out a `Plan`: back up, write, reload, read back, and restore when it did not take.
 
 Nothing is changed when the plan is refused, when not root, or when /etc/modprobe.d is not
-writable. A reload happens only when the plan allows it (no VM, refcount 0). Under a root other
-than `/` commands are recorded, not run: the outcome is "persisted", the reload left to do.
+writable. Files are written with a fixed mode (0644, root's); a symlink is replaced only when the
+plan names it. Each run backs up into a directory of its own, keeping links as links and files
+with their mode and owner; a failure puts those backups back. A reload happens only when the plan
+allows it, and only if, checked again just before `modprobe -r`, no VM and nothing else holds the
+module; between the unload and the load SIGINT/SIGTERM/SIGHUP wait, so KVM is never left unloaded.
+Under a root other than `/` commands are recorded, not run: the outcome is "persisted".
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from nestctl.host.kvm import read_param
+from nestctl.host.kvm import loaded_modules, read_module, read_param
 from nestctl.host.plan import BACKUP_DIR, ETC_DIR, FileChange, Plan
+from nestctl.host.vms import running_vms
 from nestctl.machine import CommandResult, CommandStatus
 
 if TYPE_CHECKING:
     from nestctl.machine import Host
+
+#: Signals that would stop us between `modprobe -r` and `modprobe`: they wait until both ran.
+_DEFERRED = ("SIGINT", "SIGTERM", "SIGHUP")
 
 
 @dataclass
@@ -31,6 +41,7 @@ class Outcome:
     remaining: list[str] = field(default_factory=list)
     live_after: bool | None = None
     restored: list[str] = field(default_factory=list)
+    backup_of: dict[str, str] = field(default_factory=dict)  # path -> its backup (host paths)
 
     def commands_json(self) -> list[dict[str, Any]]:
         return [
@@ -40,6 +51,7 @@ class Outcome:
 
 
 def default_stamp() -> str:
+    """The start of a backup directory's name (the directory itself is unique per run)."""
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
 
@@ -61,15 +73,17 @@ def apply_refusal(host: Host, plan: Plan) -> str | None:
     return None
 
 
-def _restore(host: Host, changes: list[FileChange], written: list[str]) -> list[str]:
+def _restore(host: Host, changes: list[FileChange], out: Outcome) -> list[str]:
+    """Put back every file written: from its backup (exactly as it was), or remove a new one."""
     restored: list[str] = []
     for fc in reversed(changes):
-        if fc.path not in written:
+        if fc.path not in out.written:
             continue
-        if fc.old is None:
-            host.remove(fc.path)
+        backup = out.backup_of.get(fc.path)
+        if backup is not None:
+            host.restore(backup, fc.path)
         else:
-            host.write_atomic(fc.path, fc.old)
+            host.remove(fc.path)
         restored.append(fc.path)
     return restored
 
@@ -77,16 +91,20 @@ def _restore(host: Host, changes: list[FileChange], written: list[str]) -> list[
 def _write_all(host: Host, plan: Plan, stamp: str, out: Outcome) -> str | None:
     """Back up and write every file; on an error undo what was written and say why."""
     try:
+        backup_dir: str | None = None
         for fc in plan.files:
-            if fc.old is not None:
-                backup = host.backup(fc.path, BACKUP_DIR, stamp)
+            if host.lstat(fc.path) is not None:
+                if backup_dir is None:
+                    backup_dir = host.make_backup_dir(BACKUP_DIR, stamp)
+                backup = host.backup(fc.path, backup_dir)
                 if backup is not None:
                     out.backups.append(backup)
-            host.write_atomic(fc.path, fc.new)
+                    out.backup_of[fc.path] = backup
+            host.write_atomic(fc.path, fc.new, mode=0o644, replace_symlink=fc.symlink is not None)
             out.written.append(fc.path)
     except OSError as exc:
         try:
-            out.restored = _restore(host, list(plan.files), out.written)
+            out.restored = _restore(host, list(plan.files), out)
         except OSError as exc2:
             return f"writing failed ({exc}) and so did restoring ({exc2}); backups: {out.backups}"
         return f"writing failed: {exc}; restored the files already written"
@@ -97,6 +115,44 @@ def _run(host: Host, out: Outcome, argv: tuple[str, ...]) -> CommandResult:
     result = host.run(argv, timeout=60.0)
     out.commands.append(result)
     return result
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP back for the block; they arrive (and act) right after it.
+
+    Blocked, not ignored: a Ctrl-C during the reload still stops nestctl, once the module is
+    back. `modprobe` inherits the mask, so a terminal's Ctrl-C does not stop it half-way either.
+    """
+    import signal  # noqa: PLC0415
+
+    wanted = {getattr(signal, name) for name in _DEFERRED if hasattr(signal, name)}
+    if not hasattr(signal, "pthread_sigmask") or not wanted:
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def still_free(host: Host, module: str) -> str | None:
+    """Why `module` cannot be unloaded right now (checked again just before `modprobe -r`)."""
+    running = running_vms(host)
+    if running.vms:
+        return "VMs started since the plan: " + ", ".join(str(v) for v in running.vms)
+    if running.others:
+        return "QEMU processes hold KVM: " + ", ".join(str(p.pid) for p in running.others)
+    if not running.complete:
+        return "whether VMs run cannot be checked (run as root to read QEMU's pid files)"
+    mod = read_module(host, module, proc_modules=loaded_modules(host))
+    if mod.refcount is None:
+        return f"/sys/module/{module}/refcnt cannot be read"
+    if mod.refcount > 0 or mod.holders:
+        users = f"; used by {', '.join(mod.holders)}" if mod.holders else ""
+        return f"{module} is in use (refcount {mod.refcount}{users})"
+    return None
 
 
 def _reload(host: Host, out: Outcome, module: str) -> CommandResult:
@@ -136,6 +192,17 @@ def apply_plan(host: Host, plan: Plan, *, stamp: str | None = None) -> Outcome:
         ]
         return out
 
+    busy = still_free(host, module)
+    if busy is not None:
+        out.message = f"persisted, but not reloaded: {busy} (checked just before unloading)"
+        out.remaining = [f"when nothing uses KVM: nestctl host {plan.action}", "or reboot"]
+        return out
+    with deferred_signals():
+        return _reload_and_check(host, plan, out, module)
+
+
+def _reload_and_check(host: Host, plan: Plan, out: Outcome, module: str) -> Outcome:
+    """Unload, load, read back; undo the files and load again when the new value fails."""
     result = _reload(host, out, module)
     if result.status is CommandStatus.RECORDED:
         out.message = "persisted; the reload was recorded, not run (the root is not /)"
@@ -185,7 +252,7 @@ def apply_plan(host: Host, plan: Plan, *, stamp: str | None = None) -> Outcome:
 def _undo_files(host: Host, plan: Plan, out: Outcome) -> str:
     """Put the previous files back; say what happened (a failure names the backups)."""
     try:
-        out.restored = _restore(host, list(plan.files), out.written)
+        out.restored = _restore(host, list(plan.files), out)
     except OSError as exc:
         return f"restoring the previous files failed ({exc}; backups: {', '.join(out.backups)})"
     return "restored the previous files"

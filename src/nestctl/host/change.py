@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from nestctl.findings import Finding, Report, Section, Verdict, error, info, warning
 from nestctl.host.apply import Outcome, apply_plan, apply_refusal
+from nestctl.host.lock import LOCK_FILE, LockBusyError, change_lock
 from nestctl.host.plan import Plan, plan_change
 from nestctl.host.probe import probe_host
 
@@ -99,6 +100,32 @@ def change_report(
     no_reload: bool = False,
     stamp: str | None = None,
 ) -> Report:
+    if dry_run or not host.is_admin:
+        plan, out = _plan_and_apply(host, action, dry_run=dry_run, no_reload=no_reload, stamp=stamp)
+    else:
+        # Serialized: a second run waits, then plans from what the first one left.
+        try:
+            with change_lock(host):
+                plan, out = _plan_and_apply(
+                    host, action, dry_run=dry_run, no_reload=no_reload, stamp=stamp
+                )
+        except (LockBusyError, OSError) as exc:
+            plan = Plan(action, None, action == "enable", None, None, refusal=str(exc))
+            out = Outcome("refused", f"cannot take the lock {LOCK_FILE}: {exc}")
+    verdict = _VERDICTS[out.state]
+    return Report(
+        title=f"host {action}" + (" (dry run)" if dry_run else ""),
+        payload={"change": change_payload(plan, out, dry_run=dry_run)},
+        findings=_findings(out),
+        sections=_sections(plan, out),
+        verdict=verdict,
+        summaries={verdict: out.message},
+    )
+
+
+def _plan_and_apply(
+    host: Host, action: str, *, dry_run: bool, no_reload: bool, stamp: str | None
+) -> tuple[Plan, Outcome]:
     facts = probe_host(host)
     plan = plan_change(host, facts, action, no_reload=no_reload)
     if dry_run:
@@ -113,12 +140,4 @@ def change_report(
                 out.remaining = [blocked]
     else:
         out = apply_plan(host, plan, stamp=stamp)
-    verdict = _VERDICTS[out.state]
-    return Report(
-        title=f"host {action}" + (" (dry run)" if dry_run else ""),
-        payload={"change": change_payload(plan, out, dry_run=dry_run)},
-        findings=_findings(out),
-        sections=_sections(plan, out),
-        verdict=verdict,
-        summaries={verdict: out.message},
-    )
+    return plan, out

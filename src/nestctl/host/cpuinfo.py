@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from nestctl.parse import cpu_vendor
+
 
 class CpuInfo(NamedTuple):  # not a dataclass: start-up pays for building each one
     vendor_id: str | None  # "GenuineIntel", "AuthenticAMD", ...
@@ -13,12 +15,8 @@ class CpuInfo(NamedTuple):  # not a dataclass: start-up pays for building each o
 
     @property
     def vendor(self) -> str:
-        """ "intel", "amd" or "other" (the JSON contract's spelling)."""
-        if self.vendor_id == "GenuineIntel":
-            return "intel"
-        if self.vendor_id in ("AuthenticAMD", "HygonGenuine"):
-            return "amd"
-        return "other"
+        """ "intel", "amd" or "other" (the JSON contract's spelling; no vendor_id is "other")."""
+        return cpu_vendor(self.vendor_id) or "other"
 
     @property
     def virt_flag(self) -> str | None:

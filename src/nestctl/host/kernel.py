@@ -7,7 +7,7 @@ import re
 #: Linux 4.20 turned `nested` on by default for kvm_intel (kvm_amd had it on long before).
 NESTED_DEFAULT_ON_SINCE = (4, 20)
 
-_RELEASE = re.compile(r"(\d+)\.(\d+)")
+_RELEASE = re.compile(r"(\d+)\.(\d+)", re.ASCII)
 
 
 def parse_release(text: str | None) -> tuple[int, int] | None:

@@ -1,8 +1,11 @@
 """The KVM modules as sysfs shows them: which one provides /dev/kvm, refcount, parameters.
 
-A loadable module has ``/sys/module/<name>/initstate`` and ``refcnt``; a built-in one has only
-``parameters``. The vendor module is whatever ``/sys/module/kvm_*`` exists besides the core ``kvm``
-(kvm_intel, kvm_amd, or others such as kvm_pvm); it is reported as found, never guessed.
+A loadable module has ``/sys/module/<name>/initstate`` and ``refcnt`` and is listed in
+/proc/modules; a built-in one has only ``parameters`` and is listed in the kernel's
+``modules.builtin``. "Built in" is decided from all of these, and is unknown when they disagree or
+too few can be read (a collected snapshot often lacks ``initstate``): a wrong "built in" sends the
+admin to the kernel command line. The vendor module is whatever ``/sys/module/kvm_*`` exists besides
+the core ``kvm`` (kvm_intel, kvm_amd, or others such as kvm_pvm); it is reported as found.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 from nestctl.host.values import sysfs_bool, sysfs_int
+from nestctl.machine import ReadStatus
 
 if TYPE_CHECKING:
     from nestctl.machine import Host
@@ -34,12 +38,13 @@ class ParamValue(NamedTuple):
 
 class KvmModule(NamedTuple):
     name: str
-    builtin: bool  # no initstate: compiled into the kernel, cannot be reloaded
+    builtin: bool | None  # compiled into the kernel (cannot be reloaded); None: evidence disagrees
     initstate: str | None  # "live", "coming", "going"
     refcount: int | None
     holders: tuple[str, ...]
     nested: ParamValue | None  # None: the module has no `nested` parameter at all
     performance: dict[str, ParamValue]
+    builtin_evidence: str = ""  # what decided `builtin` (or how the evidence disagrees)
 
 
 def read_param(host: Host, module: str, param: str) -> ParamValue:
@@ -52,18 +57,85 @@ def read_param(host: Host, module: str, param: str) -> ParamValue:
     return ParamValue(raw, value, "ok" if value is not None else "garbage")
 
 
-def vendor_module_names(host: Host) -> list[str]:
-    """Names of loaded (or built-in) kvm_* modules other than the core `kvm`."""
-    names = host.listdir("/sys/module").names
-    return [n for n in names if n.startswith("kvm_") and host.is_dir(f"/sys/module/{n}")]
+def vendor_module_names(host: Host) -> list[str] | None:
+    """Names of loaded (or built-in) kvm_* modules other than the core `kvm`; None: unknown."""
+    listing = host.listdir("/sys/module")
+    if listing.status is ReadStatus.MISSING:
+        return []
+    if not listing.ok:
+        return None
+    return [n for n in listing.names if n.startswith("kvm_") and host.is_dir(f"/sys/module/{n}")]
 
 
-def read_module(host: Host, name: str) -> KvmModule:
+def loaded_modules(host: Host) -> frozenset[str] | None:
+    """Module names /proc/modules lists (loadable modules now loaded); None when unreadable."""
+    read = host.read("/proc/modules")
+    if not read.ok or read.text is None:
+        return None
+    return frozenset(line.split(" ", 1)[0] for line in read.text.splitlines() if line)
+
+
+def decide_builtin(
+    initstate: ReadStatus,
+    refcnt: ReadStatus,
+    in_proc_modules: bool | None,
+    in_builtin_list: bool | None,
+) -> tuple[bool | None, str]:
+    """Whether a module sysfs shows is built in, from every sign; None when they disagree.
+
+    Signs of a loadable module: `initstate`, `refcnt`, a /proc/modules line. Signs of a built-in
+    one: a modules.builtin line, and neither file nor line. A missing file alone decides nothing.
+    """
+    loadable = [
+        what
+        for what, sign in (
+            ("initstate exists", initstate is ReadStatus.OK),
+            ("refcnt exists", refcnt is ReadStatus.OK),
+            ("/proc/modules lists it", in_proc_modules is True),
+        )
+        if sign
+    ]
+    no_files = initstate is ReadStatus.MISSING and refcnt is ReadStatus.MISSING
+    if loadable:
+        if in_builtin_list:
+            return None, f"evidence disagrees: {', '.join(loadable)}, but modules.builtin lists it"
+        return False, ", ".join(loadable)
+    if no_files and in_proc_modules is False:
+        if in_builtin_list is False:
+            return None, (
+                "evidence disagrees: no initstate/refcnt and not in /proc/modules, but "
+                "modules.builtin does not list it"
+            )
+        return True, "no initstate/refcnt and not in /proc/modules"
+    if no_files and in_builtin_list:
+        return True, "no initstate/refcnt and modules.builtin lists it"
+    return None, "too little evidence: " + ", ".join(
+        [
+            f"initstate {initstate.value}",
+            f"refcnt {refcnt.value}",
+            "/proc/modules "
+            + {None: "unreadable", False: "does not list it"}.get(in_proc_modules, "lists it"),
+            "modules.builtin "
+            + {None: "unreadable", False: "does not list it"}.get(in_builtin_list, "lists it"),
+        ]
+    )
+
+
+def read_module(
+    host: Host,
+    name: str,
+    *,
+    release: str | None = None,
+    proc_modules: frozenset[str] | None = None,
+) -> KvmModule:
     base = f"/sys/module/{name}"
     initstate_read = host.read(f"{base}/initstate")
-    builtin = initstate_read.status.value == "missing"
-    initstate = initstate_read.text.strip() if initstate_read.text is not None else None
-    refcount = sysfs_int(host.read_text(f"{base}/refcnt"))
+    initstate = initstate_read.text.strip() if initstate_read.ok and initstate_read.text else None
+    refcnt_read = host.read(f"{base}/refcnt")
+    refcount = sysfs_int(refcnt_read.text) if refcnt_read.ok else None
+    in_proc = None if proc_modules is None else name in proc_modules
+    listed = listed_builtin(host, release, name)
+    builtin, evidence = decide_builtin(initstate_read.status, refcnt_read.status, in_proc, listed)
     holders = host.listdir(f"{base}/holders").names
     nested = read_param(host, name, "nested")
     if nested.status == "missing":
@@ -75,19 +147,19 @@ def read_module(host: Host, name: str) -> KvmModule:
         pv = read_param(host, name, param)
         if pv.status != "missing":
             perf[param] = pv
-    return KvmModule(name, builtin, initstate, refcount, holders, nested_or_none, perf)
+    return KvmModule(name, builtin, initstate, refcount, holders, nested_or_none, perf, evidence)
 
 
-def listed_builtin(host: Host, release: str | None, name: str) -> bool:
-    """Whether modules.builtin of the running kernel lists `name` (a module not yet loaded)."""
+def listed_builtin(host: Host, release: str | None, name: str) -> bool | None:
+    """Whether modules.builtin of the running kernel lists `name`; None when it cannot be read."""
     if not release:
-        return False
-    text = host.read_text(f"/lib/modules/{release}/modules.builtin")
-    if text is None:
-        return False
+        return None
+    read = host.read(f"/lib/modules/{release}/modules.builtin")
+    if not read.ok or read.text is None:
+        return None
     wanted = name.replace("_", "-") + ".ko"
     wanted_us = name + ".ko"
-    for line in text.splitlines():
+    for line in read.text.splitlines():
         base = line.strip().rsplit("/", 1)[-1]
         if base in (wanted, wanted_us):
             return True

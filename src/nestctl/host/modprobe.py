@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 from nestctl.host.kcmdline import CmdlineParam
+from nestctl.machine import ReadStatus
 
 if TYPE_CHECKING:
     from nestctl.machine import Host
@@ -114,7 +115,8 @@ class ModprobeConfig(NamedTuple):
 
     files: tuple[ConfigFile, ...]
     directives: tuple[Directive, ...]
-    unreadable: tuple[str, ...] = ()  # files modprobe would read but we could not
+    unreadable: tuple[str, ...] = ()  # files (or directories) modprobe would read but we could not
+    masked: tuple[str, ...] = ()  # symlinks to /dev/null: an admin's mask, read as empty
 
     def for_module(self, module: str) -> list[Directive]:
         mod = module_name(module)
@@ -128,12 +130,18 @@ class ModprobeConfig(NamedTuple):
         return None
 
 
-def collect_config_files(host: Host) -> list[ConfigFile]:
-    """The ``*.conf`` files kmod would read, sorted by name, earlier directories hiding later."""
+def collect_config_files(host: Host, unlisted: list[str] | None = None) -> list[ConfigFile]:
+    """The ``*.conf`` files kmod would read, sorted by name, earlier directories hiding later.
+
+    Directories that exist but cannot be listed are appended to `unlisted`.
+    """
     chosen: dict[str, str] = {}
     hidden: dict[str, list[str]] = {}
     for directory in MODPROBE_DIRS:
-        for path in host.glob(directory, "*.conf").paths():
+        listing = host.glob(directory, "*.conf")
+        if not listing.ok and listing.status is not ReadStatus.MISSING and unlisted is not None:
+            unlisted.append(directory)
+        for path in listing.paths():
             name = path.rsplit("/", 1)[-1]
             if name.startswith(".") or host.is_dir(path):
                 continue
@@ -144,18 +152,30 @@ def collect_config_files(host: Host) -> list[ConfigFile]:
     return [ConfigFile(chosen[n], tuple(hidden.get(n, ()))) for n in sorted(chosen)]
 
 
+def is_masked(host: Host, path: str) -> bool:
+    """A symlink to /dev/null: the admin's way to switch a file off (modprobe reads it as empty)."""
+    target = host.readlink(path)
+    if target is None:
+        return False
+    import posixpath  # noqa: PLC0415 - only for the rare symlinked file
+
+    return posixpath.normpath(posixpath.join(posixpath.dirname(path), target)) == "/dev/null"
+
+
 def read_config(host: Host) -> ModprobeConfig:
-    files = collect_config_files(host)
-    directives: list[Directive] = []
     unreadable: list[str] = []
+    files = collect_config_files(host, unreadable)
+    directives: list[Directive] = []
+    masked: list[str] = []
     for f in files:
         read = host.read(f.path)
-        if read.text is None:
-            if read.status.value != "missing":
-                unreadable.append(f.path)
-            continue
-        directives.extend(parse_modprobe(read.text, f.path))
-    return ModprobeConfig(tuple(files), tuple(directives), tuple(unreadable))
+        if read.ok and read.text is not None:
+            directives.extend(parse_modprobe(read.text, f.path))
+        elif read.status is ReadStatus.NOT_A_FILE and is_masked(host, f.path):
+            masked.append(f.path)
+        elif read.status is not ReadStatus.MISSING:
+            unreadable.append(f.path)
+    return ModprobeConfig(tuple(files), tuple(directives), tuple(unreadable), tuple(masked))
 
 
 class Setting(NamedTuple):

@@ -43,11 +43,26 @@ class PlanError(Exception):
     """A file the plan must change cannot be read: refuse rather than overwrite it blindly."""
 
 
-def _must_read(host: Host, path: str) -> str:
+def _must_read(host: Host, path: str, config: modprobe.ModprobeConfig) -> str:
+    if path in config.masked:
+        return ""  # a symlink to /dev/null: what modprobe reads is empty
     text = host.read_text(path)
     if text is None:
         raise PlanError(f"{path} cannot be read; refusing to change it without knowing its content")
     return text
+
+
+def _symlink_in_the_way(host: Host, path: str) -> str | None:
+    """The target of a symlink at `path` (the plan must name it), or None for a regular file or
+    nothing; anything else there is refused."""
+    import stat  # noqa: PLC0415 - only plans pay for it
+
+    st = host.lstat(path)
+    if st is None or stat.S_ISREG(st.st_mode):
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return host.readlink(path) or "?"
+    raise PlanError(f"{path} exists but is not a regular file; refusing to replace it")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +71,12 @@ class FileChange:
     old: str | None  # None: the file does not exist yet
     new: str
     reason: str
+    symlink: str | None = None  # the path is now a symlink to this: the plan replaces the link
 
     @property
     def kind(self) -> str:
+        if self.symlink is not None:
+            return "replace-symlink"
         return "write" if self.old is None or "managed" in self.reason else "comment-out"
 
     def diff(self) -> str:
@@ -97,7 +115,10 @@ class Plan:
     def steps(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for fc in self.files:
-            out.append({"kind": fc.kind, "path": fc.path, "reason": fc.reason, "diff": fc.diff()})
+            step = {"kind": fc.kind, "path": fc.path, "reason": fc.reason, "diff": fc.diff()}
+            if fc.symlink is not None:
+                step["symlink"] = fc.symlink
+            out.append(step)
         for argv in self.reload:
             out.append({"kind": "command", "argv": list(argv)})
         return out
@@ -162,13 +183,13 @@ def _managed_change(
     base: str | None = None
     prefix = ""
     if effective is not None:
-        base = _must_read(host, effective)
+        base = _must_read(host, effective, config)
         if effective != path:
             prefix = (
                 f"# nestctl: copy of {effective}, which this file hides (modprobe reads one).\n"
             )
     old = base if effective == path else None
-    text = base if base is not None else managed_header(module)
+    text = base or managed_header(module)  # nothing there, empty, or a /dev/null mask
     directives = modprobe.parse_modprobe(text, path)
     text = comment_out(text, _conflicts(directives, module, desired), "# nestctl: replaced: ")
     remaining = [
@@ -179,10 +200,25 @@ def _managed_change(
     if not remaining:
         text = ends_open(text) + f"options {module} nested={value}\n"
     new = prefix + text
-    if old is not None and new == old:
+    link = _symlink_in_the_way(host, path)
+    if old is not None and new == old and link is None:
         return None
     reason = "managed file" if effective in (None, path) else f"managed file (hides {effective})"
-    return FileChange(path, old, new, reason)
+    if link is not None:
+        reason += _replacing(path, link, config)
+    return FileChange(path, old, new, reason, link)
+
+
+def _replacing(path: str, link: str, config: modprobe.ModprobeConfig) -> str:
+    if path in config.masked:
+        return (
+            f"; replaces the symlink {path} -> {link}, an admin's mask: the new file masks "
+            "any same-named file in /lib or /usr/lib the same way (the link is backed up)"
+        )
+    return (
+        f"; replaces the symlink {path} -> {link} with a regular file (its target is not "
+        "changed; the link is backed up)"
+    )
 
 
 def _other_changes(
@@ -196,10 +232,14 @@ def _other_changes(
         by_file.setdefault(d.path, []).append(d)
     marker = f"# nestctl: disabled, conflicts with {managed}: "
     for path, directives in by_file.items():
-        text = _must_read(host, path)
+        text = _must_read(host, path, config)
         new = comment_out(text, directives, marker)
         if path.startswith(ETC_DIR + "/"):
-            changes.append(FileChange(path, text, new, "comment out the conflicting line(s)"))
+            reason = "comment out the conflicting line(s)"
+            link = _symlink_in_the_way(host, path)
+            if link is not None:
+                reason += _replacing(path, link, config)
+            changes.append(FileChange(path, text, new, reason, link))
         else:
             # Files under /lib, /usr/lib, /run belong to packages or the boot: hide, do not edit.
             target = f"{ETC_DIR}/{path.rsplit('/', 1)[-1]}"
@@ -224,6 +264,10 @@ def _reload_blockers(facts: HostFacts, no_reload: bool) -> list[str]:
             blockers.append(f"VM {vmid} is running (pid {pid}): qm shutdown {vmid}")
     for p in facts.running.others:
         blockers.append(f"QEMU process {p.pid} ({p.argv0}) holds KVM")
+    for vmid, reason in facts.running.unknown.items():
+        blockers.append(f"whether VM {vmid} runs is unknown ({reason}): run as root")
+    for problem in facts.running.problems:
+        blockers.append(f"running VMs cannot be listed ({problem}): run as root")
     if mod.holders:
         blockers.append(f"modules depend on {mod.name}: {', '.join(mod.holders)}")
     if mod.refcount is None:
@@ -245,6 +289,13 @@ def _host_refusal(facts: HostFacts, action: str) -> str | None:
         )
     if facts.virt_flag is None:
         return "the CPU shows neither vmx nor svm: there is no KVM nesting to " + action
+    if facts.expected_builtin is None:
+        mod = facts.module
+        evidence = f" ({mod.builtin_evidence})" if mod is not None else ""
+        return (
+            f"cannot tell whether {module} is built into the kernel{evidence}: modprobe.d "
+            "applies only to a loadable module; check with lsmod on the host itself"
+        )
     if facts.expected_builtin:
         return (
             f"{module} is built into the kernel: modprobe.d does not apply; set "

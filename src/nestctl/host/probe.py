@@ -14,7 +14,7 @@ from nestctl.host.klog import KernelLog, read_kernel_log
 from nestctl.host.values import kernel_param_bool
 
 if TYPE_CHECKING:
-    from nestctl.machine import Host
+    from nestctl.machine import FileRead, Host
 
 
 class NestedAfterReboot(NamedTuple):
@@ -34,7 +34,7 @@ class HostFacts(NamedTuple):  # not a dataclass: start-up pays for building each
     live: bool
     cpuinfo: CpuInfo | None  # None: /proc/cpuinfo missing or unreadable
     cpuinfo_error: str | None
-    vendor: str  # "intel", "amd", "other" (contract spelling)
+    vendor: str | None  # "intel", "amd", "other" (contract spelling); None: cpuinfo unreadable
     virt_flag: str | None  # "vmx", "svm" or None
     virtualization: virt.Virtualization
     kernel_release: str | None
@@ -42,7 +42,7 @@ class HostFacts(NamedTuple):  # not a dataclass: start-up pays for building each
     kvm_modules: tuple[kvm.KvmModule, ...]  # every kvm_* vendor module sysfs shows
     kvm_module: str | None  # the module providing KVM ("kvm_intel", "kvm_amd", "kvm_pvm", ...)
     expected_module: str | None  # kvm_intel / kvm_amd for this CPU vendor
-    expected_builtin: bool  # the expected module is compiled into the kernel
+    expected_builtin: bool | None  # compiled into the kernel; None: the evidence disagrees
     dev_kvm: bool | None  # None: could not check (not permitted to look in /dev)
     nested_live: bool | None
     nested_live_raw: str | None
@@ -55,10 +55,11 @@ class HostFacts(NamedTuple):  # not a dataclass: start-up pays for building each
     running: vms.RunningVms
     kernel_log: KernelLog | None  # read only when it can explain something (no vmx/svm, no module)
     performance: dict[str, bool | None]
+    modules_readable: bool = True  # /sys/module could be listed (else kvm_modules is unknown)
 
     # Convenience names other layers use.
     @property
-    def virtualized(self) -> bool:
+    def virtualized(self) -> bool | None:
         return self.virtualization.virtualized
 
     @property
@@ -66,7 +67,7 @@ class HostFacts(NamedTuple):  # not a dataclass: start-up pays for building each
         return self.virtualization.hypervisor
 
     @property
-    def level(self) -> str:
+    def level(self) -> str | None:
         return self.virtualization.level
 
     @property
@@ -88,11 +89,20 @@ def _after_reboot(
     cmdline: list[CmdlineParam],
     *,
     version: tuple[int, int] | None,
-    builtin: bool,
+    builtin: bool | None,
     cpu_ready: bool,
 ) -> NestedAfterReboot:
     if module is None or not cpu_ready:
         return NestedAfterReboot(None, None)  # no vmx/svm: the module cannot load at all
+    if builtin is None:
+        # modprobe.d applies only to a loadable module: the answer holds only if both agree.
+        loadable = _after_reboot(
+            module, config, cmdline, version=version, builtin=False, cpu_ready=cpu_ready
+        )
+        compiled = _after_reboot(
+            module, config, cmdline, version=version, builtin=True, cpu_ready=cpu_ready
+        )
+        return loadable if loadable.value is compiled.value else NestedAfterReboot(None, None)
     if builtin:  # modprobe.d does not apply to a module compiled into the kernel
         config = modprobe.ModprobeConfig((), ())
     res = modprobe.resolve_param(config, cmdline, module, "nested")
@@ -111,31 +121,77 @@ def _after_reboot(
 
 def _provably_unused(module: kvm.KvmModule | None) -> bool:
     """No process holds KVM: the loadable vendor module has refcount 0 and no dependants."""
-    return module is not None and not module.builtin and module.refcount == 0 and not module.holders
+    return (
+        module is not None
+        and module.builtin is False
+        and module.refcount == 0
+        and not module.holders
+    )
+
+
+def _stripped(read: FileRead) -> str | None:
+    text = read.text.strip() if read.ok and read.text else None
+    return text or None
+
+
+def _virtualization(
+    host: Host, cpuinfo: CpuInfo | None, log: KernelLog | None
+) -> virt.Virtualization:
+    hv_read = host.read("/sys/hypervisor/type")
+    vendor_read = host.read("/sys/class/dmi/id/sys_vendor")
+    product_read = host.read("/sys/class/dmi/id/product_name")
+    hypervisor_flag = bool(cpuinfo and cpuinfo.hypervisor)
+    hv_type, sys_vendor, product = map(_stripped, (hv_read, vendor_read, product_read))
+    clocks = None
+    if hypervisor_flag and not (sys_vendor or product or hv_type):
+        clocks = host.read_text(
+            "/sys/devices/system/clocksource/clocksource0/available_clocksource"
+        )
+    return virt.classify(
+        virt.VirtEvidence(
+            hypervisor_flag,
+            hv_type,
+            sys_vendor,
+            product,
+            log.hypervisor if log else None,
+            clocks,
+            cpu_known=cpuinfo is not None,
+            # DMI read or absent (ARM boards, microVMs): either way a checked answer.
+            dmi_known=all(r.status.known for r in (hv_read, vendor_read, product_read)),
+        )
+    )
 
 
 def probe_host(host: Host) -> HostFacts:
     cpu_read = host.read("/proc/cpuinfo")
-    cpuinfo = parse_cpuinfo(cpu_read.text) if cpu_read.text is not None else None
+    cpuinfo = parse_cpuinfo(cpu_read.text) if cpu_read.ok and cpu_read.text is not None else None
     cpuinfo_error = None
     if cpuinfo is None:
         cpuinfo_error = cpu_read.error or cpu_read.status.value
-    vendor = cpuinfo.vendor if cpuinfo else "other"
+    vendor = cpuinfo.vendor if cpuinfo else None  # unknown, never "other"
     virt_flag = cpuinfo.virt_flag if cpuinfo else None
 
     release_text = host.read_text("/proc/sys/kernel/osrelease")
     release = release_text.strip() if release_text and release_text.strip() else None
     version = kernel.parse_release(release)
 
-    modules = tuple(kvm.read_module(host, n) for n in kvm.vendor_module_names(host))
-    expected = kvm.VENDOR_MODULES.get(vendor)
+    names = kvm.vendor_module_names(host)
+    proc_modules = kvm.loaded_modules(host) if names else None
+    modules = tuple(
+        kvm.read_module(host, n, release=release, proc_modules=proc_modules) for n in names or ()
+    )
+    expected = kvm.VENDOR_MODULES.get(vendor) if vendor else None
     expected_loaded = next((m for m in modules if m.name == expected), None)
+    expected_builtin: bool | None = False
     if expected_loaded is not None:
         kvm_module: str | None = expected_loaded.name
         expected_builtin = expected_loaded.builtin
     else:
         kvm_module = modules[0].name if modules else None
-        expected_builtin = bool(expected) and kvm.listed_builtin(host, release, expected or "")
+        # A built-in module with parameters always shows in /sys/module, loaded or failed: one
+        # that is not there is not built in.
+        if names is None:
+            expected_builtin = None
     dev_kvm = host.exists("/dev/kvm").present
 
     if expected_loaded is None:
@@ -159,10 +215,6 @@ def probe_host(host: Host) -> HostFacts:
     )
     directives = tuple(config.for_module(expected)) if expected else ()
 
-    hv_type = host.read_text("/sys/hypervisor/type")
-    sys_vendor = host.read_text("/sys/class/dmi/id/sys_vendor")
-    product = host.read_text("/sys/class/dmi/id/product_name")
-
     # The kernel log tells "disabled by BIOS" apart from "no such CPU feature", and explains a
     # module that will not load. In a VM without vmx/svm the answer is "not passed through"
     # whatever the log says, so there the (slow) dmesg run is skipped; log files are still read.
@@ -172,22 +224,7 @@ def probe_host(host: Host) -> HostFacts:
     log = None
     if no_flag or no_module:
         log = read_kernel_log(host, run_dmesg=no_module or not hypervisor_flag)
-    clocks = None
-    if hypervisor_flag and not (sys_vendor or product or hv_type):
-        clocks = host.read_text(
-            "/sys/devices/system/clocksource/clocksource0/available_clocksource"
-        )
-
-    virtualization = virt.classify(
-        virt.VirtEvidence(
-            hypervisor_flag,
-            hv_type.strip() if hv_type and hv_type.strip() else None,
-            sys_vendor.strip() if sys_vendor and sys_vendor.strip() else None,
-            product.strip() if product and product.strip() else None,
-            log.hypervisor if log else None,
-            clocks,
-        )
-    )
+    virtualization = _virtualization(host, cpuinfo, log)
     perf = {k: v.value for k, v in expected_loaded.performance.items()} if expected_loaded else {}
 
     return HostFacts(
@@ -216,4 +253,5 @@ def probe_host(host: Host) -> HostFacts:
         running=vms.running_vms(host, scan_processes=not _provably_unused(expected_loaded)),
         kernel_log=log,
         performance=perf,
+        modules_readable=names is not None,
     )

@@ -36,7 +36,8 @@ def host_payload(f: HostFacts) -> dict[str, Any]:
             "after_reboot_raw": after.raw,
             "settings": [{"where": s.where, "value": s.value} for s in after.settings],
         },
-        "running_vms": sorted(f.running.vms),
+        # null when some VM's state is unknown: a partial list would say "not running" for it.
+        "running_vms": sorted(f.running.vms) if f.running.complete else None,
         # Extras (stable too, but not part of the minimum).
         "cpu_model": f.cpuinfo.model_name if f.cpuinfo else None,
         "vendor_id": f.cpuinfo.vendor_id if f.cpuinfo else None,
@@ -52,6 +53,7 @@ def host_payload(f: HostFacts) -> dict[str, Any]:
             {"pid": p.pid, "argv0": p.argv0, "why": p.why} for p in f.running.others
         ],
         "modprobe_files": [c.path for c in f.modprobe_config.files],
+        "running_vms_unknown": sorted(f.running.unknown),
     }
 
 
@@ -67,20 +69,26 @@ def _on_off(value: bool | None) -> str:
     return "on" if value else "off"
 
 
+def _what_host(f: HostFacts) -> str:
+    if f.virtualized is None:
+        return f"unknown ({'; '.join(f.virtualization.evidence)})"
+    if f.virtualized:
+        return f"a VM: {f.hypervisor or 'unnamed hypervisor'} (level {f.level})"
+    return "bare metal (L0)"
+
+
 def host_sections(f: HostFacts) -> list[Section]:
     cpu = f.cpuinfo
     mod = f.module
     after = f.nested_after_reboot
     cpu_rows = [
-        ("vendor", f"{f.vendor} ({cpu.vendor_id})" if cpu and cpu.vendor_id else f.vendor),
+        (
+            "vendor",
+            f"{f.vendor} ({cpu.vendor_id})" if cpu and cpu.vendor_id else f.vendor or "unknown",
+        ),
         ("model", (cpu.model_name or "unknown") if cpu else "unknown"),
         ("virtualization flag", f.virt_flag or "none (neither vmx nor svm)"),
-        (
-            "this host is",
-            f"a VM: {f.hypervisor or 'unnamed hypervisor'} (level {f.level})"
-            if f.virtualized
-            else "bare metal (L0)",
-        ),
+        ("this host is", _what_host(f)),
         ("kernel", f.kernel_release or "unknown"),
     ]
     kvm_rows = [
@@ -89,7 +97,13 @@ def host_sections(f: HostFacts) -> list[Section]:
     ]
     shown = mod or (f.kvm_modules[0] if f.kvm_modules else None)
     if shown is not None:
-        kind = "built in" if shown.builtin else f"loadable, refcount {shown.refcount}"
+        kind = (
+            f"unknown ({shown.builtin_evidence})"
+            if shown.builtin is None
+            else "built in"
+            if shown.builtin
+            else f"loadable, refcount {shown.refcount}"
+        )
         kvm_rows.append(("kind", kind))
     if f.virt_flag is None and f.cpuinfo is not None:
         na = "does not apply (no vmx/svm)"
@@ -103,8 +117,12 @@ def host_sections(f: HostFacts) -> list[Section]:
         ]
     for param, value in f.performance.items():
         nested_rows.append((param, _on_off(value)))
+    vms = ", ".join(f"{k} (pid {v})" for k, v in f.running.vms.items())
+    if not f.running.complete:
+        unknown = ", ".join(str(v) for v in f.running.unknown) or "some"
+        vms = (vms + "; " if vms else "") + f"unknown for {unknown}"
     vm_rows = [
-        ("Proxmox VMs", ", ".join(f"{k} (pid {v})" for k, v in f.running.vms.items()) or "none"),
+        ("Proxmox VMs", vms or "none"),
         ("other QEMU with KVM", ", ".join(str(p.pid) for p in f.running.others) or "none"),
     ]
     return [

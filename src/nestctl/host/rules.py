@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from nestctl.findings import Finding, error, info, unknown, warning
 from nestctl.host.kvm import PERFORMANCE_PARAMS
+from nestctl.host.pidfiles import PIDFILE_FIX
 from nestctl.host.probe import HostFacts
 
 _FLAG_NAME = {"intel": "VT-x (vmx)", "amd": "AMD-V (svm)"}
@@ -36,14 +37,14 @@ def _cpu(f: HostFacts) -> list[Finding]:
     if f.virt_flag is not None:
         return out
     log = f.kernel_log
-    flag = _FLAG_NAME.get(f.vendor, "vmx/svm")
+    flag = _FLAG_NAME.get(f.vendor or "", "vmx/svm")
     if log is not None and log.firmware_lines:
         out.append(
             error(
                 "host.cpu.virt-disabled-in-firmware",
                 f"{flag} is switched off in the firmware: the kernel log ({log.source}) says "
                 f"{log.firmware_lines[-1]!r}",
-                f"enable {_FIRMWARE_NAME.get(f.vendor, 'hardware virtualization')} in the "
+                f"enable {_FIRMWARE_NAME.get(f.vendor or '', 'hardware virtualization')} in the "
                 "BIOS/UEFI setup, then power-cycle the machine",
             )
         )
@@ -78,6 +79,19 @@ def _cpu(f: HostFacts) -> list[Finding]:
 
 
 def _virtualized(f: HostFacts) -> list[Finding]:
+    if f.virtualized is None:
+        if f.cpuinfo is None:
+            return []  # host.proc.unreadable says it
+        # It matters only when it would explain a missing vmx/svm.
+        make = unknown if f.virt_flag is None else info
+        return [
+            make(
+                "host.virtualization-unknown",
+                "whether this host is itself a VM could not be checked "
+                f"({'; '.join(f.virtualization.evidence)})",
+                "run nestctl as root on the host itself",
+            )
+        ]
     if not f.virtualized:
         return []
     by = f.hypervisor or "an unnamed hypervisor"
@@ -93,6 +107,14 @@ def _virtualized(f: HostFacts) -> list[Finding]:
 def _kvm(f: HostFacts) -> list[Finding]:
     out: list[Finding] = []
     expected = f.expected_module
+    if not f.modules_readable:
+        return [
+            unknown(
+                "host.kvm.modules-unreadable",
+                "/sys/module cannot be listed: which KVM module is loaded is unknown",
+                "run nestctl on the host itself, or point --root at a tree that has /sys",
+            )
+        ]
     others = [m.name for m in f.kvm_modules if m.name != expected]
     if others and f.module is None:
         out.append(
@@ -119,9 +141,9 @@ def _kvm(f: HostFacts) -> list[Finding]:
             error(
                 "host.cpu.virt-disabled-in-firmware",
                 f"{expected} is not loaded and the kernel log ({log.source}) says "
-                f"{log.firmware_lines[-1]!r}: {_FLAG_NAME.get(f.vendor, 'vmx/svm')} is switched "
-                "off in the firmware",
-                f"enable {_FIRMWARE_NAME.get(f.vendor, 'hardware virtualization')} in the "
+                f"{log.firmware_lines[-1]!r}: {_FLAG_NAME.get(f.vendor or '', 'vmx/svm')} is "
+                "switched off in the firmware",
+                f"enable {_FIRMWARE_NAME.get(f.vendor or '', 'hardware virtualization')} in the "
                 "BIOS/UEFI setup, then power-cycle the machine",
             )
         )
@@ -133,12 +155,30 @@ def _kvm(f: HostFacts) -> list[Finding]:
                 f"modprobe {expected}  (if it fails, check the kernel log for 'disabled by BIOS')",
             )
         )
+    elif mod.builtin is None:
+        out.append(
+            unknown(
+                "host.kvm.builtin-unknown",
+                f"whether {expected} is built into the kernel cannot be told "
+                f"({mod.builtin_evidence}), so whether modprobe.d applies to it is unknown",
+                f"run nestctl on the host itself (lsmod | grep {expected}; "
+                "grep kvm /lib/modules/$(uname -r)/modules.builtin)",
+            )
+        )
     elif mod.builtin:
         out.append(
             info(
                 "host.kvm.builtin",
                 f"{expected} is built into the kernel: modprobe.d does not apply to it and it "
                 "cannot be reloaded; only the kernel command line sets its parameters",
+            )
+        )
+    if f.dev_kvm is None and mod is not None:
+        out.append(
+            unknown(
+                "host.kvm.dev-kvm-unknown",
+                "whether /dev/kvm exists could not be checked (no permission to look in /dev)",
+                "run nestctl as root",
             )
         )
     if f.dev_kvm is False and mod is not None:
@@ -232,13 +272,13 @@ def _nested_after_reboot(f: HostFacts) -> list[Finding]:
             )
         )
     elif after.value is None:
-        out.append(
-            unknown(
-                "host.nested.after-reboot-unknown",
-                "the kernel version cannot be read (/proc/sys/kernel/osrelease), so the built-in "
-                "default of `nested` is unknown",
-            )
+        why = (
+            f"whether {expected} is built in is unknown, and modprobe.d applies only if it is not"
+            if f.expected_builtin is None
+            else "the kernel version cannot be read (/proc/sys/kernel/osrelease), so the "
+            "built-in default of `nested` is unknown"
         )
+        out.append(unknown("host.nested.after-reboot-unknown", why))
     elif after.value is False and f.nested_live is not False:
         out.append(
             error(
@@ -358,6 +398,16 @@ def _vms(f: HostFacts) -> list[Finding]:
     if f.running.others:
         procs = ", ".join(f"{p.pid} ({p.argv0}, {p.why})" for p in f.running.others)
         out.append(info("host.vms.other-qemu", f"other QEMU processes hold KVM: {procs}"))
+    if not f.running.complete:
+        why = [f"VM {vmid}: {reason}" for vmid, reason in f.running.unknown.items()]
+        why += list(f.running.problems)
+        out.append(
+            unknown(
+                "host.vms.unknown",
+                "whether some Proxmox VMs run could not be checked: " + "; ".join(why),
+                PIDFILE_FIX,
+            )
+        )
     return out
 
 

@@ -42,12 +42,16 @@ class VirtEvidence(NamedTuple):
     product_name: str | None
     log_hypervisor: str | None  # "KVM" from "Hypervisor detected: KVM"
     clocksources: str | None  # /sys/devices/system/clocksource/clocksource0/available_clocksource
+    # Whether the absence of a sign means something: /proc/cpuinfo was read (the hypervisor bit
+    # is the main sign), and DMI and /sys/hypervisor were read or are absent.
+    cpu_known: bool = True
+    dmi_known: bool = True
 
 
 class Virtualization(NamedTuple):
-    virtualized: bool
+    virtualized: bool | None  # None: no sign of a hypervisor, but the signs could not be read
     hypervisor: str | None  # a product name, or None when bare metal or unnamed
-    level: str  # "L0" bare metal, "L1+" a VM (L1 or deeper: a guest cannot see how deep)
+    level: str | None  # "L0" bare metal, "L1+" a VM (L1 or deeper: a guest cannot see how deep)
     evidence: tuple[str, ...]  # what showed it, for the human view
 
 
@@ -89,4 +93,13 @@ def classify(ev: VirtEvidence) -> Virtualization:
             if name:
                 evidence.append(f"clock source {clock}")
                 break
-    return Virtualization(virtualized, name, "L1+" if virtualized else "L0", tuple(evidence))
+    if virtualized:
+        return Virtualization(True, name, "L1+", tuple(evidence))
+    if not (ev.cpu_known and ev.dmi_known):
+        missing = [
+            what
+            for what, known in (("/proc/cpuinfo", ev.cpu_known), ("DMI", ev.dmi_known))
+            if not known
+        ]
+        return Virtualization(None, None, None, (f"{' and '.join(missing)} unreadable",))
+    return Virtualization(False, None, "L0", ())

@@ -14,15 +14,25 @@ from typing import Any, TextIO
 from nestctl.findings import Report
 
 
+def dumps_value(value: Any) -> str:
+    """Compact strict JSON: NaN and infinities (no JSON has them) become null."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:  # rare: only then pay for walking the value
+        from nestctl.parse import finite_or_none  # noqa: PLC0415
+
+        return json.dumps(finite_or_none(value), allow_nan=False)
+
+
 def dumps_report(body: dict[str, Any]) -> str:
     parts = []
     for key, value in body.items():
         head = f"  {json.dumps(key)}: "
         if isinstance(value, list) and value:
-            items = ",\n".join("    " + json.dumps(v) for v in value)
+            items = ",\n".join("    " + dumps_value(v) for v in value)
             parts.append(f"{head}[\n{items}\n  ]")
         else:
-            parts.append(head + json.dumps(value))
+            parts.append(head + dumps_value(value))
     return "{\n" + ",\n".join(parts) + "\n}\n"
 
 

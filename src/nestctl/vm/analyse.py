@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nestctl.findings import Finding, error, info, unknown, warning
+from nestctl.parse import proxmox_bool
 from nestctl.vm import exposure as exp
 from nestctl.vm.facts import NodeFacts, UnreachableVm, VmOptions
 from nestctl.vm.lint import is_windows, lint_config
@@ -37,6 +38,7 @@ class VmContext:
     cluster_vendors: set[str] | None = None
     vendor_model: str | None = None  # a model close to the host CPU, for fixes
     named: bool = False  # the user named these VMs: "not exposed" is an error, not a note
+    custom_models_known: bool = True  # False over the API without --ssh
     answers: dict[tuple[str | None, bool], exp.Exposure] = field(default_factory=dict)
 
 
@@ -45,7 +47,7 @@ class VmResult:
     vmid: int
     name: str | None
     node: str | None
-    running: bool
+    running: bool | None  # None: could not tell (e.g. an unreadable pid file)
     cpu_arg: str | None
     cpu_arg_pending: str | None
     running_cpu_arg: str | None
@@ -93,9 +95,9 @@ def effective_cpu(pred: CpuPrediction) -> str | None:
 
 
 def _kvm_on(conf: Mapping[str, str]) -> bool:
-    if conf.get("template", "0") in ("1", "on", "yes", "true"):
+    if proxmox_bool(conf.get("template", "0")) is True:
         return False
-    return conf.get("kvm", "1").lower() not in ("0", "off", "no", "false")
+    return proxmox_bool(conf.get("kvm", "1")) is not False
 
 
 def _ask(ctx: VmContext, cpu_arg: str | None, kvm: bool) -> exp.Exposure:
@@ -149,8 +151,22 @@ def analyse_vm(cfg: VmConfig, run: RunningCheck, ctx: VmContext) -> VmResult:
                 f"is unlocked, and nestctl does not touch it.",
             )
         )
+    unseen_model = not ctx.custom_models_known and any(
+        p.error is not None and p.error.startswith("Custom cputype") for p in (pred_now, pred_next)
+    )
     for pred, which in ((pred_now, "config in force"), (pred_next, "config with pending")):
         if pred.error is not None and (which == "config in force" or pred.error != pred_now.error):
+            if unseen_model and pred.error.startswith("Custom cputype"):
+                # Not a refusal: the definitions live in a file the API does not serve.
+                findings.append(
+                    unknown(
+                        "vm.cpu.custom-model-unknown",
+                        f"VM {vmid} ({which}): uses a custom CPU model whose definition "
+                        f"(/etc/pve/virtual-guest/cpu-models.conf) the API does not show",
+                        "add --ssh (reads it from the cluster file system)",
+                    )
+                )
+                continue
             findings.append(
                 error(
                     "vm.cpu.refused",
@@ -166,6 +182,17 @@ def analyse_vm(cfg: VmConfig, run: RunningCheck, ctx: VmContext) -> VmResult:
         cluster_vendors=ctx.cluster_vendors,
         host_vendor=ctx.host_vendor,
     )
+    if run.running is None:
+        from nestctl.host.pidfiles import PIDFILE_FIX  # noqa: PLC0415
+
+        findings.append(
+            unknown(
+                "vm.running.unknown",
+                f"VM {vmid}: could not tell whether it runs ({run.reason}): the guest's view is "
+                f"taken from the config",
+                PIDFILE_FIX,
+            )
+        )
     running_cpu = run.vm.cpu_arg if run.running and run.vm else None
     restart_keys = pending_restart_keys(cfg)
     kvm = _kvm_on(nextconf)
@@ -175,6 +202,8 @@ def analyse_vm(cfg: VmConfig, run: RunningCheck, ctx: VmContext) -> VmResult:
         nested = _ask(ctx, running_cpu, _kvm_on(current) and not (run.vm and run.vm.accel_tcg))
     elif config_view is not None:
         nested = config_view
+    elif unseen_model:
+        nested = exp.Exposure(None, None, "none", "its custom CPU model's definition is unknown")
     else:
         nested = exp.Exposure(False, None, "table", "Proxmox refuses the config: it cannot start")
     restart = False
@@ -200,6 +229,7 @@ def analyse_vm(cfg: VmConfig, run: RunningCheck, ctx: VmContext) -> VmResult:
         nested=nested,
         restart=restart,
         cannot_start=any(f.code in CANNOT_START for f in findings),
+        config_unknown=unseen_model,
     )
     _exposure_findings(
         findings, vmid=vmid, conf=nextconf, nested=nested, config_view=config_view, ctx=ctx
@@ -261,6 +291,7 @@ def _chain(
     nested: exp.Exposure,
     restart: bool,
     cannot_start: bool = False,
+    config_unknown: bool = False,
 ) -> tuple[dict[str, str], str | None]:
     host_flag = exp.vendor_flag(ctx.host_vendor)
     if host_flag is None or ctx.nested_live is False:
@@ -269,7 +300,9 @@ def _chain(
         host = "unknown"
     else:
         host = "ok"
-    if (
+    if config_unknown and not cannot_start:
+        config = "unknown"
+    elif (
         cpu_next is None
         or cannot_start
         or config_view is None
@@ -278,7 +311,9 @@ def _chain(
         config = "broken"
     else:
         config = {True: "ok", False: "ok", None: "unknown"}[config_view.exposed]
-    if not run.running:
+    if run.running is None:
+        process = "unknown"
+    elif not run.running:
         process = "not-running"
     elif restart:
         process = "broken" if nested.exposed is False else "stale"
@@ -409,6 +444,7 @@ def context_for(
         cluster_vendors=opts.cluster_vendors,
         vendor_model=vendor_model(node.vendor, node.flags),
         named=named,
+        custom_models_known=node.custom_models_known,
     )
 
 

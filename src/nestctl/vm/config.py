@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
+from nestctl.machine import ReadStatus
 from nestctl.vm.model import VmConfig
 
 if TYPE_CHECKING:
     from nestctl.machine import Host
 
+PVE_DIR = "/etc/pve"
 QEMU_SERVER_DIR = "/etc/pve/qemu-server"
 NODES_DIR = "/etc/pve/nodes"
 
@@ -26,7 +28,8 @@ _SPECIAL = re.compile(r"\[special:(cloudinit|fleecing)\]\s*", re.ASCII | re.IGNO
 _SNAPSHOT = re.compile(r"\[([a-z][a-z0-9_\-]+)\]\s*", re.ASCII | re.IGNORECASE)
 _ANY_SECTION = re.compile(r"\[([^\]]*)\]\s*", re.ASCII)
 _SNAPSTATE = re.compile(r"snapstate:\s*(prepare|delete)\s*$", re.ASCII)
-_KEY_VALUE = re.compile(r"([a-z][a-z_\-]*\d*):\s*(.+?)\s*", re.ASCII)
+_KEY = re.compile(r"([a-z][a-z_\-]*\d*):", re.ASCII)
+_PERL_SPACE = " \t\n\r\f\v"  # Perl's \s
 _ASCII_SPACE = " \t\n\r\f\v"  # Perl's \s on bytes
 _CONF_NAME = re.compile(r"(\d+)\.conf", re.ASCII)
 _DELETE_SPLIT = re.compile(r"[,;\s]+", re.ASCII)
@@ -147,16 +150,32 @@ def _open_section(line: str, state: _State, current: _Section) -> tuple[bool, _S
     return False, None
 
 
+def key_value(line: str) -> tuple[str, str] | None:
+    """`key: value` as Proxmox's ``/^([a-z][a-z_]*\\d*):\\s*(.+?)\\s*$/`` splits it, in linear time.
+
+    (The regex itself backtracks quadratically over a long run of spaces.)
+    """
+    m = _KEY.match(line)
+    if m is None:
+        return None
+    rest = line[m.end() :]
+    value = rest.strip(_PERL_SPACE)
+    if not value:
+        # Only spaces: the lazy group still takes one (the last), as Perl's match does.
+        return (m.group(1), rest[-1]) if rest else None
+    return m.group(1), value
+
+
 def _line(section: _Section, line: str, lineno: int, state: _State) -> None:
     """One line inside a section: description, snapstate, `delete:` or `key: value`."""
     conf, prefix = state.conf, state.prefix
     if line.startswith("#"):
         section.descr = (section.descr or "") + decode_text(line[1:]) + "\n"
         return
-    m = _KEY_VALUE.fullmatch(line)
-    key = m.group(1) if m else None
+    m = key_value(line)
+    key = m[0] if m else None
     if m and key == "description":
-        section.descr = (section.descr or "") + decode_text(m.group(2))
+        section.descr = (section.descr or "") + decode_text(m[1])
         return
     snap = _SNAPSTATE.search(line) if "snapstate" in line else None
     if snap:
@@ -166,7 +185,7 @@ def _line(section: _Section, line: str, lineno: int, state: _State) -> None:
     if m is None or key is None:
         conf.problems.append(f"{prefix} unable to parse config: {line}")
         return
-    value = m.group(2)
+    value = m[1]
     if key == "delete":
         if section.kind == "pending":
             state.pending_delete = value
@@ -202,7 +221,7 @@ def local_node(host: Host) -> str | None:
 
 def _read_one(host: Host, hostpath: str, vmid: int, node: str | None) -> VmConfig:
     read = host.read(hostpath)
-    if read.text is None:
+    if not read.ok or read.text is None:  # a truncated config is not parsed from half of it
         conf = VmConfig(vmid=vmid, path=hostpath, node=node, readable=False)
         if read.status.value == "missing":
             conf.problems.append(f"Configuration file '{hostpath}' does not exist")
@@ -212,6 +231,26 @@ def _read_one(host: Host, hostpath: str, vmid: int, node: str | None) -> VmConfi
     conf = parse_vm_config(read.text, vmid, hostpath)
     conf.node = node
     return conf
+
+
+def config_access_problem(host: Host) -> str | None:
+    """Why this node's VM configs cannot be listed at all, or None (also None when there is no
+    /etc/pve: not a Proxmox node, a fact). An empty /etc/pve is pmxcfs not mounted, not "no VMs".
+    """
+    listing = host.listdir(PVE_DIR)
+    if listing.status is ReadStatus.MISSING:
+        return None
+    if listing.status is ReadStatus.NOT_PERMITTED:
+        return f"{PVE_DIR} cannot be read (not permitted): run as root"
+    if not listing.ok:
+        return f"{PVE_DIR} cannot be read: {listing.describe()}"
+    if not listing.names:
+        return f"{PVE_DIR} is empty: pmxcfs is not mounted (systemctl status pve-cluster)"
+    for hostdir in (QEMU_SERVER_DIR, NODES_DIR):
+        sub = host.listdir(hostdir)
+        if not sub.ok and sub.status is not ReadStatus.MISSING:
+            return f"{hostdir} cannot be read: {sub.describe()}"
+    return None
 
 
 def _dir_vmids(host: Host, hostdir: str) -> list[int]:

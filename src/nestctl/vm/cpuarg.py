@@ -13,6 +13,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from nestctl.parse import is_ascii_digits
 from nestctl.vm.cpumodels import (
     AARCH64_MODELS,
     BUILTIN_MODELS,
@@ -472,7 +473,7 @@ def _ovmf_phys_bits_limited(phys: str, cputype: str, flags: dict[str, _Flag], i:
     pdpe1gb = flags.get("pdpe1gb")
     return (
         i.ver.phys_bits_warning
-        and phys.isdigit()
+        and is_ascii_digits(phys)
         and int(phys) > 40
         and i.conf.get("bios") == "ovmf"
         and cputype in ("qemu64", "kvm64")

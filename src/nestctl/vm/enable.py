@@ -98,13 +98,22 @@ def plan_vm(
         HostCpu(ctx.host_vendor, flags),
         migratable=eopts.migratable,
         nested_virt=ctx.nested_virt_supported,
-        running=run.running,
+        running=run.running is not False,  # unknown: plan as if it ran (changes wait)
         custom_models=ctx.env.custom_models,
     )
+    if run.running is None:
+        findings.append(
+            unknown(
+                "vm.running.unknown",
+                f"VM {vmid}: could not tell whether it runs ({run.reason}): a change may wait "
+                f"in [PENDING] until Proxmox restarts it",
+            )
+        )
     # A running VM needs Proxmox to stop and start it when this plan changes something, or when
     # an earlier change still waits in [PENDING] (or the process runs an older -cpu).
-    stale = run.running and (bool(pending_restart_keys(cfg)) or _running_differs(cfg, run, ctx))
-    needs_restart = run.running and (plan.argv is not None or stale)
+    running = run.running is True
+    stale = running and (bool(pending_restart_keys(cfg)) or _running_differs(cfg, run, ctx))
+    needs_restart = running and (plan.argv is not None or stale)
     findings += [f for f in plan.findings if f.code != "vm.enable.restart" or not eopts.restart]
     commands = render(plan, needs_restart and eopts.restart)
     payload.update(commands=[list(c) for c in commands], blocked=plan.blocked, manual=plan.manual)

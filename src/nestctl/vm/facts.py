@@ -49,6 +49,7 @@ class NodeFacts:
     qemu_version_known: bool = True  # pve-qemu-kvm found (or --qemu-version given)
     qemu_server_known: bool = True  # qemu-server found (or --pve-version given)
     nested_virt_flag: bool | None = None  # the node lists the nested-virt CPU flag (API)
+    custom_models_known: bool = True  # the API does not serve cpu-models.conf
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from nestctl.findings import Finding, info, unknown
@@ -10,19 +12,20 @@ from nestctl.vm.analyse import VmContext, VmResult
 from nestctl.vm.model import VmConfig
 from nestctl.vm.running import RunningCheck
 
+#: Opens a guest agent (a context manager giving GuestAgent's methods), or raises
+#: GuestAgentError.
+OpenAgent = Callable[[], AbstractContextManager[Any]]
+
 
 def guest_view(
     host: Host, r: VmResult, cfg: VmConfig, run: RunningCheck, ctx: VmContext
 ) -> tuple[dict[str, Any] | None, list[Finding]]:
-    """The guest's own view through the QEMU guest agent (`"via": "agent"`), or None and why."""
-    vmid = r.vmid
+    """The guest's own view through the local QEMU guest agent socket."""
     if not r.running:
-        return None, [info("vm.guest.not-running", f"VM {vmid}: not running: no guest to ask.")]
-    from nestctl.guest.agent import GuestAgent, GuestAgentError, agent_socket_path  # noqa: PLC0415
-    from nestctl.guest.agent_machine import AgentMachine  # noqa: PLC0415
-    from nestctl.guest.facts import HostSide  # noqa: PLC0415
-    from nestctl.guest.report import guest_report  # noqa: PLC0415
+        return None, [not_running(r.vmid)]
+    from nestctl.guest.agent import GuestAgent, agent_socket_path  # noqa: PLC0415
 
+    vmid = r.vmid
     socket = agent_socket_path(host, vmid)
     if not socket.exists():
         return None, [
@@ -33,6 +36,24 @@ def guest_view(
                 f"qm set {vmid} --agent 1",
             )
         ]
+    return guest_view_through(lambda: GuestAgent(socket, timeout=5.0), r, cfg, run, ctx)
+
+
+def not_running(vmid: int) -> Finding:
+    return info("vm.guest.not-running", f"VM {vmid}: not running: no guest to ask.")
+
+
+def guest_view_through(
+    open_agent: OpenAgent, r: VmResult, cfg: VmConfig, run: RunningCheck, ctx: VmContext
+) -> tuple[dict[str, Any] | None, list[Finding]]:
+    """The guest's own view through an agent (`"via": "agent"`), or None and why: the same
+    probes whether the agent is reached by its socket or through the Proxmox API."""
+    from nestctl.guest.agent import GuestAgentError  # noqa: PLC0415
+    from nestctl.guest.agent_machine import AgentMachine  # noqa: PLC0415
+    from nestctl.guest.facts import HostSide  # noqa: PLC0415
+    from nestctl.guest.report import guest_report  # noqa: PLC0415
+
+    vmid = r.vmid
     conf = cfg.current()
     side = HostSide(
         vmid=vmid,
@@ -47,7 +68,7 @@ def guest_view(
     )
     why: str | None = None
     try:
-        with GuestAgent(socket, timeout=5.0) as agent:
+        with open_agent() as agent:
             machine = AgentMachine(agent)
             rep = guest_report(machine, os=machine.os_kind, host_side=side)
             if machine.failure is not None:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from nestctl.findings import Finding, error, info, warning
+from nestctl.parse import cpu_vendor, proxmox_bool
 from nestctl.vm.cpuarg import args_cpu
 
 ABSTRACT_PREFIX = "x86-64-v"
@@ -31,7 +32,7 @@ class CpuProp:
 
     @property
     def hidden(self) -> bool:
-        return self.props.get("hidden", "0").lower() in ("1", "on", "yes", "true")
+        return proxmox_bool(self.props.get("hidden")) is True
 
 
 def parse_cpu_prop(value: str | None) -> CpuProp:
@@ -200,9 +201,8 @@ def lint_model_vendor(vmid: int, prop: CpuProp, host_vendor: str | None) -> list
     """
     from nestctl.vm.cpumodels import x86_vendors  # noqa: PLC0415 - tables built on first use
 
-    ids = {"GenuineIntel": "intel", "AuthenticAMD": "amd"}
-    model = ids.get(x86_vendors(None).get(prop.cputype, ""))
-    if model is None or host_vendor not in ("intel", "amd") or model == host_vendor:
+    model = cpu_vendor(x86_vendors(None).get(prop.cputype))
+    if model not in ("intel", "amd") or host_vendor not in ("intel", "amd") or model == host_vendor:
         return []
     names = {"intel": "Intel", "amd": "AMD"}
     return [

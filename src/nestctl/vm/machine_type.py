@@ -106,7 +106,7 @@ class Machine:
 
     def printed(self, required_pve: int) -> str:
         """The `-machine type=` value: the +pveN replaced by what the features need."""
-        return re.sub(r"\+pve\d+$", "", self.type) + f"+pve{required_pve}"
+        return re.sub(r"\+pve\d+$", "", self.type, flags=re.ASCII) + f"+pve{required_pve}"
 
 
 def _pve_for(revisions: Mapping[tuple[int, int], int], ver: MachineVersion) -> int:
@@ -160,7 +160,7 @@ def _base_machine(
         creation = _creation_qemu(conf.get("meta"))
         cver = parse_version(creation)
         if creation and cver and min_version(cver, 9, 1):
-            m = re.match(r"(\d+.\d+)", creation)
+            m = re.match(r"(\d+.\d+)", creation, re.ASCII)
             base = m.group(1) if m else base
         return _windows_pinned(machine, base, kvm, revs)
     if not machine:
@@ -201,7 +201,7 @@ def resolve_machine(
     else:
         version = (kvm[0], kvm[1], _pve_for(revs, kvm))
     warnings: list[str] = []
-    micro = re.match(r"\d+\.\d+\.(\d+)", kvmver)
+    micro = re.match(r"\d+\.\d+\.(\d+)", kvmver, re.ASCII)
     if micro and int(micro.group(1)) >= 90:
         warnings.append(
             f"warning: Installed QEMU version ({kvmver}) is a release candidate, "

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from nestctl.findings import Finding, error, info, warning
+from nestctl.parse import cpu_vendor, parse_uint, proxmox_bool
 from nestctl.vm.cpumodels import x86_vendors
 from nestctl.vm.lint import CpuProp, is_windows, parse_cpu_prop, print_cpu_prop
 
@@ -52,7 +53,8 @@ def vendor_model(vendor: str | None, flags: frozenset[str]) -> str | None:
 
 def model_vendor(model: str) -> str | None:
     """ "intel", "amd" or None (generic, abstract, custom or unknown) for a built-in model."""
-    return {"GenuineIntel": "intel", "AuthenticAMD": "amd"}.get(x86_vendors(None).get(model, ""))
+    vendor = cpu_vendor(x86_vendors(None).get(model))
+    return vendor if vendor != "other" else None
 
 
 @dataclass
@@ -190,7 +192,7 @@ def _q35(machine: str | None) -> str | None:
             break
     if mtype == "q35" or mtype.startswith("pc-q35-"):
         return None
-    m = re.fullmatch(r"pc-i440fx-(\d+\.\d+(?:\+pve\d+)?)", mtype)
+    m = re.fullmatch(r"pc-i440fx-(\d+\.\d+(?:\+pve\d+)?)", mtype, re.ASCII)
     new = f"pc-q35-{m.group(1)}" if m else "q35"
     if not parts:
         return new
@@ -206,7 +208,7 @@ def _memory_mib(value: str | None) -> int | None:
         key, sep, val = part.partition("=")
         raw = val if sep else key
         if not sep or key == "current":
-            return int(raw) if raw.strip().isdigit() else None
+            return parse_uint(raw)
     return None
 
 
@@ -242,15 +244,16 @@ def _plan_windows(plan: Plan, conf: Mapping[str, str]) -> None:
     elif memory < HYPERV_MIN_MEMORY_MIB:
         plan.options.append(("--memory", str(HYPERV_MIN_MEMORY_MIB)))
     balloon = conf.get("balloon")
-    if balloon is not None and balloon.strip().isdigit():
-        value = int(balloon)
+    balloon_mib = parse_uint(balloon)
+    if balloon_mib is not None:
+        value = balloon_mib
         if 0 < value < HYPERV_MIN_MEMORY_MIB:
             plan.options.append(("--balloon", "0"))
 
 
 def _plan_pve_lab(plan: Plan, conf: Mapping[str, str]) -> None:
     vmid = plan.vmid
-    disks = sorted(k for k in conf if re.fullmatch(r"virtio\d+", k))
+    disks = sorted(k for k in conf if re.fullmatch(r"virtio\d+", k, re.ASCII))
     if not disks:
         return
     steps = "\n".join(
@@ -281,7 +284,7 @@ def plan_enable(
     *,
     migratable: bool = False,
     nested_virt: bool,
-    running: bool = False,
+    running: bool | None = False,
     custom_models: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Plan:
     """The smallest change making VM `vmid` nested-ready for `profile`.
@@ -304,7 +307,7 @@ def plan_enable(
             )
         )
         return plan
-    if conf.get("template", "0").lower() in ("1", "on", "yes", "true"):
+    if proxmox_bool(conf.get("template")):
         plan.blocked = (
             "VM is a template (templates always run qemu64 without KVM): enable its clones"
         )
@@ -321,6 +324,15 @@ def plan_enable(
         _plan_windows(plan, conf)
     if profile == "pve-lab":
         _plan_pve_lab(plan, conf)
+    if running is None and plan.options:
+        plan.findings.append(
+            info(
+                "vm.enable.running-unknown",
+                f"VM {vmid}: whether it runs could not be checked; if it does, the cpu and "
+                f"machine changes wait in [PENDING] until Proxmox stops and starts it.",
+                f"qm reboot {vmid}  (if it runs)",
+            )
+        )
     if running and plan.options:
         plan.findings.append(
             info(

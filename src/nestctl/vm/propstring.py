@@ -11,8 +11,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-_BOOL_TRUE = re.compile(r"(?i:1|on|yes|true)", re.ASCII)
-_BOOL_FALSE = re.compile(r"(?i:0|off|no|false)", re.ASCII)
+from nestctl.parse import proxmox_bool
+
 _INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _KEY_VALUE = re.compile(r"([^=]+)=(.+)", re.DOTALL)
@@ -46,11 +46,8 @@ Format = Mapping[str, Prop]
 
 def parse_boolean(value: str) -> str | None:
     """ "1"/"0" as Proxmox's parse_boolean reads it, or None when it is no boolean."""
-    if _BOOL_TRUE.fullmatch(value):
-        return "1"
-    if _BOOL_FALSE.fullmatch(value):
-        return "0"
-    return None
+    truth = proxmox_bool(value)
+    return None if truth is None else "1" if truth else "0"
 
 
 def _num(text: str) -> float:

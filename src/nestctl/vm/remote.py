@@ -6,13 +6,16 @@ checked, and unknown (exit 2) only when nothing at all could be checked.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nestctl.findings import Finding, Report, Section, Verdict, verdict_for
 from nestctl.vm.analyse import VmResult, node_findings
 from nestctl.vm.collect.api import ApiScan, warn_partial
 from nestctl.vm.facts import VmOptions
 from nestctl.vm.render import build_report
+
+if TYPE_CHECKING:
+    from nestctl.vm.report import AgentsFor
 
 #: Findings about parts of the cluster that could not be read: they do not decide the verdict
 #: of the parts that were checked (each stays on its node or VM).
@@ -25,10 +28,12 @@ SUMMARIES = {
 }
 
 
-def analyse_remote(scan: ApiScan, opts: VmOptions) -> tuple[list[VmResult], list[Finding]]:
+def analyse_remote(
+    scan: ApiScan, opts: VmOptions, agents: AgentsFor | None = None
+) -> tuple[list[VmResult], list[Finding]]:
     from nestctl.vm.report import analyse_scan  # noqa: PLC0415
 
-    results, findings = analyse_scan(scan, opts)
+    results, findings = analyse_scan(scan, opts, agents=agents)
     api_findings = [f for r in scan.node_reports for f in r.findings]
     return results, api_findings + findings + warn_partial(scan)
 
@@ -39,16 +44,16 @@ def _verdict(scan: ApiScan, report: Report) -> Verdict:
     return verdict_for(f for f in report.findings if f.code not in PARTIAL)
 
 
-def vm_report(scan: ApiScan, opts: VmOptions) -> Report:
-    results, findings = analyse_remote(scan, opts)
+def vm_report(scan: ApiScan, opts: VmOptions, agents: AgentsFor | None = None) -> Report:
+    results, findings = analyse_remote(scan, opts, agents)
     report = build_report(results, findings, guest=opts.guest, with_sections=opts.sections)
     report.verdict = _verdict(scan, report)
     return report
 
 
-def doctor_report(scan: ApiScan, opts: VmOptions) -> Report:
+def doctor_report(scan: ApiScan, opts: VmOptions, agents: AgentsFor | None = None) -> Report:
     """`{"nodes": [...], "vms": [...], "findings": [...], "verdict": ...}` (issue 13)."""
-    results, findings = analyse_remote(scan, opts)
+    results, findings = analyse_remote(scan, opts, agents)
     vrep = build_report(results, findings, guest=opts.guest, with_sections=opts.sections)
     nodes: list[dict[str, Any]] = []
     rows: list[Section] = []

@@ -8,7 +8,8 @@ for a local run and keeps the names older callers import.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from nestctl.findings import Finding, Report
 from nestctl.machine import Host
@@ -23,11 +24,15 @@ from nestctl.vm.analyse import (
 )
 from nestctl.vm.collect.local import collect_local
 from nestctl.vm.enable import EnableOptions, enable_report
-from nestctl.vm.facts import ScanFacts, VmOptions
+from nestctl.vm.facts import ScanFacts, VmFacts, VmOptions
 from nestctl.vm.render import build_report, report_payload, sections, summary
 
 if TYPE_CHECKING:
     from nestctl.host.probe import HostFacts
+    from nestctl.vm.guestview import OpenAgent
+
+#: Opens the guest agent of VM `vmid` on `node` (API runs).
+AgentsFor = Callable[[str | None, int], "OpenAgent"]
 
 __all__ = [
     "RESTART_KEYS",
@@ -47,9 +52,14 @@ __all__ = [
 
 
 def analyse_scan(
-    scan: ScanFacts, opts: VmOptions, *, host: Host | None = None
+    scan: ScanFacts,
+    opts: VmOptions,
+    *,
+    host: Host | None = None,
+    agents: AgentsFor | None = None,
 ) -> tuple[list[VmResult], list[Finding]]:
-    """Every VM of a scan through the one analysis; `host` (local runs) adds QEMU and the agent.
+    """Every VM of a scan through the one analysis; `host` (local runs) adds QEMU and the agent
+    socket, `agents` (API runs) opens each VM's agent through the API.
 
     Returns the results and the top-level findings (scan, node, unreadable configs), in that
     order.
@@ -77,17 +87,43 @@ def analyse_scan(
         if ctx is None:  # a collector gives every VM's node; a missing one is our bug
             raise KeyError(f"no facts for node {vm.config.node}")
         result = analyse_vm(vm.config, vm.run, ctx)
-        if opts.guest and host is not None:
-            from nestctl.vm.guestview import guest_view, join_guest_view  # noqa: PLC0415
+        if opts.guest and (host is not None or agents is not None):
+            from nestctl.vm import guestview  # noqa: PLC0415
 
-            result.guest, notes = guest_view(host, result, vm.config, vm.run, ctx)
+            if host is not None:
+                result.guest, notes = guestview.guest_view(host, result, vm.config, vm.run, ctx)
+            else:
+                assert agents is not None
+                result.guest, notes = remote_guest(agents, result, vm, ctx)
             result.findings += notes
-            join_guest_view(result)
+            guestview.join_guest_view(result)
         results.append(result)
     if scan.unreachable:
         results += [unreachable_result(u) for u in scan.unreachable]
         results.sort(key=lambda r: r.vmid)
     return results, findings
+
+
+def remote_guest(
+    agents: AgentsFor, r: VmResult, vm: VmFacts, ctx: VmContext
+) -> tuple[dict[str, Any] | None, list[Finding]]:
+    from nestctl.findings import info  # noqa: PLC0415
+    from nestctl.parse import proxmox_bool  # noqa: PLC0415
+    from nestctl.vm.guestview import guest_view_through, not_running  # noqa: PLC0415
+
+    if not r.running:
+        return None, [not_running(r.vmid)]
+    agent = vm.config.current().get("agent", "0").split(",")[0].removeprefix("enabled=")
+    if proxmox_bool(agent) is not True:
+        return None, [
+            info(
+                "vm.guest.no-agent",
+                f"VM {r.vmid}: the guest agent is not enabled in the config: the guest's own "
+                f"view needs agent: 1 and qemu-guest-agent running in the guest.",
+                f"qm set {r.vmid} --agent 1",
+            )
+        ]
+    return guest_view_through(agents(r.node, r.vmid), r, vm.config, vm.run, ctx)
 
 
 def collect(host: Host, opts: VmOptions, *, host_facts: HostFacts | None = None) -> Report:

@@ -11,15 +11,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from nestctl.host.pidfiles import (
+    PID_DIRS,
+    PidfileCheck,
+    check_pidfile,
+    is_qemu_program,
+    split_cmdline,
+)
 from nestctl.machine import Machine
 
-#: Where qemu-server keeps pid files; /var/run is a symlink to /run on Debian, a fake tree may
-#: hold either, and Proxmox names the /var/run path in `-pidfile`.
-PID_DIRS = ("/var/run/qemu-server", "/run/qemu-server")
+__all__ = ["PID_DIRS", "is_qemu_program", "split_cmdline"]  # re-exported for older callers
 
-_PID_RE = re.compile(r"^\s*(\d+)\s*$")
 #: get_cpu_from_running_vm's sanitising pattern (CPUConfig.pm l.292).
-_CPU_SANE_RE = re.compile(r"^((?>[+-]?[\w\-\._=]+,?)+)$")
+_CPU_SANE_RE = re.compile(r"^((?>[+-]?[\w\-\._=]+,?)+)$", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,22 +42,9 @@ class RunningVm:
 class RunningCheck:
     """The outcome of looking for a VM's process: running (with its facts) or why not."""
 
-    running: bool
+    running: bool | None  # None: could not check (e.g. the pid file is not readable)
     vm: RunningVm | None = None
     reason: str | None = None  # why it is not running / could not be checked
-
-
-def split_cmdline(data: str) -> list[str]:
-    """argv from /proc/<pid>/cmdline: NUL-separated, with a trailing NUL."""
-    parts = data.split("\0")
-    if parts and parts[-1] == "":
-        parts.pop()
-    return parts
-
-
-def is_qemu_program(argv0: str) -> bool:
-    """Proxmox's test: argv[0] ends in `kvm` or its base name starts with `qemu-`."""
-    return argv0.endswith("kvm") or re.search(r"(?:^|/)qemu-[^/]*$", argv0) is not None
 
 
 def parse_options(argv: list[str] | tuple[str, ...]) -> dict[str, str | None]:
@@ -106,50 +97,19 @@ def facts_from_argv(vmid: int, pid: int, argv: list[str]) -> RunningVm:
     return RunningVm(vmid, pid, tuple(argv), cpu, machine_type(machine), tcg)
 
 
-def _same_run_path(path: str) -> str:
-    """/var/run is /run on Debian: compare pid file paths with that in mind."""
-    return path.removeprefix("/var")
-
-
-def _process_alive(host: Machine, pid: int) -> bool:
-    """Like check_process_running: /proc/<pid>/stat exists and the process is not a zombie."""
-    stat = host.read(f"/proc/{pid}/stat")
-    if stat.ok and stat.text:
-        # "<pid> (<comm>) <state> ...": comm may hold spaces and parentheses.
-        state = stat.text.rpartition(")")[2].split()
-        return not state or state[0] != "Z"
-    return host.exists(f"/proc/{pid}").present is True
+def running_check(check: PidfileCheck) -> RunningCheck:
+    """The VM layer's view of a pid-file check (`nestctl.host.pidfiles`)."""
+    if check.running and check.pid is not None:
+        return RunningCheck(True, facts_from_argv(check.vmid, check.pid, list(check.argv)))
+    reason = check.reason
+    if check.stale and reason is not None:
+        reason += " (stale pid file)"
+    return RunningCheck(check.running, reason=reason)
 
 
 def check_running(host: Machine, vmid: int) -> RunningCheck:
-    """Is VM `vmid` running on this node, and with which command line?"""
-    pidfile = None
-    pid_text = None
-    for d in PID_DIRS:
-        read = host.read(f"{d}/{vmid}.pid")
-        if read.ok:
-            pidfile, pid_text = f"{d}/{vmid}.pid", read.text or ""
-            break
-        if read.status.value == "unreadable":
-            return RunningCheck(False, reason=f"{d}/{vmid}.pid: {read.error}")
-    if pidfile is None or pid_text is None:
-        return RunningCheck(False, reason="no pid file")
-    m = _PID_RE.match(pid_text)
-    if m is None:
-        return RunningCheck(False, reason=f"{pidfile} holds no pid")
-    pid = int(m.group(1))
-    cmd = host.read(f"/proc/{pid}/cmdline")
-    if not cmd.ok or not cmd.text:
-        return RunningCheck(False, reason=f"process {pid} from {pidfile} is gone (stale pid file)")
-    argv = split_cmdline(cmd.text)
-    if not argv or not is_qemu_program(argv[0]):
-        return RunningCheck(False, reason=f"process {pid} is not QEMU (stale pid file)")
-    named = last_option(argv, "pidfile")
-    if named is None or _same_run_path(named) != _same_run_path(pidfile):
-        return RunningCheck(False, reason=f"process {pid} does not use {pidfile} (stale pid file)")
-    if not _process_alive(host, pid):
-        return RunningCheck(False, reason=f"process {pid} is not running (zombie)")
-    return RunningCheck(True, facts_from_argv(vmid, pid, argv))
+    """Is VM `vmid` running on this node, and with which command line? (None: unknown)"""
+    return running_check(check_pidfile(host, vmid))
 
 
 def sane_cpu(cpu_arg: str) -> bool:

@@ -50,7 +50,7 @@ def upstream_tuple(version: str) -> tuple[int, ...] | None:
     upstream = version.split(":", 1)[-1]
     if "-" in upstream:
         upstream = upstream.rsplit("-", 1)[0]
-    m = re.match(r"\d+(?:\.\d+)*", upstream)
+    m = re.match(r"\d+(?:\.\d+)*", upstream, re.ASCII)
     if not m:
         return None
     return tuple(int(p) for p in m.group(0).split("."))
@@ -91,7 +91,7 @@ def compare_versions(a: str, b: str) -> int:
         epoch = 0
         if ":" in v:
             e, v = v.split(":", 1)
-            epoch = int(e) if e.isdigit() else 0
+            epoch = int(e) if e.isascii() and e.isdigit() else 0
         up, _, rev = v.rpartition("-") if "-" in v else (v, "", "")
         return epoch, up, rev
 
@@ -132,7 +132,11 @@ def read_versions(host: Host) -> PackageVersions:
     if read.text is None:
         problem = () if read.status.value == "missing" else (f"{DPKG_STATUS}: {read.error}",)
         return PackageVersions(problems=problem)
-    installed = parse_dpkg_status(read.text)
+    return package_versions(parse_dpkg_status(read.text))
+
+
+def package_versions(installed: Mapping[str, str]) -> PackageVersions:
+    """The versions that matter from package -> Debian version (dpkg, or the API's apt list)."""
     raw = {p: installed[p] for p in PACKAGES if p in installed}
 
     def ver(pkg: str) -> tuple[int, ...] | None:

@@ -1,8 +1,10 @@
 """The API collector: every node and VM of a cluster through `ApiClient`, concurrently.
 
-Requests: `/version` and `/cluster/resources` once; per node `status`, `apt/versions` and
-`capabilities/qemu/cpu-flags`; per VM `pending` (the config in force, the pending values and
-deletions in one reply) and, for a running VM, `status/current` (running-qemu, running-machine).
+Requests: `/version` and `/cluster/resources` once; per node `status`, `apt/versions`,
+`capabilities/qemu/cpu-flags` and `qemu?full=1` (every VM's status with running-qemu and
+running-machine, as status/current gives them, in one reply); per VM `pending` (the config in
+force, the pending values and deletions in one reply). `status/current` is asked only for a
+running VM the node list left out.
 Reads run through a bounded thread pool (the client retries them); a node or VM that fails
 becomes a finding and the rest completes. Only a failure of the first requests (TLS, auth, no
 answer) stops the scan: then nothing about the cluster is known.
@@ -32,6 +34,7 @@ from nestctl.api.errors import (
     ApiPermissionError,
 )
 from nestctl.findings import Finding, error, unknown, warning
+from nestctl.vm.collect.pmxcfs import ClusterFiles
 from nestctl.vm.facts import NodeFacts, ScanFacts, UnreachableVm, VmFacts, VmOptions
 from nestctl.vm.model import VmConfig
 from nestctl.vm.running import RunningCheck, RunningVm
@@ -47,6 +50,7 @@ class NestedReading:
     after_reboot: bool | None = None
     decided_by: str | None = None
     problem: str | None = None  # why live is None
+    product_uuid: str | None = None  # the node's DMI product_uuid (read with it over SSH)
 
     def to_json(self) -> dict[str, Any]:
         return {"live": self.live, "after_reboot": self.after_reboot, "decided_by": self.decided_by}
@@ -72,6 +76,7 @@ class NodeReport:
     virt_flag: str | None = None
     nested: NestedReading = NestedReading(None, problem=API_CANNOT_SEE)
     findings: list[Finding] = field(default_factory=list)
+    vm_status: dict[int, dict[str, Any]] = field(default_factory=dict)  # from qemu?full=1
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -172,9 +177,14 @@ def collect_api(
     nested_reader: NestedReader | None = None,
     progress: Progress | None = None,
     on_total: Callable[[int], None] | None = None,
+    files: ClusterFiles | None = None,
 ) -> ApiScan:
-    """Scan the cluster behind `client`. Raises ApiError only when nothing could be read."""
+    """Scan the cluster behind `client`. Raises ApiError only when nothing could be read.
+
+    `files` (the cluster file system, read over SSH) replaces the per-VM config requests.
+    """
     scan = ApiScan()
+    models = _custom_models(files, scan)
     version = client.get("/version")
     scan.version = text_of(version.get("version")) if isinstance(version, dict) else None
     resources = client.get("/cluster/resources")
@@ -183,6 +193,7 @@ def collect_api(
             "/cluster/resources is not a list", method="GET", path="/cluster/resources"
         )
     nodes, vms = _inventory(resources, scan, opts)
+    addresses = _addresses(client) if nested_reader is not None else {}
     if on_total is not None:
         on_total(len(nodes) + len(vms))
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
@@ -195,6 +206,8 @@ def collect_api(
                 opts=opts,
                 pve_version=scan.version,
                 nested_reader=nested_reader,
+                custom_models=models,
+                address=addresses.get(name),
             )
             for name, online in nodes.items()
         }
@@ -204,31 +217,53 @@ def collect_api(
             scan.node_reports.append(report)
             if progress:
                 progress()
-        vm_jobs: list[tuple[dict[str, Any], Future[VmFacts | UnreachableVm]]] = []
-        for res in vms:
-            node = res["node"]
-            node_facts = facts.get(node)
-            if node_facts is None:
-                why = next(
-                    (f.message for r in scan.node_reports if r.node == node for f in r.findings),
-                    f"node {node} could not be reached",
-                )
-                scan.unreachable.append(_unreachable(res, why))
-                if progress:
-                    progress()
-                continue
-            vm_jobs.append((res, pool.submit(vm_from_api, client, res, node_facts)))
-        for _res, vm_job in vm_jobs:
-            got = vm_job.result()
-            if isinstance(got, UnreachableVm):
-                scan.unreachable.append(got)
-            else:
-                scan.vms.append(got)
-            if progress:
-                progress()
+        _collect_vms(
+            pool, client, scan, vms, facts=facts, files=files, progress=progress or (lambda: None)
+        )
     scan.nodes = {name: f for name, f in facts.items() if f is not None}
     scan.vms.sort(key=lambda v: v.config.vmid)
     return scan
+
+
+def _collect_vms(
+    pool: ThreadPoolExecutor,
+    client: ApiClient,
+    scan: ApiScan,
+    vms: list[dict[str, Any]],
+    *,
+    facts: dict[str, NodeFacts | None],
+    files: ClusterFiles | None,
+    progress: Progress,
+) -> None:
+    """Every VM's facts, its requests through `pool`; a VM that fails is kept as unreachable."""
+    jobs: list[Future[VmFacts | UnreachableVm]] = []
+    statuses = {r.node: r.vm_status for r in scan.node_reports}
+    for res in vms:
+        node, vmid = res["node"], res["vmid"]
+        node_facts = facts.get(node)
+        if node_facts is None:
+            why = next(
+                (f.message for r in scan.node_reports if r.node == node for f in r.findings),
+                f"node {node} could not be reached",
+            )
+            scan.unreachable.append(_unreachable(res, why))
+            progress()
+            continue
+        status = statuses.get(node, {})
+        known = files.configs.get(vmid) if files else None
+        if known is not None and known.node == node and vmid in status:
+            # The cluster file system gave the config, the node list its status: no request.
+            scan.vms.append(VmFacts(known, _run_state(client, known, node_facts, status[vmid])))
+            progress()
+            continue
+        jobs.append(pool.submit(vm_from_api, client, res, node_facts, status.get(vmid)))
+    for job in jobs:
+        got = job.result()
+        if isinstance(got, UnreachableVm):
+            scan.unreachable.append(got)
+        else:
+            scan.vms.append(got)
+        progress()
 
 
 def _inventory(
@@ -280,6 +315,8 @@ def node_from_api(
     opts: VmOptions,
     pve_version: str | None,
     nested_reader: NestedReader | None,
+    custom_models: dict[str, dict[str, str]] | None = None,
+    address: str | None = None,
 ) -> tuple[NodeFacts | None, NodeReport]:
     report = NodeReport(node=name, reachable=False)
     if not online:
@@ -316,10 +353,11 @@ def node_from_api(
     report.vendor = vendor
     report.virt_flag = "vmx" if "vmx" in flags else "svm" if "svm" in flags else None
     versions, problems = _versions(client, base, name, report)
+    report.vm_status = _vm_statuses(client, base)
     nested_virt = _nested_virt_flag(client, base)
     reading = NestedReading(None, problem=API_CANNOT_SEE)
     if nested_reader is not None:
-        reading = nested_reader(name, None)
+        reading = nested_reader(name, address)
     report.nested = reading
     facts = _node_facts(
         name,
@@ -333,6 +371,7 @@ def node_from_api(
         reading=reading,
         nested_virt=nested_virt,
         problems=problems,
+        custom_models=custom_models,
     )
     return facts, report
 
@@ -351,7 +390,7 @@ def _node_problem(name: str, what: str, exc: ApiError) -> Finding:
 
 def _versions(client: ApiClient, base: str, name: str, report: NodeReport) -> tuple[Any, list[str]]:
     """The node's package versions (apt/versions), or None and why."""
-    from nestctl.vm.versions import PACKAGES, PackageVersions, upstream_tuple  # noqa: PLC0415
+    from nestctl.vm.versions import package_versions  # noqa: PLC0415
 
     try:
         packages = client.get(f"{base}/apt/versions")
@@ -360,16 +399,12 @@ def _versions(client: ApiClient, base: str, name: str, report: NodeReport) -> tu
         return None, []
     if not isinstance(packages, list):
         return None, [f"node {name}: apt/versions is not a list"]
-    raw = {
+    installed = {
         str(p.get("Package")): text_of(p.get("Version", ""))
         for p in packages
-        if isinstance(p, dict) and p.get("Package") in PACKAGES and p.get("Version")
+        if isinstance(p, dict) and p.get("Version")
     }
-
-    def ver(pkg: str) -> tuple[int, ...] | None:
-        return upstream_tuple(raw[pkg]) if pkg in raw else None
-
-    return PackageVersions(ver("qemu-server"), ver("pve-manager"), ver("pve-qemu-kvm"), raw), []
+    return package_versions(installed), []
 
 
 def _nested_virt_flag(client: ApiClient, base: str) -> bool | None:
@@ -398,6 +433,7 @@ def _node_facts(
     reading: NestedReading,
     nested_virt: bool | None,
     problems: list[str],
+    custom_models: dict[str, dict[str, str]] | None = None,
 ) -> NodeFacts:
     from nestctl.host.cpuinfo import CpuInfo  # noqa: PLC0415
     from nestctl.vm.versions import cpu_env_for, parse_version_arg  # noqa: PLC0415
@@ -411,7 +447,12 @@ def _node_facts(
         vendor_id = {"intel": "GenuineIntel", "amd": "AuthenticAMD"}.get(vendor or "")
         info = CpuInfo(vendor_id, flags, model, int_of(cpuinfo.get("cpus")) or 0)
     env = cpu_env_for(
-        versions=versions, cpuinfo=info, qemu_version=qemu, pve_version=pve, nodename=name
+        versions=versions,
+        cpuinfo=info,
+        custom_models=custom_models,
+        qemu_version=qemu,
+        pve_version=pve,
+        nodename=name,
     )
     return NodeFacts(
         name=name,
@@ -428,19 +469,51 @@ def _node_facts(
         qemu_server_known=pve is not None
         or (versions is not None and versions.qemu_server is not None),
         nested_virt_flag=nested_virt,
+        custom_models_known=custom_models is not None,
     )
 
 
+def _addresses(client: ApiClient) -> dict[str, str]:
+    """Node name -> IP from /cluster/status, for SSH from outside the cluster ({} if unknown)."""
+    try:
+        status = client.get("/cluster/status")
+    except ApiError:
+        return {}
+    return {
+        str(item["name"]): str(item["ip"])
+        for item in (status if isinstance(status, list) else [])
+        if isinstance(item, dict) and item.get("type") == "node" and item.get("ip")
+    }
+
+
+def _vm_statuses(client: ApiClient, base: str) -> dict[int, dict[str, Any]]:
+    """Every VM's status on a node in one request ({} when it fails: then per VM)."""
+    try:
+        listed = client.get(f"{base}/qemu", full=1)
+    except ApiError:
+        return {}
+    out: dict[int, dict[str, Any]] = {}
+    for item in listed if isinstance(listed, list) else []:
+        vmid = int_of(item.get("vmid")) if isinstance(item, dict) else None
+        if vmid is not None:
+            out[vmid] = item
+    return out
+
+
 def vm_from_api(
-    client: ApiClient, res: Mapping[str, Any], node: NodeFacts
+    client: ApiClient,
+    res: Mapping[str, Any],
+    node: NodeFacts,
+    status: dict[str, Any] | None = None,
 ) -> VmFacts | UnreachableVm:
     vmid, name = res["vmid"], res["node"]
     base = f"/nodes/{name}/qemu/{vmid}"
     try:
         cfg = config_from_pending(vmid, name, client.get(f"{base}/pending"))
-        run = RunningCheck(False, reason="stopped (the cluster says so)")
-        if res.get("status") == "running":
-            run = _running(client, base, cfg, node)
+        if status is None and res.get("status") != "running":
+            run = RunningCheck(False, reason="stopped (the cluster says so)")
+        else:
+            run = _run_state(client, cfg, node, status)
     except ApiPermissionError as exc:
         priv = exc.privilege or "VM.Audit"
         return _unreachable(res, f"not permitted: {exc.message} (grant {priv} on /vms/{vmid})")
@@ -449,12 +522,37 @@ def vm_from_api(
     return VmFacts(cfg, run)
 
 
-def _running(client: ApiClient, base: str, cfg: VmConfig, node: NodeFacts) -> RunningCheck:
+def _run_state(
+    client: ApiClient, cfg: VmConfig, node: NodeFacts, status: dict[str, Any] | None
+) -> RunningCheck:
+    if status is not None and status.get("status") != "running":
+        return RunningCheck(False, reason=f"status {text_of(status.get('status'))}")
+    return _running(client, f"/nodes/{cfg.node}/qemu/{cfg.vmid}", cfg, node, status)
+
+
+def _custom_models(files: ClusterFiles | None, scan: ApiScan) -> dict[str, dict[str, str]] | None:
+    """Custom CPU models from the cluster file system (the API has no endpoint for them)."""
+    if files is None:
+        return None
+    from nestctl.vm.cpumodels import parse_custom_models  # noqa: PLC0415
+
+    scan.findings += [warning("api.pmxcfs.problem", p) for p in files.problems]
+    if files.cpu_models is None:
+        return {}
+    models, problems = parse_custom_models(files.cpu_models)
+    scan.findings += [warning("vm.env.problem", p) for p in problems]
+    return models
+
+
+def _running(
+    client: ApiClient, base: str, cfg: VmConfig, node: NodeFacts, status: Any = None
+) -> RunningCheck:
     """A running VM: its QEMU version and machine, and the -cpu Proxmox built at its start."""
     from nestctl.vm.analyse import effective_cpu  # noqa: PLC0415
     from nestctl.vm.cpuarg import predict_cpu  # noqa: PLC0415
 
-    status = client.get(f"{base}/status/current")
+    if status is None:
+        status = client.get(f"{base}/status/current")
     if not isinstance(status, dict):
         raise ApiBadReplyError("status/current is not an object")
     if status.get("status") != "running":

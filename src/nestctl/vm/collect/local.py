@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nestctl.findings import error, unknown
+from nestctl.host.pidfiles import scan_pidfiles
 from nestctl.machine import Host
 from nestctl.vm.facts import NodeFacts, ScanFacts, VmFacts, VmOptions
-from nestctl.vm.running import PID_DIRS, RunningCheck, check_running
+from nestctl.vm.running import RunningCheck, running_check
 
 if TYPE_CHECKING:
     from nestctl.host.probe import HostFacts
@@ -36,20 +37,9 @@ def node_facts(host: Host, opts: VmOptions, host_facts: HostFacts | None = None)
     )
 
 
-def pidfile_vmids(host: Host) -> set[int]:
-    """VMIDs with a pid file: one directory listing instead of a failed open per VM."""
-    out: set[int] = set()
-    for d in PID_DIRS:
-        for name in host.listdir(d).names:
-            stem, dot, ext = name.partition(".")
-            if dot and ext == "pid" and stem.isascii() and stem.isdigit():
-                out.add(int(stem))
-    return out
-
-
 def collect_vms(host: Host, opts: VmOptions, scan: ScanFacts) -> None:
     """Add the VMs asked (default: every VM on this node) to `scan`, with what could not be read."""
-    from nestctl.vm.config import load_vm_configs, local_node  # noqa: PLC0415
+    from nestctl.vm.config import config_access_problem, load_vm_configs, local_node  # noqa: PLC0415
 
     if not host.is_dir("/etc/pve"):
         scan.findings.append(
@@ -70,11 +60,19 @@ def collect_vms(host: Host, opts: VmOptions, scan: ScanFacts) -> None:
                 "systemctl status pve-cluster",
             )
         )
+    elif (problem := config_access_problem(host)) is not None:
+        scan.findings.append(
+            unknown(
+                "vm.configs.unreadable",
+                f"this node's VM configs cannot be listed: {problem}",
+                "run as root (pmxcfs serves VM configs to root and www-data only)",
+            )
+        )
     configs = load_vm_configs(
         host, all_nodes=opts.all_nodes, vmids=list(opts.vmids) if opts.vmids else None
     )
     here = local_node(host)
-    with_pidfile = pidfile_vmids(host)
+    pids = scan_pidfiles(host)
     for cfg in configs:
         if not cfg.readable:
             if host.exists(cfg.path).present is False:
@@ -99,10 +97,8 @@ def collect_vms(host: Host, opts: VmOptions, scan: ScanFacts) -> None:
             continue
         if cfg.node not in (None, here):
             run = RunningCheck(False, reason="on another node")
-        elif cfg.vmid in with_pidfile:
-            run = check_running(host, cfg.vmid)
         else:
-            run = RunningCheck(False, reason="no pid file")
+            run = running_check(pids.check(cfg.vmid))
         scan.vms.append(VmFacts(cfg, run))
 
 

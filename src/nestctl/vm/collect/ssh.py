@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 from typing import Any
 
 from nestctl.vm.collect.api import NestedReader, NestedReading
 
-#: One round trip: nestctl's own answer if it is installed, else the raw sysfs values.
+#: One round trip: the node's DMI product_uuid (ties it to the VM it runs in, for `tree`), then
+#: nestctl's own answer if it is installed, else the raw sysfs values.
 REMOTE_COMMAND = (
+    'echo "product_uuid $(cat /sys/class/dmi/id/product_uuid 2>/dev/null)"; '
     "if command -v nestctl >/dev/null 2>&1; then nestctl host --json; else "
     "for m in kvm_intel kvm_amd; do f=/sys/module/$m/parameters/nested; "
     '[ -r "$f" ] && echo "$m $(cat "$f")"; done; fi'
@@ -24,7 +27,17 @@ SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=5")
 
 def parse_remote(output: str) -> NestedReading:
     """The reading from REMOTE_COMMAND's output (JSON from nestctl, or `module value` lines)."""
-    text = output.strip()
+    first, _, rest = output.strip().partition("\n")
+    uuid = None
+    if first.startswith("product_uuid"):
+        uuid = first.removeprefix("product_uuid").strip().lower() or None
+    else:
+        rest = output
+    reading = _nested(rest.strip())
+    return replace(reading, product_uuid=uuid)
+
+
+def _nested(text: str) -> NestedReading:
     if text.startswith("{"):
         return _from_host_json(text)
     for line in text.splitlines():

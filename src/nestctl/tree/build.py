@@ -1,0 +1,105 @@
+"""Build the lab tree from target views (pure: no I/O).
+
+An inner target hangs under the outer VM that runs it: named by `parent = "T/VMID"` in the config
+file, or found by the VM's smbios1 uuid matching the inner node's DMI product_uuid.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nestctl.findings import Finding, Verdict, warning
+from nestctl.tree.views import TargetView
+
+_ORDER = {"ready": 0, "unknown": 1, "not-ready": 2}
+
+
+def worst(verdicts: list[str]) -> str:
+    return max(verdicts, key=lambda v: _ORDER.get(v, 1), default="ready")
+
+
+def _parents(views: dict[str, TargetView]) -> tuple[dict[str, tuple[str, int]], list[Finding]]:
+    """Each inner target's (outer target, vmid)."""
+    by_uuid: dict[str, tuple[str, int]] = {}
+    for view in views.values():
+        for vm in view.vms:
+            if vm.smbios_uuid:
+                by_uuid[vm.smbios_uuid] = (view.name, vm.vmid)
+    parents: dict[str, tuple[str, int]] = {}
+    findings: list[Finding] = []
+    for view in views.values():
+        parent = view.parent
+        if parent is None:
+            parent = next(
+                (by_uuid[n.product_uuid] for n in view.nodes if n.product_uuid in by_uuid),
+                None,
+            )
+        if parent is None:
+            continue
+        outer = views.get(parent[0])
+        if outer is None or parent[0] == view.name:
+            findings.append(
+                warning(
+                    "tree.parent-missing",
+                    f"target {view.name}: its parent target {parent[0]!r} is not being shown",
+                )
+            )
+            continue
+        if outer.problem is None and not any(vm.vmid == parent[1] for vm in outer.vms):
+            findings.append(
+                warning(
+                    "tree.parent-missing",
+                    f"target {view.name}: target {parent[0]} has no VM {parent[1]}",
+                    f'check parent = "{parent[0]}/{parent[1]}" in the config file',
+                )
+            )
+            continue
+        parents[view.name] = parent
+    return parents, findings
+
+
+def build_tree(views: list[TargetView]) -> tuple[list[dict[str, Any]], list[Finding], Verdict]:
+    """The `tree` list of the JSON contract, the top-level findings and the overall verdict."""
+    by_name = {v.name: v for v in views}
+    parents, findings = _parents(by_name)
+    children: dict[tuple[str, int], list[str]] = {}
+    for inner, parent in parents.items():
+        children.setdefault(parent, []).append(inner)
+    verdicts: list[str] = []
+
+    def render(view: TargetView, level: int, seen: frozenset[str]) -> list[dict[str, Any]]:
+        seen = seen | {view.name}
+        if view.problem is not None:
+            findings.append(view.problem)
+            verdicts.append("unknown")
+            return [
+                {"kind": "node", "target": view.name, "node": None, "level": level,
+                 "verdict": "unknown", "findings": [view.problem.to_json()], "children": []}
+            ]  # fmt: skip
+        out = []
+        for node in view.nodes:
+            vms = []
+            for vm in (v for v in view.vms if v.node == node.node):
+                inner = [
+                    n
+                    for name in sorted(children.get((view.name, vm.vmid), []))
+                    if name not in seen
+                    for n in render(by_name[name], level + 1, seen)
+                ]
+                verdicts.append(vm.verdict)
+                vms.append(
+                    {"kind": "vm", "vmid": vm.vmid, "name": vm.name, "verdict": vm.verdict,
+                     "broken_link": vm.broken_link, "children": inner}
+                )  # fmt: skip
+            verdicts.append(node.verdict)
+            findings.extend(f.with_message(f"{view.name}/{node.node}: {f.message}")
+                            for f in node.findings if f.severity.value != "info")  # fmt: skip
+            out.append(
+                {"kind": "node", "target": view.name, "node": node.node, "level": level,
+                 "verdict": node.verdict, "findings": [f.to_json() for f in node.findings],
+                 "children": vms}
+            )  # fmt: skip
+        return out
+
+    tree = [n for v in views if v.name not in parents for n in render(v, 0, frozenset())]
+    return tree, findings, Verdict(worst(verdicts))

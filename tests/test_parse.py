@@ -1,0 +1,146 @@
+"""The shared parsers (nestctl.parse) and the rules every parser in nestctl follows: ASCII digits
+only, `re.ASCII` on patterns using \\d \\w \\s \\b, no quadratic lazy-group-then-spaces pattern."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nestctl.findings import Report
+from nestctl.parse import cpu_vendor, finite_or_none, is_ascii_digits, parse_uint, proxmox_bool
+from nestctl.render.jsonout import dumps_report
+from nestctl.vm.config import key_value
+from nestctl.vm.propstring import parse_boolean
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "nestctl"
+#: Modules whose owners adopt these rules on their own branches (then drop them from here).
+ELSEWHERE = ("guest/", "qemu/", "vm/report.py")
+_RE_FUNCS = {
+    "compile",
+    "match",
+    "search",
+    "fullmatch",
+    "sub",
+    "subn",
+    "findall",
+    "finditer",
+    "split",
+}
+
+
+@pytest.mark.parametrize(
+    "text", ["¹", "٣", "١٢", "²³", "\U0001d7d9", "Ⅻ", "", " ", "-1", "+1", "1.0", "0x1"]
+)
+def test_non_ascii_and_signed_digits_are_not_numbers(text: str) -> None:
+    assert parse_uint(text) is None
+    assert not is_ascii_digits(text)
+
+
+def test_numbers_are_bounded() -> None:
+    assert parse_uint(" 4096\n") == 4096
+    assert parse_uint("9" * 20) == int("9" * 20)
+    assert parse_uint("9" * 21) is None  # int() on a huge digit string is slow, and no value
+    assert parse_uint("12345678901", max_digits=10) is None
+
+
+@pytest.mark.parametrize(
+    ("word", "value"),
+    [
+        ("1", True), ("on", True), ("ON", True), ("Yes", True), ("TRUE", True),
+        ("0", False), ("off", False), ("No", False), ("FALSE", False),
+        ("01", None), ("2", None), ("", None), (" 1", None), ("y", None), ("enabled", None),
+        ("\uff4f\uff4e", None), ("İ", None),
+    ],
+)  # fmt: skip
+def test_proxmox_booleans_follow_qemu_server_check_type(word: str, value: bool | None) -> None:
+    # qemu-server: `return 1 if ($value eq '1') || ($value =~ m/^(on|yes|true)$/i)`.
+    assert proxmox_bool(word) is value
+    assert parse_boolean(word) == (None if value is None else "1" if value else "0")
+
+
+def test_one_vendor_mapping() -> None:
+    assert cpu_vendor("GenuineIntel") == "intel"
+    assert cpu_vendor("AuthenticAMD") == "amd"
+    assert cpu_vendor("HygonGenuine") == "amd"
+    assert cpu_vendor("CentaurHauls") == "other"
+    assert cpu_vendor("") is None
+    assert cpu_vendor(None) is None
+
+
+def test_json_output_is_strict_with_non_finite_values_as_null() -> None:
+    report = Report("t", {"x": {"ratio": math.nan, "list": [1.5, math.inf, -math.inf]}})
+    text = dumps_report(report.to_json())
+    body = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert body["x"] == {"ratio": None, "list": [1.5, None, None]}
+    assert finite_or_none((1.0, {"a": math.nan})) == [1.0, {"a": None}]
+
+
+_PROXMOX_KV = re.compile(r"([a-z][a-z_\-]*\d*):\s*(.+?)\s*", re.ASCII)
+
+
+@given(
+    st.lists(
+        st.sampled_from(["a", "b", "1", "_", "-", ":", " ", "\t", "\x0b", "\xa0", "x", "é"]),
+        max_size=12,
+    ).map("".join)
+)
+def test_config_key_value_splits_as_proxmox_does(line: str) -> None:
+    m = _PROXMOX_KV.fullmatch(line)
+    assert key_value(line) == ((m.group(1), m.group(2)) if m else None)
+
+
+def test_config_key_value_is_linear_on_long_space_runs() -> None:
+    line = "args: -cpu" + " " * 200_000 + "x"
+    assert key_value(line) == ("args", "-cpu" + " " * 200_000 + "x")
+
+
+def _sources() -> list[tuple[str, str]]:
+    out = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC).as_posix()
+        if not rel.startswith(ELSEWHERE):
+            out.append((rel, path.read_text(encoding="utf-8")))
+    return out
+
+
+def test_regexes_are_ascii_and_not_quadratic() -> None:
+    bad: list[str] = []
+    for rel, text in _sources():
+        for node in ast.walk(ast.parse(text)):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in _RE_FUNCS
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "re"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                continue
+            pattern = node.args[0].value
+            call = ast.get_source_segment(text, node) or ""
+            if re.search(r"\\[dwsbDWSB]", pattern) and "ASCII" not in call:
+                bad.append(f"{rel}:{node.lineno}: {pattern!r} lacks re.ASCII")
+            if re.search(r"\.[+*]\?\)?\\s\*", pattern):
+                bad.append(f"{rel}:{node.lineno}: {pattern!r} is quadratic on long space runs")
+    assert not bad, "\n".join(bad)
+
+
+def test_digit_checks_are_ascii_only() -> None:
+    bad = [
+        f"{rel}:{n}: {line.strip()}"
+        for rel, text in _sources()
+        for n, line in enumerate(text.splitlines(), start=1)
+        if re.search(r"\.is(digit|decimal|numeric)\(\)", line)
+        and "isascii()" not in line
+        and rel != "parse.py"
+    ]
+    assert not bad, "str.isdigit() is true for '¹' and '٣': use nestctl.parse\n" + "\n".join(bad)
