@@ -113,6 +113,7 @@ def test_ticket_login_needs_csrf_on_writes(pve_sim: PveSim) -> None:
     assert (bad.status, bad.reason) == (401, "authentication failure")
     ticket, csrf = pve_sim.login()
     assert ticket.startswith("PVE:root@pam:")
+    assert pve_sim.requests[-1].params == {"username": "root@pam", "password": "<redacted>"}
     assert pve_sim.request("GET", "/nodes/pve1/qemu/103/config", ticket=ticket).status == 200
     no_csrf = pve_sim.request("PUT", "/nodes/pve1/qemu/103/config", {"name": "x"}, ticket=ticket)
     assert (no_csrf.status, no_csrf.reason) == (401, "Permission denied - invalid csrf token")

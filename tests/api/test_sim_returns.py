@@ -25,6 +25,8 @@ GETS = [
     ("/nodes/{node}/version", {}),
     ("/nodes/{node}/apt/versions", {}),
     ("/nodes/{node}/capabilities/qemu/cpu-flags", {}),
+    ("/nodes/{node}/capabilities/qemu/cpu", {}),
+    ("/nodes/{node}/capabilities/qemu/machines", {}),
     ("/nodes/{node}/firewall/options", {}),
     ("/nodes/{node}/firewall/rules", {}),
     ("/nodes/{node}/firewall/rules/{pos}", {}),

@@ -136,6 +136,7 @@ def exec_status(ctx: Ctx) -> Any:
     answer, done_at = run
     if time.time() < done_at or answer is None:
         return {"exited": 0}
+    del guest.exec_runs[pid or -1]  # qemu-ga forgets a process once it reported its end
     out: dict[str, Any] = {"exited": 1, "exitcode": answer.exitcode}
     if answer.out_data:
         out["out-data"] = answer.out_data

@@ -6,6 +6,7 @@ import re
 import time
 from typing import Any
 
+from nestctl.vm.cpumodels import BUILTIN_MODELS, x86_vendors
 from tests.pvesim.cluster import Cluster, Node, Task, Vm
 from tests.pvesim.handlers import ApiError, Ctx, Extra, handles, index
 
@@ -331,6 +332,40 @@ def cpu_flags(ctx: Ctx) -> Any:
     return out
 
 
+def known_models(node: Node) -> dict[str, str]:
+    """Built-in CPU models of the node's qemu-server generation -> vendor (x86-64-vN: default)."""
+    qemu_server = tuple(int(x) for x in re.findall(r"\d+", node.packages.get("qemu-server", "")))
+    return {**x86_vendors(qemu_server or None), **dict.fromkeys(BUILTIN_MODELS, "default")}
+
+
+@handles("GET", "/nodes/{node}/capabilities/qemu/cpu")
+def cpu_models(ctx: Ctx) -> Any:
+    models = known_models(ctx.node)
+    return [{"name": n, "vendor": v, "custom": 0} for n, v in sorted(models.items())]
+
+
+#: QEMU releases whose versioned machine types a build keeps (2.3 is the oldest it offers).
+_QEMU_RELEASES = (
+    *((2, m) for m in range(3, 13)),
+    *((major, m) for major in range(3, 11) for m in range(3) if (major, m) != (3, 2)),
+    (11, 0),
+)
+
+
+@handles("GET", "/nodes/{node}/capabilities/qemu/machines")
+def machines(ctx: Ctx) -> Any:
+    """Versioned machine types up to the node's QEMU, newest first."""
+    major, minor = (int(x) for x in ctx.node.qemu_version.split(".")[:2])
+    out = []
+    for v_major, v_minor in sorted(_QEMU_RELEASES, reverse=True):
+        if (v_major, v_minor) > (major, minor):
+            continue
+        version = f"{v_major}.{v_minor}"
+        for kind, prefix in (("q35", "pc-q35"), ("i440fx", "pc-i440fx")):
+            out.append({"id": f"{prefix}-{version}", "type": kind, "version": version})
+    return out
+
+
 # -- tasks ----------------------------------------------------------------------------------------
 
 
@@ -363,6 +398,7 @@ def new_task(
     )
     task.log.append(f"starting task {upid}")
     node.tasks[upid] = task
+    cluster.running_tasks.append(task)
     return task
 
 

@@ -6,9 +6,10 @@ import re
 import time
 from typing import Any
 
-from tests.pvesim.api_nodes import _memory_bytes, new_task
+from nestctl.vm.cpumodels import DEPRECATED_ALIASES
+from tests.pvesim.api_nodes import _memory_bytes, known_models, new_task
 from tests.pvesim.cluster import Node, Vm
-from tests.pvesim.handlers import ApiError, Ctx, Handler, handles, index, typed
+from tests.pvesim.handlers import ApiError, Ctx, Handler, handles, index, param_error, typed
 
 CONFIG = "/nodes/{node}/qemu/{vmid}/config"
 _NOT_CHANGES = {"node", "vmid", "digest", "delete", "revert", "skiplock", "background_delay"}
@@ -79,6 +80,33 @@ _FAST_PLUG = {
     "tags",
     "vmstatestorage",
 }
+
+
+# Flags a VM's own `cpu:` may carry (CPUConfig.pm); custom models may use any (reference §2.2).
+_VM_FLAGS_8 = ("pcid", "spec-ctrl", "ibpb", "ssbd", "virt-ssbd", "amd-ssbd", "amd-no-ssb",
+               "pdpe1gb", "md-clear", "hv-tlbflush", "hv-evmcs", "aes")  # fmt: skip
+_VM_FLAGS_9_1 = tuple(sorted((*_VM_FLAGS_8, "nested-virt")))
+
+
+def _cpu_problem(value: str, node: Node) -> str | None:
+    """validate_vm_cpu_conf: the model must exist, flags must be whitelisted (per version)."""
+    parts: dict[str, str] = {}
+    for part in filter(None, value.split(",")):
+        key, sep, val = part.partition("=")
+        parts[key if sep else "cputype"] = val if sep else key
+    model = parts.get("cputype", "kvm64")
+    models = known_models(node)
+    if "reported-model" in parts:
+        return "Property 'reported-model' not allowed in VM-specific CPU config."
+    if model.startswith("custom-"):
+        return f"Custom cputype '{model[7:]}' not found"
+    if model not in models and model not in DEPRECATED_ALIASES:
+        return f"Built-in cputype '{model}' is not defined (missing 'custom-' prefix?)"
+    allowed = _VM_FLAGS_9_1 if node.major_minor >= (9, 1) else _VM_FLAGS_8
+    flags = [f[1:] for f in parts.get("flags", "").split(";") if f]
+    if any(f not in allowed for f in flags):
+        return f"VM-specific CPU flags must be a subset of: {', '.join(sorted(allowed))}"
+    return None
 
 
 def _privilege_for(key: str) -> str | None:
@@ -179,6 +207,8 @@ def vm_current(ctx: Ctx) -> Any:
     vm, node = ctx.vm, ctx.node
     status = _vm_status(vm, node, full=True)
     status["ha"] = {"managed": 0}
+    if vm.running and node.major_minor < (7, 0):  # PVE 6.2: NIC counters as strings
+        status["nics"] = {f"tap{vm.vmid}i0": {"netin": "123456", "netout": "65432"}}
     if vm.conf.enabled("agent"):  # 1 whenever the config enables it, even when stopped
         status["agent"] = 1
     if node.major_minor >= (8, 2):
@@ -241,6 +271,10 @@ def _update_config(ctx: Ctx) -> None:
                 raise ApiError(500, f"only root can set '{key}' config")
         else:
             ctx.require(f"/vms/{vm.vmid}", need)
+    cpu = changes.get("cpu")
+    problem = _cpu_problem(cpu, ctx.node) if cpu is not None else None
+    if problem is not None:
+        raise param_error({"cpu": f"invalid format - {problem}\n"})
     both = set(changes) & {k.lstrip("!") for k in deletes}
     if both:
         key = sorted(both)[0]
@@ -327,11 +361,18 @@ def _machine_for(vm: Vm, node: Node) -> str:
     return f"{family}-{m.group(2) or qemu}{m.group(3) or '+pve0'}"
 
 
-def _start(vm: Vm, node: Node, ctx: Ctx) -> None:
+def _start(vm: Vm, node: Node, ctx: Ctx) -> str | None:
+    """A cold start: pending changes apply, then QEMU starts (or the -cpu cannot be built)."""
     vm.conf.apply_pending()
+    cpu = vm.conf.main.get("cpu")
+    problem = _cpu_problem(cpu, node) if cpu is not None else None
+    if problem is not None:  # get_cpu_options parses it again and dies with the same text
+        vm.status, vm.pid, vm.running_machine = "stopped", None, None
+        return problem
     vm.status, vm.pid, vm.started = "running", ctx.cluster.next_pid(), time.time()
     vm.running_machine = _machine_for(vm, node)
     vm.running_cpu = vm.conf.main.get("cpu", "kvm64")
+    return None
 
 
 def _power(ctx: Ctx, action: str) -> Any:
@@ -346,14 +387,13 @@ def _power(ctx: Ctx, action: str) -> Any:
         if action == "start":
             if vm.running:
                 return f"VM {vm.vmid} already running"
-            _start(vm, node, ctx)
-            return None
+            return _start(vm, node, ctx)
         if not vm.running:
             return f"VM {vm.vmid} not running"
         if action in ("stop", "shutdown"):
             vm.status, vm.pid, vm.running_machine = "stopped", None, None
         elif action == "reboot":  # a cold restart: pending changes apply, new QEMU process
-            _start(vm, node, ctx)
+            return _start(vm, node, ctx)
         elif action == "suspend":
             vm.status = "paused"
         elif action == "resume":

@@ -143,6 +143,7 @@ class Cluster:
     task_seconds: float = 0.2  # how long a power task runs
     node_reboot_seconds: float = 1.0  # how long a rebooting node is unreachable
     lock: threading.RLock = field(default_factory=threading.RLock)
+    running_tasks: list[Task] = field(default_factory=list)
     _next_pid: int = _PID_BASE
 
     @property
@@ -172,9 +173,11 @@ class Cluster:
             for node in self.nodes.values():
                 if node.back_at is not None and now >= node.back_at:
                     node.online, node.back_at, node.uptime_since = True, None, now
-                for task in node.tasks.values():
-                    if task.status == "running" and now >= task.ends:
-                        finish_task(task)
+            due = [t for t in self.running_tasks if now >= t.ends]
+            for task in due:
+                self.running_tasks.remove(task)
+                if task.status == "running":
+                    finish_task(task)
 
     # -- changes a test makes behind the client's back --------------------------------------------
 

@@ -79,6 +79,11 @@ class Schema:
 
     @classmethod
     def load(cls, path: Path = SCHEMA_PATH) -> Schema:
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"pvesim reads Proxmox's API schema from {path}: not found (the shared/ "
+                "directory beside the clone holds it)"
+            )
         return cls(json.loads(path.read_text()))
 
     def route(self, method: str, path: str) -> Route | None:

@@ -34,6 +34,7 @@ from tests.pvesim.tls import fingerprint, make_certificate
 
 HARNESS_HEADER = "X-PveSim-Harness"  # requests the test harness itself sends (not nestctl's)
 ROOT_PASSWORD = "pvesim-root-password"
+_SECRETS = frozenset({"password", "otp", "tfa-challenge", "cipassword"})  # kept out of the log
 
 
 @dataclass
@@ -187,9 +188,22 @@ class PveSim:
 
     # -- users and faults --------------------------------------------------------------------------
 
-    def fail(self, **kwargs: Any) -> Fault:
+    def fail(
+        self,
+        kind: str = "error",
+        *,
+        status: int = 500,
+        message: str = "internal error",
+        node: str | None = None,
+        path: str | None = None,
+        method: str | None = None,
+        times: int | None = None,
+        seconds: float = 30.0,
+    ) -> Fault:
         """Inject a fault: `sim.fail(node="pve2", status=595, message="No route to host")`."""
-        fault = Fault(**kwargs)
+        if kind not in ("error", "timeout", "malformed", "drop", "delay"):
+            raise ValueError(f"unknown fault kind {kind!r}")
+        fault = Fault(kind, status, message, node, path, method, times, seconds)
         self.faults.append(fault)
         return fault
 
@@ -519,11 +533,12 @@ class _Recorder:
 
     def finish(self, sim: PveSim, status: int) -> None:
         template = self.route.template if self.route else None
+        params = {k: "<redacted>" if k in _SECRETS else v for k, v in self.params.items()}
         sim.log(
             RequestRecord(
                 self.method,
                 self.path,
-                dict(self.params),
+                params,
                 template,
                 self.identity,
                 status,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import ssl
 import subprocess
 from pathlib import Path
@@ -11,6 +12,10 @@ from pathlib import Path
 def make_certificate(directory: Path, name: str = "pve1.lab") -> tuple[Path, Path]:
     """(certificate, key) PEM files for 127.0.0.1 and localhost, made with the openssl CLI."""
     cert, key = directory / "pve-ssl.pem", directory / "pve-ssl.key"
+    if shutil.which("openssl") is None:
+        raise FileNotFoundError(
+            "pvesim makes its certificate with the openssl command: install Debian's openssl"
+        )
     subprocess.run(
         [
             "openssl",
