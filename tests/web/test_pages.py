@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import time
 
-from tests.web.conftest import ALICE, login, token, wait_for
+from nestctl.web.settings import ServeSettings, TargetSpec
+from tests.pvesim import PveSim
+from tests.web.conftest import ALICE, LAB, csrf_of, login, token, wait_for
 
 
 def test_overview_shows_the_tree_with_broken_links_and_fixes(client, sim):
@@ -83,10 +85,6 @@ def test_auditor_sees_the_pages_but_may_not_act(client, sim):
 
 
 def test_an_inner_proxmox_is_shown_under_the_vm_that_runs_it(make_client, sim):
-    from nestctl.web.settings import ServeSettings, TargetSpec
-    from tests.pvesim import PveSim
-    from tests.web.conftest import LAB, csrf_of
-
     with PveSim(LAB.parent / "pve7") as inner:
         settings = ServeSettings(
             [

@@ -111,7 +111,7 @@ class TargetSnapshot:
         got = self._listed.get(key)
         if got is None:
             counts = {"ready": 0, "not-ready": 0, "unknown": 0}
-            shown = []
+            shown: list[Json] = []
             for vm in node.get("children", []):
                 verdict = str(vm.get("verdict"))
                 verdict = verdict if verdict in counts else "unknown"
