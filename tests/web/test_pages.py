@@ -113,6 +113,9 @@ def test_an_inner_proxmox_is_shown_under_the_vm_that_runs_it(make_client, sim):
         html = wait_for(client, "/", 'class="inner"', timeout=15)
         vm101 = html[html.index("101 pve-inner") :]
         inner_block = vm101[vm101.index('class="inner"') :]
-        assert "<h2>nested" in inner_block  # the inner target sits inside VM 101's entry
+        # The inner target's node sits inside VM 101's entry, one level down.
+        assert 'href="/t/nested/node/pve7"' in inner_block
+        assert "L1 · nested" in inner_block
+        assert "<h2>nested" not in html  # and is no longer drawn at the top
         assert html.count("root@pam!pvesim") >= 2
         inner.assert_conformant()

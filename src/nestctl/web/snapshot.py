@@ -15,8 +15,8 @@ from nestctl.api.actions import Api
 from nestctl.web.settings import TargetSpec
 
 Json = dict[str, Any]
-#: The engine: a target's tree in the `nestctl tree --json` shape, as the logged-in identity.
-TreeBuilder = Callable[[Api, TargetSpec], Json]
+#: The engine: one target's scan (`web.engine.EngineView`), as the logged-in identity.
+TreeBuilder = Callable[[Api, TargetSpec], Any]
 
 
 def _num(value: Any) -> float | None:
@@ -85,43 +85,27 @@ class TargetSnapshot:
     taken: float  # time.time() when the snapshot was complete
     seconds: float  # how long the engine's scan took
     tree_taken: float = 0.0  # time.time() of the engine's scan
-    tree: Json = field(default_factory=dict)  # the `nestctl tree --json` object
+    engine: Any = None  # web.engine.EngineView: the tree's view of this target, per-VM details
     live: dict[tuple[str, int], Live] = field(default_factory=dict)
     error: str | None = None  # why nothing could be read (then tree is empty)
     version: int = 0  # bumps on every refresh (live updates compare it)
-    _listed: dict[tuple[str, tuple[int, ...]], tuple[dict[str, int], list[Json]]] = field(
-        default_factory=dict, repr=False
-    )
 
-    def vm(self, vmid: int) -> tuple[Json | None, Json | None]:
-        """The tree entry of VM `vmid` at this target's own level, and its node entry."""
-        for node in self.tree.get("tree", []):
-            if node.get("target") != self.target:
-                continue
-            for vm in node.get("children", []):
-                if vm.get("vmid") == vmid:
-                    return vm, node
-        return None, None
+    @property
+    def nodes(self) -> list[Any]:
+        return list(self.engine.view.nodes) if self.engine is not None else []
 
-    def listed(self, node: Json, parents: tuple[int, ...]) -> tuple[dict[str, int], list[Json]]:
-        """A node's VM counts per verdict, and the VMs the overview lists: those not ready and
-        those running an inner target. Computed once per snapshot (the page is re-rendered
-        often; filtering 2,000 VMs in the template each time would dominate its cost)."""
-        key = (str(node.get("node")), parents)
-        got = self._listed.get(key)
-        if got is None:
-            counts = {"ready": 0, "not-ready": 0, "unknown": 0}
-            shown: list[Json] = []
-            for vm in node.get("children", []):
-                verdict = str(vm.get("verdict"))
-                verdict = verdict if verdict in counts else "unknown"
-                counts[verdict] += 1
-                if vm.get("vmid") in parents:
-                    shown.insert(0, vm)  # a VM running an inner Proxmox is always listed first
-                elif verdict != "ready":
-                    shown.append(vm)
-            got = self._listed[key] = (counts, shown)
-        return got
+    def vm(self, vmid: int) -> Any:
+        """The tree's entry (`VmView`) for VM `vmid` of this target, or None."""
+        if self.engine is None:
+            return None
+        return next((v for v in self.engine.view.vms if v.vmid == vmid), None)
+
+    def detail(self, vmid: int) -> Json:
+        """A VM's findings, chain and the explanation of its first broken link."""
+        if self.engine is None:
+            return {}
+        found: Json = self.engine.vms.get(vmid, {})
+        return found
 
 
 class SnapshotSource:
@@ -158,11 +142,12 @@ class SnapshotSource:
             rows = self.api.request("GET", "/cluster/resources", {"type": "vm"})
             snap.live = live_from_resources(rows)
             if stale or last is None:
-                snap.tree = self.tree(self.api, self.target)
+                snap.engine = self.tree(self.api, self.target)
                 snap.tree_taken = time.time()
                 snap.seconds = time.perf_counter() - start
             else:
-                snap.tree, snap.tree_taken, snap.seconds = last.tree, last.tree_taken, last.seconds
+                snap.engine, snap.tree_taken = last.engine, last.tree_taken
+                snap.seconds = last.seconds
         except Exception as exc:  # noqa: BLE001 - any failure is shown on the page, not raised
             snap.error = describe_error(exc)
             snap.seconds = time.perf_counter() - start

@@ -16,17 +16,9 @@ async def node_page(request: Request) -> Response:
     node = request.path_params["node"]
     api_for(request, target)
     snap = snapshot(request, target)
-    entry = None
-    if snap is not None:
-        entry = next(
-            (
-                n
-                for n in snap.tree.get("tree", [])
-                if n.get("target") == target and n.get("node") == node
-            ),
-            None,
-        )
-    return render(request, "node.html", target=target, node=node, snap=snap, entry=entry)
+    entry = next((n for n in snap.nodes if n.node == node), None) if snap is not None else None
+    vms = [v for v in snap.engine.view.vms if v.node == node] if entry and snap else []
+    return render(request, "node.html", target=target, node=node, snap=snap, entry=entry, vms=vms)
 
 
 routes = [Route("/t/{target}/node/{node}", node_page, methods=["GET"])]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -31,22 +32,55 @@ def snapshot(request: Request, target: str) -> TargetSnapshot | None:
     return snap
 
 
+#: The overview lists at most this many VMs per node (the rest are on the node's page).
+LIST_LIMIT = 20
+
+
 @dataclass
 class TreeView:
-    """Every target, tied as `nestctl tree` ties them (`parent = "<target>/<vmid>"`)."""
+    """Every target, tied and built as `nestctl tree` builds it, ready for the template."""
 
-    roots: list[TargetSpec]
+    roots: list[TargetSpec]  # targets shown at the top (not drawn inside another's VM)
     identities: dict[str, str]
     snaps: dict[str, TargetSnapshot]
-    inner: dict[str, list[TargetSpec]]  # "outer/101" -> the targets running inside that VM
-    parents: dict[str, tuple[int, ...]]  # target -> VM ids that run an inner target
+    blocks: dict[str, list[dict[str, Any]]]  # target -> its top-level node entries
+    findings: list[dict[str, Any]] = field(default_factory=list)  # the tree's own (ties)
+
+    def live(self, target: str, node: str, vmid: int) -> Any:
+        snap = self.snaps.get(target)
+        return snap.live.get((node, vmid)) if snap is not None else None
+
+    def broken(self, target: str, vmid: int) -> Any:
+        snap = self.snaps.get(target)
+        return snap.detail(vmid).get("broken") if snap is not None else None
+
+
+def _prepare(node: dict[str, Any], nested: set[str]) -> None:
+    """Counts per verdict and the VMs to list (those running an inner Proxmox first, then those
+    not ready), computed here once rather than by filters in the template."""
+    counts = {"ready": 0, "not-ready": 0, "unknown": 0}
+    hosts, broken = [], []
+    for vm in node.get("children", []):
+        verdict = vm.get("verdict") if vm.get("verdict") in counts else "unknown"
+        counts[verdict] += 1
+        for inner in vm.get("children", []):
+            nested.add(str(inner.get("target")))
+            _prepare(inner, nested)
+        if vm.get("children"):
+            hosts.append(vm)
+        elif verdict != "ready":
+            broken.append(vm)
+    shown = hosts + broken
+    node["_counts"], node["_shown"] = counts, shown[:LIST_LIMIT]
+    node["_more"] = max(0, len(shown) - LIST_LIMIT)
 
 
 def tree_view(request: Request) -> TreeView:
+    from nestctl.tree.build import build_tree  # noqa: PLC0415 - the engine, lazily
+
     state = web(request)
     s = session(request)
-    names = {t.name for t in state.settings.targets}
-    view = TreeView([], {}, {}, {}, {})
+    view = TreeView([], {}, {}, {})
     for spec in state.settings.targets:
         identity = s.identity(spec.name)
         if identity is not None:
@@ -54,45 +88,15 @@ def tree_view(request: Request) -> TreeView:
             snap = snapshot(request, spec.name)
             if snap is not None:
                 view.snaps[spec.name] = snap
-        outer, _, vmid = (spec.parent or "").partition("/")
-        if outer in names and outer != spec.name and vmid.isdigit():
-            view.inner.setdefault(spec.parent or "", []).append(spec)
-            view.parents[outer] = (*view.parents.get(outer, ()), int(vmid))
-        else:
-            view.roots.append(spec)
-    _break_cycles(view, state.settings.targets)
-    _unplaced_to_top(view)
+    loaded = [snap.engine.view for snap in view.snaps.values() if snap.engine is not None]
+    tree, findings, _verdict = build_tree(loaded)
+    view.findings = [f.to_json() for f in findings if f.code.startswith("tree.")]
+    nested: set[str] = set()
+    for node in tree:
+        _prepare(node, nested)
+        view.blocks.setdefault(str(node.get("target")), []).append(node)
+    view.roots = [t for t in state.settings.targets if t.name not in nested]
     return view
-
-
-def _unplaced_to_top(view: TreeView) -> None:
-    """An inner target is drawn inside its VM only once that VM is on the page (the outer
-    target's view is loaded and lists it); until then it stands at the top, never hidden."""
-    for key, specs in list(view.inner.items()):
-        outer, _, vmid = key.partition("/")
-        snap = view.snaps.get(outer)
-        if snap is not None and snap.vm(int(vmid))[0] is not None:
-            continue
-        view.roots.extend(specs)
-        del view.inner[key]
-
-
-def _break_cycles(view: TreeView, targets: list[TargetSpec]) -> None:
-    """Targets whose parents form a loop (a config mistake) are shown at the top instead."""
-    reached: set[str] = set()
-    todo = [t.name for t in view.roots]
-    while todo:
-        name = todo.pop()
-        if name in reached:
-            continue
-        reached.add(name)
-        todo.extend(t.name for k, ts in view.inner.items() if k.split("/")[0] == name for t in ts)
-    for spec in targets:
-        if spec.name not in reached:
-            view.inner[spec.parent or ""] = [
-                t for t in view.inner.get(spec.parent or "", []) if t.name != spec.name
-            ]
-            view.roots.append(spec)
 
 
 async def overview(request: Request) -> Response:

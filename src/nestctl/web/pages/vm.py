@@ -31,7 +31,8 @@ async def vm_page(request: Request) -> Response:
     vmid = int(request.path_params["vmid"])
     d = detail(request, target, node, vmid)
     snap = snapshot(request, target)
-    entry, node_entry = snap.vm(vmid) if snap is not None else (None, None)
+    entry = snap.vm(vmid) if snap is not None else None
+    info = snap.detail(vmid) if snap is not None else {}
     live = snap.live.get((node, vmid)) if snap is not None else None
     key = "/".join(detail_key(request, target, node, vmid)[1:])
     return render(
@@ -42,7 +43,7 @@ async def vm_page(request: Request) -> Response:
         vmid=vmid,
         d=d,
         entry=entry,
-        node_entry=node_entry,
+        info=info,
         live=live,
         live_key=key,
         live_version=web(request).cache.version(detail_key(request, target, node, vmid)),
