@@ -21,6 +21,7 @@ class Follower:
     state: actions.TaskState | None = None
     error: str | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    polled: asyncio.Event = field(default_factory=asyncio.Event)  # the first answer is in
     ended_at: float | None = None
     task: asyncio.Task[None] | None = None
 
@@ -67,10 +68,12 @@ class Followers:
         try:
             while True:
                 follower.state = await asyncio.to_thread(actions.task_state, api, follower.upid)
+                follower.polled.set()
                 if not follower.state.running:
                     break
                 await asyncio.sleep(actions.poll_delay(time.monotonic() - start))
         except Exception as exc:  # noqa: BLE001 - shown on the task page
             follower.error = " ".join(str(exc).split())
         follower.ended_at = time.monotonic()
+        follower.polled.set()
         follower.done.set()

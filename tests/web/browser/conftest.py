@@ -11,11 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +19,8 @@ import pytest
 
 from tests.pvesim import ROOT_PASSWORD, PveSim
 from tests.web.conftest import ALICE, LAB
+from tests.web.serve_process import REPO, ServeFailedError, start_serve, stop_serve
 
-REPO = Path(__file__).resolve().parents[3]
 CHROMIUM = os.environ.get("NESTCTL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",  # we run as root in CI; the sandbox refuses root
@@ -78,12 +73,6 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def sim() -> Iterator[PveSim]:
     with PveSim(LAB) as s:
@@ -96,47 +85,12 @@ def sim() -> Iterator[PveSim]:
 @pytest.fixture(scope="module")
 def server(sim: PveSim, artifacts: Path) -> Iterator[str]:
     """`nestctl serve` as its own process on a loopback port, pinned to the simulator."""
-    port = _free_port()
-    log = (artifacts / "serve.log").open("w")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "XDG_CONFIG_HOME": str(artifacts / "no-config")}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nestctl",
-            "serve",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--api",
-            sim.url,
-            "--fingerprint",
-            sim.fingerprint,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=REPO,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"nestctl serve did not start: see {artifacts / 'serve.log'}")
-        time.sleep(0.1)
-    yield url
-    proc.terminate()
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        proc, url = start_serve(sim, artifacts / "serve.log")
+    except ServeFailedError as exc:
+        pytest.fail(str(exc))
+    yield url
+    stop_serve(proc)
 
 
 @pytest.fixture(params=sorted(VIEWPORTS))

@@ -99,7 +99,8 @@ async def add(request: Request) -> Response:
     return await _change(request, "add rule", call)
 
 
-async def edit_form(request: Request) -> Response:
+async def _rule_page(request: Request, template: str) -> Response:
+    """A page about one rule (edit, delete), with the digest of the rule set as it is now."""
     target = request.path_params["target"]
     scope = _scope(request)
     api = api_for(request, target)
@@ -112,7 +113,7 @@ async def edit_form(request: Request) -> Response:
         return render(request, "not_found.html", status_code=404)
     return render(
         request,
-        "rule_edit.html",
+        template,
         target=target,
         scope=scope,
         base=_base(target, scope),
@@ -122,6 +123,10 @@ async def edit_form(request: Request) -> Response:
         actions=fw.ACTIONS,
         levels=fw.LOG_LEVELS,
     )
+
+
+async def edit_form(request: Request) -> Response:
+    return await _rule_page(request, "rule_edit.html")
 
 
 async def edit(request: Request) -> Response:
@@ -163,25 +168,7 @@ async def toggle(request: Request) -> Response:
 
 
 async def delete_form(request: Request) -> Response:
-    target = request.path_params["target"]
-    scope = _scope(request)
-    api = api_for(request, target)
-    try:
-        rules, digest = await asyncio.to_thread(fw.list_rules, api, scope)
-    except Exception as exc:  # noqa: BLE001
-        return failure(request, "firewall", exc, _base(target, scope))
-    rule = next((r for r in rules if r.pos == _pos(request)), None)
-    if rule is None:
-        return render(request, "not_found.html", status_code=404)
-    return render(
-        request,
-        "rule_delete.html",
-        target=target,
-        scope=scope,
-        base=_base(target, scope),
-        rule=rule,
-        digest=digest,
-    )
+    return await _rule_page(request, "rule_delete.html")
 
 
 async def delete(request: Request) -> Response:

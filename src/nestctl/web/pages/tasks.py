@@ -41,6 +41,10 @@ async def task_page(request: Request) -> Response:
     if upid is None:
         return render(request, "not_found.html", status_code=404)
     follower = web(request).followers.get(session(request).id, upid)
+    if follower is not None:
+        # Its first poll left when the action started: wait for it rather than ask twice.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(follower.polled.wait(), 5.0)
     state = follower.state if follower is not None else None
     if state is None:  # not started here, or not yet polled: ask Proxmox
         try:
