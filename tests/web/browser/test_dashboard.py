@@ -132,3 +132,18 @@ def test_phone_pages_do_not_scroll_sideways(page, server, sim, artifacts, viewpo
         page.wait_for_load_state("load")
         name = url.strip("/").replace("/", "_").split("?")[0] or "overview"
         shot(page, artifacts, f"page-{name}", viewport)
+
+
+def test_the_narrowest_phone_does_not_scroll_sideways(browser, server, sim, artifacts):
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
+    page = context.new_page()
+    try:
+        log_in(page, server, *token_login(sim))
+        page.wait_for_selector("text=201 epyc-nested")
+        for url in ("/", "/t/api/vm/pve2/201", "/t/api/vm/pve1/101/firewall"):
+            page.goto(server + url)
+            page.wait_for_load_state("load")
+            no_horizontal_scroll(page)
+        page.screenshot(path=str(artifacts / "firewall-360.png"), full_page=True)
+    finally:
+        context.close()
