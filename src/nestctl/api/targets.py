@@ -34,6 +34,8 @@ KEYS = {
     "ssh": "true: read what the API cannot (the nested module parameter) over SSH as root",
 }
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*", re.ASCII)
+_HEADER = re.compile(r"\[([^\[\]]*)\][ \t]*(?:#.*)?", re.ASCII)
+_KEY = re.compile(r"([A-Za-z0-9_\-\"'.]+)[ \t]*=", re.ASCII)
 _PARENT = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]*)/([1-9][0-9]{2,8})", re.ASCII)
 
 
@@ -190,12 +192,12 @@ class _Lines:
         table = ""
         for number, line in enumerate(text.splitlines(), 1):
             stripped = line.strip()
-            header = re.fullmatch(r"\[\s*([^\[\]]+?)\s*\]\s*(#.*)?", stripped)
+            header = _HEADER.fullmatch(stripped)
             if header:
                 table = ".".join(p.strip().strip("\"'") for p in header.group(1).split("."))
                 self.index.setdefault((table, None), number)
                 continue
-            key = re.match(r"([A-Za-z0-9_\-\"'.]+)\s*=", stripped)
+            key = _KEY.match(stripped)
             if key:
                 name = key.group(1).strip("\"'")
                 self.index.setdefault((table, name), number)
