@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from nestctl.cli.common import NestctlError
+from nestctl.parse import is_ascii_digits
 from nestctl.web.settings import ServeSettings, listen_problem
 
 EPILOG = "Exit codes: 0 stopped normally, 2 could not start (usage error, missing packages)."
@@ -36,7 +37,7 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not sep:
         host, port = text, "8765"
     host = host.strip("[]") or "127.0.0.1"
-    if not port.isdigit() or not 0 < int(port) < 65536:
+    if not is_ascii_digits(port) or not 0 < int(port) < 65536:
         raise NestctlError(f"--listen {text}: expected HOST:PORT, e.g. 127.0.0.1:8765")
     return host, int(port)
 

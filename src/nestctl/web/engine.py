@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nestctl.api.actions import Api
+from nestctl.parse import is_ascii_digits
 from nestctl.web.settings import TargetSpec
 from nestctl.web.snapshot import TreeBuilder
 
@@ -39,7 +40,7 @@ def explain(result: Any) -> dict[str, Any] | None:
 
 def parent_of(spec: TargetSpec) -> tuple[str, int] | None:
     outer, _, vmid = (spec.parent or "").partition("/")
-    return (outer, int(vmid)) if outer and vmid.isdigit() else None
+    return (outer, int(vmid)) if outer and is_ascii_digits(vmid) else None
 
 
 def tree_builder(concurrency: int = 16, nested_reader: Any = None) -> TreeBuilder:

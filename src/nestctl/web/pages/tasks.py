@@ -15,12 +15,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from nestctl.api import actions
+from nestctl.parse import is_ascii_digits
 from nestctl.web.pages.common import api_for, failure, session, web
 from nestctl.web.templating import render
 
 
 def _back(target: str, upid: actions.Upid) -> str:
-    if upid.id.isdigit() and upid.type.startswith("qm"):
+    if is_ascii_digits(upid.id) and upid.type.startswith("qm"):
         return f"/t/{target}/vm/{upid.node}/{upid.id}"
     return f"/t/{target}/node/{upid.node}"
 
@@ -30,7 +31,7 @@ def _ended(request: Request, target: str, upid: actions.Upid) -> None:
     s = session(request)
     cache = web(request).cache
     cache.poke((s.id, "target", target))
-    if upid.id.isdigit():
+    if is_ascii_digits(upid.id):
         cache.poke((s.id, "vm", target, upid.node, upid.id))
 
 
