@@ -110,3 +110,19 @@ def test_no_secret_in_logs(client, sim, caplog):
     text = caplog.text
     assert token(sim)[1] not in text
     assert "wrong-password-xyz" not in text
+
+
+def test_every_login_gets_a_new_session_id(client, sim):
+    login(client, *token(sim))
+    first = client.cookies.get("nestctl_session")
+    page = client.get("/")
+    assert login(client, *ALICE).status_code == 303  # a second login in the same browser
+    second = client.cookies.get("nestctl_session")
+    assert second != first
+    # The old id and its CSRF token are dead; the new session keeps both identities.
+    r = client.post(
+        "/logout", data={"csrf": csrf_of(page.text)}, cookies={"nestctl_session": first}
+    )
+    assert r.status_code in (401, 303)
+    html = client.get("/").text
+    assert "alice@pve" in html

@@ -63,6 +63,16 @@ class SessionStore:
             self._sessions[s.id] = s
         return s
 
+    def rotate(self, old: Session | None) -> Session:
+        """A new session (new id, new CSRF token) carrying `old`'s logins and pins; `old` ends.
+        Run at every login, so an id known before it (fixation) is worth nothing after."""
+        new = self.create()
+        if old is not None:
+            new.logins = dict(old.logins)
+            new.pins = dict(old.pins)
+            self.end(old.id)
+        return new
+
     def get(self, sid: str | None) -> Session | None:
         if not sid:
             return None

@@ -136,7 +136,7 @@ async def login(request: Request) -> Response:
             target.name,
             pin,
         )
-    s = current if current is not None else state.sessions.create()
+    s = state.sessions.rotate(current)
     s.logins[target.name] = (result.identity, result.api)
     log.info("login to %s as %s from %s", target.name, result.identity, client)
     response = see_other(nxt)
