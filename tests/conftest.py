@@ -11,6 +11,7 @@ fresh random examples and more of them: `pytest --hypothesis-profile=thorough`.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -67,4 +68,12 @@ def open_tmp_path() -> Iterator[Path]:
     try:
         yield path
     finally:
+        _open_up(path)  # tests deny access: give it back, or a normal user cannot delete it
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _open_up(directory: Path) -> None:
+    os.chmod(directory, 0o755)
+    for entry in os.scandir(directory):
+        if entry.is_dir(follow_symlinks=False):
+            _open_up(Path(entry.path))

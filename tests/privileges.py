@@ -24,6 +24,12 @@ import pytest
 
 T = TypeVar("T")
 
+#: Modes that deny the owner too, so a test means the same as nobody (CI, root-owned tree) and as
+#: a normal user who owns the tree.
+DENY_FILE = 0o000
+DENY_DIR = 0o000
+PASS_ONLY = 0o111  # a directory one may pass through but not list
+
 NOBODY_UID = 65534
 NOGROUP_GID = 65534
 

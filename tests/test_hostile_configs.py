@@ -17,7 +17,7 @@ from nestctl.cli import cli
 from nestctl.machine import Host, RecordingRunner
 from nestctl.vm.config import config_access_problem, load_vm_configs
 from nestctl.vm.profiles import HostCpu, plan_enable
-from tests.privileges import as_unprivileged
+from tests.privileges import DENY_DIR, as_unprivileged, is_root
 from tests.vm.vmtrees import PVE92, node, vm_conf
 
 WINDOWS = "name: win\nostype: win11\ncpu: x86-64-v2-AES\n"
@@ -63,7 +63,8 @@ def test_vm_configs_that_cannot_be_listed_are_a_problem_not_zero_vms(open_tmp_pa
     node(open_tmp_path)
     vm_conf(open_tmp_path, 100, "ostype: l26\n")
     assert config_access_problem(Host(open_tmp_path)) is None
-    (open_tmp_path / "etc/pve").chmod(0o750)  # root:www-data 0750 on a real node
+    # root:www-data 0750 on a real node (run as a normal user, the test owns the tree: 000)
+    (open_tmp_path / "etc/pve").chmod(0o750 if is_root() else DENY_DIR)
     denied = as_unprivileged(lambda: config_access_problem(Host(open_tmp_path)))
     assert denied == "/etc/pve cannot be read (not permitted): run as root"
 

@@ -4,6 +4,7 @@ under a non-live root are recorded and never run."""
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -12,12 +13,14 @@ from nestctl.machine import (
     CommandResult,
     CommandStatus,
     Host,
+    Listing,
+    Presence,
     ReadStatus,
     RecordingRunner,
     UnsafeWriteError,
 )
 from tests.helpers import read_tree, write_tree
-from tests.privileges import as_unprivileged, needs_root
+from tests.privileges import DENY_DIR, DENY_FILE, PASS_ONLY, as_unprivileged, needs_root
 
 
 def test_paths_are_mapped_under_the_root(tmp_path: Path) -> None:
@@ -38,9 +41,10 @@ def test_missing_unreadable_and_directory_are_distinct(tmp_path: Path) -> None:
 
 def test_what_a_user_may_not_see_is_not_permitted_never_missing(open_tmp_path: Path) -> None:
     write_tree(open_tmp_path, {"/etc/secret": "x", "/root/dir/a": "", "/var/run/qemu-server/1": ""})
-    (open_tmp_path / "etc/secret").chmod(0o600)
-    (open_tmp_path / "root").chmod(0o700)
-    (open_tmp_path / "var/run/qemu-server").chmod(0o711)  # may pass through, not list
+    (open_tmp_path / "etc/secret").chmod(DENY_FILE)
+    (open_tmp_path / "root").chmod(DENY_DIR)
+    (open_tmp_path / "var/run/qemu-server").chmod(PASS_ONLY)  # may pass through, not list
+    (open_tmp_path / "etc").chmod(0o555)  # root's 0755 /etc, as nobody sees it
 
     def look() -> list[object]:
         host = Host(open_tmp_path)
@@ -309,3 +313,14 @@ def test_probe_records_have_no_truth_value(tmp_path: Path) -> None:
     for record in (host.exists("/x"), host.listdir("/x"), host.read("/x")):
         with pytest.raises(TypeError, match="no truth value"):
             bool(record)
+
+
+def test_probe_records_are_immutable_values() -> None:
+    listing = Listing("/etc", ReadStatus.OK, ("a", "b"))
+    assert listing == Listing("/etc", ReadStatus.OK, ("a", "b"))
+    assert listing != Listing("/etc", ReadStatus.OK, ("a",))
+    assert pickle.loads(pickle.dumps(listing)) == listing
+    assert "names=('a', 'b')" in repr(listing)
+    with pytest.raises(AttributeError, match="immutable"):
+        listing.status = ReadStatus.MISSING  # type: ignore[misc]
+    assert len({Presence("/x", ReadStatus.OK), Presence("/x", ReadStatus.OK)}) == 1

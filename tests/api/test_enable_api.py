@@ -8,14 +8,13 @@ from typing import Any
 import pytest
 
 from nestctl.api.client import ApiClient
-from nestctl.api.credentials import ApiToken
 from nestctl.vm.enable import EnableOptions
 from nestctl.vm.facts import VmOptions
 from nestctl.vm.remote_enable import enable_report_api
 from tests.api.clirun import nestctl_json
 from tests.pvesim import PveSim
 
-pytest_plugins = ["tests.pvesim.fixtures"]
+pytest_plugins = ["tests.pvesim.fixtures", "tests.api.simclient"]
 
 
 def enable(
@@ -53,9 +52,10 @@ def test_apply_sets_the_cpu_through_the_api(
     assert code == 0
 
 
-def test_a_concurrent_change_is_refused_not_overwritten(pve_sim: PveSim) -> None:
-    client = ApiClient(pve_sim.url, ApiToken.parse(pve_sim.root_token, source="sim"),
-                       fingerprint=pve_sim.fingerprint)  # fmt: skip
+def test_a_concurrent_change_is_refused_not_overwritten(
+    pve_sim: PveSim, sim_client: ApiClient
+) -> None:
+    client = sim_client
     real_put = client.put
 
     def put_after_another_admin(path: str, **params: Any) -> Any:

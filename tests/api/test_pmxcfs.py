@@ -8,14 +8,13 @@ import tarfile
 from pathlib import Path
 
 from nestctl.api.client import ApiClient
-from nestctl.api.credentials import ApiToken
 from nestctl.vm.collect.api import collect_api
 from nestctl.vm.collect.pmxcfs import read_archive
 from nestctl.vm.facts import VmOptions
 from nestctl.vm.remote import vm_report
 from tests.pvesim import PveSim
 
-pytest_plugins = ["tests.pvesim.fixtures"]
+pytest_plugins = ["tests.pvesim.fixtures", "tests.api.simclient"]
 
 LAB = Path(__file__).resolve().parents[1] / "data" / "clusters" / "lab"
 
@@ -54,9 +53,10 @@ def test_truncated_archive_is_a_problem_not_a_crash() -> None:
     assert files.problems
 
 
-def test_the_fast_path_gives_the_same_report_with_no_request_per_vm(pve_sim: PveSim) -> None:
-    client = ApiClient(pve_sim.url, ApiToken.parse(pve_sim.root_token, source="sim"),
-                       fingerprint=pve_sim.fingerprint)  # fmt: skip
+def test_the_fast_path_gives_the_same_report_with_no_request_per_vm(
+    pve_sim: PveSim, sim_client: ApiClient
+) -> None:
+    client = sim_client
     opts = VmOptions(sections=False, all_nodes=True)
     over_api = vm_report(collect_api(client, opts), opts).to_json()
     pve_sim.clear_requests()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from nestctl.api.client import ApiClient
-from nestctl.api.credentials import ApiToken, UserPassword
+from nestctl.api.credentials import UserPassword
 from nestctl.host.probe import probe_host
 from nestctl.machine import Host
 from nestctl.vm.collect.api import NestedReading, collect_api
@@ -23,7 +23,7 @@ from nestctl.vm.report import collect
 from tests.api.clirun import nestctl, nestctl_json
 from tests.pvesim import ROOT_PASSWORD, PveSim
 
-pytest_plugins = ["tests.pvesim.fixtures"]
+pytest_plugins = ["tests.pvesim.fixtures", "tests.api.simclient"]
 
 LAB = Path(__file__).resolve().parents[1] / "data" / "clusters" / "lab"
 
@@ -138,7 +138,9 @@ def as_proxmox_started(root: Path) -> set[int]:
 
 
 @pytest.mark.parametrize("node", ["pve1", "pve2"])
-def test_local_and_remote_verdicts_agree(pve_sim: PveSim, node: str, tmp_path: Path) -> None:
+def test_local_and_remote_verdicts_agree(
+    pve_sim: PveSim, sim_client: ApiClient, node: str, tmp_path: Path
+) -> None:
     """The same node's VMs, read from its files and through the API, give the same answers.
 
     The API cannot read the nested parameter: here the node's own `nestctl host` answers it,
@@ -154,8 +156,7 @@ def test_local_and_remote_verdicts_agree(pve_sim: PveSim, node: str, tmp_path: P
         assert name == node
         return NestedReading(facts.nested_live)
 
-    client = ApiClient(pve_sim.url, ApiToken.parse(pve_sim.root_token, source="sim"),
-                       fingerprint=pve_sim.fingerprint)  # fmt: skip
+    client = sim_client
     opts = VmOptions(sections=False, all_nodes=True)
     scan = collect_api(client, opts, nested_reader=lambda n, a: over_ssh(n, a) if n == node
                        else NestedReading(None, problem="other node"))  # fmt: skip
@@ -173,12 +174,12 @@ def test_local_and_remote_verdicts_agree(pve_sim: PveSim, node: str, tmp_path: P
 
 
 def test_ticket_client_logs_in_once_and_sends_csrf(pve_sim: PveSim) -> None:
-    client = ApiClient(pve_sim.url, UserPassword("root@pam", ROOT_PASSWORD),
-                       fingerprint=pve_sim.fingerprint)  # fmt: skip
-    assert client.get("/version")["version"]
-    client.get("/nodes")
+    creds = UserPassword("root@pam", ROOT_PASSWORD)
+    with ApiClient(pve_sim.url, creds, fingerprint=pve_sim.fingerprint) as client:
+        assert client.get("/version")["version"]
+        client.get("/nodes")
+        assert client.is_root_ticket
     assert [r.path for r in pve_sim.requests].count("/access/ticket") == 1
-    assert client.is_root_ticket
 
 
 def test_vm_api_with_a_wrong_token_is_exit_2(

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 from nestctl.api.client import ApiClient
-from nestctl.api.credentials import ApiToken
 from nestctl.vm.collect.api import NestedReading, collect_api
 from nestctl.vm.collect.ssh import parse_remote
 from nestctl.vm.facts import VmOptions
 from tests.pvesim import PveSim
 
-pytest_plugins = ["tests.pvesim.fixtures"]
+pytest_plugins = ["tests.pvesim.fixtures", "tests.api.simclient"]
 
 UUID = "5B0A3C1E-1D2F-4B8E-9C61-0E0F2A7B1D01"
 
@@ -37,9 +36,10 @@ def test_nothing_readable_is_unknown_with_a_reason() -> None:
     assert broken.problem
 
 
-def test_the_reader_is_asked_per_node_with_its_address(pve_sim: PveSim) -> None:
-    client = ApiClient(pve_sim.url, ApiToken.parse(pve_sim.root_token, source="sim"),
-                       fingerprint=pve_sim.fingerprint)  # fmt: skip
+def test_the_reader_is_asked_per_node_with_its_address(
+    pve_sim: PveSim, sim_client: ApiClient
+) -> None:
+    client = sim_client
     asked: dict[str, str | None] = {}
 
     def reader(node: str, address: str | None) -> NestedReading:

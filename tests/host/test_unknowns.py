@@ -22,7 +22,7 @@ from nestctl.render.jsonout import dumps_report
 from nestctl.vm.running import check_running
 from tests.helpers import write_tree
 from tests.host.scenarios import SCENARIOS, build, qemu_cmdline, running_vms
-from tests.privileges import as_unprivileged, needs_root
+from tests.privileges import DENY_DIR, DENY_FILE, as_unprivileged, is_root, needs_root
 
 OK, MISSING, DENIED = ReadStatus.OK, ReadStatus.MISSING, ReadStatus.NOT_PERMITTED
 
@@ -102,8 +102,9 @@ def test_snapshot_without_initstate_is_not_called_built_in(tmp_path: Path) -> No
 
 
 def _pidfiles_0600(root: Path) -> None:
+    """As QEMU writes them: 0600, root's (run as a normal user, the test owns the tree: 000)."""
     for pidfile in (root / "var/run/qemu-server").glob("*.pid"):
-        pidfile.chmod(0o600)
+        pidfile.chmod(0o600 if is_root() else DENY_FILE)
 
 
 def test_unreadable_pid_files_make_running_unknown_not_no(open_tmp_path: Path) -> None:
@@ -138,7 +139,7 @@ def test_pid_files_read_as_root_are_facts(open_tmp_path: Path) -> None:
 
 def test_an_unlistable_pid_directory_makes_every_vm_unknown(open_tmp_path: Path) -> None:
     write_tree(open_tmp_path, running_vms())
-    (open_tmp_path / "var/run/qemu-server").chmod(0o700)
+    (open_tmp_path / "var/run/qemu-server").chmod(DENY_DIR)
 
     def look() -> tuple[bool | None, bool | None, tuple[str, ...]]:
         scan = scan_pidfiles(Host(open_tmp_path))
@@ -188,3 +189,17 @@ def test_a_kernel_log_over_the_read_limit_is_read_from_its_end(tmp_path: Path) -
 def test_hypervisor_line_with_a_long_space_run() -> None:
     line = "kernel: Hypervisor detected:" + " " * 100_000 + "KVM" + " " * 100_000 + "x\n"
     assert scan_log(line, "dmesg").hypervisor == "KVM" + " " * 100_000 + "x"
+
+
+def test_unknown_vms_do_not_change_the_host_verdict(open_tmp_path: Path) -> None:
+    # Which VMs run matters for a reload, not for whether nesting is ready.
+    files = dict(SCENARIOS["intel-nested-on"][0])
+    files["/var/run/qemu-server/100.pid"] = "4242\n"
+    files["/proc/4242/cmdline"] = qemu_cmdline(100)
+    write_tree(open_tmp_path, files)
+    _pidfiles_0600(open_tmp_path)
+    body = as_unprivileged(lambda: host_json(open_tmp_path))
+    assert body["verdict"] == "ready"
+    assert body["host"]["running_vms"] is None  # type: ignore[index]
+    [finding] = [f for f in body["findings"] if f["code"] == "host.vms.unknown"]  # type: ignore[index,union-attr]
+    assert finding["severity"] == "warning"

@@ -70,6 +70,8 @@ def vendor_module_names(host: Host) -> list[str] | None:
 def loaded_modules(host: Host) -> frozenset[str] | None:
     """Module names /proc/modules lists (loadable modules now loaded); None when unreadable."""
     read = host.read("/proc/modules")
+    if read.status is ReadStatus.MISSING and host.live:
+        return frozenset()  # a running kernel without module support: nothing is loadable
     if not read.ok or read.text is None:
         return None
     return frozenset(line.split(" ", 1)[0] for line in read.text.splitlines() if line)
@@ -114,9 +116,9 @@ def decide_builtin(
             f"initstate {initstate.value}",
             f"refcnt {refcnt.value}",
             "/proc/modules "
-            + {None: "unreadable", False: "does not list it"}.get(in_proc_modules, "lists it"),
+            + {None: "not read", False: "does not list it"}.get(in_proc_modules, "lists it"),
             "modules.builtin "
-            + {None: "unreadable", False: "does not list it"}.get(in_builtin_list, "lists it"),
+            + {None: "not read", False: "does not list it"}.get(in_builtin_list, "lists it"),
         ]
     )
 

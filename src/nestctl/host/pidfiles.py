@@ -11,9 +11,7 @@ runs is unknown (``running`` None), never "not running".
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
-from nestctl.machine import Machine, ReadStatus
+from nestctl.machine import Machine, ReadStatus, Record
 from nestctl.parse import is_ascii_digits, parse_uint
 
 #: Where qemu-server keeps pid files; /var/run is a symlink to /run on Debian, a fake tree may
@@ -24,15 +22,28 @@ PID_DIRS = ("/var/run/qemu-server", "/run/qemu-server")
 PIDFILE_FIX = "run as root to read QEMU's pid files"
 
 
-class PidfileCheck(NamedTuple):
+class PidfileCheck(Record):
     """Whether one VM runs: True (with its pid and argv), False (and why not) or None (unknown)."""
 
+    __slots__ = ("argv", "pid", "pidfile", "reason", "running", "vmid")
     vmid: int
     running: bool | None
-    pid: int | None = None
-    argv: tuple[str, ...] = ()
-    pidfile: str | None = None  # the pid file read, when there is one
-    reason: str | None = None  # why not running, or why it could not be checked
+    pid: int | None
+    argv: tuple[str, ...]
+    pidfile: str | None  # the pid file read, when there is one
+    reason: str | None  # why not running, or why it could not be checked
+
+    def __init__(
+        self,
+        vmid: int,
+        running: bool | None,
+        pid: int | None = None,
+        *,
+        argv: tuple[str, ...] = (),
+        pidfile: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        self._set(vmid=vmid, running=running, pid=pid, argv=argv, pidfile=pidfile, reason=reason)
 
     @property
     def stale(self) -> bool:
@@ -40,11 +51,15 @@ class PidfileCheck(NamedTuple):
         return self.pidfile is not None and self.running is False
 
 
-class PidfileScan(NamedTuple):
+class PidfileScan(Record):
     """Every VM that has a pid file, checked; and the pid-file directories we could not list."""
 
+    __slots__ = ("checks", "problems")
     checks: dict[int, PidfileCheck]  # by VMID, sorted
-    problems: tuple[str, ...] = ()  # "<dir>: not-permitted (...)": VMs may be missing from checks
+    problems: tuple[str, ...]  # "<dir>: not-permitted (...)": VMs may be missing from checks
+
+    def __init__(self, checks: dict[int, PidfileCheck], problems: tuple[str, ...] = ()) -> None:
+        self._set(checks=checks, problems=problems)
 
     def check(self, vmid: int) -> PidfileCheck:
         """The check for `vmid`; without a pid file it is not running, unless a directory
@@ -141,7 +156,7 @@ def _check_file(machine: Machine, vmid: int, path: str, text: str) -> PidfileChe
         return _unknown(vmid, path, f"/proc/{pid} cannot be checked", None)
     if not alive:
         return PidfileCheck(vmid, False, pid, pidfile=path, reason=f"process {pid} is a zombie")
-    return PidfileCheck(vmid, True, pid, tuple(argv), path)
+    return PidfileCheck(vmid, True, pid, argv=tuple(argv), pidfile=path)
 
 
 def _check_path(machine: Machine, vmid: int, path: str) -> PidfileCheck | None:

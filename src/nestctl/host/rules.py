@@ -401,8 +401,10 @@ def _vms(f: HostFacts) -> list[Finding]:
     if not f.running.complete:
         why = [f"VM {vmid}: {reason}" for vmid, reason in f.running.unknown.items()]
         why += list(f.running.problems)
+        # A warning, not "could not check": which VMs run matters for a reload, not for whether
+        # nesting is ready, so a normal user's `nestctl host` keeps its verdict.
         out.append(
-            unknown(
+            warning(
                 "host.vms.unknown",
                 "whether some Proxmox VMs run could not be checked: " + "; ".join(why),
                 PIDFILE_FIX,
