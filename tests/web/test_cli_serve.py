@@ -100,3 +100,16 @@ def test_local_mode_needs_a_proxmox_node(started, capsys, monkeypatch):
     monkeypatch.setattr("nestctl.machine.Host.find_program", lambda self, name: None)
     assert _exit(["serve", "--local"]) == 2
     assert "no pvesh here" in capsys.readouterr().err
+
+
+def test_ssh_is_opt_in_and_not_with_local(started, capsys, monkeypatch):
+    made = []
+    monkeypatch.setattr(
+        "nestctl.vm.collect.ssh.ssh_nested_reader", lambda: made.append(1) or (lambda n, a: None)
+    )
+    assert _exit(["serve", "--api", "https://pve:8006"]) == 0
+    assert made == []
+    assert _exit(["serve", "--api", "https://pve:8006", "--ssh"]) == 0
+    assert made == [1]
+    assert _exit(["serve", "--local", "--ssh"]) == 2
+    assert "--local serves this node" in capsys.readouterr().err

@@ -62,6 +62,12 @@ def parse_listen(text: str) -> tuple[str, int]:
 @click.option("--target", "target_names", multiple=True, help="Named target(s) of the config file.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Config file.")
 @click.option(
+    "--ssh",
+    is_flag=True,
+    help="Also read each node's nested parameter (and DMI uuid) over SSH as root, with this "
+    "machine's SSH trust (the API cannot show them).",
+)
+@click.option(
     "--local",
     is_flag=True,
     help="This Proxmox VE node through pvesh, no API login (run as root; only root may act).",
@@ -82,6 +88,7 @@ def serve(  # noqa: PLR0917 - click passes every option positionally
     fingerprint: str | None,
     target_names: tuple[str, ...],
     config_file: str | None,
+    ssh: bool,
     local: bool,
     key_file: str,
 ) -> None:
@@ -101,8 +108,8 @@ def serve(  # noqa: PLR0917 - click passes every option positionally
         [], host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, insecure_http=insecure_http
     )
     if local:
-        if api_url or target_names or config_file:
-            raise NestctlError("--local serves this node: give no --api, --target or --config")
+        if api_url or target_names or config_file or ssh:
+            raise NestctlError("--local serves this node: give no --api, --target, --config, --ssh")
         connector, tree = _local(settings, key_file)
     else:
         from nestctl.web.backend import PveConnector  # noqa: PLC0415
@@ -110,7 +117,12 @@ def serve(  # noqa: PLR0917 - click passes every option positionally
         from nestctl.web.targets import load_targets  # noqa: PLC0415
 
         settings.targets = load_targets(api_url, fingerprint, target_names, config_file)
-        connector, tree = PveConnector(), tree_builder()
+        reader = None
+        if ssh:
+            from nestctl.vm.collect.ssh import ssh_nested_reader  # noqa: PLC0415
+
+            reader = ssh_nested_reader()
+        connector, tree = PveConnector(), tree_builder(nested_reader=reader)
     if insecure_http and not settings.tls:
         click.echo(
             f"warning: serving plain HTTP on {host}: passwords, tickets and session cookies "
