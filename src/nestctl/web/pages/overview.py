@@ -45,6 +45,7 @@ class TreeView:
     snaps: dict[str, TargetSnapshot]
     blocks: dict[str, list[dict[str, Any]]]  # target -> its top-level node entries
     findings: list[dict[str, Any]] = field(default_factory=list)  # the tree's own (ties)
+    verdicts: dict[str, str] = field(default_factory=dict)  # target -> its worst verdict
 
     def live(self, target: str, node: str, vmid: int) -> Any:
         snap = self.snaps.get(target)
@@ -76,7 +77,7 @@ def _prepare(node: dict[str, Any], nested: set[str]) -> None:
 
 
 def tree_view(request: Request) -> TreeView:
-    from nestctl.tree.build import build_tree  # noqa: PLC0415 - the engine, lazily
+    from nestctl.tree.build import build_tree, worst  # noqa: PLC0415 - the engine, lazily
 
     state = web(request)
     s = session(request)
@@ -95,6 +96,9 @@ def tree_view(request: Request) -> TreeView:
     for node in tree:
         _prepare(node, nested)
         view.blocks.setdefault(str(node.get("target")), []).append(node)
+    for name, nodes in view.blocks.items():
+        every = [n["verdict"] for n in nodes] + [v["verdict"] for n in nodes for v in n["children"]]
+        view.verdicts[name] = worst(every)
     view.roots = [t for t in state.settings.targets if t.name not in nested]
     return view
 
