@@ -5,13 +5,14 @@
 * `booted_guests` (session): one guest per -cpu in `E2E_CPUS`, all booted at once at the start
   (they share 2 cores; concurrency halves the wall time), killed at the end.
 * `booted` (parametrized over `E2E_CPUS`): one of those guests; a test using it runs once per -cpu.
+* `variant_guests` (session): one guest per entry of `guest_vm.VARIANTS` (an agent refusing
+  guest-exec, a guest without `test`), booted in the same batch, with -cpu `VARIANT_CPU`.
 * `pve_guest_root`: a fake Proxmox root (`pve_root.make_pve_root`) whose VM 100 is `booted`, for
   `nestctl vm 100 --guest --root <root>` tests.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,8 +21,11 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.guest_image import GuestImage, GuestUnavailableError, build_guest
-from tests.e2e.guest_vm import BootedGuest, BootFailedError, start_guest, wait_ready
+from tests.e2e.guest_vm import VARIANTS, BootedGuest, BootFailedError, start_guest, wait_ready
 from tests.e2e.pve_root import make_pve_root
+from tests.e2e.required import _private_oracle_cache, give_up, qemu_binary
+
+__all__ = ["_private_oracle_cache", "qemu_binary"]
 
 
 @dataclass(frozen=True)
@@ -44,12 +48,13 @@ E2E_CPUS: dict[str, Expected] = {
 }
 
 PVE_VMID = 100
+#: The variants run with svm and a real /dev/kvm: nestctl must say "unknown", never "absent".
+VARIANT_CPU = "qemu64"
 
 
 @pytest.fixture(scope="session")
 def guest_image() -> GuestImage:
     # CI sets NESTCTL_E2E_REQUIRED: there a guest that cannot be built is a failure, not a skip.
-    give_up = pytest.fail if os.environ.get("NESTCTL_E2E_REQUIRED") else pytest.skip
     if not shutil.which("qemu-system-x86_64"):
         give_up("qemu-system-x86_64 not installed (scripts/install-debian-deps)")
     try:
@@ -60,11 +65,14 @@ def guest_image() -> GuestImage:
 
 
 @pytest.fixture(scope="session")
-def booted_guests(guest_image: GuestImage) -> Iterator[dict[str, BootedGuest]]:
+def all_guests(guest_image: GuestImage) -> Iterator[dict[str, BootedGuest]]:
+    """Every e2e guest, booted at once: the -cpu set (keyed by -cpu) and the variants (by name)."""
     guests: dict[str, BootedGuest] = {}
     try:
         for cpu in E2E_CPUS:
             guests[cpu] = start_guest(guest_image, cpu)
+        for variant in VARIANTS:
+            guests[variant] = start_guest(guest_image, VARIANT_CPU, variant)
         try:
             wait_ready(list(guests.values()))
         except BootFailedError as exc:
@@ -73,6 +81,16 @@ def booted_guests(guest_image: GuestImage) -> Iterator[dict[str, BootedGuest]]:
     finally:
         for g in guests.values():
             g.stop()
+
+
+@pytest.fixture(scope="session")
+def booted_guests(all_guests: dict[str, BootedGuest]) -> dict[str, BootedGuest]:
+    return {cpu: all_guests[cpu] for cpu in E2E_CPUS}
+
+
+@pytest.fixture(scope="session")
+def variant_guests(all_guests: dict[str, BootedGuest]) -> dict[str, BootedGuest]:
+    return {name: all_guests[name] for name in VARIANTS}
 
 
 @pytest.fixture(params=list(E2E_CPUS))

@@ -150,6 +150,20 @@ def _copy_with_libs(binary: str, stage: Path) -> None:
         shutil.copy2(os.path.realpath(p), dest)
 
 
+def _cpio_gz(stage: Path) -> bytes:
+    names = sorted(str(p.relative_to(stage)) for p in stage.rglob("*"))
+    cpio = subprocess.run(
+        ["cpio", "-o", "-H", "newc", "--quiet"],
+        cwd=stage,
+        input="\n".join([".", *names]).encode() + b"\n",
+        capture_output=True,
+        check=False,
+    )
+    if cpio.returncode != 0:
+        raise GuestUnavailableError(f"cpio: {cpio.stderr.decode(errors='replace').strip()}")
+    return gzip.compress(cpio.stdout, compresslevel=1)
+
+
 def _build_initrd(kernel_tree: Path, out: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="nestctl-initrd-") as tmp:
         stage = Path(tmp)
@@ -170,17 +184,7 @@ def _build_initrd(kernel_tree: Path, out: Path) -> None:
         )
         shutil.copy2(INIT_SCRIPT, stage / "init")
         (stage / "init").chmod(0o755)
-        names = sorted(str(p.relative_to(stage)) for p in stage.rglob("*"))
-        cpio = subprocess.run(
-            ["cpio", "-o", "-H", "newc", "--quiet"],
-            cwd=stage,
-            input="\n".join([".", *names]).encode() + b"\n",
-            capture_output=True,
-            check=False,
-        )
-        if cpio.returncode != 0:
-            raise GuestUnavailableError(f"cpio: {cpio.stderr.decode(errors='replace').strip()}")
-        out.write_bytes(gzip.compress(cpio.stdout, compresslevel=1))
+        out.write_bytes(_cpio_gz(stage))
 
 
 def build_guest(root: Path | None = None) -> GuestImage:
@@ -216,3 +220,81 @@ def build_guest(root: Path | None = None) -> GuestImage:
         if old.is_dir() and old != target and re.fullmatch(r"[0-9a-f]{16}", old.name):
             shutil.rmtree(old, ignore_errors=True)  # guests built from older inputs
     return GuestImage(kernel, initrd, deb.name, True, time.monotonic() - start)
+
+
+# -- optional layer: Python in the guest (for `nestctl bench --vm`) ---------------------------
+#
+# A second cpio archive appended to the base initramfs (the kernel unpacks concatenated archives
+# in order), so the base guest stays as it is and this layer is built and cached on its own.
+
+PYTHON = "/usr/bin/python3.11"
+PYTHON_LIB = "/usr/lib/python3.11"
+#: Parts of the standard library a benchmark never needs (the reference's list, plus the 25 MB
+#: static libpython under config-*, site-packages and the extra optimisation levels of .pyc files).
+PYTHON_SKIP_DIRS = frozenset(
+    {"test", "idlelib", "tkinter", "ensurepip", "lib2to3", "site-packages", "dist-packages"}
+)
+
+
+def _python_skip(directory: str, names: list[str]) -> set[str]:
+    skip = {n for n in names if n in PYTHON_SKIP_DIRS or n.startswith("config-3")}
+    skip |= {n for n in names if ".opt-" in n and n.endswith(".pyc")}
+    return skip
+
+
+def _python_fingerprint(base: GuestImage) -> str:
+    h = hashlib.sha256()
+    h.update(str(base.initrd).encode())
+    h.update(Path(__file__).read_bytes())
+    for p in (PYTHON, PYTHON_LIB):
+        st = os.stat(p)
+        h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def _python_layer(out: Path) -> None:
+    """Debian's python3.11, its shared libraries and a trimmed standard library, as cpio.gz."""
+    with tempfile.TemporaryDirectory(prefix="nestctl-pylayer-") as tmp:
+        stage = Path(tmp)
+        _copy_with_libs(PYTHON, stage)
+        lib = stage / PYTHON_LIB.lstrip("/")
+        shutil.copytree(PYTHON_LIB, lib, symlinks=True, ignore=_python_skip)
+        for ext in sorted((lib / "lib-dynload").glob("*.so")):
+            _copy_with_libs(f"{PYTHON_LIB}/lib-dynload/{ext.name}", stage)  # libffi, libssl...
+        (stage / "usr" / "bin" / "python3").symlink_to("python3.11")
+        (stage / "var" / "tmp").mkdir(parents=True, exist_ok=True)
+        out.write_bytes(_cpio_gz(stage))
+
+
+def build_python_guest(root: Path | None = None) -> GuestImage:
+    """The base guest plus Python 3.11 (cached beside it), for tests that run Python inside."""
+    start = time.monotonic()
+    root = root or cache_root()
+    if not (os.path.exists(PYTHON) and os.path.isdir(PYTHON_LIB)):
+        raise GuestUnavailableError(
+            f"{PYTHON} or {PYTHON_LIB} missing (apt-get install python3.11)"
+        )
+    base = build_guest(root)
+    target = root / f"python-{_python_fingerprint(base)}"
+    initrd = target / "initrd.gz"
+    if initrd.exists():
+        return GuestImage(base.kernel, initrd, base.kernel_package, False, time.monotonic() - start)
+    root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".build-python-", dir=root))
+    try:
+        layer = work / "python.cpio.gz"
+        _python_layer(layer)
+        out = work / "out"
+        out.mkdir()
+        (out / "initrd.gz").write_bytes(base.initrd.read_bytes() + layer.read_bytes())
+        try:
+            out.rename(target)  # atomic: a concurrent build may have won, which is fine
+        except OSError:
+            if not initrd.exists():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for old in root.glob("python-*"):
+        if old.is_dir() and old != target:
+            shutil.rmtree(old, ignore_errors=True)  # layers built from older inputs
+    return GuestImage(base.kernel, initrd, base.kernel_package, True, time.monotonic() - start)

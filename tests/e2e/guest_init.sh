@@ -24,8 +24,18 @@ for p in /sys/class/virtio-ports/*; do
     [ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] && QGA=/dev/$(basename "$p")
 done
 echo "@@QGA ${QGA:-none}"
+# Guest variants, chosen on the kernel command line (tests/e2e/guest_vm.py VARIANTS):
+# nestctl.no_test: a guest without the `test` and `[` programs (the shell's builtins remain);
+# nestctl.block_exec: an agent that refuses guest-exec, as some distributions configure it.
+QGA_ARGS=
+for word in $(cat /proc/cmdline); do
+    case "$word" in
+        nestctl.no_test) /bin/busybox rm -f /bin/test "/bin/[" && echo "@@VARIANT no-test" ;;
+        nestctl.block_exec) QGA_ARGS="-b guest-exec" && echo "@@VARIANT block-exec" ;;
+    esac
+done
 if [ -n "$QGA" ]; then
-    /bin/qemu-ga -m virtio-serial -p "$QGA" -t /run &
+    /bin/qemu-ga -m virtio-serial -p "$QGA" -t /run $QGA_ARGS &
 fi
 echo "@@READY"
 # Stay up until the test kills QEMU; power off on our own after a generous limit.

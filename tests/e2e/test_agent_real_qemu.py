@@ -15,12 +15,7 @@ from nestctl.guest.agent import AgentUnavailable, GuestAgent
 from nestctl.guest.agent_machine import AgentMachine
 from nestctl.machine import ReadStatus
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        shutil.which("qemu-system-x86_64") is None, reason="qemu-system-x86_64 not installed"
-    ),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("qemu_binary")]
 
 
 @pytest.fixture
@@ -69,7 +64,7 @@ def test_no_agent_in_the_guest_is_unavailable_within_the_timeout(silent_vm: Path
 def test_agent_machine_over_a_silent_agent_reports_why(silent_vm: Path) -> None:
     machine = AgentMachine(GuestAgent(silent_vm, timeout=1), os_kind="linux")
     read = machine.read("/proc/cpuinfo")
-    assert read.status is ReadStatus.UNREADABLE
+    assert read.status is ReadStatus.COULD_NOT_RUN
     assert "not answering" in (read.error or "")
     assert isinstance(machine.failure, AgentUnavailable)
     machine.agent.close()

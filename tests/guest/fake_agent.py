@@ -6,7 +6,9 @@ the real qemu-ga is exercised in tests/e2e. What it mimics (qemu-ga 7.2, Linux):
 * ``guest-sync-delimited`` answers ``0xFF`` + ``{"return": id}``; replies echo a request's ``id``;
 * errors are ``{"error": {"class": ..., "desc": ...}}`` with qemu-ga's own texts;
 * guest-file-open/read/close over an in-memory file table, guest-exec/guest-exec-status with
-  base64 ``out-data``/``err-data``.
+  base64 ``out-data``/``err-data``;
+* a command in `blocked` answers as qemu-ga does when its config blocks it:
+  ``{"class": "CommandNotFound", "desc": "Command guest-exec has been disabled"}``.
 `behave` hooks let a test delay, drop, garble or silence replies per command.
 """
 
@@ -15,10 +17,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import shutil
 import socket
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,8 @@ class FakeAgent:
     stdin_seen: list[bytes] = field(default_factory=list)
     behave: dict[str, Behave] = field(default_factory=dict)
     ignore_sync: int = 0  # answer nothing to the first N sync requests (agent not started yet)
+    #: Commands the agent's configuration blocks (qemu-ga --block-rpcs / block-rpcs=).
+    blocked: set[str] = field(default_factory=set)
     seen: list[str] = field(default_factory=list)
     os_id: str = "debian"
     _handles: dict[int, list[Any]] = field(default_factory=dict)
@@ -117,7 +123,10 @@ class FakeAgent:
             return False
         if isinstance(special, bytes):
             if special:
-                conn.sendall(special)
+                try:
+                    conn.sendall(special)
+                except OSError:  # the client gave up on a flood: as a real peer would see it
+                    return False
             return True
         if cmd == "guest-sync-delimited" and self.ignore_sync > 0:
             self.ignore_sync -= 1
@@ -133,6 +142,8 @@ class FakeAgent:
         return True
 
     def _dispatch(self, cmd: str, args: dict[str, Any]) -> Any:
+        if cmd in self.blocked:  # qemu-ga 7.2's own words (checked against the real binary)
+            raise _QgaError("CommandNotFound", f"Command {cmd} has been disabled")
         if cmd == "guest-sync-delimited":
             return args["id"]
         if cmd == "guest-ping":
@@ -203,6 +214,19 @@ class _QgaError(Exception):
         super().__init__(desc)
         self.cls = cls
         self.desc = desc
+
+
+@contextlib.contextmanager
+def serving(files: dict[str, bytes]) -> Iterator[FakeAgent]:
+    """A FakeAgent on a socket in a short temporary directory (unix socket paths are limited to
+    107 bytes; pytest's tmp_path can be longer), closed and removed afterwards."""
+    d = Path(tempfile.mkdtemp(prefix="nq-"))
+    server = FakeAgent(d / "qga.sock", files=files)
+    try:
+        yield server
+    finally:
+        server.close()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def delay(seconds: float) -> Behave:

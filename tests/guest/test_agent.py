@@ -18,6 +18,7 @@ import pytest
 from nestctl.guest import agent as agent_mod
 from nestctl.guest.agent import (
     AgentError,
+    AgentProtocolError,
     AgentTimeout,
     AgentUnavailable,
     GuestAgent,
@@ -192,11 +193,15 @@ def test_agent_socket_path_resolves_under_root(tmp_path: Path) -> None:
     assert agent_socket_path(host, 105) == tmp_path / "var/run/qemu-server/105.qga"
 
 
-def test_base64_garbage_in_a_read_gives_no_bytes_not_a_traceback(fake: FakeAgent) -> None:
+def test_base64_garbage_in_a_read_is_a_protocol_error_not_an_empty_file(fake: FakeAgent) -> None:
+    # An empty /proc/cpuinfo would read as "no vmx/svm": garbage must stay "could not check".
     def bad_read(req: dict[str, Any]) -> bytes:
         reply = {"return": {"count": 3, "buf-b64": "***", "eof": True}, "id": req["id"]}
         return (json.dumps(reply) + "\n").encode()
 
     fake.behave["guest-file-read"] = bad_read
-    with GuestAgent(fake.path, timeout=2) as agent:
-        assert agent.read_file("/proc/cpuinfo") == b""
+    with (
+        GuestAgent(fake.path, timeout=2) as agent,
+        pytest.raises(AgentProtocolError, match="base64"),
+    ):
+        agent.read_file("/proc/cpuinfo")

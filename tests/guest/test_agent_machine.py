@@ -105,16 +105,16 @@ def test_agent_gone_is_recorded_and_later_calls_return_at_once(
 ) -> None:
     fake.behave["guest-file-open"] = lambda _req: "DROP"
     first = machine.read("/proc/cpuinfo")
-    assert first.status is ReadStatus.UNREADABLE
+    assert first.status is ReadStatus.COULD_NOT_RUN
     assert "guest agent" in (first.error or "")
     assert isinstance(machine.failure, AgentUnavailable)
     fake.close()  # nothing answers any more: no call may wait for a timeout
     start = time.monotonic()
-    assert machine.read("/proc/version").status is ReadStatus.UNREADABLE
-    assert machine.run(["true"]).status is CommandStatus.TIMEOUT
+    assert machine.read("/proc/version").status is ReadStatus.COULD_NOT_RUN
+    assert machine.run(["true"]).status is CommandStatus.FAILED
     # The agent is gone: nothing can be checked, and nothing reads as "absent".
     assert machine.exists("/dev/kvm").present is None
-    assert machine.listdir("/dev").status is ReadStatus.TIMED_OUT
+    assert machine.listdir("/dev").status is ReadStatus.COULD_NOT_RUN
     assert time.monotonic() - start < 0.2
 
 
@@ -126,3 +126,77 @@ def test_manifest_names_what_was_read_and_run(fake: FakeAgent, machine: AgentMac
         ("read", "agent:/proc/cpuinfo", "ok"),
         ("run", "agent:true", "ok"),
     ]
+
+
+def test_agent_refusing_guest_exec_leaves_existence_unknown_not_absent(
+    fake: FakeAgent, machine: AgentMachine
+) -> None:
+    fake.blocked = {"guest-exec"}
+    fake.programs["test"] = FakeProgram(exitcode=1)  # would say "absent" if it could run
+    presence = machine.exists("/dev/kvm")
+    assert presence.present is None
+    assert presence.status is ReadStatus.COULD_NOT_RUN
+    assert "refuses guest-exec" in (presence.error or "")
+    assert machine.listdir("/sys/module").status is ReadStatus.COULD_NOT_RUN
+    assert machine.failure is None  # the agent works: reads still go through
+    assert machine.read("/proc/cpuinfo").ok
+    blocker = machine.blocker
+    assert blocker is not None
+    assert "block-rpcs" in blocker.fix
+    assert "/etc/qemu/qemu-ga.conf" in blocker.fix
+    # Seen once, remembered: later commands do not ask the agent again.
+    asked = fake.seen.count("guest-exec")
+    machine.run(["true"])
+    assert fake.seen.count("guest-exec") == asked
+
+
+def test_guest_without_test_leaves_existence_unknown(
+    fake: FakeAgent, machine: AgentMachine
+) -> None:
+    presence = machine.exists("/dev/kvm")  # no "test" program in the fake guest
+    assert presence.present is None
+    assert presence.status is ReadStatus.COULD_NOT_RUN
+    blocker = machine.blocker
+    assert blocker is not None
+    assert "test" in blocker.reason
+
+
+def test_test_failing_with_an_error_code_is_unknown(fake: FakeAgent, machine: AgentMachine) -> None:
+    fake.programs["test"] = FakeProgram(exitcode=2, stderr=b"test: missing argument\n")
+    assert machine.exists("/dev/kvm").present is None
+
+
+def test_os_unknown_when_osinfo_fails_and_no_linux_kernel_is_seen(
+    fake: FakeAgent, machine: AgentMachine
+) -> None:
+    fake.blocked = {"guest-get-osinfo"}
+    assert machine.os_kind == "unknown"
+    assert machine.exists("/dev/kvm").present is None
+
+
+def test_a_file_longer_than_the_limit_is_truncated_not_ok(
+    fake: FakeAgent, machine: AgentMachine
+) -> None:
+    fake.files["/var/log/big"] = b"x" * 5000
+    cut = machine.read("/var/log/big", max_bytes=1000)
+    assert cut.status is ReadStatus.TRUNCATED
+    assert cut.text == "x" * 1000
+    exact = machine.read("/var/log/big", max_bytes=5000)
+    assert exact.status is ReadStatus.OK
+
+
+@pytest.mark.parametrize(
+    "osinfo",
+    [
+        "blocked",  # qemu-ga configured to refuse guest-get-osinfo
+        "",  # qemu-ga on a Linux without /etc/os-release: osinfo has no id
+    ],
+)
+def test_os_from_the_kernel_when_osinfo_does_not_say(
+    fake: FakeAgent, machine: AgentMachine, osinfo: str
+) -> None:
+    if osinfo == "blocked":
+        fake.blocked = {"guest-get-osinfo"}
+    fake.os_id = osinfo
+    fake.files["/proc/sys/kernel/ostype"] = b"Linux\n"
+    assert machine.os_kind == "linux"

@@ -577,3 +577,35 @@ def test_a_signal_between_unload_and_load_waits_until_kvm_is_back(tmp_path: Path
     assert runner.calls == RELOAD  # the load still ran
     assert fake.loaded
     assert (tmp_path / "sys/module/kvm_intel/parameters/nested").read_text() == "Y\n"
+
+
+def test_a_signal_landing_on_another_thread_still_waits_until_kvm_is_back(tmp_path: Path) -> None:
+    # The kernel may hand a process-directed Ctrl-C to any thread that does not block it, and
+    # Python then runs the handler in the main thread: the mask alone would not hold it back.
+    build(tmp_path, "intel-pve8-nested-off")
+    fake = FakeModprobe(tmp_path)
+    fire, fired = threading.Event(), threading.Event()
+
+    def worker() -> None:  # started before the reload, so it does not inherit the mask
+        fire.wait(10)
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+        fired.set()
+
+    def interrupted(argv: tuple[str, ...]) -> CommandResult | None:
+        answer = fake(argv)
+        if argv[:2] == ("modprobe", "-r"):
+            fire.set()
+            assert fired.wait(10)
+        return answer
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    runner = RecordingRunner(interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            change_report(Host(tmp_path, runner=runner, euid=0), "enable")
+    finally:
+        fire.set()
+        thread.join()
+    assert runner.calls == RELOAD
+    assert (tmp_path / "sys/module/kvm_intel/parameters/nested").read_text() == "Y\n"

@@ -152,3 +152,42 @@ def test_missing_socket_waits_only_while_the_process_lives(sock: Path) -> None:
     with pytest.raises(QmpUnavailableError):
         QmpClient.connect(str(sock), timeout=0.3)
     assert time.monotonic() - start < 1.0
+
+
+def test_an_endless_stream_of_events_ends_at_the_deadline(sock: Path) -> None:
+    event = line({"event": "RTC_CHANGE", "data": {"offset": 0}})
+    server = serve(sock, lambda _req: [event * 2000] * 50)
+    start = time.monotonic()
+    with QmpClient.connect(str(sock), timeout=2) as qmp, pytest.raises(QmpTimeoutError):
+        qmp.execute("query-status", timeout=0.3)
+    assert time.monotonic() - start < 3
+    server.close()
+
+
+@pytest.mark.parametrize(
+    "greeting",
+    [
+        {"QMP": []},
+        {"QMP": {"version": []}},
+        {"QMP": {"version": {"qemu": "7.2"}}},
+        {"QMP": {"version": {"qemu": {"major": "x"}, "package": 5}}},
+    ],
+)
+def test_an_odd_greeting_gives_an_unknown_version_not_a_crash(
+    sock: Path, greeting: dict[str, Any]
+) -> None:
+    server = serve(sock, lambda _req: [], greeting=line(greeting))
+    with QmpClient.connect(str(sock), timeout=2) as qmp:
+        assert "?" in qmp.version or qmp.version == "unknown"
+    server.close()
+
+
+def test_a_deeply_nested_reply_is_unavailable_not_recursion(sock: Path) -> None:
+    deep = b'{"return": ' + b"[" * 50_000 + b"]" * 50_000 + b"}\r\n"
+    server = serve(sock, lambda _req: [deep])
+    with (
+        QmpClient.connect(str(sock), timeout=2) as qmp,
+        pytest.raises(QmpUnavailableError, match="nested"),
+    ):
+        qmp.execute("query-cpus-fast")
+    server.close()

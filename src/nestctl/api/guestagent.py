@@ -72,12 +72,22 @@ class ApiGuestAgent:
         return value
 
     def read_file(self, path: str, max_bytes: int = 8 * 1024 * 1024) -> bytes:
-        count = max(1, min(max_bytes, 16 * 1024 * 1024))
+        return self.read_file_upto(path, max_bytes)[0]
+
+    def read_file_upto(self, path: str, max_bytes: int) -> tuple[bytes, bool]:
+        """(the first `max_bytes` of a guest file, whether that is the whole file).
+
+        Proxmox reads at most 16 MiB itself and says `truncated` when the file is longer.
+        """
+        # One byte past the limit tells a file of exactly max_bytes from a longer one.
+        count = max(1, min(max_bytes + 1, 16 * 1024 * 1024))
         value = self._call("file-read", params={"file": path, "count": count})
         content = value.get("content") if isinstance(value, dict) else None
-        if not isinstance(content, str):
+        if not isinstance(value, dict) or not isinstance(content, str):
             raise AgentUnavailable(f"file-read: no content in {value!r:.80}")
-        return content.encode("utf-8", errors="surrogateescape")[:max_bytes]
+        data = content.encode("utf-8", errors="surrogateescape")
+        complete = not value.get("truncated") and len(data) <= max_bytes
+        return data[:max_bytes], complete
 
     def exec(
         self,

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "vm": ("nestctl.cli.vm:vm", "Check (and prepare) Proxmox VMs for nested virtualization."),
     "guest": ("nestctl.cli.guest:guest", "Run inside a guest: can it host VMs of its own?"),
     "completion": ("nestctl.cli.completion:completion", "Print the shell completion script."),
+    "bench": ("nestctl.cli.bench:bench", "Measure what nesting costs here, in VMs, per level."),
     "tree": ("nestctl.cli.tree:tree", "Show every layer of a nested lab over the Proxmox API."),
     "serve": ("nestctl.cli.serve:serve", "Serve a web dashboard with power and firewall control."),
 }

@@ -6,6 +6,11 @@ to requests sent before it ran arrive late; `sync` therefore sends ``guest-sync-
 fresh id until the answer carries that id, then drains what is left. Every call has a timeout;
 failures are typed (`AgentUnavailable`, `AgentTimeout`, `AgentError`, all `GuestAgentError`) so
 callers turn them into findings.
+
+The guest controls every byte of the replies. Each loop here ends by a deadline or a count, a reply
+is bounded in size and nesting (`JsonLines`), and a reply that does not have the shape qemu-ga
+documents (a read that claims bytes and sends none, base64 that does not decode) is
+`AgentProtocolError`, never a silently empty or endless answer.
 """
 
 from __future__ import annotations
@@ -36,6 +41,12 @@ if TYPE_CHECKING:
 READ_CHUNK = 64 * 1024
 #: How long one guest-sync-delimited attempt waits before trying again with a new id.
 SYNC_ATTEMPT = 1.0
+#: One reply, at most: qemu-ga keeps up to 16 MiB of a program's output, base64 makes it 4/3.
+MAX_REPLY_BYTES = 24 * 1024 * 1024
+#: Late replies `_drain` reads away after a sync before it gives up on a chattering agent.
+MAX_DRAIN = 64
+#: Total time one file read may take across all its guest-file-read calls.
+READ_BUDGET = 60.0
 
 
 class GuestAgentError(Exception):
@@ -48,6 +59,10 @@ class AgentUnavailable(GuestAgentError):  # noqa: N818 - name agreed with the gu
 
 class AgentTimeout(GuestAgentError):  # noqa: N818 - name agreed with the guest layer
     """The agent was there but did not answer one request in time."""
+
+
+class AgentProtocolError(AgentUnavailable):
+    """The agent answered, but not in the shape its protocol documents (malformed reply)."""
 
 
 class AgentError(GuestAgentError):
@@ -77,13 +92,57 @@ def agent_socket_path(host: Host, vmid: int) -> Path:
     return host.path(f"/var/run/qemu-server/{int(vmid)}.qga")
 
 
-def _b64(data: object) -> bytes:
+def _b64(data: object, what: str) -> bytes:
+    """Decode a base64 field; absent is empty, anything undecodable is a protocol error."""
+    if data is None:
+        return b""
     if not isinstance(data, str):
-        return b""
+        raise AgentProtocolError(f"{what}: expected base64 text, got {data!r:.80}")
     try:
-        return base64.b64decode(data)
-    except (binascii.Error, ValueError):
-        return b""
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise AgentProtocolError(f"{what}: not base64 ({exc}): {data!r:.80}") from exc
+
+
+def file_chunk(reply: object, asked: int) -> tuple[bytes, bool]:
+    """(bytes, eof) from one guest-file-read reply, checked against qemu-ga's documented shape:
+    ``{"count": n, "buf-b64": <n bytes>, "eof": bool}`` with n no more than asked."""
+    if not isinstance(reply, dict):
+        raise AgentProtocolError(f"guest-file-read: expected an object, got {reply!r:.80}")
+    count = reply.get("count")
+    eof = reply.get("eof", False)
+    if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= asked:
+        raise AgentProtocolError(f"guest-file-read: bad count {count!r:.40} (asked {asked})")
+    if not isinstance(eof, bool):
+        raise AgentProtocolError(f"guest-file-read: bad eof {eof!r:.40}")
+    data = _b64(reply.get("buf-b64"), "guest-file-read")
+    if len(data) != count:
+        raise AgentProtocolError(f"guest-file-read: count {count} but {len(data)} bytes of data")
+    return data, eof
+
+
+def exec_status(reply: object) -> ExecResult | None:
+    """A guest-exec-status reply: the ExecResult once exited, None while it runs."""
+    if not isinstance(reply, dict):
+        raise AgentProtocolError(f"guest-exec-status: unexpected reply {reply!r:.80}")
+    exited = reply.get("exited")
+    if not isinstance(exited, bool):
+        raise AgentProtocolError(f"guest-exec-status: bad exited {exited!r:.40}")
+    if not exited:
+        return None
+    code = reply.get("exitcode")
+    sig = reply.get("signal")
+    if code is not None and (not isinstance(code, int) or isinstance(code, bool)):
+        raise AgentProtocolError(f"guest-exec-status: bad exitcode {code!r:.40}")
+    if sig is not None and (not isinstance(sig, int) or isinstance(sig, bool)):
+        raise AgentProtocolError(f"guest-exec-status: bad signal {sig!r:.40}")
+    return ExecResult(
+        exitcode=code,
+        stdout=_b64(reply.get("out-data"), "guest-exec-status out-data"),
+        stderr=_b64(reply.get("err-data"), "guest-exec-status err-data"),
+        signal=sig,
+        truncated=bool(reply.get("out-truncated") or reply.get("err-truncated")),
+    )
 
 
 class GuestAgent:
@@ -113,7 +172,7 @@ class GuestAgent:
             raise AgentUnavailable(f"{self.socket_path}: connecting timed out") from exc
         except OSError as exc:
             raise AgentUnavailable(f"{self.socket_path}: {exc.strerror or exc}") from exc
-        self._channel = JsonLines(sock)
+        self._channel = JsonLines(sock, max_line=MAX_REPLY_BYTES)
         self._synced = False
 
     def close(self) -> None:
@@ -150,7 +209,7 @@ class GuestAgent:
             channel.send_raw(b"\xff")
             self._send({"execute": "guest-sync-delimited", "arguments": {"id": ident}})
             attempt_end = min(deadline, time.monotonic() + SYNC_ATTEMPT)
-            while True:
+            while time.monotonic() < attempt_end:
                 try:
                     reply = channel.receive(max(attempt_end - time.monotonic(), 0.0))
                 except ChannelTimeoutError:
@@ -171,8 +230,8 @@ class GuestAgent:
         raise AgentUnavailable(f"guest agent not answering within {wait:.0f} s ({last})")
 
     def _drain(self, channel: JsonLines) -> None:
-        """Read away late replies still queued behind the sync answer."""
-        while True:
+        """Read away late replies still queued behind the sync answer (a bounded number)."""
+        for _ in range(MAX_DRAIN):
             try:
                 channel.receive(0.05)
             except (ChannelTimeoutError, ChannelGarbageError):
@@ -180,6 +239,10 @@ class GuestAgent:
             except ChannelClosedError as exc:
                 self.close()
                 raise AgentUnavailable(f"guest agent: {exc}") from exc
+        self.close()
+        raise AgentProtocolError(
+            f"guest agent: still sending unrequested replies after {MAX_DRAIN}"
+        )
 
     def _send(self, message: dict[str, Any]) -> None:
         channel = self._require()
@@ -206,6 +269,9 @@ class GuestAgent:
         deadline = time.monotonic() + wait
         self._send(message)
         while True:
+            if time.monotonic() >= deadline:  # a peer flooding stale replies ends here too
+                self._synced = False
+                raise AgentTimeout(f"{command}: no answer within {wait:g} s")
             try:
                 reply = channel.receive(max(deadline - time.monotonic(), 0.0))
             except ChannelTimeoutError as exc:
@@ -216,18 +282,20 @@ class GuestAgent:
                 raise AgentUnavailable(f"{command}: {exc}") from exc
             except ChannelGarbageError as exc:
                 self.close()
-                raise AgentUnavailable(f"{command}: the agent sent garbage ({exc})") from exc
+                raise AgentProtocolError(f"{command}: the agent sent garbage ({exc})") from exc
             if "id" in reply and reply["id"] != ident:
                 continue  # a late reply to an earlier request
             if "error" in reply:
                 err = reply["error"] if isinstance(reply["error"], dict) else {}
-                raise AgentError(
-                    command, str(err.get("class", "GenericError")), str(err.get("desc", ""))
+                raise AgentError(  # bounded: the text ends up in findings
+                    command,
+                    str(err.get("class", "GenericError"))[:100],
+                    str(err.get("desc", ""))[:500],
                 )
             if "return" in reply:
                 return reply["return"]
             self.close()
-            raise AgentUnavailable(f"{command}: unexpected reply {reply!r:.80}")
+            raise AgentProtocolError(f"{command}: unexpected reply {reply!r:.80}")
 
     # -- commands --------------------------------------------------------------------------
 
@@ -244,23 +312,38 @@ class GuestAgent:
 
     def _dict(self, value: Any, command: str) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise AgentUnavailable(f"{command}: expected an object, got {value!r:.80}")
+            raise AgentProtocolError(f"{command}: expected an object, got {value!r:.80}")
         return value
 
     def read_file(self, path: str, max_bytes: int = 8 * 1024 * 1024) -> bytes:
         """The first `max_bytes` of a guest file (guest-file-open/read/close)."""
+        return self.read_file_upto(path, max_bytes)[0]
+
+    def read_file_upto(self, path: str, max_bytes: int) -> tuple[bytes, bool]:
+        """(the first `max_bytes` of a guest file, whether that is the whole file).
+
+        Every guest-file-read must bring bytes or end the file, and no new one starts after
+        `READ_BUDGET` seconds (so the whole read ends within that plus one call's timeout): a guest
+        cannot keep us reading.
+        """
         handle = self.call("guest-file-open", {"path": path, "mode": "r"})
-        if not isinstance(handle, int):
-            raise AgentUnavailable(f"guest-file-open: expected a handle, got {handle!r:.80}")
+        if not isinstance(handle, int) or isinstance(handle, bool):
+            raise AgentProtocolError(f"guest-file-open: expected a handle, got {handle!r:.80}")
+        deadline = time.monotonic() + READ_BUDGET
         data = bytearray()
+        complete = False
         try:
-            while len(data) < max_bytes:
-                count = min(READ_CHUNK, max_bytes - len(data))
-                chunk = self.call("guest-file-read", {"handle": handle, "count": count})
-                if not isinstance(chunk, dict):
-                    raise AgentUnavailable(f"guest-file-read: unexpected reply {chunk!r:.80}")
-                data += _b64(chunk.get("buf-b64"))
-                if chunk.get("eof") or not chunk.get("count"):
+            # One byte past the limit tells a file of exactly max_bytes from a longer one.
+            while len(data) <= max_bytes:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AgentTimeout(f"reading {path} took longer than {READ_BUDGET:g} s")
+                count = min(READ_CHUNK, max_bytes + 1 - len(data))
+                reply = self.call("guest-file-read", {"handle": handle, "count": count})
+                chunk, eof = file_chunk(reply, count)
+                data += chunk
+                if eof or not chunk:  # qemu-ga says eof with its last bytes or with none
+                    complete = True
                     break
         finally:
             # Skip the close when the connection is gone or out of step (after a timeout).
@@ -268,7 +351,7 @@ class GuestAgent:
                 # The read already ended either way; a stale handle is the agent's to forget.
                 with contextlib.suppress(AgentError):
                     self.call("guest-file-close", {"handle": handle})
-        return bytes(data[:max_bytes])
+        return bytes(data[:max_bytes]), complete and len(data) <= max_bytes
 
     def exec(
         self,
@@ -287,24 +370,14 @@ class GuestAgent:
             arguments["input-data"] = base64.b64encode(stdin).decode()
         started = self.call("guest-exec", arguments)
         pid = started.get("pid") if isinstance(started, dict) else None
-        if not isinstance(pid, int):
-            raise AgentUnavailable(f"guest-exec: expected a pid, got {started!r:.80}")
+        if not isinstance(pid, int) or isinstance(pid, bool):
+            raise AgentProtocolError(f"guest-exec: expected a pid, got {started!r:.80}")
         deadline = time.monotonic() + timeout
         pause = 0.02
         while True:
-            status = self.call("guest-exec-status", {"pid": pid})
-            if not isinstance(status, dict):
-                raise AgentUnavailable(f"guest-exec-status: unexpected reply {status!r:.80}")
-            if status.get("exited"):
-                code = status.get("exitcode")
-                sig = status.get("signal")
-                return ExecResult(
-                    exitcode=code if isinstance(code, int) else None,
-                    stdout=_b64(status.get("out-data")),
-                    stderr=_b64(status.get("err-data")),
-                    signal=sig if isinstance(sig, int) else None,
-                    truncated=bool(status.get("out-truncated") or status.get("err-truncated")),
-                )
+            done = exec_status(self.call("guest-exec-status", {"pid": pid}))
+            if done is not None:
+                return done
             if time.monotonic() >= deadline:
                 return ExecResult(None, b"", b"", timed_out=True)
             time.sleep(min(pause, max(deadline - time.monotonic(), 0.0)))

@@ -29,6 +29,14 @@ class Evidence:
 
 
 @dataclass(frozen=True, slots=True)
+class Blocker:
+    """Why some facts could not be checked in a guest, and what would let nestctl check them."""
+
+    reason: str
+    fix: str
+
+
+@dataclass(frozen=True, slots=True)
 class HostSide:
     """What the host knows about the VM this guest runs in (the VM layer fills this in).
 
@@ -62,8 +70,8 @@ class KvmAccess:
 class LabFacts:
     """What a KVM/QEMU lab in this guest needs besides /dev/kvm."""
 
-    qemu_binaries: tuple[str, ...]
-    libvirtd_installed: bool
+    qemu_binaries: tuple[str, ...] | None  # None: none seen, but not every place was readable
+    libvirtd_installed: bool | None  # None: could not check
     libvirtd_state: str | None  # "active", "inactive", ... ; None: could not check
     libvirtd_detail: str = ""
 
@@ -72,10 +80,10 @@ class LabFacts:
 class LinuxFacts:
     cpu: CpuInfo | None  # None: /proc/cpuinfo unreadable
     cpuinfo_problem: str | None
-    dev_kvm: bool
+    dev_kvm: bool | None  # None: could not check
     access: KvmAccess
-    kvm_core_loaded: bool  # /sys/module/kvm
-    kvm_module: str | None  # "kvm_intel" or "kvm_amd" when loaded
+    kvm_core_loaded: bool | None  # /sys/module/kvm; None: could not check
+    kvm_module: str | None  # "kvm_intel" or "kvm_amd" when loaded (see kvm_module_known)
     module_nested: bool | None  # that module's own nested parameter
     dmi_vendor: str | None
     dmi_product: str | None
@@ -87,6 +95,9 @@ class LinuxFacts:
     level: int | None
     level_evidence: tuple[Evidence, ...]
     lab: LabFacts
+    kvm_module_known: bool = True  # False: kvm_module None means "could not check"
+    unchecked: tuple[str, ...] = ()  # facts that could not be checked ("/dev/kvm", "libvirt")
+    blocker: Blocker | None = None  # why, and what would let nestctl check them
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +135,6 @@ class WindowsFacts:
 class GuestFacts:
     """A guest's facts. `os` says which part is filled in."""
 
-    os: Literal["linux", "windows"]
+    os: Literal["linux", "windows", "unknown"]
     linux: LinuxFacts | None = None
     windows: WindowsFacts | None = None

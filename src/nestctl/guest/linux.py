@@ -12,6 +12,7 @@ from typing import Any
 
 from nestctl.guest.facts import (
     Accel,
+    Blocker,
     Evidence,
     GuestFacts,
     KvmAccess,
@@ -21,7 +22,7 @@ from nestctl.guest.facts import (
 from nestctl.host.cpuinfo import CpuInfo, parse_cpuinfo
 from nestctl.host.values import sysfs_bool
 from nestctl.host.virt import dmi_hypervisor
-from nestctl.machine import CommandStatus, Machine
+from nestctl.machine import CommandStatus, Listing, Machine, Presence, ReadStatus
 
 #: Platforms (as `dmi_hypervisor` names them) that are QEMU, with KVM or with TCG underneath.
 QEMU_FAMILY = frozenset({"QEMU", "KVM", "Bochs"})
@@ -121,7 +122,9 @@ def _dev_kvm_stat(machine: Machine) -> tuple[int, int, int] | None:
         return None
 
 
-def probe_kvm_access(machine: Machine, dev_kvm: bool) -> KvmAccess:
+def probe_kvm_access(machine: Machine, dev_kvm: bool | None) -> KvmAccess:
+    if dev_kvm is None:
+        return KvmAccess(None, "could not check whether /dev/kvm exists")
     if not dev_kvm:
         return KvmAccess(False, "/dev/kvm does not exist")
     status = _text(machine, "/proc/self/status")
@@ -210,46 +213,132 @@ def nesting_level(
 
 # -- KVM module and lab ----------------------------------------------------------------------
 
-
-def _kvm_module(machine: Machine) -> tuple[str | None, bool | None]:
-    """The loaded KVM vendor module and its `nested` value (kvm_intel/kvm_amd first; another
-    such as kvm_pvm is reported as found, it has no `nested`)."""
-    for module in ("kvm_intel", "kvm_amd"):
-        if machine.exists(f"/sys/module/{module}").present is True:
-            nested = sysfs_bool(_text(machine, f"/sys/module/{module}/parameters/nested"))
-            return module, nested
-    others = [n for n in machine.listdir("/sys/module").names if n.startswith("kvm_")]
-    return (others[0], None) if others else (None, None)
+_VENDOR_MODULES = ("kvm_intel", "kvm_amd")
 
 
-def probe_lab(machine: Machine) -> LabFacts:
+class Gaps:
+    """The facts a probe could not check, and the first reason why (for one finding)."""
+
+    def __init__(self) -> None:
+        self.what: list[str] = []
+        self.first: Presence | Listing | None = None
+
+    def note(self, what: str, record: Presence | Listing | None) -> None:
+        if record is None:
+            return
+        if what not in self.what:
+            self.what.append(what)
+        if self.first is None:
+            self.first = record
+
+
+def _presence(machine: Machine, path: str, listing: Listing) -> Presence:
+    """Whether `path` exists: from a listing of its directory when that worked, else asked."""
+    parent, _, name = path.rpartition("/")
+    if listing.ok and listing.path.rstrip("/") == parent:
+        return Presence(path, ReadStatus.OK if name in listing.names else ReadStatus.MISSING)
+    return machine.exists(path)
+
+
+def _kvm_module(
+    machine: Machine, modules: Listing
+) -> tuple[str | None, bool | None, Presence | Listing | None]:
+    """The loaded KVM vendor module, its `nested` value, and what stopped the check (if it was).
+
+    kvm_intel/kvm_amd first (their `nested` parameter, read as a file, proves them loaded even
+    where no command runs); another such as kvm_pvm is reported as found, it has no `nested`.
+    """
+    for module in _VENDOR_MODULES:
+        nested = machine.read(f"/sys/module/{module}/parameters/nested", max_bytes=4096)
+        if nested.ok:
+            return module, sysfs_bool(nested.text), None
+    gap: Presence | Listing | None = None
+    for module in _VENDOR_MODULES:
+        presence = _presence(machine, f"/sys/module/{module}", modules)
+        if presence.present:
+            return module, None, None
+        if presence.present is None:
+            gap = presence
+    if modules.ok:
+        others = [n for n in modules.names if n.startswith("kvm_")]
+        return (others[0] if others else None), None, None
+    # Both vendor modules checked absent: an unlistable /sys/module hides only exotic ones.
+    return None, None, gap
+
+
+def _any_present(machine: Machine, paths: Iterable[str]) -> tuple[bool | None, Presence | None]:
+    """True when one exists, False when all are absent, None (and why) when that is not known."""
+    gap: Presence | None = None
+    for path in paths:
+        presence = machine.exists(path)
+        if presence.present:
+            return True, None
+        if presence.present is None:
+            gap = presence if gap is None else gap
+    return (None, gap) if gap is not None else (False, None)
+
+
+def probe_lab(machine: Machine, gaps: Gaps | None = None) -> LabFacts:
+    gaps = gaps if gaps is not None else Gaps()
     binaries: set[str] = set()
+    unlisted: Listing | None = None
     for directory in ("/usr/bin", "/usr/local/bin"):
-        names = machine.listdir(directory).names
-        binaries.update(n for n in names if n.startswith("qemu-system-"))
-    if machine.exists("/usr/libexec/qemu-kvm").present is True:
+        listing = machine.listdir(directory)
+        binaries.update(n for n in listing.names if n.startswith("qemu-system-"))
+        if not listing.status.known:
+            unlisted = listing if unlisted is None else unlisted
+    qemu_kvm, qemu_kvm_gap = _any_present(machine, ("/usr/libexec/qemu-kvm",))
+    if qemu_kvm:
         binaries.add("qemu-kvm")
+    found: tuple[str, ...] | None = tuple(sorted(binaries))
+    if not binaries and (unlisted is not None or qemu_kvm_gap is not None):
+        found = None  # none seen, but not every place could be looked at
+        gaps.note("QEMU binaries", unlisted if unlisted is not None else qemu_kvm_gap)
     daemons = ("/usr/sbin/libvirtd", "/usr/bin/libvirtd", "/usr/sbin/virtqemud")
-    installed = any(machine.exists(p).present is True for p in daemons)
+    installed, gap = _any_present(machine, daemons)
+    if installed is None:
+        gaps.note("libvirt", gap)
+        return LabFacts(found, None, None, "could not check whether libvirt is installed")
     if not installed:
-        return LabFacts(tuple(sorted(binaries)), False, None, "libvirt is not installed")
+        return LabFacts(found, False, None, "libvirt is not installed")
     result = machine.run(["systemctl", "is-active", "libvirtd"], timeout=10.0, ok_codes=(0, 3, 4))
     words = result.stdout.split()
     if result.status is CommandStatus.OK and words:
-        return LabFacts(tuple(sorted(binaries)), True, words[0], "systemctl is-active libvirtd")
-    return LabFacts(tuple(sorted(binaries)), True, None, f"could not check: {result.describe()}")
+        return LabFacts(found, True, words[0], "systemctl is-active libvirtd")
+    return LabFacts(found, True, None, f"could not check: {result.describe()}")
 
 
 # -- the probe -------------------------------------------------------------------------------
 
 
+def _blocker(machine: Machine, gaps: Gaps) -> Blocker | None:
+    """One reason for every fact left unchecked, with what would let nestctl check them."""
+    if gaps.first is None:
+        return None
+    # The agent machine knows when guest-exec is refused or a probe tool is missing.
+    known = getattr(machine, "blocker", None)
+    if isinstance(known, Blocker):
+        return known
+    first = gaps.first
+    if first.status is ReadStatus.NOT_PERMITTED:
+        return Blocker(first.describe(), "run nestctl guest as root")
+    return Blocker(first.describe(), "run nestctl guest again; if it persists, see the reason")
+
+
 def probe_linux(machine: Machine) -> GuestFacts:
     """Everything the Linux rules need, read through `machine`. Never raises on bad content."""
+    gaps = Gaps()
     cpuinfo = machine.read("/proc/cpuinfo")
     cpu = parse_cpuinfo(cpuinfo.text) if cpuinfo.ok and cpuinfo.text is not None else None
     problem = None if cpu else f"/proc/cpuinfo: {cpuinfo.error or cpuinfo.status.value}"
-    dev_kvm = machine.exists("/dev/kvm").present is True
-    module, nested = _kvm_module(machine)
+    dev = machine.exists("/dev/kvm")
+    gaps.note("/dev/kvm", None if dev.known else dev)
+    modules = machine.listdir("/sys/module")
+    module, nested, module_gap = _kvm_module(machine, modules)
+    gaps.note("the KVM module", module_gap)
+    core = _presence(machine, "/sys/module/kvm", modules)
+    if module is None:  # kvm without a vendor module says the vendor module was refused
+        gaps.note("the KVM module", None if core.known else core)
     vendor = _line(machine, "/sys/class/dmi/id/sys_vendor")
     product = _line(machine, "/sys/class/dmi/id/product_name")
     sys_hv = _line(machine, "/sys/hypervisor/type")
@@ -260,12 +349,13 @@ def probe_linux(machine: Machine) -> GuestFacts:
     platform = classify_platform(vendor, product, sys_hv)
     accel, accel_ev = detect_accel(cpu, platform, clocks)
     level, level_ev = nesting_level(accel, platform, cpu is not None and cpu.hypervisor)
+    lab = probe_lab(machine, gaps)
     linux = LinuxFacts(
         cpu=cpu,
         cpuinfo_problem=problem,
-        dev_kvm=dev_kvm,
-        access=probe_kvm_access(machine, dev_kvm),
-        kvm_core_loaded=machine.exists("/sys/module/kvm").present is True,
+        dev_kvm=dev.present,
+        access=probe_kvm_access(machine, dev.present),
+        kvm_core_loaded=core.present,
         kvm_module=module,
         module_nested=nested,
         dmi_vendor=vendor,
@@ -277,6 +367,9 @@ def probe_linux(machine: Machine) -> GuestFacts:
         accel_evidence=accel_ev,
         level=level,
         level_evidence=level_ev,
-        lab=probe_lab(machine),
+        lab=lab,
+        kvm_module_known=module_gap is None,
+        unchecked=tuple(gaps.what),
+        blocker=_blocker(machine, gaps),
     )
     return GuestFacts(os="linux", linux=linux)

@@ -22,13 +22,24 @@ from nestctl.guest.rules import (
 from nestctl.machine import Machine
 
 
+def all_of(*values: bool | None) -> bool | None:
+    """Three-valued AND: False if any is False, else None if any is unknown, else True.
+
+    `bool(a and b)` would turn "could not check" into "no"."""
+    if any(v is False for v in values):
+        return False
+    if any(v is None for v in values):
+        return None
+    return True
+
+
 def _linux_json(lf: LinuxFacts, hs: HostSide | None) -> dict[str, Any]:
     cpu = lf.cpu
     return {
         "os": "linux",
         "virt_flag": cpu.virt_flag if cpu else None,
         "dev_kvm": lf.dev_kvm,
-        "kvm_usable": bool(lf.dev_kvm and lf.access.usable),
+        "kvm_usable": all_of(lf.dev_kvm, lf.access.usable),
         "accel": lf.accel,
         "level": effective_level(lf.level, hs),
         "hypervisor": lf.platform,
@@ -38,16 +49,20 @@ def _linux_json(lf: LinuxFacts, hs: HostSide | None) -> dict[str, Any]:
             "hypervisor_flag": cpu.hypervisor if cpu else None,
             "kvm_access": {"usable": lf.access.usable, "reason": lf.access.reason},
             "kvm_module": lf.kvm_module,
+            "kvm_module_known": lf.kvm_module_known,
             "module_nested": lf.module_nested,
             "dmi": {"sys_vendor": lf.dmi_vendor, "product_name": lf.dmi_product},
             "clocksources": list(lf.clocksources) if lf.clocksources is not None else None,
             "accel_evidence": [e.to_json() for e in lf.accel_evidence],
             "level_evidence": [e.to_json() for e in lf.level_evidence],
             "lab": {
-                "qemu_binaries": list(lf.lab.qemu_binaries),
+                "qemu_binaries": None
+                if lf.lab.qemu_binaries is None
+                else list(lf.lab.qemu_binaries),
                 "libvirtd_installed": lf.lab.libvirtd_installed,
                 "libvirtd_state": lf.lab.libvirtd_state,
             },
+            "unchecked": list(lf.unchecked),
         },
     }
 
@@ -91,11 +106,12 @@ def guest_json(
         return _windows_json(facts.windows, host_side)
     if facts.linux is not None:
         return _linux_json(facts.linux, host_side)
+    # Nothing was gathered: every answer is unknown, none is "no".
     return {
-        "os": facts.os,
+        "os": None if facts.os == "unknown" else facts.os,
         "virt_flag": None,
-        "dev_kvm": False,
-        "kvm_usable": False,
+        "dev_kvm": None,
+        "kvm_usable": None,
         "accel": "unknown",
         "level": None,
     }
@@ -112,7 +128,7 @@ def _sections(facts: GuestFacts, obj: dict[str, Any]) -> list[Section]:
         )
 
     rows = [
-        ("os", obj["os"]),
+        ("os", show(obj["os"])),
         ("virt flag", show(obj["virt_flag"]) if obj["virt_flag"] else "none"),
         ("/dev/kvm", show(obj["dev_kvm"])),
         ("usable", show(obj["kvm_usable"])),
@@ -123,11 +139,16 @@ def _sections(facts: GuestFacts, obj: dict[str, Any]) -> list[Section]:
         lf = facts.linux
         if lf.kvm_module in ("kvm_intel", "kvm_amd"):
             module = f"{lf.kvm_module} (nested={show(lf.module_nested)})"
+        elif lf.kvm_module:
+            module = f"{lf.kvm_module} (no nested parameter)"
         else:
-            module = f"{lf.kvm_module} (no nested parameter)" if lf.kvm_module else "none"
+            module = "none" if lf.kvm_module_known else "unknown"
         rows.append(("KVM module", module))
         rows.append(("access", lf.access.reason))
-        qemu = ", ".join(lf.lab.qemu_binaries) or "no qemu-system"
+        binaries = lf.lab.qemu_binaries
+        qemu = (
+            "qemu-system unknown" if binaries is None else ", ".join(binaries) or "no qemu-system"
+        )
         rows.append(("lab", f"{qemu}; libvirtd {show(lf.lab.libvirtd_state)}"))
     sections = [Section("Guest", tuple(rows))]
     if facts.linux is not None:
@@ -155,8 +176,14 @@ def guest_report(
     host_side: HostSide | None = None,
     try_wsl: bool = False,
 ) -> Report:
-    """Probe `machine` as a Linux or Windows guest and judge it (kvm-ok-style verdict)."""
-    if (os or detect_os()) == "windows":
+    """Probe `machine` as a Linux or Windows guest and judge it (kvm-ok-style verdict).
+
+    `os` "unknown" (the agent could not tell) probes nothing: guessing Linux would read a Windows
+    guest's missing /proc as "no virtualization"."""
+    kind = os or detect_os()
+    if kind == "unknown":
+        facts = GuestFacts(os="unknown")
+    elif kind == "windows":
         from nestctl.guest.windows import probe_windows  # noqa: PLC0415
 
         facts = probe_windows(machine, try_wsl=try_wsl)
@@ -164,7 +191,7 @@ def guest_report(
         from nestctl.guest.linux import probe_linux  # noqa: PLC0415
 
         facts = probe_linux(machine)
-    findings = guest_findings(facts, host_side)
+    findings = guest_findings(facts, host_side, blocker=getattr(machine, "blocker", None))
     obj = guest_json(facts, findings, host_side)
     return Report(
         title="guest",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from nestctl.findings import Finding, error, info, unknown, warning
 from nestctl.guest.facts import (
     Accel,
+    Blocker,
     GuestFacts,
     HostSide,
     LinuxFacts,
@@ -195,7 +196,7 @@ def _module_nested(lf: LinuxFacts) -> Finding | None:
 def _lab(lf: LinuxFacts) -> list[Finding]:
     lab = lf.lab
     out: list[Finding] = []
-    if not lab.qemu_binaries:
+    if lab.qemu_binaries is not None and not lab.qemu_binaries:
         out.append(
             warning(
                 "guest.lab.no-qemu",
@@ -203,7 +204,9 @@ def _lab(lf: LinuxFacts) -> list[Finding]:
                 "in this guest: apt install qemu-system-x86 (or your distribution's QEMU package)",
             )
         )
-    if not lab.libvirtd_installed:
+    if lab.libvirtd_installed is None:
+        pass  # reported once, with the reason, by the unchecked finding
+    elif not lab.libvirtd_installed:
         out.append(info("guest.lab.no-libvirt", "libvirt is not installed (optional)"))
     elif lab.libvirtd_state is None:
         out.append(info("guest.lab.libvirtd-unchecked", f"libvirtd: {lab.libvirtd_detail}"))
@@ -228,18 +231,30 @@ def linux_findings(lf: LinuxFacts, hs: HostSide | None = None) -> list[Finding]:
                 "run nestctl guest where /proc is mounted",
             )
         )
-    elif lf.cpu.virt_flag is None and not lf.dev_kvm:
-        out.append(_no_flag(lf, hs))
-    elif (mismatch := _vendor_mismatch(lf, hs)) is not None and not lf.dev_kvm:
+    elif lf.cpu.virt_flag is None and lf.dev_kvm is not True:
+        out.append(_no_flag(lf, hs))  # the flag's absence is checked; it explains either way
+    elif (mismatch := _vendor_mismatch(lf, hs)) is not None and lf.dev_kvm is not True:
         out.append(mismatch)
-    elif not lf.dev_kvm:
+    elif lf.dev_kvm is False and (lf.kvm_module_known or lf.kvm_module is not None):
         out.append(_no_device(lf, hs))
     if lf.dev_kvm:
         out.append(_access(lf))
     extra = (_accel(lf, hs), _level(effective_level(lf.level, hs)), _module_nested(lf))
     out.extend(f for f in extra if f is not None)
     out.extend(_lab(lf))
+    if lf.unchecked:
+        out.append(unchecked_finding(lf.unchecked, lf.blocker))
     return out
+
+
+def unchecked_finding(what: tuple[str, ...], blocker: Blocker | None) -> Finding:
+    """ONE finding for every fact left unknown, naming what would let nestctl check them."""
+    why = f": {blocker.reason}" if blocker is not None else ""
+    return unknown(
+        "guest.check.incomplete",
+        f"could not check {', '.join(what)}{why}",
+        blocker.fix if blocker is not None else None,
+    )
 
 
 # -- Windows ---------------------------------------------------------------------------------
@@ -491,9 +506,26 @@ def windows_level(wf: WindowsFacts, hs: HostSide | None) -> int | None:
     return effective_level(1 if windows_platform(wf) is not None else None, hs)
 
 
-def guest_findings(facts: GuestFacts, host_side: HostSide | None = None) -> list[Finding]:
+def guest_findings(
+    facts: GuestFacts, host_side: HostSide | None = None, *, blocker: object = None
+) -> list[Finding]:
+    """The findings for a guest. `blocker` (a `Blocker` from the machine, if any) explains
+    commands that could not run in a Windows guest, where every probe is a command."""
     if facts.windows is not None:
-        return windows_findings(facts.windows, host_side)
+        out = windows_findings(facts.windows, host_side)
+        if isinstance(blocker, Blocker):
+            out.append(unchecked_finding(("Windows features, services and WSL",), blocker))
+        return out
     if facts.linux is not None:
         return linux_findings(facts.linux, host_side)
+    if facts.os == "unknown":
+        return [
+            unknown(
+                "guest.os.unknown",
+                "could not tell which OS the guest runs: guest-get-osinfo failed and "
+                "/proc/sys/kernel/ostype is not readable, so nothing was probed",
+                "in the guest: update qemu-guest-agent (guest-get-osinfo needs qemu-ga 2.10 or "
+                "later) and make sure guest-get-osinfo is not in its block-rpcs",
+            )
+        ]
     return [unknown("guest.no-facts", "no facts were gathered from this guest")]

@@ -123,18 +123,34 @@ def deferred_signals() -> Iterator[None]:
 
     Blocked, not ignored: a Ctrl-C during the reload still stops nestctl, once the module is
     back. `modprobe` inherits the mask, so a terminal's Ctrl-C does not stop it half-way either.
+    The mask covers this thread only: a process-directed signal can land on another thread and
+    Python would still run its handler here, so the handlers are swapped for a recorder too, and
+    what was recorded is raised again once the block is over.
     """
     import signal  # noqa: PLC0415
+    import threading  # noqa: PLC0415
 
     wanted = {getattr(signal, name) for name in _DEFERRED if hasattr(signal, name)}
-    if not hasattr(signal, "pthread_sigmask") or not wanted:
+    if not wanted or threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
+    caught: list[int] = []
+
+    def record(signum: int, _frame: object) -> None:
+        caught.append(signum)
+
+    handlers = {sig: signal.signal(sig, record) for sig in wanted}
+    masked = hasattr(signal, "pthread_sigmask")
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, wanted) if masked else set()
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        if masked:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)  # pending ones reach `record` now
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(caught):
+            signal.raise_signal(sig)
 
 
 def still_free(host: Host, module: str) -> str | None:

@@ -6,6 +6,12 @@ not through `Host`): ``{"format": 1, "builds": {<identity>: {<accel> "\\n" <-cpu
 The identity (path, size, mtime, inode of the binary; see `cpuprobe.binary_identity`) changes when
 QEMU is upgraded, and answers of an older build of the same binary are dropped then. A corrupt or
 unreadable file is ignored and rewritten, never fatal; writes are atomic (temp file + rename).
+
+The file decides what nestctl tells an admin, so it is never trusted blindly. Run as root it lives
+in root's own /var/cache/nestctl, whatever XDG_CACHE_HOME `sudo` preserved from a user. It is read
+only when it and its directory belong to us (or root) and nobody else may write them, it is not a
+symlink and not huge; and each record must be a QEMU answer of the right shape (flags with no
+refusal, or a refusal with no flags), else it is asked again.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,12 +28,69 @@ if TYPE_CHECKING:
     from nestctl.qemu.cpuprobe import CpuAnswer
 
 FORMAT = 1
+#: Root's cache: a system directory no user's environment can point elsewhere.
+ROOT_CACHE = Path("/var/cache/nestctl/qemu-cpu.json")
+#: A cache larger than this is not ours (thousands of answers take a few hundred KiB).
+MAX_CACHE_BYTES = 4 * 1024 * 1024
+_MAX_TEXT = 4096  # longest string a record may hold
 
 
-def default_cache_path() -> Path:
-    """$XDG_CACHE_HOME/nestctl/qemu-cpu.json, or ~/.cache/nestctl/qemu-cpu.json."""
+def _euid() -> int:
+    return getattr(os, "geteuid", lambda: 0)()
+
+
+def default_cache_path(euid: int | None = None) -> Path:
+    """/var/cache/nestctl/qemu-cpu.json for root; else $XDG_CACHE_HOME/nestctl/qemu-cpu.json or
+    ~/.cache/nestctl/qemu-cpu.json."""
+    if (_euid() if euid is None else euid) == 0:
+        return ROOT_CACHE
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "nestctl" / "qemu-cpu.json"
+
+
+def untrusted(st: os.stat_result, euid: int, what: str) -> str | None:
+    """Why a file or directory with this stat may not be trusted by `euid`, or None."""
+    if st.st_uid not in (euid, 0):
+        return f"{what} belongs to uid {st.st_uid}, not to uid {euid} or root"
+    if st.st_mode & 0o022 and not (stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX):
+        return f"{what} may be written by other users (mode {st.st_mode & 0o7777:04o})"
+    return None
+
+
+def _str_or_none(value: object) -> bool:
+    return value is None or (isinstance(value, str) and len(value) <= _MAX_TEXT)
+
+
+def valid_record(record: dict[str, Any], accel: str, cpu_arg: str) -> bool:
+    """Whether a cached record is a QEMU answer of the documented shape for this key."""
+    flags = [record.get(k, "missing") for k in ("vmx", "svm", "hypervisor")]
+    error = record.get("error")
+    if error is None:
+        shape_ok = all(isinstance(f, bool) for f in flags)  # an answer carries every flag
+    else:
+        from nestctl.qemu.cpuprobe import is_cpu_refusal  # noqa: PLC0415 - see `get`
+
+        shape_ok = isinstance(error, str) and 0 < len(error) <= _MAX_TEXT
+        shape_ok = shape_ok and all(f is None for f in flags)  # a refusal carries none
+        # Older nestctl cached any QEMU failure as a refusal ("Failed to bind socket"): only
+        # QEMU's words about the CPU are kept.
+        shape_ok = shape_ok and is_cpu_refusal(str(error).split("; ", 1)[0])
+    source = record.get("source")
+    lists_ok = all(
+        isinstance(record.get(k, []), list)
+        and all(isinstance(x, str) and len(x) <= _MAX_TEXT for x in record.get(k, []))
+        for k in ("filtered", "dropped", "notes")
+    )
+    return (
+        shape_ok
+        and lists_ok
+        and isinstance(source, str)
+        and source.startswith("qemu ")  # the table's answers are never cached
+        and record.get("accel") == accel
+        and record.get("asked") in (None, cpu_arg)
+        and record.get("unasked") is None  # "could not ask" is never kept
+        and all(_str_or_none(record.get(k)) for k in ("vendor", "qemu_version", "cpu_arg"))
+    )
 
 
 def _key(accel: str, cpu_arg: str) -> str:
@@ -36,22 +100,69 @@ def _key(accel: str, cpu_arg: str) -> str:
 class CpuAnswerCache:
     """Load lazily, `get`/`put` in memory, `save` once at the end of a run."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(path) if path is not None else default_cache_path()
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, euid: int | None = None
+    ) -> None:
+        self.euid = _euid() if euid is None else euid
+        self.path = Path(path) if path is not None else default_cache_path(self.euid)
         self._builds: dict[str, dict[str, dict[str, Any]]] | None = None
         self._dirty = False
+        self._unsafe = False  # the directory is not ours alone: never write there
         self.problem: str | None = None  # why the file on disk was ignored, if it was
+
+    def _dir_problem(self) -> str | None:
+        try:
+            st = os.stat(self.path.parent)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return f"cannot check {self.path.parent}: {exc.strerror or exc}"
+        return untrusted(st, self.euid, str(self.path.parent))
+
+    def _read_trusted(self) -> str | None:
+        """The file's text if it may be trusted; None (and `problem` set) otherwise."""
+        dir_problem = self._dir_problem()
+        if dir_problem is not None:
+            self._unsafe = True
+            self.problem = f"ignored {self.path}: {dir_problem}"
+            return None
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        try:
+            fd = os.open(self.path, flags | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:  # ELOOP: a symlink; EACCES; a FIFO's ENXIO...
+            self.problem = f"cannot read {self.path}: {exc.strerror or exc}"
+            return None
+        try:
+            st = os.fstat(fd)
+            why = untrusted(st, self.euid, str(self.path))
+            if not stat.S_ISREG(st.st_mode):
+                why = f"{self.path} is not a regular file"
+            elif st.st_size > MAX_CACHE_BYTES:
+                why = f"{self.path} is larger than {MAX_CACHE_BYTES} bytes"
+            if why is not None:
+                self.problem = f"ignored {why}"
+                self._dirty = True  # replace it with good content at the next save
+                return None
+            chunks: list[bytes] = []
+            size = 0
+            while size <= MAX_CACHE_BYTES and (chunk := os.read(fd, 65536)):
+                chunks.append(chunk)
+                size += len(chunk)
+            return b"".join(chunks).decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            self.problem = f"cannot read {self.path}: {exc}"
+            return None
+        finally:
+            os.close(fd)
 
     def _load(self) -> dict[str, dict[str, dict[str, Any]]]:
         if self._builds is not None:
             return self._builds
         self._builds = {}
-        try:
-            raw = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return self._builds
-        except (OSError, UnicodeDecodeError) as exc:
-            self.problem = f"cannot read {self.path}: {exc}"
+        raw = self._read_trusted()
+        if raw is None:
             return self._builds
         try:
             data = json.loads(raw)
@@ -74,14 +185,16 @@ class CpuAnswerCache:
         from nestctl.qemu.cpuprobe import CpuAnswer  # noqa: PLC0415 - the two modules refer to each other
 
         record = self._load().get(identity, {}).get(_key(accel, cpu_arg))
-        if record is None:
-            return None
+        if record is None or not valid_record(record, accel, cpu_arg):
+            return None  # a damaged or forged record is asked again and overwritten
         try:
             return CpuAnswer.from_json(record)
         except (KeyError, TypeError, ValueError):
-            return None  # a damaged record is asked again and overwritten
+            return None
 
     def put(self, identity: str, accel: str, cpu_arg: str, answer: CpuAnswer) -> None:
+        if answer.unasked is not None or not answer.source.startswith("qemu "):
+            return  # only QEMU's own answers are kept; the table is asked anew each time
         builds = self._load()
         binary = identity.split("|", 1)[0]
         for old in [i for i in builds if i != identity and i.split("|", 1)[0] == binary]:
@@ -96,9 +209,16 @@ class CpuAnswerCache:
         """
         if not self._dirty or self._builds is None:
             return None
+        if self._unsafe:
+            return self.problem
         text = json.dumps({"format": FORMAT, "builds": self._builds}, indent=1, sort_keys=True)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            problem = self._dir_problem()  # it may have been created by someone else
+            if problem is not None:
+                self.problem = f"not written: {problem}"
+                return self.problem
+            # mkstemp creates the file 0600, owned by us; rename never follows a planted link.
             fd, tmp = tempfile.mkstemp(prefix=".qemu-cpu.", suffix=".tmp", dir=self.path.parent)
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:

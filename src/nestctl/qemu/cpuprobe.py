@@ -11,6 +11,12 @@ QEMU turns svm off for built-in models unless ``+svm`` is given, the vendor foll
 and the host CPU and kvm_intel/kvm_amd ``nested`` filter further; ``host`` needs KVM at all. The
 oracle reports what QEMU said; `nestctl.vm.exposure` combines it with KVM's rules and the host's
 ``nested``. `table_answer` is the built-in fallback, written with KVM semantics.
+
+Only QEMU's own refusal of the -cpu value (its error texts, `cpu_refusal`) is an answer, and only
+that is cached. A QEMU that fails for any other reason (its socket cannot be bound, /tmp is full,
+no memory, missing firmware, killed) could not be asked: the answer is the table's, with
+``unasked`` saying why, and nothing is cached. Oracle QEMUs run in their own process group with a
+parent-death signal and are always reaped, also when nestctl gets SIGTERM.
 """
 
 from __future__ import annotations
@@ -19,10 +25,13 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
 from nestctl.qemu.qmp import QmpClient, QmpError
@@ -64,6 +73,7 @@ class CpuAnswer:
     asked: str | None = None  # the value QEMU was really given (after `tcg_askable`)
     dropped: tuple[str, ...] = ()  # parts of cpu_arg left out of `asked`
     notes: tuple[str, ...] = field(default=())
+    unasked: str | None = None  # why QEMU could not be asked (then the table answered)
 
     @property
     def virt_flag(self) -> str | None:
@@ -88,6 +98,7 @@ class CpuAnswer:
             "asked": self.asked,
             "dropped": list(self.dropped),
             "notes": list(self.notes),
+            "unasked": self.unasked,
         }
 
     @classmethod
@@ -118,6 +129,7 @@ class CpuAnswer:
             asked=opt_str("asked"),
             dropped=tuple(str(x) for x in data.get("dropped", ())),
             notes=tuple(str(x) for x in data.get("notes", ())),
+            unasked=opt_str("unasked"),
         )
 
 
@@ -303,16 +315,127 @@ class _Running:
 def spawn_qemu(argv: list[str], errfile: IO[bytes]) -> subprocess.Popen[bytes]:
     """Start QEMU. The one place nestctl spawns a long-lived helper instead of `Host.run`:
     QEMU must stay up, frozen, while we talk to it over its socket. Tests spy on this function.
+
+    Its own process group (a Ctrl-C on nestctl's terminal does not reach it half-way; we stop it
+    ourselves) and a parent-death signal (it never outlives nestctl).
     """
     return subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errfile, close_fds=True
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=errfile,
+        close_fds=True,
+        process_group=0,
+        preexec_fn=_die_with_parent(os.getpid()),  # noqa: PLW1509 - async-signal-safe: prctl only
     )
 
 
-def _refusal(stderr: str) -> str:
+@contextlib.contextmanager
+def _reaped_on_sigterm(running: list[_Running]) -> Iterator[None]:
+    """While QEMUs run: on SIGTERM stop and reap them, then let SIGTERM do what it did before.
+
+    Python's default SIGTERM ends the process without running `finally`; the parent-death signal
+    would still kill QEMU, but its work directory and socket would stay behind.
+    """
+    import threading  # noqa: PLC0415 - only when QEMU is asked
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread; the parent-death signal still holds
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is None:  # installed outside Python: the closest we can restore is the default
+        previous = signal.SIG_DFL
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        for r in list(running):
+            QemuCpuOracle.stop(r)
+        running.clear()
+        signal.signal(signal.SIGTERM, previous)
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            os.kill(os.getpid(), signal.SIGTERM)  # the default (or ignored) disposition
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+#: QEMU's own words when it refuses a -cpu value (QEMU 7.2 to 10; ../shared/reference/qemu-e2e.md):
+#: "unable to find CPU model 'x'", "CPU model 'host' requires KVM or HVF", "Property
+#: 'qemu64-x86_64-cpu.x' not found", "can't apply global qemu64-x86_64-cpu.x=y: ...", "kernel
+#: doesn't allow setting HyperV VP_INDEX", "TCG doesn't support requested features" (enforce).
+_CPU_REFUSAL_RE = re.compile(
+    r"unable to find CPU model|CPU model '[^']*' requires|-x86_64-cpu\b|HyperV|Hyper-V"
+    r"|doesn't support requested feature|^-cpu ",
+    re.ASCII,
+)
+
+
+def _errors(stderr: str) -> list[str]:
     lines = [_PROGRAM_PREFIX_RE.sub("", ln).strip() for ln in stderr.splitlines()]
-    errors = [ln for ln in lines if ln and not ln.startswith("warning:")]
-    return "; ".join(errors) or "QEMU exited without saying why"
+    return [ln for ln in lines if ln and not ln.startswith("warning:")]
+
+
+def cpu_refusal(returncode: int | None, stderr: str) -> str | None:
+    """QEMU's refusal of the -cpu value, or None when it failed for another reason.
+
+    QEMU stops at its first fatal error with exit code 1: that error must be about the CPU.
+    A signal (killed, OOM killer), another exit code, or an error about anything else (the QMP
+    socket, memory, firmware) says nothing about the -cpu value.
+    """
+    if returncode != 1:
+        return None
+    errors = _errors(stderr)
+    if not errors or not is_cpu_refusal(errors[0]):
+        return None
+    return "; ".join(errors)
+
+
+def is_cpu_refusal(error: str) -> bool:
+    """Whether QEMU's (first) error line is about the -cpu value."""
+    return _CPU_REFUSAL_RE.search(error) is not None
+
+
+def _failure(returncode: int | None, stderr: str) -> str:
+    """Why a QEMU that was not refusing the -cpu value stopped, in one line."""
+    if returncode is not None and returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"QEMU was killed by {name}"
+    errors = _errors(stderr)
+    why = errors[0] if errors else "no message"
+    return f"QEMU exited with code {returncode}: {why[:200]}"
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """A preexec function: SIGKILL this child when its parent dies (Linux prctl), so no oracle
+    QEMU outlives a nestctl that was killed outright (SIGKILL gives nestctl no chance to reap).
+
+    The signal fires when the thread that forked exits: the oracle forks from the calling thread
+    and waits for its QEMUs there. prctl is looked up here, before the fork: the child only calls
+    it (no import, no allocation-heavy work between fork and exec).
+    """
+    prctl: Callable[..., int] | None = None
+    if sys.platform == "linux":
+        import ctypes  # noqa: PLC0415 - only when QEMU is started
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def preexec() -> None:
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
 
 
 class QemuCpuOracle:
@@ -352,7 +475,7 @@ class QemuCpuOracle:
         identity = binary_identity(self.binary) if self.binary else None
         if identity is None:
             why = f"{QEMU_BINARY} not found" if not self.binary else f"{self.binary} is missing"
-            return {a: self._fallback(a, vendor_hint, why) for a in wanted}
+            return {a: self._fallback(a, vendor_hint, why, unasked=True) for a in wanted}
         answers: dict[str, CpuAnswer] = {}
         pending: dict[str, list[str]] = {}  # askable value -> cpu_args that map to it
         for arg in wanted:
@@ -371,7 +494,8 @@ class QemuCpuOracle:
                 if isinstance(result, CpuAnswer):
                     answers[arg] = self._stamp(result, arg)
                 else:
-                    answers[arg] = self._fallback(arg, vendor_hint, result)
+                    answers[arg] = self._fallback(arg, vendor_hint, result, unasked=True)
+            # Only QEMU's answers are kept: a QEMU that could not be asked is asked next time.
             if isinstance(result, CpuAnswer) and self.cache is not None:
                 self.cache.put(identity, self.accel, asked, result)
         if self.cache is not None and fresh:
@@ -385,9 +509,11 @@ class QemuCpuOracle:
         return replace(answer, cpu_arg=cpu_arg, dropped=dropped)
 
     @staticmethod
-    def _fallback(cpu_arg: str, vendor_hint: str | None, why: str) -> CpuAnswer:
+    def _fallback(
+        cpu_arg: str, vendor_hint: str | None, why: str, *, unasked: bool = False
+    ) -> CpuAnswer:
         answer = table_answer(cpu_arg, vendor_hint)
-        return replace(answer, notes=(*answer.notes, why))
+        return replace(answer, notes=(*answer.notes, why), unasked=why if unasked else None)
 
     def _probe_all(self, values: list[str]) -> dict[str, CpuAnswer | str]:
         """Probe in batches of `parallel` processes: start them all, then ask each."""
@@ -395,18 +521,20 @@ class QemuCpuOracle:
         for start in range(0, len(values), self.parallel):
             batch = values[start : start + self.parallel]
             running: list[_Running] = []
-            try:
-                for asked in batch:
-                    started = self._start(asked)
-                    if isinstance(started, str):
-                        out[asked] = started
-                    else:
-                        running.append(started)
-                for r in running:
-                    out[r.asked] = self._query(r)
-            finally:
-                for r in running:
-                    self._stop(r)
+            with _reaped_on_sigterm(running):
+                try:
+                    for asked in batch:
+                        started = self._start(asked)
+                        if isinstance(started, str):
+                            out[asked] = started
+                        else:
+                            running.append(started)
+                    for r in list(running):
+                        out[r.asked] = self._query(r)
+                finally:
+                    for r in running:
+                        self.stop(r)
+                    running.clear()
         # A refused value gives no QMP greeting: name the version another process reported.
         for asked, result in out.items():
             if isinstance(result, CpuAnswer) and result.qemu_version is None and self._version:
@@ -415,8 +543,15 @@ class QemuCpuOracle:
 
     def _start(self, asked: str) -> _Running | str:
         assert self.binary is not None
-        workdir = tempfile.mkdtemp(prefix="nestctl-qmp-")
-        errfile = tempfile.TemporaryFile(dir=workdir)  # noqa: SIM115 - closed in _stop
+        try:
+            workdir = tempfile.mkdtemp(prefix="nestctl-qmp-")
+        except OSError as exc:  # a full or read-only /tmp
+            return f"cannot create a work directory for QEMU: {exc.strerror or exc}"
+        try:
+            errfile = tempfile.TemporaryFile(dir=workdir)  # noqa: SIM115 - closed in stop()
+        except OSError as exc:
+            shutil.rmtree(workdir, ignore_errors=True)
+            return f"cannot create a work file for QEMU: {exc.strerror or exc}"
         sock = os.path.join(workdir, "qmp.sock")
         argv = [
             self.binary,
@@ -435,10 +570,10 @@ class QemuCpuOracle:
         ]
         try:
             proc = spawn_qemu(argv, errfile)
-        except OSError as exc:
+        except (OSError, subprocess.SubprocessError) as exc:
             errfile.close()
             shutil.rmtree(workdir, ignore_errors=True)
-            return f"cannot start {self.binary}: {exc.strerror or exc}"
+            return f"cannot start {self.binary}: {getattr(exc, 'strerror', None) or exc}"
         self.started += 1
         return _Running(asked, proc, workdir, errfile)
 
@@ -459,32 +594,37 @@ class QemuCpuOracle:
                 rc = r.proc.wait(timeout=2.0)
             except subprocess.TimeoutExpired:
                 return f"QEMU did not answer over QMP: {exc}"
-            if rc == 0:
-                return f"QEMU exited unexpectedly: {exc}"
+            refusal = cpu_refusal(rc, r.stderr_text())
+            if refusal is None:
+                return _failure(rc, r.stderr_text())
             # QEMU refused the value: a real answer, with QEMU's own words.
             return CpuAnswer(
                 cpu_arg=r.asked,
                 vmx=None,
                 svm=None,
                 hypervisor=None,
-                error=_refusal(r.stderr_text()),
+                error=refusal,
                 source=self._source(None),
                 qemu_version=self._version,
                 accel=self.accel,
                 asked=r.asked,
                 notes=TCG_CAVEATS if self.accel == "tcg" else (),
             )
-        except (KeyError, IndexError, TypeError) as exc:
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
             return f"unexpected QMP reply: {exc!r}"
+        if not all(isinstance(props[k], bool) for k in ("vmx", "svm", "hypervisor")):
+            return f"unexpected QMP reply: {props!r:.120}"
+        if not isinstance(props["vendor"], str):
+            return f"unexpected QMP reply: vendor {props['vendor']!r:.40}"
         filtered = tuple(
             m.group(1).rsplit(".", 1)[-1] for m in _FILTERED_RE.finditer(r.stderr_text())
         )
         return CpuAnswer(
             cpu_arg=r.asked,
-            vmx=bool(props["vmx"]),
-            svm=bool(props["svm"]),
-            hypervisor=bool(props["hypervisor"]),
-            vendor=str(props["vendor"]) or None,
+            vmx=props["vmx"],
+            svm=props["svm"],
+            hypervisor=props["hypervisor"],
+            vendor=props["vendor"] or None,
             filtered=filtered,
             source=self._source(version),
             qemu_version=version,
@@ -502,10 +642,13 @@ class QemuCpuOracle:
         return f"qemu {self.accel}"
 
     @staticmethod
-    def _stop(r: _Running) -> None:
-        with contextlib.suppress(OSError):
-            r.proc.kill()
+    def stop(r: _Running) -> None:
+        """Kill QEMU's whole process group, reap it, remove its work directory."""
+        if r.proc.returncode is None:  # not reaped yet: its pid (= group id) is still ours
+            with contextlib.suppress(OSError):
+                os.killpg(r.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             r.proc.wait(timeout=5.0)
-        r.errfile.close()
+        with contextlib.suppress(OSError):
+            r.errfile.close()
         shutil.rmtree(r.workdir, ignore_errors=True)

@@ -45,12 +45,15 @@ class QmpCommandError(QmpError):
 
 def _version_text(greeting: dict[str, Any]) -> str:
     """'7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)' from the greeting (or query-version)."""
-    info = greeting.get("QMP", greeting).get("version", {})
-    if not isinstance(info, dict):
+    outer = greeting.get("QMP", greeting)
+    info = outer.get("version") if isinstance(outer, dict) else None
+    q = info.get("qemu") if isinstance(info, dict) else None
+    if not isinstance(info, dict) or not isinstance(q, dict):
         return "unknown"
-    q = info.get("qemu", {})
-    text = "{}.{}.{}".format(q.get("major", "?"), q.get("minor", "?"), q.get("micro", "?"))
-    package = str(info.get("package", "")).strip()
+    parts = [q.get(k) for k in ("major", "minor", "micro")]
+    text = ".".join(str(v) if isinstance(v, int) else "?" for v in parts)
+    package = info.get("package")
+    package = package.strip()[:100] if isinstance(package, str) else ""
     return f"{text} ({package})" if package else text
 
 
@@ -135,13 +138,17 @@ class QmpClient:
         except ChannelTimeoutError as exc:
             raise QmpTimeoutError(f"{command}: {exc}") from exc
         while True:
+            if time.monotonic() >= deadline:  # a stream of events cannot hold us past it
+                raise QmpTimeoutError(f"{command}: QEMU did not answer in time")
             reply = self._receive(self._channel, deadline - time.monotonic(), command)
             if "event" in reply or reply.get("id", ident) != ident:
                 continue  # asynchronous events and late replies to earlier commands
             if "error" in reply:
                 err = reply["error"] if isinstance(reply["error"], dict) else {}
                 raise QmpCommandError(
-                    command, str(err.get("class", "GenericError")), str(err.get("desc", ""))
+                    command,
+                    str(err.get("class", "GenericError"))[:100],
+                    str(err.get("desc", ""))[:500],
                 )
             if "return" in reply:
                 return reply["return"]

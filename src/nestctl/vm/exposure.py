@@ -45,6 +45,9 @@ class OracleAnswer(Protocol):
     @property
     def accel(self) -> str: ...
 
+    # CpuAnswer also has `unasked` (why QEMU could not be asked); read with getattr so answers
+    # made before it existed still fit.
+
 
 @dataclass(frozen=True, slots=True)
 class Exposure:
@@ -152,11 +155,24 @@ def _tcg_decision(cpu: CpuValue, oracle: OracleAnswer | None) -> Exposure:
     return Exposure(
         exposed,
         "svm" if exposed else None,
-        "table",
+        oracle_source(oracle),  # "table", saying so when QEMU could not be asked
         "software emulation (kvm: 0): TCG never emulates vmx; svm "
         + ("is" if exposed else "is not")
         + f" part of {cpu.model!r} here",
     )
+
+
+def oracle_source(oracle: OracleAnswer | None) -> str:
+    """`nested.source`: the QEMU that answered, "table", or the table and why QEMU was not asked
+    (so no reader takes a failed QEMU for a rule, or a rule for QEMU's word)."""
+    if oracle is None:
+        return "table"
+    unasked = getattr(oracle, "unasked", None)
+    if isinstance(unasked, str):
+        return (
+            f"table (QEMU could not be asked: {unasked.splitlines()[0][:120] if unasked else ''})"
+        )
+    return oracle.source if oracle.accel == "tcg" else "table"
 
 
 def decide(
@@ -173,7 +189,7 @@ def decide(
     live kvm_intel/kvm_amd `nested` value (None: unknown). `oracle` is the real QEMU's answer for
     this value, if one was asked.
     """
-    source = oracle.source if oracle is not None and oracle.accel == "tcg" else "table"
+    source = oracle_source(oracle)
     if oracle is not None and oracle.error:
         return Exposure(
             False, None, source, f"QEMU refuses this -cpu value: {oracle.error}", oracle.error

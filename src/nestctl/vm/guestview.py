@@ -95,10 +95,13 @@ def join_guest_view(r: VmResult) -> None:
         return
     if r.guest.get("os") == "windows":
         state = "ok" if r.guest.get("kvm_usable") else "unknown"
+    elif r.guest.get("os") is None:  # the agent could not tell the OS: nothing was probed
+        state = "unknown"
     elif r.guest.get("virt_flag") is None:
         state = "broken"
     else:
-        state = "ok" if r.guest.get("kvm_usable") else "broken"
+        usable = r.guest.get("kvm_usable")  # None: the guest could not be checked, not "no"
+        state = "ok" if usable else "unknown" if usable is None else "broken"
     r.chain["guest"] = state
     r.broken_link = next((k for k, v in r.chain.items() if v == "broken"), None)
 

@@ -50,7 +50,8 @@ def sections(results: list[VmResult]) -> list[Section]:
             rows.append(("restart required", f"yes: qm reboot {r.vmid}"))
         if r.guest is not None:
             g = r.guest
-            usable = "usable" if g.get("kvm_usable") else "not usable"
+            kvm_usable = g.get("kvm_usable")
+            usable = "unknown" if kvm_usable is None else "usable" if kvm_usable else "not usable"
             seen = f"{g.get('virt_flag') or 'no vmx/svm'}, /dev/kvm {usable}"
             rows.append(("guest says (agent)", f"{seen}, accel {g.get('accel')}"))
         # Errors and warnings are listed under Findings; notes stay with their VM.
