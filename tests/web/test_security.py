@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from nestctl.web.settings import ServeSettings, TargetSpec, listen_problem
@@ -157,3 +159,12 @@ def test_static_files_and_manifest(client, sim):
 
 def test_settings_for_helper_names_the_sim(sim):
     assert settings_for(sim).targets[0].fingerprint == sim.fingerprint
+
+
+def test_app_icons_are_real_pngs_of_their_size(client):
+    for size in (192, 512):
+        r = client.get(f"/icon-{size}.png")
+        assert r.status_code == 200
+        assert r.content.startswith(b"\x89PNG\r\n\x1a\n")
+        assert struct.unpack(">II", r.content[16:24]) == (size, size)
+    assert client.get("/icon-64.png").status_code == 404

@@ -25,7 +25,7 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Paths a visitor without a session may use.
-PUBLIC_PREFIXES = ("/login", "/static/", "/manifest.webmanifest", "/healthz", "/trust")
+PUBLIC_PREFIXES = ("/login", "/static/", "/icon-", "/manifest.webmanifest", "/healthz", "/trust")
 MAX_FORM_BYTES = 64 * 1024
 
 CSP = (

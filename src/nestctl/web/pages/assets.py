@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import json
@@ -11,11 +12,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from nestctl import __version__
+from nestctl.web import icons
+
 TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml",
-    ".png": "image/png",
 }
 
 
@@ -34,6 +37,22 @@ def url(name: str) -> str:
     """The URL of a static file, with its hash so browsers may cache it for good."""
     entry = files().get(name)
     return f"/static/{name}?v={entry[1]}" if entry else f"/static/{name}"
+
+
+def icon_url(size: int) -> str:
+    return f"/icon-{size}.png?v={__version__}"
+
+
+async def icon(request: Request) -> Response:
+    size = request.path_params["size"]
+    if size not in icons.SIZES:
+        return PlainTextResponse("not found\n", status_code=404)
+    data = await asyncio.to_thread(icons.png, size)  # drawn once (a few tenths of a second)
+    return Response(
+        data,
+        media_type="image/png",
+        headers={"cache-control": "public, max-age=31536000, immutable"},
+    )
 
 
 async def static(request: Request) -> Response:
@@ -67,8 +86,8 @@ MANIFEST = {
 async def manifest(_request: Request) -> Response:
     body: dict[str, object] = dict(MANIFEST)
     body["icons"] = [
-        {"src": url("icon-192.png"), "sizes": "192x192", "type": "image/png"},
-        {"src": url("icon-512.png"), "sizes": "512x512", "type": "image/png"},
+        {"src": icon_url(192), "sizes": "192x192", "type": "image/png"},
+        {"src": icon_url(512), "sizes": "512x512", "type": "image/png"},
         {"src": url("icon.svg"), "sizes": "any", "type": "image/svg+xml"},
     ]
     return Response(
@@ -84,6 +103,7 @@ async def health(_request: Request) -> Response:
 
 routes = [
     Route("/static/{name}", static, methods=["GET"]),
+    Route("/icon-{size:int}.png", icon, methods=["GET"]),
     Route("/manifest.webmanifest", manifest, methods=["GET"]),
     Route("/healthz", health, methods=["GET"]),
 ]
