@@ -79,43 +79,6 @@ def presented_fingerprint(url: str, timeout: float = 5.0) -> str | None:
     return colon_hex(hashlib.sha256(der).hexdigest()) if der else None
 
 
-def _client_class() -> Any:
-    """`ApiClient` whose ticket login also answers Proxmox's second-factor (TOTP) challenge."""
-    from nestctl.api.client import ApiClient  # noqa: PLC0415 - the `api` extra, lazily
-    from nestctl.api.credentials import UserPassword  # noqa: PLC0415
-
-    class TfaApiClient(ApiClient):
-        otp = ""
-
-        def _fetch_ticket(self, creds: UserPassword) -> tuple[str, str]:
-            data = self._once(
-                "POST",
-                "/access/ticket",
-                {"username": creds.user, "password": creds.password},
-                auth=False,
-            )
-            if isinstance(data, dict) and data.get("NeedTFA"):
-                # The reply holds only a half ticket: it must be completed with the code.
-                if not self.otp:
-                    raise OtpRequiredError
-                data = self._once(
-                    "POST",
-                    "/access/ticket",
-                    {
-                        "username": creds.user,
-                        "tfa-challenge": str(data.get("ticket", "")),
-                        "password": f"totp:{self.otp}",
-                    },
-                    auth=False,
-                )
-            if not isinstance(data, dict) or not isinstance(data.get("ticket"), str):
-                raise LoginError("login refused: no ticket in the reply")
-            self._userid = str(data.get("username") or creds.user)
-            return data["ticket"], str(data.get("CSRFPreventionToken", ""))
-
-    return TfaApiClient
-
-
 class PveConnector:
     """Logins through the shared API client."""
 
@@ -125,8 +88,14 @@ class PveConnector:
     def login(
         self, target: TargetSpec, username: str, password: str, otp: str, pin: str | None
     ) -> Login:
+        from nestctl.api.client import ApiClient  # noqa: PLC0415 - the `api` extra, lazily
         from nestctl.api.credentials import ApiToken, CredentialError, UserPassword  # noqa: PLC0415
-        from nestctl.api.errors import ApiAuthError, ApiError, ApiTlsError  # noqa: PLC0415
+        from nestctl.api.errors import (  # noqa: PLC0415
+            ApiAuthError,
+            ApiError,
+            ApiSecondFactorError,
+            ApiTlsError,
+        )
 
         username = username.strip()
         creds: Any
@@ -136,14 +105,13 @@ class PveConnector:
             else:
                 if "@" not in username:
                     raise LoginError("the user name needs its realm, e.g. root@pam")
-                creds = UserPassword(username, password)
+                creds = UserPassword(username, password, otp)
         except CredentialError as exc:
             raise LoginError(str(exc)) from None
         fingerprint = target.fingerprint or pin
-        client = _client_class()(
+        client = ApiClient(
             target.url, creds, fingerprint=fingerprint, ca_file=target.ca_file, timeout=self.timeout
         )
-        client.otp = otp
         try:
             client.login()
             client.request("GET", "/version")
@@ -154,6 +122,9 @@ class PveConnector:
                     exc.message, presented_fingerprint(target.url)
                 ) from None
             raise LoginError(exc.message, counts=False) from None
+        except ApiSecondFactorError:
+            client.close()
+            raise OtpRequiredError from None
         except ApiAuthError:
             client.close()
             raise LoginError("login refused: wrong user name, password or code") from None
