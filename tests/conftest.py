@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,12 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("ci")  # `--hypothesis-profile=NAME` loads another one after this
+
+# A shell starts background jobs with SIGINT ignored, and an ignored signal stays ignored across
+# exec: the Ctrl-C tests (in this process and in the nestctl processes they start) would then test
+# nothing. Catching it here gives every test a terminal's Ctrl-C; exec resets a caught signal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class UnexpectedCommandError(BaseException):

@@ -15,6 +15,9 @@ from nestctl.api.client import ApiClient, base_url, parse_upid
 from nestctl.api.credentials import ApiToken, CredentialError, UserPassword, read_secret_file
 from nestctl.api.tls import normalize_fingerprint
 from tests.api.tls_server import Canned, Reply, make_cert, serve
+from tests.pvesim import PveSim, totp_now
+
+pytest_plugins = ["tests.pvesim.fixtures"]
 
 SECRET = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
 TOKEN = ApiToken.parse(f"root@pam!nestctl={SECRET}", source="test")
@@ -232,3 +235,22 @@ def test_upid_node() -> None:
     assert parse_upid("UPID:pve2:0000A1B2:0001C3D4:6650F0A1:qmreboot:101:root@pam!api:") == "pve2"
     with pytest.raises(ae.ApiBadReplyError):
         parse_upid("nonsense")
+
+
+def test_a_realm_with_totp_logs_in_with_the_code_and_says_when_it_is_missing(
+    pve_sim: PveSim,
+) -> None:
+    secret = "JBSWY3DPEHPK3PXP"
+    pve_sim.add_user("bob@pve", "bob-password", privs=["PVEAuditor"], totp_secret=secret)
+    without = ApiClient(pve_sim.url, UserPassword("bob@pve", "bob-password"),
+                        fingerprint=pve_sim.fingerprint, retries=0)  # fmt: skip
+    with pytest.raises(ae.ApiSecondFactorError, match="second factor"):
+        without.login()
+    with ApiClient(
+        pve_sim.url,
+        UserPassword("bob@pve", "bob-password", totp_now(secret)),
+        fingerprint=pve_sim.fingerprint,
+        retries=0,
+    ) as api:
+        assert api.get("/version")["version"]
+        assert api.userid == "bob@pve"

@@ -105,3 +105,25 @@ def test_a_wrong_parent_is_a_finding_not_a_lost_level() -> None:
     assert [f.code for f in findings] == ["tree.parent-missing"]
     # Shown at the top rather than dropped.
     assert [(n["target"], n["level"]) for n in tree] == [("outer", 0), ("inner", 0)]
+
+
+def test_a_vm_with_a_broken_link_is_never_shown_ready() -> None:
+    # A VM nobody asked to nest gets only notes, so the tree stays "ready" overall; its own row
+    # still answers "can it run nested guests?": no, and where the chain breaks.
+    target = TargetView.from_json(
+        "lab",
+        {
+            "nodes": [{"node": "pve1", "findings": []}],
+            "vms": [
+                {"vmid": 103, "name": "plain", "node": "pve1", "broken_link": "config",
+                 "findings": [{"code": "vm.nested.not-exposed", "severity": "info",
+                               "message": "m"}]},
+                {"vmid": 104, "name": "nests", "node": "pve1", "broken_link": None,
+                 "findings": []},
+            ],
+        },
+    )  # fmt: skip
+    tree, _findings, verdict = build_tree([target])
+    rows = {vm["vmid"]: vm["verdict"] for vm in tree[0]["children"]}
+    assert rows == {103: "not-ready", 104: "ready"}
+    assert verdict is Verdict.READY

@@ -39,6 +39,7 @@ from nestctl.api.errors import (
     ApiBadReplyError,
     ApiConnectionError,
     ApiError,
+    ApiSecondFactorError,
     ApiTimeoutError,
     ApiTlsError,
     ApiUnavailableError,
@@ -253,10 +254,28 @@ class ApiClient:
             {"username": creds.user, "password": creds.password},
             auth=False,
         )
+        if isinstance(data, dict) and data.get("NeedTFA"):
+            # Only a half ticket: Proxmox wants it back with the second factor.
+            if not creds.otp:
+                raise ApiSecondFactorError(
+                    "login needs a second factor (TOTP code) for this user",
+                    status=401,
+                    method="POST",
+                    path="/access/ticket",
+                )
+            data = self._once(
+                "POST",
+                "/access/ticket",
+                {
+                    "username": creds.user,
+                    "tfa-challenge": str(data.get("ticket", "")),
+                    "password": f"totp:{creds.otp}",
+                },
+                auth=False,
+            )
         if not isinstance(data, dict) or not isinstance(data.get("ticket"), str):
             raise ApiAuthError(
-                "login refused: no ticket in the reply (two-factor login is not supported: "
-                "use an API token)",
+                "login refused: no ticket in the reply",
                 status=200,
                 method="POST",
                 path="/access/ticket",

@@ -63,6 +63,7 @@ class UserPassword:
 
     user: str
     password: str = field(repr=False)
+    otp: str = field(default="", repr=False)  # a TOTP code, for a realm that asks for one
 
     @property
     def userid(self) -> str:

@@ -64,6 +64,10 @@ class ApiAuthError(ApiError):
     """401: the token or ticket was refused (or has expired)."""
 
 
+class ApiSecondFactorError(ApiAuthError):
+    """The password was right, but the realm asks for a second factor and none was given."""
+
+
 class ApiPermissionError(ApiError):
     """403: the user lacks a privilege; `privilege` and `acl_path` name it when Proxmox does."""
 

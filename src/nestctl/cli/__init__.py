@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tree": ("nestctl.cli.tree:tree", "Show every layer of a nested lab over the Proxmox API."),
     "metrics": ("nestctl.cli.metrics:metrics", "Write every layer as Prometheus metrics."),
     "exporter": ("nestctl.cli.exporter:exporter", "Serve every layer's metrics to Prometheus."),
+    "serve": ("nestctl.cli.serve:serve", "Serve a web dashboard with power and firewall control."),
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from nestctl.findings import Finding, Verdict, warning
-from nestctl.tree.views import TargetView
+from nestctl.tree.views import TargetView, VmView
 
 _ORDER = {"ready": 0, "unknown": 1, "not-ready": 2}
 
@@ -58,6 +58,16 @@ def _parents(views: dict[str, TargetView]) -> tuple[dict[str, tuple[str, int]], 
     return parents, findings
 
 
+def vm_verdict(vm: VmView) -> str:
+    """A VM's own verdict in the tree: can it run nested guests?
+
+    A broken link says it cannot, whatever its findings' severity: a VM nobody asked to nest
+    only gets notes, so the overall verdict (from the findings) stays calm while the VM's row
+    still shows where its chain breaks.
+    """
+    return "not-ready" if vm.broken_link is not None else vm.verdict
+
+
 def build_tree(views: list[TargetView]) -> tuple[list[dict[str, Any]], list[Finding], Verdict]:
     """The `tree` list of the JSON contract, the top-level findings and the overall verdict."""
     by_name = {v.name: v for v in views}
@@ -88,7 +98,7 @@ def build_tree(views: list[TargetView]) -> tuple[list[dict[str, Any]], list[Find
                 ]
                 verdicts.append(vm.verdict)
                 vms.append(
-                    {"kind": "vm", "vmid": vm.vmid, "name": vm.name, "verdict": vm.verdict,
+                    {"kind": "vm", "vmid": vm.vmid, "name": vm.name, "verdict": vm_verdict(vm),
                      "broken_link": vm.broken_link, "children": inner}
                 )  # fmt: skip
             verdicts.append(node.verdict)

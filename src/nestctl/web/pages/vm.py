@@ -1,0 +1,53 @@
+"""`/t/{target}/vm/{node}/{vmid}`: one VM, its findings and fixes, live numbers and actions."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from nestctl.web import vmdetail
+from nestctl.web.pages.common import api_for, session, web
+from nestctl.web.pages.overview import snapshot
+from nestctl.web.templating import render
+
+
+def detail_key(request: Request, target: str, node: str, vmid: int) -> tuple[str, ...]:
+    return (session(request).id, "vm", target, node, str(vmid))
+
+
+def detail(request: Request, target: str, node: str, vmid: int) -> vmdetail.VmDetail | None:
+    api = api_for(request, target)
+    key = detail_key(request, target, node, vmid)
+    value: vmdetail.VmDetail | None = web(request).cache.want(
+        key, lambda _poked: vmdetail.fetch(api, node, vmid), interval=5.0
+    )
+    return value
+
+
+async def vm_page(request: Request) -> Response:
+    target = request.path_params["target"]
+    node = request.path_params["node"]
+    vmid = int(request.path_params["vmid"])
+    d = detail(request, target, node, vmid)
+    snap = snapshot(request, target)
+    entry = snap.vm(vmid) if snap is not None else None
+    info = snap.detail(vmid) if snap is not None else {}
+    live = snap.live.get((node, vmid)) if snap is not None else None
+    key = "/".join(detail_key(request, target, node, vmid)[1:])
+    return render(
+        request,
+        "vm.html",
+        target=target,
+        node=node,
+        vmid=vmid,
+        d=d,
+        entry=entry,
+        info=info,
+        live=live,
+        live_key=key,
+        live_version=web(request).cache.version(detail_key(request, target, node, vmid)),
+    )
+
+
+routes = [Route("/t/{target}/vm/{node}/{vmid:int}", vm_page, methods=["GET"])]
