@@ -8,6 +8,7 @@ and the comparison are kept in the artifacts folder (`bench-l1.json`, `bench-l2.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from tests.lab.conftest import Lab
@@ -58,9 +59,11 @@ def test_bench_in_l1_and_l2_compared(lab: Lab, artifacts: Path) -> None:
     assert l2_cpuid["status"] == "ok"
     assert l2_cpuid["unit"] == "ns/op"
     exit_us = l2_cpuid["median"] / 1000.0
-    # Sane next to the probe's port-I/O exit: the same order of magnitude (a cpuid exit is
-    # handled in L1's kernel like a port-I/O exit, with no trip to L1's QEMU).
-    assert PROBE_EXIT_US / 10 < exit_us < PROBE_EXIT_US * 10
+    # Sane next to the probe's port-I/O exit (a cpuid exit is handled in L1's kernel like a
+    # port-I/O exit, with no trip to L1's QEMU): at least a tenth of it, so a real exit, and at
+    # most 50x. Not tighter: L2's CPU clock cannot see L0 descheduling L1's TCG thread, so a
+    # loaded machine inflates it (41.8 us idle-ish, 301 us at load 9: docs/lab.md).
+    assert PROBE_EXIT_US / 10 < exit_us < PROBE_EXIT_US * 50
     l1_cpuid_ns = _result(files["l1"], "cpuid")["median"]
     assert l1_cpuid_ns * 100 < l2_cpuid["median"]  # TCG runs cpuid inline: no exit in L1
     summary = {
@@ -70,6 +73,7 @@ def test_bench_in_l1_and_l2_compared(lab: Lab, artifacts: Path) -> None:
         "probe_port_io_exit_us": PROBE_EXIT_US,
         "l1_duration_s": files["l1"]["duration_s"],
         "l2_duration_s": files["l2"]["duration_s"],
+        "loadavg": os.getloadavg(),
         "geomean": compare["geomean"],
     }
     (artifacts / "bench-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
