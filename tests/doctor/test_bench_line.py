@@ -62,7 +62,7 @@ def test_old_or_unusable_results_give_no_line(tmp_path: Path) -> None:
     node(tmp_path)
     saved_lab(tmp_path, days_ago=90)
     write_tree(tmp_path, {f"{RESULTS_DIR}/junk.json": "{not json", f"{RESULTS_DIR}/x.json": "[]"})
-    rc, data = doctor_json(tmp_path)
+    _, data = doctor_json(tmp_path)
     assert not set(codes(data)) & set(BENCH_CODES)
 
 
