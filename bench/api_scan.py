@@ -41,6 +41,7 @@ from nestctl.vm.facts import VmOptions
 from nestctl.vm.remote import vm_report
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(1, str(REPO))  # tests.pvesim, when run as `python bench/api_scan.py`
 CONCURRENCY = 16
 
 
