@@ -9,7 +9,9 @@ Starts the simulator in its standalone mode (`python -m tests.pvesim --generate 
 - the --ssh fast path: every config from one tar of /etc/pve/nodes (the same generated cluster,
   written by tests.pvesim.write_cluster; the SSH transfer itself is not included), then the API
   only for node facts and run state. Goal: at most 2 s.
-Prints medians of RUNS runs (the serial scan runs once: it takes about a minute).
+Prints medians of RUNS runs (the serial scan runs once: it takes about a minute), and the CPU
+seconds nestctl (this process) and the simulator spent per scan and per bare run: on a small
+shared machine the simulator's own CPU, not the latency, caps both the scan and the bare client.
 
 Usage: .venv/latest/bin/python bench/api_scan.py [RUNS] [LATENCY_MS] [NODESxVMS]
 """
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import requests
 import urllib3
+from proctime import cpu_seconds
 
 from nestctl.api.client import ApiClient
 from nestctl.api.credentials import ApiToken
@@ -38,6 +41,7 @@ from nestctl.vm.facts import VmOptions
 from nestctl.vm.remote import vm_report
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(1, str(REPO))  # tests.pvesim, when run as `python bench/api_scan.py`
 CONCURRENCY = 16
 
 
@@ -126,10 +130,15 @@ def main() -> int:
     try:
         scans, bares, fasts = [], [], []
         vms = sent = 0
+        cpu: dict[str, list[tuple[float, float]]] = {"scan": [], "bare": []}
         for _ in range(runs):
+            mine, sim = time.process_time(), cpu_seconds(proc.pid)
             elapsed, vms, sent = scan(info, CONCURRENCY)
             scans.append(elapsed)
+            cpu["scan"].append((time.process_time() - mine, cpu_seconds(proc.pid) - sim))
+            mine, sim = time.process_time(), cpu_seconds(proc.pid)
             bares.append(bare(info))
+            cpu["bare"].append((time.process_time() - mine, cpu_seconds(proc.pid) - sim))
             fasts.append(fast_path(info, archive))
         serial, _, _ = scan(info, 1)
     finally:
@@ -142,6 +151,9 @@ def main() -> int:
     print(f"one request at a time:        {serial:.2f} s  -> (a) {serial / med_scan:.1f}x faster")
     print(f"bare client, 1 config per VM: median {med_bare:.2f} s -> (b) scan is "
           f"{med_scan / med_bare:.2f}x of it")  # fmt: skip
+    for what, pairs in cpu.items():
+        print(f"CPU per {what}: nestctl {statistics.median(p[0] for p in pairs):.2f} s, "
+              f"simulator {statistics.median(p[1] for p in pairs):.2f} s (medians)")  # fmt: skip
     fast = statistics.median(fasts)
     print(f"--ssh fast path (configs from one tar, API for nodes): median {fast:.2f} s "
           "(goal <= 2 s; the SSH transfer not included)")  # fmt: skip

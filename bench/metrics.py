@@ -31,6 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))  # tests.pvesim, the API simulator of the test suite
+from proctime import cpu_seconds  # noqa: E402
 from vm_cluster import REPO, build_tree  # noqa: E402
 
 
@@ -48,12 +49,6 @@ def scrape(url: str) -> float:
     if b"nestctl_run_success 1" not in body:
         sys.exit(f"scrape of {url} did not report a successful run:\n{body[:2000]!r}")
     return elapsed
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a running process (from /proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timed_scrapes(url: str, pid: int, count: int) -> tuple[list[float], list[float]]:

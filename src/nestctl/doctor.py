@@ -6,7 +6,8 @@ JSON: ``{"host": {...}, "proxmox": bool, "vms": [...], "findings": [...], "verdi
 
 from __future__ import annotations
 
-from nestctl.findings import Report, Verdict, info
+from nestctl.bench import RESULTS_DIR
+from nestctl.findings import Finding, Report, Verdict, info
 from nestctl.host.probe import probe_host
 from nestctl.host.report import report_from_facts
 from nestctl.machine import Host
@@ -26,6 +27,16 @@ def is_proxmox_node(host: Host) -> bool:
     return any(host.exists(p).present is True for p in PVE_MARKERS)
 
 
+def bench_findings(host: Host) -> list[Finding]:
+    """A line for each recent saved benchmark (`nestctl bench --save`) showing a pathological
+    ratio or software emulation. Without result files the bench modules are never imported."""
+    if not host.glob(RESULTS_DIR, "*.json").names:
+        return []
+    from nestctl.bench.feed import doctor_findings, recent_results  # noqa: PLC0415 - lazy
+
+    return doctor_findings(recent_results(host))
+
+
 def doctor_report(
     host: Host, *, guests: bool = False, all_nodes: bool = False, use_qemu: bool | None = None
 ) -> Report:
@@ -38,6 +49,7 @@ def doctor_report(
         sections=list(hrep.sections),
         summaries=dict(SUMMARIES),
     )
+    report.findings += bench_findings(host)
     if not is_proxmox_node(host):
         report.findings.append(
             info(

@@ -9,6 +9,7 @@ level deeper with a given setting would.
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 from pathlib import Path
 from typing import Any
@@ -39,3 +40,18 @@ def variant(
 
 def medians(doc: dict[str, Any]) -> dict[str, float]:
     return {r["name"]: r["median"] for r in doc["results"] if r["status"] == "ok"}
+
+
+def saved_lab(root: Path, *, days_ago: float = 1.0) -> None:
+    """Under `root`, what `nestctl bench --save` leaves after a run on the host (L1) and one in
+    VM 101 from pve1 (L2) whose host has EPT off: page_touch_cold 2.5x, cpuid 12x. Written by
+    the command's own save function, so the reader is tested against the real writer."""
+    from nestctl.cli.bench import _save  # noqa: PLC0415 - the writer under test
+
+    when = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=days_ago)
+    started = when.isoformat(timespec="seconds")
+    host = {**variant(load(HOST), {}, level="L1"), "started": started}
+    chain = {"node": "pve1", "vmid": 101, "host_ept_npt": False, "host_ept_npt_source": "npt=0"}
+    guest = variant(host, {"page_touch_cold": 2.5, "cpuid": 12.0}, level="L2", chain=chain)
+    _save(host, str(root))
+    _save(guest, str(root))

@@ -293,15 +293,13 @@ class ApiClient:
         url = self.base + path
         body = method in ("POST", "PUT")
         try:
-            resp = self._session.request(
+            resp = self._send(
+                requests,
                 method,
                 url,
                 params=None if body else params,
                 data=params if body else None,
                 headers=self._headers(method) if auth else {},
-                timeout=self.timeout,
-                stream=True,
-                allow_redirects=False,
             )
             try:
                 raw = _read_capped(resp)
@@ -326,6 +324,36 @@ class ApiClient:
                 f"unexpected HTTP {resp.status_code} {resp.reason}", method=method, path=path
             )
         return _decode_data(raw, method=method, path=path)
+
+    def _send(
+        self,
+        requests: Any,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, Any] | None,
+        data: dict[str, Any] | None,
+        headers: dict[str, str],
+    ) -> Any:
+        """One request, straight to the session's adapter for `url` (the pinned one, or the one
+        refusing http://). `Session.request` would also merge cookies, hooks, auth and proxy
+        settings we never use (`trust_env` is off, the ticket travels as an explicit header), a
+        third of a scan's client CPU. The same bytes go on the wire; TLS stays the adapter's."""
+        prepared = requests.PreparedRequest()
+        prepared.prepare_method(method)
+        prepared.prepare_url(url, params)
+        prepared.prepare_headers({**self._session.headers, **headers})
+        prepared.prepare_body(data, None)
+        adapter = self._session.get_adapter(prepared.url)
+        verify = self._session.verify  # what Session.request passed (the adapter forces its own)
+        return adapter.send(
+            prepared,
+            stream=True,
+            timeout=self.timeout,
+            verify=True if verify is None else verify,
+            cert=None,
+            proxies={},
+        )
 
 
 def _encode(value: Any) -> str | list[str]:

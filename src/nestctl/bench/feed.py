@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from nestctl.bench import RESULTS_DIR
 from nestctl.bench.compare import compare
 from nestctl.bench.results import ResultFileError, parse_level, parse_result
 from nestctl.findings import Finding, warning
@@ -16,8 +17,8 @@ from nestctl.findings import Finding, warning
 if TYPE_CHECKING:
     from nestctl.machine import Host
 
-#: Where `nestctl bench --save` keeps result files, and where doctor and the exporter look.
-RESULTS_DIR = "/var/lib/nestctl/bench"
+__all__ = ["RESULTS_DIR", "doctor_findings", "metric_samples", "recent_results", "result_id"]
+
 RECENT_DAYS = 30.0
 
 

@@ -36,7 +36,7 @@ from nestctl.api.errors import (
 from nestctl.findings import Finding, error, unknown, warning
 from nestctl.vm.collect.pmxcfs import ClusterFiles
 from nestctl.vm.facts import NodeFacts, ScanFacts, UnreachableVm, VmFacts, VmOptions
-from nestctl.vm.model import VmConfig
+from nestctl.vm.model import CpuEnv, VmConfig
 from nestctl.vm.running import RunningCheck, RunningVm
 
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:[.-](\d+))?", re.ASCII)
@@ -544,6 +544,27 @@ def _custom_models(files: ClusterFiles | None, scan: ApiScan) -> dict[str, dict[
     return models
 
 
+#: (id of a node's env, running QEMU) -> (that env, the env with that QEMU).
+_QEMU_ENVS: dict[tuple[int, tuple[int, int, int]], tuple[CpuEnv, CpuEnv]] = {}
+
+
+def env_with_qemu(env: CpuEnv, qemu: tuple[int, int, int]) -> CpuEnv:
+    """`env` with the QEMU a VM runs: one object per (node, QEMU), so that `predict_cpu`'s
+    per-env cache serves every VM of a node that runs the same QEMU (a fresh copy per VM missed
+    it every time). The stored `env` keeps its id from being reused while cached."""
+    if env.qemu_version == qemu:
+        return env
+    key = (id(env), qemu)
+    hit = _QEMU_ENVS.get(key)
+    if hit is not None and hit[0] is env:
+        return hit[1]
+    new = replace(env, qemu_version=qemu)
+    if len(_QEMU_ENVS) >= 256:
+        _QEMU_ENVS.clear()
+    _QEMU_ENVS[key] = (env, new)
+    return new
+
+
 def _running(
     client: ApiClient, base: str, cfg: VmConfig, node: NodeFacts, status: Any = None
 ) -> RunningCheck:
@@ -561,7 +582,7 @@ def _running(
     running_qemu = version_tuple(text_of(status.get("running-qemu", "")))
     if running_qemu is not None:
         qemu3 = (*running_qemu, 0, 0, 0)[:3]
-        env = replace(env, qemu_version=(qemu3[0], qemu3[1], qemu3[2]))
+        env = env_with_qemu(env, (qemu3[0], qemu3[1], qemu3[2]))
     cpu = effective_cpu(predict_cpu(cfg.current(), env))
     machine = status.get("running-machine")
     vm = RunningVm(
