@@ -43,7 +43,7 @@ COMPLETIONS = {
 }
 #: Debian packages for the optional features (pyproject extras api and metrics are Recommends,
 #: serve and plot Suggests); a dependency an extra adds later joins them through DEBIAN_NAMES.
-RECOMMENDS = ["python3-proxmoxer", "python3-requests", "python3-prometheus-client"]
+RECOMMENDS = ["python3-requests", "python3-prometheus-client"]
 SUGGESTS = ["python3-starlette", "python3-jinja2", "python3-uvicorn", "python3-matplotlib"]
 RECOMMENDED_EXTRAS = frozenset({"api", "metrics"})
 #: PyPI name -> Debian package, where Debian's python3-<name> rule does not give it.

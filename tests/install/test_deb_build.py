@@ -59,7 +59,6 @@ def test_control_fields(deb: Path) -> None:
         "python3 (>= 3.11), python3-click (>= 8.1.3), python3-rich (>= 13.3.1)"
     )
     assert set(deb_field(deb, "Recommends").split(", ")) == {
-        "python3-proxmoxer",
         "python3-requests",
         "python3-prometheus-client",
     }

@@ -6,6 +6,6 @@
 - `credentials.py`: API tokens and user + password, read from files or the environment, never argv.
 - `targets.py`: named targets from `~/.config/nestctl/config.toml`.
 
-requests is imported lazily (the `api` extra; Debian: python3-requests, python3-proxmoxer), so
+requests is imported lazily (the `api` extra; Debian: python3-requests), so
 local checks start fast and run without it.
 """

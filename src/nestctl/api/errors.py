@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 #: Debian's packages for the `api` extra (named in the "missing dependency" message).
-DEBIAN_PACKAGES = "python3-requests python3-proxmoxer"
+DEBIAN_PACKAGES = "python3-requests"
 
 _PERMISSION = re.compile(r"Permission check failed \(([^,()]*),\s*([^()]*)\)", re.ASCII)
 
