@@ -278,8 +278,8 @@ def table_answer(cpu_arg: str, host_vendor: str | None) -> CpuAnswer:
 
 #: "TCG doesn't support requested feature: CPUID.01H:ECX.vmx [bit 5]". Only CPUID words: the
 #: dozens of VMX capability bits (MSR(48xH).vmx-*) that follow a filtered vmx add nothing.
-_FILTERED_RE = re.compile(r"requested feature: (CPUID\S+) \[bit \d+\]")
-_PROGRAM_PREFIX_RE = re.compile(r"^[\w./-]*qemu-system-\w+: ")
+_FILTERED_RE = re.compile(r"requested feature: (CPUID\S+) \[bit \d+\]", re.ASCII)
+_PROGRAM_PREFIX_RE = re.compile(r"^[\w./-]*qemu-system-\w+: ", re.ASCII)
 
 
 def binary_identity(binary: str) -> str | None:

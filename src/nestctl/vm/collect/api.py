@@ -34,6 +34,7 @@ from nestctl.api.errors import (
     ApiPermissionError,
 )
 from nestctl.findings import Finding, error, unknown, warning
+from nestctl.parse import parse_uint
 from nestctl.vm.collect.pmxcfs import ClusterFiles
 from nestctl.vm.facts import NodeFacts, ScanFacts, UnreachableVm, VmFacts, VmOptions
 from nestctl.vm.model import VmConfig
@@ -115,9 +116,7 @@ def int_of(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    return None
+    return parse_uint(value) if isinstance(value, str) else None
 
 
 def vendor_from(flags: frozenset[str], model: str | None) -> str | None:
