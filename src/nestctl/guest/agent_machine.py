@@ -41,6 +41,8 @@ def _has(text: str, hints: Sequence[str]) -> bool:
 
 
 def _read_status(err: AgentError) -> ReadStatus:
+    if _disabled(err):
+        return ReadStatus.COULD_NOT_RUN  # qemu-ga blocks guest-file-*: nothing was read
     if _has(err.desc, ("is a directory",)):
         return ReadStatus.NOT_A_FILE
     if _has(err.desc, _MISSING_HINTS):

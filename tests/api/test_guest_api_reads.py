@@ -1,0 +1,66 @@
+"""Guest file reads through the Proxmox API keep "incomplete" and "could not ask" apart from facts:
+Proxmox's `truncated` flag, its agent timeout and a blocked guest-file-read never read as a file's
+whole content or as "unreadable"."""
+
+from __future__ import annotations
+
+from nestctl.api.client import ApiClient
+from nestctl.api.guestagent import ApiGuestAgent
+from nestctl.guest.agent_machine import AgentMachine
+from nestctl.machine import ReadStatus
+from tests.api.simclient import sim_client  # noqa: F401 - fixture
+from tests.pvesim import PveSim
+
+pytest_plugins = ["tests.pvesim.fixtures"]
+
+MIB = 1024 * 1024
+
+
+def _machine(client: ApiClient) -> AgentMachine:
+    return AgentMachine(ApiGuestAgent(client, "pve1", 101), os_kind="linux")
+
+
+def test_proxmox_truncated_flag_makes_the_read_truncated(
+    pve_sim: PveSim,
+    sim_client: ApiClient,  # noqa: F811 - fixture
+) -> None:
+    # Proxmox reads at most 16 MiB and says `truncated`: with a larger limit of our own, only the
+    # flag tells the 16 MiB we got from the whole file.
+    guest = pve_sim.cluster.vm(101).guest
+    assert guest is not None
+    guest.files["/var/log/kern.log"] = b"x" * (16 * MIB + 10)
+    read = _machine(sim_client).read("/var/log/kern.log", max_bytes=20 * MIB)
+    assert read.status is ReadStatus.TRUNCATED
+    assert read.text is not None
+    assert len(read.text) == 16 * MIB
+    # A file that fits is whole.
+    guest.files["/etc/hostname"] = b"guest\n"
+    whole = _machine(sim_client).read("/etc/hostname", max_bytes=20 * MIB)
+    assert (whole.status, whole.text) == (ReadStatus.OK, "guest\n")
+
+
+def test_an_agent_timeout_is_timed_out_not_unreadable(
+    pve_sim: PveSim,
+    sim_client: ApiClient,  # noqa: F811 - fixture
+) -> None:
+    pve_sim.fail(
+        path=r"/agent/file-read$",
+        status=500,
+        message="VM 101 qmp command 'guest-file-open' failed - got timeout",
+    )
+    read = _machine(sim_client).read("/proc/cpuinfo")
+    assert read.status is ReadStatus.TIMED_OUT
+    assert "got timeout" in (read.error or "")
+
+
+def test_a_blocked_file_read_could_not_run(
+    pve_sim: PveSim,
+    sim_client: ApiClient,  # noqa: F811 - fixture
+) -> None:
+    pve_sim.fail(
+        path=r"/agent/file-read$",
+        status=500,
+        message="Agent error: The command guest-file-open has been disabled for this instance",
+    )
+    read = _machine(sim_client).read("/proc/cpuinfo")
+    assert read.status is ReadStatus.COULD_NOT_RUN
