@@ -14,7 +14,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nestctl.findings import Report
-from nestctl.parse import cpu_vendor, finite_or_none, is_ascii_digits, parse_uint, proxmox_bool
+from nestctl.parse import (
+    cpu_vendor,
+    cpuid_vendor,
+    finite_or_none,
+    is_ascii_digits,
+    parse_uint,
+    proxmox_bool,
+)
 from nestctl.render.jsonout import dumps_report
 from nestctl.vm.config import key_value
 from nestctl.vm.propstring import parse_boolean
@@ -70,6 +77,28 @@ def test_one_vendor_mapping() -> None:
     assert cpu_vendor("CentaurHauls") == "other"
     assert cpu_vendor("") is None
     assert cpu_vendor(None) is None
+    # ... and the way back, for models that know only the name (Hygon builds AMD's design).
+    assert cpuid_vendor(cpu_vendor("HygonGenuine")) == "AuthenticAMD"
+    assert cpuid_vendor("intel") == "GenuineIntel"
+    assert cpuid_vendor("other") is None
+    assert cpuid_vendor(None) is None
+
+
+def test_the_vendor_mapping_lives_once() -> None:
+    # One table (nestctl.parse), so a new vendor reaches every caller: no other module maps
+    # CPUID vendor strings to names or back in a literal.
+    mapping = re.compile(
+        r"[\"'](GenuineIntel|AuthenticAMD|HygonGenuine)[\"']\s*[:}]"
+        r"|[\"'](intel|amd)[\"']\s*:\s*[\"'](GenuineIntel|AuthenticAMD)"
+    )
+    bad = [
+        f"{rel}:{n}"
+        for rel, text in _sources()
+        if rel != "parse.py"
+        for n, line in enumerate(text.splitlines(), start=1)
+        if mapping.search(line)
+    ]
+    assert not bad, bad
 
 
 def test_json_output_is_strict_with_non_finite_values_as_null() -> None:

@@ -19,6 +19,8 @@ _FALSE_WORDS = frozenset({"off", "no", "false"})
 
 #: CPUID vendor strings -> the contract's vendor names. Hygon builds AMD's design (svm, kvm_amd).
 _VENDORS = {"GenuineIntel": "intel", "AuthenticAMD": "amd", "HygonGenuine": "amd"}
+#: The way back, for a model of the host that only knows the name: AMD's own string for "amd".
+_VENDOR_IDS = {"intel": "GenuineIntel", "amd": "AuthenticAMD"}
 
 
 def is_ascii_digits(text: str) -> bool:
@@ -62,6 +64,12 @@ def cpu_vendor(vendor_id: str | None) -> str | None:
     if not vendor_id:
         return None
     return _VENDORS.get(vendor_id, "other")
+
+
+def cpuid_vendor(vendor: str | None) -> str | None:
+    """The CPUID vendor string QEMU's CPU models follow for a contract vendor name ("intel",
+    "amd"); None for "other" or no name."""
+    return _VENDOR_IDS.get(vendor or "")
 
 
 def finite_or_none(value: Any) -> Any:

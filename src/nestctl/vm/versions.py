@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from nestctl.parse import parse_uint
+from nestctl.parse import cpuid_vendor, parse_uint
 from nestctl.vm.model import CpuEnv
 
 if TYPE_CHECKING:
@@ -193,7 +193,7 @@ def cpu_env_for(
     vendor = "GenuineIntel"
     flags: frozenset[str] | None = None
     if cpuinfo is not None:
-        vendor = "AuthenticAMD" if cpuinfo.vendor == "amd" else (cpuinfo.vendor_id or vendor)
+        vendor = cpuid_vendor(cpuinfo.vendor) or cpuinfo.vendor_id or vendor
         flags = cpuinfo.flags
     return CpuEnv(
         host_vendor=vendor,
