@@ -188,3 +188,25 @@ def test_digit_checks_are_ascii_only() -> None:
     ]
     # One helper, so that a fix reaches every caller (issue 8: "one shared helper").
     assert not bad, "str.isdigit() is true for '¹' and '٣': use nestctl.parse\n" + "\n".join(bad)
+
+
+def test_every_json_writer_is_strict() -> None:
+    # JSON has no NaN: every json.dumps in nestctl refuses it (allow_nan=False), after mapping
+    # non-finite values to null where they can occur (render.jsonout, bench.runner).
+    bad = []
+    for rel, text in _sources():
+        for node in ast.walk(ast.parse(text)):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("dump", "dumps")
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "json"
+            ):
+                strict = any(
+                    k.arg == "allow_nan" and isinstance(k.value, ast.Constant) and not k.value.value
+                    for k in node.keywords
+                )
+                if not strict:
+                    bad.append(f"{rel}:{node.lineno}")
+    assert not bad, bad

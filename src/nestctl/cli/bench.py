@@ -6,7 +6,6 @@ figures or software emulation, 2 nothing could be measured, or bad input.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
@@ -86,7 +85,9 @@ def _print_compare(report: dict[str, Any], as_json: bool, plot: str | None) -> i
         except (OSError, ValueError) as exc:
             raise NestctlError(f"cannot write the plot {plot}: {exc}") from exc
     if as_json:
-        click.echo(json.dumps(report, indent=1))
+        from nestctl.bench.runner import dumps  # noqa: PLC0415
+
+        click.echo(dumps(report), nl=False)
     else:
         from nestctl.bench.view import render_compare  # noqa: PLC0415
 
