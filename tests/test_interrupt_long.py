@@ -31,13 +31,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _interrupt(proc: subprocess.Popen[str]) -> tuple[str, str]:
+def _interrupt(proc: subprocess.Popen[str]) -> None:
+    """SIGINT: exit 130, one line, nothing half-printed on stdout."""
     proc.send_signal(signal.SIGINT)
     try:
-        return proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130
+    assert err.splitlines()[-1] == "nestctl: interrupted"
+    assert "Traceback" not in err
+    assert out == ""
 
 
 def test_sigint_stops_the_exporter_with_130(tmp_path: Path) -> None:
@@ -54,11 +59,7 @@ def test_sigint_stops_the_exporter_with_130(tmp_path: Path) -> None:
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the exporter never served"
             time.sleep(0.2)
-    out, err = _interrupt(proc)
-    assert proc.returncode == 130
-    assert err.splitlines()[-1] == "nestctl: interrupted"
-    assert "Traceback" not in err
-    assert out == ""
+    _interrupt(proc)
     assert _group_gone(proc.pid)
 
 
@@ -79,9 +80,5 @@ def test_sigint_stops_a_benchmark_with_130() -> None:
     proc = _nestctl("bench", "--json")  # the full set: minutes, so it is surely mid-run
     time.sleep(3)
     assert proc.poll() is None
-    out, err = _interrupt(proc)
-    assert proc.returncode == 130
-    assert err.splitlines()[-1] == "nestctl: interrupted"
-    assert "Traceback" not in err
-    assert out == ""
+    _interrupt(proc)
     assert _group_gone(proc.pid)

@@ -4,6 +4,8 @@ whole content or as "unreadable"."""
 
 from __future__ import annotations
 
+import pytest
+
 from nestctl.api.client import ApiClient
 from nestctl.api.guestagent import ApiGuestAgent
 from nestctl.guest.agent_machine import AgentMachine
@@ -39,28 +41,25 @@ def test_proxmox_truncated_flag_makes_the_read_truncated(
     assert (whole.status, whole.text) == (ReadStatus.OK, "guest\n")
 
 
-def test_an_agent_timeout_is_timed_out_not_unreadable(
+@pytest.mark.parametrize(
+    ("message", "status"),
+    [
+        # qemu-server gave up waiting for the agent: the question is open.
+        ("VM 101 qmp command 'guest-file-open' failed - got timeout", ReadStatus.TIMED_OUT),
+        # qemu-ga blocks guest-file-*: nothing was read, so nothing is known.
+        (
+            "Agent error: The command guest-file-open has been disabled for this instance",
+            ReadStatus.COULD_NOT_RUN,
+        ),
+    ],
+)
+def test_an_agent_that_could_not_answer_is_not_unreadable(
     pve_sim: PveSim,
     sim_client: ApiClient,  # noqa: F811 - fixture
+    message: str,
+    status: ReadStatus,
 ) -> None:
-    pve_sim.fail(
-        path=r"/agent/file-read$",
-        status=500,
-        message="VM 101 qmp command 'guest-file-open' failed - got timeout",
-    )
+    pve_sim.fail(path=r"/agent/file-read$", status=500, message=message)
     read = _machine(sim_client).read("/proc/cpuinfo")
-    assert read.status is ReadStatus.TIMED_OUT
-    assert "got timeout" in (read.error or "")
-
-
-def test_a_blocked_file_read_could_not_run(
-    pve_sim: PveSim,
-    sim_client: ApiClient,  # noqa: F811 - fixture
-) -> None:
-    pve_sim.fail(
-        path=r"/agent/file-read$",
-        status=500,
-        message="Agent error: The command guest-file-open has been disabled for this instance",
-    )
-    read = _machine(sim_client).read("/proc/cpuinfo")
-    assert read.status is ReadStatus.COULD_NOT_RUN
+    assert read.status is status
+    assert message in (read.error or "")
