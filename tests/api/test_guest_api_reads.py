@@ -8,7 +8,7 @@ import pytest
 
 from nestctl.api.client import ApiClient
 from nestctl.api.guestagent import ApiGuestAgent
-from nestctl.guest.agent_machine import AgentMachine
+from nestctl.guest.agent_machine import EXEC_BLOCKED_FIX, AgentMachine
 from nestctl.machine import ReadStatus
 from tests.api.simclient import sim_client  # noqa: F401 - fixture
 from tests.pvesim import PveSim
@@ -63,3 +63,22 @@ def test_an_agent_that_could_not_answer_is_not_unreadable(
     read = _machine(sim_client).read("/proc/cpuinfo")
     assert read.status is status
     assert message in (read.error or "")
+
+
+def test_a_blocked_guest_exec_through_the_api_names_what_to_allow(
+    pve_sim: PveSim,
+    sim_client: ApiClient,  # noqa: F811 - fixture
+) -> None:
+    # Proxmox passes qemu-ga's refusal on; the probes that need a command are unknown, and the
+    # blocker says to allow guest-exec (not "install test").
+    pve_sim.fail(
+        path=r"/agent/exec$",
+        status=500,
+        message="Agent error: The command guest-exec has been disabled for this instance",
+    )
+    machine = _machine(sim_client)
+    presence = machine.exists("/dev/kvm")
+    assert presence.present is None
+    assert presence.status is ReadStatus.COULD_NOT_RUN
+    assert machine.blocker is not None
+    assert machine.blocker.fix == EXEC_BLOCKED_FIX

@@ -262,7 +262,8 @@ class AgentMachine:
                 stdin=stdin.encode() if stdin is not None else None,
             )
         except AgentError as exc:
-            if exc.command == "guest-exec" and _disabled(exc):
+            # "exec" is the same call through the Proxmox API (ApiGuestAgent).
+            if exc.command in ("guest-exec", "exec") and _disabled(exc):
                 self.exec_refused = exc.desc
                 return self._refused(args, start), False
             # guest-exec itself failed: the program could not be started in the guest.
