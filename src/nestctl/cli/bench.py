@@ -107,7 +107,10 @@ def _levels(root: str, quick: bool, as_json: bool, out_dir: str | None, save: bo
         docs.append(_local(quick, as_json))
         names.append("here")
     skipped = []
-    for vmid in running_vmids(host):
+    vmids, problems = running_vmids(host)
+    for problem in problems:  # VMs that may run but could not be found
+        click.echo(f"nestctl: warning: {problem}", err=True)
+    for vmid in vmids:
         try:
             docs.append(bench_vm(host, vmid, host_where, quick=quick, progress=_progress(as_json)))
             names.append(f"vm-{vmid}")
