@@ -21,9 +21,12 @@ from nestctl.parse import (
     is_ascii_digits,
     parse_uint,
     proxmox_bool,
+    qemu_bool,
 )
+from nestctl.qemu.cpuprobe import parse_cpu_arg
 from nestctl.render.jsonout import dumps_report
 from nestctl.vm.config import key_value
+from nestctl.vm.exposure import parse_cpu_value
 from nestctl.vm.propstring import parse_boolean
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "nestctl"
@@ -224,3 +227,15 @@ def test_running_vms_are_found_from_pid_files_in_one_place() -> None:
         if pid_file.search(line) and not line.lstrip().startswith(("#", '"', "pid file"))
     ]
     assert not bad, bad
+
+
+@pytest.mark.parametrize(
+    ("value", "truth"),
+    [("on", True), ("yes", True), ("true", True), ("y", True), ("off", False), ("n", False),
+     ("ON", None), ("1", None), ("0", None), ("", None), ("On", None)],
+)  # fmt: skip
+def test_qemu_booleans_are_qapi_bool_parse(value: str, truth: bool | None) -> None:
+    # One QEMU boolean for the oracle's -cpu reading and the table's: exact, case-sensitive words.
+    assert qemu_bool(value) is truth
+    assert parse_cpu_value(f"kvm64,vmx={value}").state("vmx") is truth
+    assert parse_cpu_arg(f"kvm64,vmx={value}").features().get("vmx") is truth

@@ -16,6 +16,9 @@ MAX_DIGITS = 20
 
 _TRUE_WORDS = frozenset({"on", "yes", "true"})
 _FALSE_WORDS = frozenset({"off", "no", "false"})
+#: QEMU's own booleans (qapi_bool_parse): exact words, case-sensitive; "1" is not one.
+_QEMU_TRUE = frozenset({"on", "yes", "true", "y"})
+_QEMU_FALSE = frozenset({"off", "no", "false", "n"})
 
 #: CPUID vendor strings -> the contract's vendor names. Hygon builds AMD's design (svm, kvm_amd).
 _VENDORS = {"GenuineIntel": "intel", "AuthenticAMD": "amd", "HygonGenuine": "amd"}
@@ -55,6 +58,16 @@ def proxmox_bool(value: str | None) -> bool | None:
     if word in _TRUE_WORDS:
         return True
     if word in _FALSE_WORDS:
+        return False
+    return None
+
+
+def qemu_bool(value: str) -> bool | None:
+    """A QEMU property boolean (`vmx=on`, `enforce=yes`) as QEMU reads it, or None when QEMU
+    refuses the value ("Parameter 'vmx' expects 'on' or 'off'")."""
+    if value in _QEMU_TRUE:
+        return True
+    if value in _QEMU_FALSE:
         return False
     return None
 

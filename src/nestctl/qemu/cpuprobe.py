@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
+from nestctl.parse import qemu_bool
 from nestctl.qemu.qmp import QmpClient, QmpError
 
 if TYPE_CHECKING:
@@ -159,10 +160,9 @@ class CpuValue:
                 minus.add(feature_name(item[1:]))
             elif "=" in item:
                 key, _, value = item.partition("=")
-                if value.lower() in ("on", "true", "yes"):
-                    props[feature_name(key)] = True
-                elif value.lower() in ("off", "false", "no"):
-                    props[feature_name(key)] = False
+                truth = qemu_bool(value)
+                if truth is not None:
+                    props[feature_name(key)] = truth
             elif item:
                 props[feature_name(item)] = True
         props.update(dict.fromkeys(plus, True))
