@@ -16,9 +16,14 @@ MAX_DIGITS = 20
 
 _TRUE_WORDS = frozenset({"on", "yes", "true"})
 _FALSE_WORDS = frozenset({"off", "no", "false"})
+#: QEMU's own booleans (qapi_bool_parse): exact words, case-sensitive; "1" is not one.
+_QEMU_TRUE = frozenset({"on", "yes", "true", "y"})
+_QEMU_FALSE = frozenset({"off", "no", "false", "n"})
 
 #: CPUID vendor strings -> the contract's vendor names. Hygon builds AMD's design (svm, kvm_amd).
 _VENDORS = {"GenuineIntel": "intel", "AuthenticAMD": "amd", "HygonGenuine": "amd"}
+#: The way back, for a model of the host that only knows the name: AMD's own string for "amd".
+_VENDOR_IDS = {"intel": "GenuineIntel", "amd": "AuthenticAMD"}
 
 
 def is_ascii_digits(text: str) -> bool:
@@ -57,11 +62,27 @@ def proxmox_bool(value: str | None) -> bool | None:
     return None
 
 
+def qemu_bool(value: str) -> bool | None:
+    """A QEMU property boolean (`vmx=on`, `enforce=yes`) as QEMU reads it, or None when QEMU
+    refuses the value ("Parameter 'vmx' expects 'on' or 'off'")."""
+    if value in _QEMU_TRUE:
+        return True
+    if value in _QEMU_FALSE:
+        return False
+    return None
+
+
 def cpu_vendor(vendor_id: str | None) -> str | None:
     """ "intel", "amd" or "other" for a CPUID vendor string; None when there is none to judge."""
     if not vendor_id:
         return None
     return _VENDORS.get(vendor_id, "other")
+
+
+def cpuid_vendor(vendor: str | None) -> str | None:
+    """The CPUID vendor string QEMU's CPU models follow for a contract vendor name ("intel",
+    "amd"); None for "other" or no name."""
+    return _VENDOR_IDS.get(vendor or "")
 
 
 def finite_or_none(value: Any) -> Any:

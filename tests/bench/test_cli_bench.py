@@ -17,6 +17,7 @@ from nestctl.cli import main
 from nestctl.machine import Host
 from tests.bench.recorded import GUEST_TCG, HOST, load, variant
 from tests.helpers import write_tree
+from tests.host.scenarios import qemu_cmdline
 
 Invoke = Callable[..., tuple[int, str, str]]
 
@@ -119,6 +120,9 @@ def test_vm_without_an_agent_socket_says_so(invoke: Invoke, tmp_path: Path) -> N
     assert "VM 100: guest agent: no agent socket" in err
 
 
+_PIDS = {1: 101, 2: 102, 3: 103, 4: 104}
+
+
 def test_levels_compares_every_reachable_vm_and_reports_the_others(
     invoke: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -136,9 +140,13 @@ def test_levels_compares_every_reachable_vm_and_reports_the_others(
             "/var/run/qemu-server/103.pid": "3\n",  # no agent socket: not a candidate
             "/var/run/qemu-server/104.pid": "4\n",
             "/var/run/qemu-server/104.qga": "",
+            "/var/run/qemu-server/105.pid": "5\n",  # stale: process 5 is gone
+            "/var/run/qemu-server/105.qga": "",
+            **{f"/proc/{pid}/cmdline": qemu_cmdline(vmid) for pid, vmid in _PIDS.items()},
         },
     )
-    assert remote.running_vmids(Host(root)) == [101, 102, 104]
+    # The VMs `nestctl host` and `vm` find running (one implementation), with an agent socket.
+    assert remote.running_vmids(Host(root)) == ([101, 102, 104], ())
     recorded = {101: variant(load(HOST), {}, level="L1"), 104: load(GUEST_TCG)}
 
     def fake_bench_vm(host: Any, vmid: int, host_where: Any, **_: Any) -> dict[str, Any]:
@@ -187,3 +195,16 @@ def test_a_hostile_result_from_a_guest_renders_without_a_traceback() -> None:
     assert "cpuid" in text
     assert "[bold]x" in text  # markup in a guest's text is printed, not interpreted
     assert "42" in text
+
+
+def test_levels_says_when_the_pid_files_cannot_be_listed(tmp_path: Path) -> None:
+    # An unlistable pid directory: the VMs there are unknown, not "none run".
+    root = write_tree(
+        tmp_path / "root",
+        {"/etc/hostname": "pve1\n", "/var/run/qemu-server": "not a directory"},
+    )
+    vmids, problems = remote.running_vmids(Host(root))
+    assert vmids == []
+    assert len(problems) == 1
+    assert problems[0].startswith("/var/run/qemu-server")
+    assert problems[0].endswith("the VMs there are unknown")

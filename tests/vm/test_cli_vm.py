@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from nestctl.cli import cli
 from nestctl.machine import CommandResult, CommandStatus, Host, RecordingRunner
+from tests.e2e.required import require_program
 from tests.vm.vmtrees import PVE84, PVE92, digest_args, node, run_vm, vm_conf
 
 KVM64 = "kvm64,enforce,+kvm_pv_eoi,+kvm_pv_unhalt,+lahf_lm,+sep"
@@ -512,8 +513,7 @@ def test_analyse_never_raises(lines: list[str]) -> None:
 
 @pytest.mark.e2e
 def test_real_qemu_answers_and_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    if shutil.which("qemu-system-x86_64") is None:
-        pytest.skip("qemu-system-x86_64 is not installed")
+    require_program("qemu-system-x86_64")  # CI (NESTCTL_E2E_REQUIRED) fails instead of skipping
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     root = tmp_path / "root"
     node(root)

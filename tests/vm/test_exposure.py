@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 
 import pytest
 
 from nestctl.vm.exposure import decide, parse_cpu_value
+from tests.e2e.required import require_program
 
 PVE = "+kvm_pv_eoi,+kvm_pv_unhalt"
 
@@ -116,8 +116,7 @@ def test_parse_keeps_qemu_precedence() -> None:
 
 @pytest.mark.e2e
 def test_real_qemu_oracle_agrees_on_kvm_semantics() -> None:
-    if shutil.which("qemu-system-x86_64") is None:
-        pytest.skip("qemu-system-x86_64 is not installed")
+    require_program("qemu-system-x86_64")  # CI (NESTCTL_E2E_REQUIRED) fails instead of skipping
     from nestctl.qemu.cpuprobe import QemuCpuOracle  # noqa: PLC0415
 
     oracle = QemuCpuOracle()

@@ -6,9 +6,7 @@ are kept out of `repr()` and of every message, so no report, log or traceback ca
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -81,21 +79,14 @@ def check_user(user: str, *, source: str) -> str:
 
 def read_secret_file(path: str) -> str:
     """The first line of a secret file. Refuses FIFOs, devices and huge files without reading."""
+    from nestctl.userfile import UserFileError, read_user_file  # noqa: PLC0415
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    except OSError as exc:
+        data = read_user_file(path, MAX_SECRET_BYTES, what="secret")
+    except FileNotFoundError as exc:
         raise CredentialError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise CredentialError(f"{path}: not a regular file")
-        if info.st_size > MAX_SECRET_BYTES:
-            raise CredentialError(f"{path}: too large for a secret ({info.st_size} bytes)")
-        data = os.read(fd, MAX_SECRET_BYTES + 1)
-    except OSError as exc:
-        raise CredentialError(f"{path}: cannot read: {exc.strerror}") from None
-    finally:
-        os.close(fd)
+    except UserFileError as exc:
+        raise CredentialError(str(exc)) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -13,11 +13,14 @@ from collections.abc import Sequence
 from typing import Any, Self
 
 from nestctl.api.client import ApiClient
-from nestctl.api.errors import ApiError, ApiPermissionError
+from nestctl.api.errors import ApiError, ApiPermissionError, ApiTimeoutError
 from nestctl.guest.agent import AgentError, AgentTimeout, AgentUnavailable, ExecResult
 
 #: Proxmox's own texts for "there is no agent to ask" (qemu-server's agent_cmd checks).
 _NO_AGENT = ("is not running", "No QEMU guest agent configured", "guest agent is not running")
+#: qemu-server's text when the agent did not answer in time ("... qmp command '...' failed -
+#: got timeout").
+_AGENT_TIMEOUT = "got timeout"
 #: What each agent call needs (PVE 9).
 PRIVILEGE = {
     "ping": "VM.GuestAgent.Audit",
@@ -53,7 +56,12 @@ class ApiGuestAgent:
                 f"agent {command}: not permitted: grant {priv} on /vms/{self.vmid} "
                 f"(Proxmox said: {exc.message})"
             ) from None
+        except ApiTimeoutError as exc:
+            raise AgentTimeout(f"agent {command}: {exc}") from None
         except ApiError as exc:
+            if _AGENT_TIMEOUT in exc.message:
+                # qemu-server gave up waiting for the agent: the question is open, not refused.
+                raise AgentTimeout(f"agent {command}: {exc.message}") from None
             if any(text in exc.message for text in _NO_AGENT):
                 raise AgentUnavailable(f"agent {command}: {exc.message}") from None
             if exc.status == 500:

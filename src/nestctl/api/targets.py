@@ -60,6 +60,10 @@ class Target:
     ssh: bool = False
 
 
+#: Far more than any list of clusters; a larger file is not a config someone wrote.
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
 def config_path(environ: Mapping[str, str], override: str | None = None) -> Path:
     if override:
         return Path(override)
@@ -71,14 +75,16 @@ def load_targets(path: Path, *, required: bool = False) -> dict[str, Target]:
     """The targets in `path` ({} when it does not exist, unless `required`)."""
     import tomllib  # noqa: PLC0415 - only when targets are used
 
+    from nestctl.userfile import UserFileError, read_user_file  # noqa: PLC0415
+
     try:
-        raw = path.read_bytes()
+        raw = read_user_file(path, MAX_CONFIG_BYTES, what="config file")
     except FileNotFoundError:
         if required:
             raise TargetConfigError([f"{path}: no such file"]) from None
         return {}
-    except OSError as exc:
-        raise TargetConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except UserFileError as exc:
+        raise TargetConfigError([str(exc)]) from None
     try:
         text = raw.decode("utf-8")
         doc = tomllib.loads(text)
@@ -87,6 +93,8 @@ def load_targets(path: Path, *, required: bool = False) -> dict[str, Target]:
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message ends "(at line L, column C)": keep it, it is the location.
         raise TargetConfigError([f"{path}: {exc}"]) from None
+    except RecursionError:  # tomllib recurses into nested inline arrays and tables
+        raise TargetConfigError([f"{path}: nested too deeply to be a targets file"]) from None
     return _targets(doc, text, path)
 
 

@@ -185,15 +185,21 @@ def bench_vm(
     return doc
 
 
-def running_vmids(host: Host) -> list[int]:
-    """VMs with a pid file and an agent socket on this node (candidates for --levels)."""
-    from nestctl.vm.running import PID_DIRS  # noqa: PLC0415
+def running_vmids(host: Host) -> tuple[list[int], tuple[str, ...]]:
+    """The candidates for --levels: VMs that run on this node (as `nestctl host` and `vm` find
+    them) and have an agent socket; and why some VMs may be missing from that list.
 
-    found: set[int] = set()
-    for d in PID_DIRS:
-        for name in host.listdir(d).names:
-            stem, _, ext = name.partition(".")
-            vmid = parse_uint(stem) if ext == "pid" else None
-            if vmid is not None and host.exists(f"/var/run/qemu-server/{vmid}.qga").present:
-                found.add(vmid)
-    return sorted(found)
+    A VM whose pid file could not be read is kept (its agent will say whether it answers); a
+    stale pid file is not a running VM.
+    """
+    from nestctl.host.pidfiles import scan_pidfiles  # noqa: PLC0415
+
+    scan = scan_pidfiles(host)
+    found = [
+        vmid
+        for vmid, check in scan.checks.items()
+        if check.running is not False
+        and host.exists(f"/var/run/qemu-server/{vmid}.qga").present is not False
+    ]
+    problems = tuple(f"{p}: the VMs there are unknown" for p in scan.problems)
+    return found, problems

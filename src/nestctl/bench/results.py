@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from typing import Any
 
@@ -29,6 +28,8 @@ def parse_result(text: str, name: str) -> dict[str, Any]:
         doc = json.loads(text)
     except ValueError as exc:
         raise ResultFileError(f"{name}: not JSON ({exc})") from exc
+    except RecursionError:  # a hostile file nested deeper than the parser's stack
+        raise ResultFileError(f"{name}: not a nestctl bench result (nested too deeply)") from None
     if not isinstance(doc, dict):
         raise ResultFileError(f"{name}: not a nestctl bench result (expected an object)")
     if not isinstance(doc.get("where"), dict) or not isinstance(doc.get("results"), list):
@@ -38,15 +39,15 @@ def parse_result(text: str, name: str) -> dict[str, Any]:
 
 
 def load_result(path: str) -> dict[str, Any]:
+    from nestctl.userfile import UserFileError, read_user_file  # noqa: PLC0415
+
     try:
-        size = os.stat(path).st_size
-        if size > MAX_RESULT_BYTES:
-            raise ResultFileError(f"{path}: {size} bytes, too large for a result file")
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            text = fh.read(MAX_RESULT_BYTES + 1)
-    except OSError as exc:
+        data = read_user_file(path, MAX_RESULT_BYTES, what="result file")
+    except FileNotFoundError as exc:
         raise ResultFileError(f"{path}: {exc.strerror or exc}") from exc
-    return parse_result(text, path)
+    except UserFileError as exc:
+        raise ResultFileError(str(exc)) from exc
+    return parse_result(data.decode("utf-8", errors="replace"), path)
 
 
 def result_map(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -194,7 +194,10 @@ def select(only: str | None) -> tuple[Workload, ...]:
 
 
 def dumps(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, indent=1, sort_keys=False) + "\n"
+    """A result document as strict JSON: a NaN or infinity (a failed measurement) is null."""
+    from nestctl.parse import finite_or_none  # noqa: PLC0415
+
+    return json.dumps(finite_or_none(doc), indent=1, allow_nan=False) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,7 +6,6 @@ figures or software emulation, 2 nothing could be measured, or bad input.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
@@ -86,7 +85,9 @@ def _print_compare(report: dict[str, Any], as_json: bool, plot: str | None) -> i
         except (OSError, ValueError) as exc:
             raise NestctlError(f"cannot write the plot {plot}: {exc}") from exc
     if as_json:
-        click.echo(json.dumps(report, indent=1))
+        from nestctl.bench.runner import dumps  # noqa: PLC0415
+
+        click.echo(dumps(report), nl=False)
     else:
         from nestctl.bench.view import render_compare  # noqa: PLC0415
 
@@ -106,7 +107,10 @@ def _levels(root: str, quick: bool, as_json: bool, out_dir: str | None, save: bo
         docs.append(_local(quick, as_json))
         names.append("here")
     skipped = []
-    for vmid in running_vmids(host):
+    vmids, problems = running_vmids(host)
+    for problem in problems:  # VMs that may run but could not be found
+        click.echo(f"nestctl: warning: {problem}", err=True)
+    for vmid in vmids:
         try:
             docs.append(bench_vm(host, vmid, host_where, quick=quick, progress=_progress(as_json)))
             names.append(f"vm-{vmid}")

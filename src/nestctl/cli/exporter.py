@@ -14,6 +14,7 @@ import click
 
 from nestctl.cli.common import NestctlError
 from nestctl.cli.metrics import check_from, check_options
+from nestctl.parse import is_ascii_digits
 
 DEFAULT_LISTEN = "127.0.0.1:10221"
 MISSING = (
@@ -27,7 +28,7 @@ def parse_listen(text: str) -> tuple[str, int, int]:
     import socket  # noqa: PLC0415
 
     host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isascii() or not port_text.isdigit():
+    if not sep or not is_ascii_digits(port_text):
         raise NestctlError(f"--listen {text!r}: expected HOST:PORT, e.g. {DEFAULT_LISTEN}")
     port = int(port_text)
     if not 0 < port < 65536:

@@ -41,6 +41,8 @@ def _has(text: str, hints: Sequence[str]) -> bool:
 
 
 def _read_status(err: AgentError) -> ReadStatus:
+    if _disabled(err):
+        return ReadStatus.COULD_NOT_RUN  # qemu-ga blocks guest-file-*: nothing was read
     if _has(err.desc, ("is a directory",)):
         return ReadStatus.NOT_A_FILE
     if _has(err.desc, _MISSING_HINTS):
@@ -260,7 +262,8 @@ class AgentMachine:
                 stdin=stdin.encode() if stdin is not None else None,
             )
         except AgentError as exc:
-            if exc.command == "guest-exec" and _disabled(exc):
+            # "exec" is the same call through the Proxmox API (ApiGuestAgent).
+            if exc.command in ("guest-exec", "exec") and _disabled(exc):
                 self.exec_refused = exc.desc
                 return self._refused(args, start), False
             # guest-exec itself failed: the program could not be started in the guest.

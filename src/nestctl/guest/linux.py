@@ -23,6 +23,7 @@ from nestctl.host.cpuinfo import CpuInfo, parse_cpuinfo
 from nestctl.host.values import sysfs_bool
 from nestctl.host.virt import dmi_hypervisor
 from nestctl.machine import CommandStatus, Listing, Machine, Presence, ReadStatus
+from nestctl.parse import parse_uint
 
 #: Platforms (as `dmi_hypervisor` names them) that are QEMU, with KVM or with TCG underneath.
 QEMU_FAMILY = frozenset({"QEMU", "KVM", "Bochs"})
@@ -53,12 +54,13 @@ def parse_proc_status(text: str) -> tuple[int | None, frozenset[int]]:
     for line in text.splitlines():
         key, _, value = line.partition(":")
         fields = value.split()
-        if key == "Uid" and fields and fields[0].isdecimal():
-            uid = int(fields[1] if len(fields) > 1 and fields[1].isdecimal() else fields[0])
-        elif key == "Gid" and fields and fields[0].isdecimal():
-            gids.add(int(fields[1] if len(fields) > 1 and fields[1].isdecimal() else fields[0]))
+        ids = [parse_uint(f) for f in fields]
+        if key == "Uid" and ids and ids[0] is not None:
+            uid = ids[1] if len(ids) > 1 and ids[1] is not None else ids[0]
+        elif key == "Gid" and ids and ids[0] is not None:
+            gids.add(ids[1] if len(ids) > 1 and ids[1] is not None else ids[0])
         elif key == "Groups":
-            gids.update(int(f) for f in fields if f.isdecimal())
+            gids.update(i for i in ids if i is not None)
     return uid, frozenset(gids)
 
 
@@ -67,10 +69,11 @@ def parse_group_file(text: str) -> dict[str, tuple[int, tuple[str, ...]]]:
     groups: dict[str, tuple[int, tuple[str, ...]]] = {}
     for line in text.splitlines():
         parts = line.split(":")
-        if len(parts) < 4 or not parts[2].isdecimal():
+        gid = parse_uint(parts[2]) if len(parts) >= 4 else None
+        if gid is None:
             continue
         members = tuple(m for m in parts[3].strip().split(",") if m)
-        groups.setdefault(parts[0], (int(parts[2]), members))
+        groups.setdefault(parts[0], (gid, members))
     return groups
 
 

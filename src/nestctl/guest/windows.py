@@ -19,6 +19,7 @@ from typing import Any
 
 from nestctl.guest.facts import GuestFacts, WindowsFacts
 from nestctl.machine import CommandResult, CommandStatus, Machine
+from nestctl.parse import parse_uint
 
 #: Optional features that decide Hyper-V, WSL2 and Docker Desktop (§4 "Feature names in scope").
 FEATURES = (
@@ -213,7 +214,9 @@ def _parse_feature_text(text: str) -> dict[str, str]:
     return found
 
 
-_LAUNCHTYPE = re.compile(r"^hypervisorlaunchtype[ \t]+(\S+)", re.IGNORECASE | re.MULTILINE)
+_LAUNCHTYPE = re.compile(
+    r"^hypervisorlaunchtype[ \t]+(\S+)", re.IGNORECASE | re.MULTILINE | re.ASCII
+)
 
 
 def parse_bcdedit(text: str) -> str:
@@ -233,15 +236,17 @@ def parse_services(text: str) -> dict[str, str]:
         if len(fields) != 2 or fields[0].lower() not in SERVICES:
             continue
         status = fields[1]
-        if status.isdecimal():
-            status = SERVICE_STATES.get(int(status), f"unknown({status})")
+        number = parse_uint(status)
+        if number is not None:
+            status = SERVICE_STATES.get(number, f"unknown({status})")
         found[fields[0].lower()] = status
     return found
 
 
 def parse_event_ids(text: str) -> tuple[int, ...]:
     """Event IDs, one per line, newest first (as Get-WinEvent returns them)."""
-    return tuple(int(s) for s in decode_output(text).split() if s.isdecimal() and len(s) < 7)
+    ids = (parse_uint(s, max_digits=6) for s in decode_output(text).split())
+    return tuple(i for i in ids if i is not None)
 
 
 def parse_lines(text: str) -> tuple[str, ...]:
@@ -249,8 +254,8 @@ def parse_lines(text: str) -> tuple[str, ...]:
     return tuple(ln.strip() for ln in decode_output(text).splitlines() if ln.strip())
 
 
-_HRESULT = re.compile(r"\b0x8[0-9a-f]{7}\b", re.IGNORECASE)
-_WSL_ERROR_NAME = re.compile(r"\b((?:HCS|WSL)_E_[A-Z0-9_]+)\b")
+_HRESULT = re.compile(r"\b0x8[0-9a-f]{7}\b", re.IGNORECASE | re.ASCII)
+_WSL_ERROR_NAME = re.compile(r"\b((?:HCS|WSL)_E_[A-Z0-9_]+)\b", re.ASCII)
 
 
 def is_virtualization_error(code: str) -> bool:
@@ -279,7 +284,7 @@ def parse_wsl_status(text: str) -> int | None:
     for line in decode_output(text).splitlines():
         if line.strip().lower().startswith("default version:"):
             value = line.partition(":")[2].strip()
-            return int(value) if value.isdecimal() else None
+            return parse_uint(value)
     return None
 
 
@@ -295,7 +300,7 @@ def parse_wsl_list(text: str) -> tuple[tuple[str, str, int | None], ...]:
         )
         if len(fields) < 3 or fields[-2] not in _WSL_STATES:
             continue
-        version = int(fields[-1]) if fields[-1].isdecimal() else None
+        version = parse_uint(fields[-1])
         rows.append((" ".join(fields[:-2]), fields[-2], version))
     return tuple(rows)
 

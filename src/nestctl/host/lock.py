@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from nestctl.parse import is_ascii_digits
+
 if TYPE_CHECKING:
     from nestctl.machine import Host
 
@@ -32,7 +34,7 @@ class LockBusyError(Exception):
 def _holder(fd: int) -> str:
     with contextlib.suppress(OSError):
         text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        if text.isascii() and text.isdigit():
+        if is_ascii_digits(text):
             return f" (pid {text})"
     return ""
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from nestctl.parse import parse_uint
+
 _INT = re.compile(r"[+-]?(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
 
 
@@ -32,10 +34,7 @@ def sysfs_int(text: str | None) -> int | None:
     """A decimal sysfs number (``refcnt``), or None for anything else."""
     if text is None:
         return None
-    value = text.strip()
-    if not value.isascii() or not value.isdigit():
-        return None
-    return int(value)
+    return parse_uint(text)
 
 
 def kernel_bool(value: str | None) -> bool | None:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from nestctl.metrics.family import Families, as_value, is_label_value, node_id, vm_id
+from nestctl.parse import is_ascii_digits
 
 if TYPE_CHECKING:
     from nestctl.machine import Host
@@ -42,7 +43,7 @@ def bench_target(raw: object) -> str | None:
         return node_id(head)  # a host measured on itself
     if head == "node":
         return node_id(tail)
-    if tail.isascii() and tail.isdigit() and (head == "qemu" or node_id(head) or head == "local"):
+    if is_ascii_digits(tail) and (head == "qemu" or node_id(head) or head == "local"):
         return vm_id(int(tail))
     return None
 

@@ -58,7 +58,10 @@ class CheckRunner:
             box["error"] = _describe(exc)
         except SystemExit as exc:  # a check that exits (a usage error deep inside)
             box["error"] = f"the check exited ({exc.code})"
-        box["end"] = time.monotonic()
+        except KeyboardInterrupt:  # a Ctrl-C held back and re-raised here (host reload)
+            box["interrupted"] = True
+        finally:
+            box["end"] = time.monotonic()
 
     def run(self, timeout: float, last_success: float | None) -> RunResult:
         if self._thread is None:
@@ -77,6 +80,8 @@ class CheckRunner:
                 fam, False, time.time(), f"the check did not finish within {timeout:g} s"
             )
         self._thread = None
+        if box.get("interrupted"):
+            raise KeyboardInterrupt  # the user's Ctrl-C: exit 130 in the main thread
         finished = time.time()
         error = box.get("error")
         got = box.get("fam")

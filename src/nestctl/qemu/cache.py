@@ -211,7 +211,9 @@ class CpuAnswerCache:
             return None
         if self._unsafe:
             return self.problem
-        text = json.dumps({"format": FORMAT, "builds": self._builds}, indent=1, sort_keys=True)
+        text = json.dumps(
+            {"format": FORMAT, "builds": self._builds}, indent=1, sort_keys=True, allow_nan=False
+        )
         try:
             self.path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
             problem = self._dir_problem()  # it may have been created by someone else

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
+from nestctl.parse import qemu_bool
 from nestctl.qemu.qmp import QmpClient, QmpError
 
 if TYPE_CHECKING:
@@ -159,10 +160,9 @@ class CpuValue:
                 minus.add(feature_name(item[1:]))
             elif "=" in item:
                 key, _, value = item.partition("=")
-                if value.lower() in ("on", "true", "yes"):
-                    props[feature_name(key)] = True
-                elif value.lower() in ("off", "false", "no"):
-                    props[feature_name(key)] = False
+                truth = qemu_bool(value)
+                if truth is not None:
+                    props[feature_name(key)] = truth
             elif item:
                 props[feature_name(item)] = True
         props.update(dict.fromkeys(plus, True))
@@ -278,8 +278,8 @@ def table_answer(cpu_arg: str, host_vendor: str | None) -> CpuAnswer:
 
 #: "TCG doesn't support requested feature: CPUID.01H:ECX.vmx [bit 5]". Only CPUID words: the
 #: dozens of VMX capability bits (MSR(48xH).vmx-*) that follow a filtered vmx add nothing.
-_FILTERED_RE = re.compile(r"requested feature: (CPUID\S+) \[bit \d+\]")
-_PROGRAM_PREFIX_RE = re.compile(r"^[\w./-]*qemu-system-\w+: ")
+_FILTERED_RE = re.compile(r"requested feature: (CPUID\S+) \[bit \d+\]", re.ASCII)
+_PROGRAM_PREFIX_RE = re.compile(r"^[\w./-]*qemu-system-\w+: ", re.ASCII)
 
 
 def binary_identity(binary: str) -> str | None:

@@ -118,7 +118,7 @@ class JsonLines:
 
     def send(self, message: dict[str, Any]) -> None:
         try:
-            self._sock.sendall(json.dumps(message).encode() + b"\n")
+            self._sock.sendall(json.dumps(message, allow_nan=False).encode() + b"\n")
         except TimeoutError as exc:
             raise ChannelTimeoutError("timed out sending a request") from exc
         except OSError as exc:

@@ -27,7 +27,7 @@ def dumps_value(value: Any) -> str:
 def dumps_report(body: dict[str, Any]) -> str:
     parts = []
     for key, value in body.items():
-        head = f"  {json.dumps(key)}: "
+        head = f"  {json.dumps(key, allow_nan=False)}: "
         if isinstance(value, list) and value:
             items = ",\n".join("    " + dumps_value(v) for v in value)
             parts.append(f"{head}[\n{items}\n  ]")

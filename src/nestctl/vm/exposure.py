@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from nestctl.parse import qemu_bool
+
 #: Built-in models whose QEMU definition includes VMX (kept under KVM when the host offers it).
 VMX_MODELS = frozenset({"coreduo", "core2duo"})
 #: Built-in models whose QEMU definition includes SVM (what TCG shows; KVM turns it off).
@@ -77,7 +79,7 @@ class CpuValue:
         result: bool | None = None
         value = self.settings.get(feature)
         if value is not None:
-            result = value.lower() in ("on", "true", "yes", "1", "")
+            result = qemu_bool(value)  # None: QEMU refuses the value, so nothing is known
         if feature in self.plus:
             result = True
         if feature in self.minus:
@@ -102,7 +104,7 @@ def parse_cpu_value(value: str) -> CpuValue:
             key, _, val = token.partition("=")
             settings[key] = val
             if key == "enforce":
-                enforce = val.lower() in ("on", "true", "yes", "1")
+                enforce = qemu_bool(val) is True
         elif token == "enforce":  # noqa: S105 - a QEMU option, not a password
             enforce = True
         else:

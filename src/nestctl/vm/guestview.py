@@ -8,6 +8,7 @@ from typing import Any
 
 from nestctl.findings import Finding, info, unknown
 from nestctl.machine import Host
+from nestctl.parse import parse_uint
 from nestctl.vm.analyse import VmContext, VmResult
 from nestctl.vm.model import VmConfig
 from nestctl.vm.running import RunningCheck
@@ -108,4 +109,4 @@ def join_guest_view(r: VmResult) -> None:
 
 
 def _int(text: str) -> int | None:
-    return int(text) if text.isascii() and text.isdigit() else None
+    return parse_uint(text)

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from nestctl.parse import cpuid_vendor, parse_uint
 from nestctl.vm.model import CpuEnv
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ def compare_versions(a: str, b: str) -> int:
         epoch = 0
         if ":" in v:
             e, v = v.split(":", 1)
-            epoch = int(e) if e.isascii() and e.isdigit() else 0
+            epoch = parse_uint(e) or 0
         up, _, rev = v.rpartition("-") if "-" in v else (v, "", "")
         return epoch, up, rev
 
@@ -192,7 +193,7 @@ def cpu_env_for(
     vendor = "GenuineIntel"
     flags: frozenset[str] | None = None
     if cpuinfo is not None:
-        vendor = "AuthenticAMD" if cpuinfo.vendor == "amd" else (cpuinfo.vendor_id or vendor)
+        vendor = cpuid_vendor(cpuinfo.vendor) or cpuinfo.vendor_id or vendor
         flags = cpuinfo.flags
     return CpuEnv(
         host_vendor=vendor,

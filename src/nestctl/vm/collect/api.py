@@ -34,6 +34,7 @@ from nestctl.api.errors import (
     ApiPermissionError,
 )
 from nestctl.findings import Finding, error, unknown, warning
+from nestctl.parse import cpuid_vendor, parse_uint
 from nestctl.vm.collect.pmxcfs import ClusterFiles
 from nestctl.vm.facts import NodeFacts, ScanFacts, UnreachableVm, VmFacts, VmOptions
 from nestctl.vm.model import CpuEnv, VmConfig
@@ -115,9 +116,7 @@ def int_of(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    return None
+    return parse_uint(value) if isinstance(value, str) else None
 
 
 def vendor_from(flags: frozenset[str], model: str | None) -> str | None:
@@ -444,8 +443,7 @@ def _node_facts(
         pve = version_tuple(pve_version)  # /version: the cluster's pve-manager
     info = None
     if cpuinfo is not None:
-        vendor_id = {"intel": "GenuineIntel", "amd": "AuthenticAMD"}.get(vendor or "")
-        info = CpuInfo(vendor_id, flags, model, int_of(cpuinfo.get("cpus")) or 0)
+        info = CpuInfo(cpuid_vendor(vendor), flags, model, int_of(cpuinfo.get("cpus")) or 0)
     env = cpu_env_for(
         versions=versions,
         cpuinfo=info,
