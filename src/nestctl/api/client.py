@@ -46,6 +46,7 @@ from nestctl.api.errors import (
     error_for_status,
 )
 from nestctl.api.tls import normalize_fingerprint
+from nestctl.api.verbs import ApiVerbs
 
 if TYPE_CHECKING:
     import requests
@@ -123,7 +124,7 @@ def _requests() -> Any:
     return requests
 
 
-class ApiClient:
+class ApiClient(ApiVerbs):
     """See the module docstring."""
 
     def __init__(
@@ -179,18 +180,6 @@ class ApiClient:
     def is_root_ticket(self) -> bool:
         """Proxmox lets only root@pam with a ticket (not a token) set `args`."""
         return isinstance(self.credentials, UserPassword) and self.userid == "root@pam"
-
-    def get(self, path: str, **params: Any) -> Any:
-        return self.request("GET", path, params)
-
-    def post(self, path: str, **params: Any) -> Any:
-        return self.request("POST", path, params)
-
-    def put(self, path: str, **params: Any) -> Any:
-        return self.request("PUT", path, params)
-
-    def delete(self, path: str, **params: Any) -> Any:
-        return self.request("DELETE", path, params)
 
     def login(self) -> None:
         """Get a ticket now (a token needs none). Raises ApiAuthError when refused."""

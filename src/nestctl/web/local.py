@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from nestctl.api.verbs import ApiVerbs
 from nestctl.machine import Host
 from nestctl.web.backend import Login, LoginError
 from nestctl.web.settings import TargetSpec
@@ -25,7 +26,7 @@ LOCAL_TARGET = "local"
 VERBS = {"GET": "get", "POST": "create", "PUT": "set", "DELETE": "delete"}
 
 
-class PveshApi:
+class PveshApi(ApiVerbs):
     """The `Api` of `nestctl.api.actions` over `pvesh` (through the one door, `Host.run`)."""
 
     userid = "root@pam"
@@ -34,19 +35,6 @@ class PveshApi:
     def __init__(self, host: Host, timeout: float = 120.0) -> None:
         self.host = host
         self.timeout = timeout
-
-    # The shortcuts of `ApiClient`, which the shared collectors call.
-    def get(self, path: str, **params: Any) -> Any:
-        return self.request("GET", path, params)
-
-    def post(self, path: str, **params: Any) -> Any:
-        return self.request("POST", path, params)
-
-    def put(self, path: str, **params: Any) -> Any:
-        return self.request("PUT", path, params)
-
-    def delete(self, path: str, **params: Any) -> Any:
-        return self.request("DELETE", path, params)
 
     def request(self, method: str, path: str, params: Mapping[str, Any] | None = None) -> Any:
         from nestctl.api.errors import ApiError  # noqa: PLC0415
