@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "guest": ("nestctl.cli.guest:guest", "Run inside a guest: can it host VMs of its own?"),
     "completion": ("nestctl.cli.completion:completion", "Print the shell completion script."),
     "bench": ("nestctl.cli.bench:bench", "Measure what nesting costs here, in VMs, per level."),
-    "tree": ("nestctl.cli.tree:tree", "Show every layer of a nested lab over the Proxmox API."),
+    "tree": ("nestctl.cli.tree:tree", "Show a nested lab level by level, each with its verdict."),
     "metrics": ("nestctl.cli.metrics:metrics", "Write every layer as Prometheus metrics."),
     "exporter": ("nestctl.cli.exporter:exporter", "Serve every layer's metrics to Prometheus."),
     "serve": ("nestctl.cli.serve:serve", "Serve a web dashboard with power and firewall control."),
