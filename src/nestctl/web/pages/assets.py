@@ -91,7 +91,7 @@ async def manifest(_request: Request) -> Response:
         {"src": url("icon.svg"), "sizes": "any", "type": "image/svg+xml"},
     ]
     return Response(
-        json.dumps(body),
+        json.dumps(body, allow_nan=False),
         media_type="application/manifest+json",
         headers={"cache-control": "no-cache"},
     )
