@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -279,22 +280,41 @@ def build_python_guest(root: Path | None = None) -> GuestImage:
     initrd = target / "initrd.gz"
     if initrd.exists():
         return GuestImage(base.kernel, initrd, base.kernel_package, False, time.monotonic() - start)
+    publish_layered(base.initrd, target, lambda _work, layer: _python_layer(layer), "python-*")
+    return GuestImage(base.kernel, initrd, base.kernel_package, True, time.monotonic() - start)
+
+
+def publish_layered(
+    base_initrd: Path,
+    target: Path,
+    make_layer: Callable[[Path, Path], None],
+    older: str,
+    *,
+    is_ours: Callable[[Path], bool] = lambda _path: True,
+) -> None:
+    """Publish `target/initrd.gz` = the base initrd + one more cpio.gz archive (the kernel reads
+    them in turn), built in a scratch directory beside it and renamed into place atomically.
+
+    `make_layer(work, layer)` writes the archive to `layer` (`work` is scratch space for it).
+    Afterwards the directories matching `older` (and `is_ours`) other than `target` are removed:
+    images built from older inputs.
+    """
+    root = target.parent
     root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".build-python-", dir=root))
+    work = Path(tempfile.mkdtemp(prefix=f".build-{target.name}-", dir=root))
     try:
-        layer = work / "python.cpio.gz"
-        _python_layer(layer)
+        layer = work / "layer.cpio.gz"
+        make_layer(work, layer)
         out = work / "out"
         out.mkdir()
-        (out / "initrd.gz").write_bytes(base.initrd.read_bytes() + layer.read_bytes())
+        (out / "initrd.gz").write_bytes(base_initrd.read_bytes() + layer.read_bytes())
         try:
             out.rename(target)  # atomic: a concurrent build may have won, which is fine
         except OSError:
-            if not initrd.exists():
+            if not (target / "initrd.gz").exists():
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    for old in root.glob("python-*"):
-        if old.is_dir() and old != target:
-            shutil.rmtree(old, ignore_errors=True)  # layers built from older inputs
-    return GuestImage(base.kernel, initrd, base.kernel_package, True, time.monotonic() - start)
+    for old in root.glob(older):
+        if old.is_dir() and old != target and is_ours(old):
+            shutil.rmtree(old, ignore_errors=True)

@@ -37,6 +37,7 @@ from tests.e2e.guest_image import (
     _copy_with_libs,
     _cpio_gz,
     build_python_guest,
+    publish_layered,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -164,25 +165,17 @@ def build_lab(root: Path | None = None) -> LabImage:
             guest.kernel, initrd, guest.initrd, guest.kernel_package, False,
             time.monotonic() - start,
         )  # fmt: skip
-    root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".build-l1-", dir=root))
-    try:
-        pyz = _build_pyz(work / "dist")
-        layer = work / "lab.cpio.gz"
-        _lab_layer(guest, pyz, layer)
-        out = work / "out"
-        out.mkdir()
-        (out / "initrd.gz").write_bytes(guest.initrd.read_bytes() + layer.read_bytes())
-        try:
-            out.rename(target)  # atomic: a concurrent build may have won, which is fine
-        except OSError:
-            if not initrd.exists():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    for old in root.glob("l1-*"):
-        if old.is_dir() and old != target and re.fullmatch(r"l1-[0-9a-f]{16}", old.name):
-            shutil.rmtree(old, ignore_errors=True)  # only our own older L1 images
+
+    def make_layer(work: Path, layer: Path) -> None:
+        _lab_layer(guest, _build_pyz(work / "dist"), layer)
+
+    publish_layered(
+        guest.initrd,
+        target,
+        make_layer,
+        "l1-*",
+        is_ours=lambda old: re.fullmatch(r"l1-[0-9a-f]{16}", old.name) is not None,
+    )
     return LabImage(
         guest.kernel, initrd, guest.initrd, guest.kernel_package, True, time.monotonic() - start
     )
