@@ -7,7 +7,7 @@ import pytest
 
 from nestctl.api import actions
 from nestctl.api import firewall as fw
-from nestctl.web.sessions import LoginLimiter, SessionStore
+from nestctl.web.sessions import LoginLimiter, SessionLimitError, SessionStore
 from nestctl.web.sparkline import series, svg
 
 ON = {"enable": "1"}
@@ -107,18 +107,61 @@ class Clock:
         return self.now
 
 
-def test_login_limiter_counts_per_client_and_per_user():
+def test_login_limiter_counts_per_user_and_client_together():
     clock = Clock()
-    limiter = LoginLimiter(3, 60.0, clock)
+    limiter = LoginLimiter(3, 60.0, clock, client_attempts=5)
+    tickets = []
     for _ in range(3):
-        assert limiter.retry_after("10.0.0.1", "root@pam") == 0
-        limiter.failed("10.0.0.1", "root@pam")
-    assert limiter.retry_after("10.0.0.1", "root@pam") == pytest.approx(60.0)
-    # The same user from elsewhere, and its tokens, are limited too; other users are not.
-    assert limiter.retry_after("10.0.0.2", "ROOT@pam!tok") > 0
-    assert limiter.retry_after("10.0.0.2", "alice@pve") == 0
-    clock.now += 61
+        wait, ticket = limiter.reserve("10.0.0.1", "root@pam")
+        assert wait == 0
+        tickets.append(ticket)
+    wait, ticket = limiter.reserve("10.0.0.1", "ROOT@pam!tok")  # its tokens count with it
+    assert ticket is None
+    assert wait == pytest.approx(60.0)
+    # The owner elsewhere is not locked out, and other users from that client still may try...
+    assert limiter.reserve("10.0.0.2", "root@pam")[1] is not None
+    assert limiter.reserve("10.0.0.1", "alice@pve")[1] is not None
+    # ...until that client's budget over every user name is spent (3 + 2 = 5).
+    assert limiter.reserve("10.0.0.1", "bob@pve")[1] is not None
+    assert limiter.reserve("10.0.0.1", "carol@pve")[1] is None
+    # An attempt that never tested the password is given back.
+    limiter.release("10.0.0.1", "root@pam", tickets[0])
     assert limiter.retry_after("10.0.0.1", "root@pam") == 0
+    clock.now += 61
+    assert limiter.reserve("10.0.0.1", "carol@pve")[1] is not None
+
+
+def test_login_limiter_success_clears_the_pair():
+    clock = Clock()
+    limiter = LoginLimiter(2, 60.0, clock)
+    limiter.reserve("c", "root@pam")
+    _wait, ticket = limiter.reserve("c", "root@pam")
+    limiter.succeeded("c", "root@pam", ticket)
+    assert limiter.retry_after("c", "root@pam") == 0
+
+
+def test_session_store_bounds_pre_login_sessions_and_the_total():
+    clock = Clock()
+    store = SessionStore(100.0, 50.0, clock, max_sessions=5, prelogin_ttl=10.0, prelogin_per_client=2)
+    a1, a2, a3 = (store.create("a") for _ in range(3))
+    assert store.get(a1.id) is None  # a client holds two pre-login sessions: its oldest went
+    assert store.get(a2.id) is a2
+    assert store.get(a3.id) is a3
+    logged = [store.create("b", logged_in=True) for _ in range(3)]
+    for s in logged:
+        s.logins["lab"] = ("root@pam", object())
+    # Full (5): a login pushes out the oldest pre-login session, never a logged-in one.
+    store.create("c", logged_in=True).logins["lab"] = ("x@pve", object())
+    assert store.get(a2.id) is None
+    assert all(store.get(s.id) is s for s in logged)
+    # A pre-login session lives prelogin_ttl, however active; a login keeps the long ttl.
+    clock.now += 11
+    assert store.get(a3.id) is None
+    assert store.get(logged[0].id) is logged[0]
+    store.create("e", logged_in=True).logins["lab"] = ("y@pve", object())
+    with pytest.raises(SessionLimitError):  # every slot holds a login
+        store.create("d")
+    assert len(store.all()) == 5
 
 
 def test_sessions_expire_when_idle_and_after_their_lifetime():

@@ -52,8 +52,19 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
         settings=settings,
         connector=connector,
         tree=tree,
-        sessions=SessionStore(settings.session_ttl, settings.idle_ttl, on_end=ended),
-        limiter=LoginLimiter(settings.login_attempts, settings.login_window),
+        sessions=SessionStore(
+            settings.session_ttl,
+            settings.idle_ttl,
+            on_end=ended,
+            max_sessions=settings.max_sessions,
+            prelogin_ttl=settings.prelogin_ttl,
+            prelogin_per_client=settings.prelogin_per_client,
+        ),
+        limiter=LoginLimiter(
+            settings.login_attempts,
+            settings.login_window,
+            client_attempts=settings.client_login_attempts,
+        ),
         cache=cache,
         followers=followers,
     )
@@ -88,7 +99,14 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
         routes=routes,
         middleware=[
             Middleware(GZipMiddleware, minimum_size=500),
-            Middleware(SecurityMiddleware, store=state.sessions, tls=settings.tls),
+            Middleware(
+                SecurityMiddleware,
+                store=state.sessions,
+                tls=settings.tls,
+                listen=settings.host,
+                allowed_hosts=settings.allowed_hosts,
+                body_timeout=settings.header_timeout,
+            ),
         ],
         exception_handlers={NotLoggedInError: not_logged_in, 404: _not_found},
         lifespan=lifespan,

@@ -8,14 +8,19 @@ which has no session yet, carries a one-time login nonce bound to a cookie inste
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-import http.cookies
 import json
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
+from nestctl.web.paths import path_problem
 from nestctl.web.sessions import Session, SessionStore
+from nestctl.web.settings import host_problem
+
+log = logging.getLogger("nestctl.web")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -58,16 +63,43 @@ def security_headers(tls: bool) -> list[tuple[bytes, bytes]]:
     return headers
 
 
+def parse_cookie_header(text: str) -> dict[str, str]:
+    """Cookies of one `Cookie` header, each on its own (as Starlette's cookie_parser does).
+
+    SimpleCookie gives up on the whole header at the first cookie it dislikes, so one odd
+    cookie set by another page on this host (`zz=a b`) would hide ours and log the visitor
+    out. Here a malformed pair is skipped and the rest kept; the first of two same names wins,
+    as browsers send the most specific path first."""
+    jar: dict[str, str] = {}
+    for chunk in text.split(";"):
+        name, sep, value = chunk.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name:
+            continue
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        jar.setdefault(name, value)
+    return jar
+
+
+def cookie_values(scope: Scope, wanted: str) -> list[str]:
+    """Every value sent for cookie `wanted` (a page elsewhere on this host may set its own)."""
+    values: list[str] = []
+    for name, value in scope.get("headers", []):
+        if name == b"cookie":
+            for chunk in value.decode("latin-1").split(";"):
+                key, sep, val = chunk.partition("=")
+                if sep and key.strip() == wanted:
+                    values.append(val.strip().strip('"'))
+    return values
+
+
 def read_cookies(scope: Scope) -> dict[str, str]:
     jar: dict[str, str] = {}
     for name, value in scope.get("headers", []):
         if name == b"cookie":
-            parsed: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
-            try:
-                parsed.load(value.decode("latin-1"))
-            except http.cookies.CookieError:
-                continue
-            jar.update({k: m.value for k, m in parsed.items()})
+            for k, v in parse_cookie_header(value.decode("latin-1")).items():
+                jar.setdefault(k, v)
     return jar
 
 
@@ -97,22 +129,39 @@ def _login_required(path: str) -> bool:
 
 
 class SecurityMiddleware:
-    """Headers on every response; session lookup; cross-origin + CSRF on unsafe methods."""
+    """Headers on every response (errors too); Host allow-list; session lookup; object names
+    checked; cross-origin + CSRF on unsafe methods; no internal error's text on a page."""
 
-    def __init__(self, app: App, store: SessionStore, *, tls: bool) -> None:
+    def __init__(  # noqa: PLR0913 - one keyword per check
+        self,
+        app: App,
+        store: SessionStore,
+        *,
+        tls: bool,
+        listen: str = "127.0.0.1",
+        allowed_hosts: list[str] | None = None,
+        body_timeout: float = 10.0,
+    ) -> None:
         self.app = app
         self.store = store
         self.tls = tls
         self.cookie = cookie_name(tls)
         self.headers = security_headers(tls)
+        self.listen = listen
+        self.allowed_hosts = list(allowed_hosts or [])
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
+        started = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 names = {k.lower() for k, _ in message.get("headers", [])}
                 extra = [(k, v) for k, v in self.headers if k not in names]
                 if b"cache-control" not in names:
@@ -120,10 +169,26 @@ class SecurityMiddleware:
                 message["headers"] = list(message.get("headers", [])) + extra
             await send(message)
 
+        try:
+            await self._checked(scope, receive, send_with_headers)
+        except Exception:
+            # The traceback goes to the server's log; the page says one plain sentence.
+            log.exception("internal error on %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                await _reply(send_with_headers, 500, "internal error: the server log says more")
+
+    async def _checked(self, scope: Scope, receive: Receive, send_with_headers: Send) -> None:
         method = scope["method"]
         path = scope["path"]
+        problem = host_problem(header(scope, b"host"), self.listen, self.allowed_hosts)
+        if problem is not None:
+            await _reply(send_with_headers, 421, problem)
+            return
         cookies = read_cookies(scope)
-        session = self.store.get(cookies.get(self.cookie))
+        # Of several cookies by our name (one may be planted by another page), the live one.
+        session = next(
+            filter(None, (self.store.get(v) for v in cookie_values(scope, self.cookie))), None
+        )
         state = scope.setdefault("state", {})
         state["session"] = session
         state["cookies"] = cookies
@@ -139,6 +204,11 @@ class SecurityMiddleware:
                 await _reply(send_with_headers, 401, "log in first")
             return
 
+        bad_name = path_problem(path)
+        if bad_name is not None:
+            await _reply(send_with_headers, 404, bad_name)
+            return
+
         if method in SAFE_METHODS:
             await self.app(scope, receive, send_with_headers)
             return
@@ -147,7 +217,11 @@ class SecurityMiddleware:
         if problem is not None:
             await _reply(send_with_headers, 403, f"cross-origin request refused ({problem})")
             return
-        body, too_big = await _read_body(receive)
+        try:
+            body, too_big = await asyncio.wait_for(_read_body(receive), self.body_timeout)
+        except TimeoutError:
+            await _reply(send_with_headers, 408, "request body too slow")
+            return
         if too_big:
             await _reply(send_with_headers, 413, "request too large")
             return

@@ -31,6 +31,14 @@ class ServeSettings:
     analysis_interval: float = 60.0  # seconds between full scans (the tree) of a viewed target
     login_attempts: int = 5  # failed logins allowed per window, per client and per user name
     login_window: float = 300.0
+    client_login_attempts: int = 20  # attempts per window from one client, over every user name
+    #: Host names (besides the listen address) a browser may use to reach the dashboard.
+    allowed_hosts: list[str] = field(default_factory=list)
+    max_sessions: int = 1000  # sessions in all (logged-in visitors keep theirs)
+    prelogin_ttl: float = 600.0  # a session without a login (a confirmed certificate) lives this long
+    prelogin_per_client: int = 8  # sessions without a login per client address
+    max_connections: int = 200  # open connections; more are closed at once
+    header_timeout: float = 10.0  # seconds a client may take to send a request's headers (and body)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -39,6 +47,48 @@ class ServeSettings:
 
     def target(self, name: str) -> TargetSpec | None:
         return next((t for t in self.targets if t.name == name), None)
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return None
+
+
+def host_name(header: str) -> str:
+    """The name of a Host header, without its port, lower-cased ("[::1]:80" -> "::1")."""
+    text = header.strip().lower()
+    if text.startswith("["):
+        return text[1:].split("]", 1)[0]
+    name, _sep, _port = text.partition(":")
+    return name.rstrip(".")
+
+
+def host_problem(header: str | None, listen: str, allowed: list[str]) -> str | None:
+    """Why a request's Host is not this dashboard, or None.
+
+    A DNS-rebinding page reaches us under *its own* name, so only names the admin chose pass:
+    the listen address, `localhost` when listening on loopback, and every --allowed-host. An IP
+    literal passes when it is the listen address, or any when listening on every address (no
+    page can rebind a bare IP to us)."""
+    if not header:
+        return "the request names no Host"
+    name = host_name(header)
+    wanted = {listen.strip("[]").lower(), *(h.strip().lower().rstrip(".") for h in allowed)}
+    if is_loopback(listen):
+        wanted.add("localhost")
+    if name in wanted:
+        return None
+    ip, listen_ip = _ip(name), _ip(listen)
+    if ip is not None and listen_ip is not None and listen_ip.is_unspecified:
+        return None
+    if ip is not None and listen_ip is not None and ip == listen_ip:
+        return None
+    return (
+        f"this dashboard does not answer to the name {name[:80]!r}: open it by its listen "
+        f"address, or restart nestctl serve with --allowed-host {name[:80]}"
+    )
 
 
 def is_loopback(host: str) -> bool:

@@ -23,7 +23,5 @@ class WebState:
     limiter: LoginLimiter
     cache: Refresher
     followers: Followers = field(default_factory=Followers)
-    #: Fingerprints confirmed on first use and proven by a login, per target (this process only).
-    pins: dict[str, str] = field(default_factory=dict)
     #: Extra per-VM data for the VM page (the engine's analysis of one VM).
     vm_detail: Callable[..., Any] | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 
 from starlette.requests import Request
@@ -18,7 +19,8 @@ from starlette.routing import Route
 from nestctl.web.backend import LoginError, OtpRequiredError, UntrustedCertificateError
 from nestctl.web.pages.common import form, see_other, web
 from nestctl.web.security import LOGIN_NONCE_COOKIE, cookie_name
-from nestctl.web.sessions import Session
+from nestctl.web.sessions import Session, SessionLimitError
+from nestctl.web.settings import TargetSpec
 from nestctl.web.templating import render
 
 log = logging.getLogger("nestctl.web")
@@ -79,8 +81,9 @@ async def login(request: Request) -> Response:
     if target is None:
         return _page(request, 400, error="unknown target", username=username)
     client = _client(request)
-    wait = state.limiter.retry_after(client, username)
-    if wait > 0:
+    # Reserved before Proxmox is asked: 40 requests at once get N tries, not 40.
+    wait, ticket = state.limiter.reserve(client, username)
+    if ticket is None:
         log.warning("login: rate limit for %s from %s", username.split("!")[0], client)
         response = _page(
             request,
@@ -93,7 +96,8 @@ async def login(request: Request) -> Response:
         response.headers["retry-after"] = str(int(wait) + 1)
         return response
     current: Session | None = request.state.session
-    pin = state.pins.get(target.name) or (current.pins.get(target.name) if current else None)
+    # A first-use pin is this visitor's alone, and never overrides a CA or the config's pin.
+    pin = current.pins.get(target.name) if current and trust_allowed(target) else None
     try:
         result = await asyncio.to_thread(
             state.connector.login,
@@ -103,7 +107,46 @@ async def login(request: Request) -> Response:
             data.get("otp", "").strip(),
             pin,
         )
-    except UntrustedCertificateError as exc:
+    except LoginError as exc:
+        if not exc.counts:
+            state.limiter.release(client, username, ticket)
+        return _refused(request, exc, username, target, nxt, client)
+    except Exception:
+        state.limiter.release(client, username, ticket)
+        raise
+    try:
+        s = state.sessions.rotate(current, client)
+    except SessionLimitError:
+        state.limiter.release(client, username, ticket)
+        return _page(
+            request,
+            503,
+            error="too many visitors are logged in: try again when one logs out",
+            username=username,
+            target=target.name,
+            next=nxt,
+        )
+    state.limiter.succeeded(client, username, ticket)
+    if pin:
+        log.warning(
+            "target %s: certificate confirmed on first use by a visitor from %s; to trust it "
+            "for everyone, add to its config: fingerprint = %s",
+            target.name,
+            client,
+            pin,
+        )
+    s.logins[target.name] = (result.identity, result.api)
+    log.info("login to %s as %s from %s", target.name, result.identity, client)
+    response = see_other(nxt)
+    _set_session_cookie(request, response, s)
+    response.delete_cookie(LOGIN_NONCE_COOKIE, path="/")
+    return response
+
+
+def _refused(
+    request: Request, exc: LoginError, username: str, target: TargetSpec, nxt: str, client: str
+) -> Response:
+    if isinstance(exc, UntrustedCertificateError):
         return _page(
             request,
             200,
@@ -113,7 +156,7 @@ async def login(request: Request) -> Response:
             target=target.name,
             next=nxt,
         )
-    except OtpRequiredError as exc:
+    if isinstance(exc, OtpRequiredError):
         return _page(
             request,
             401,
@@ -123,26 +166,27 @@ async def login(request: Request) -> Response:
             target=target.name,
             next=nxt,
         )
-    except LoginError as exc:
-        if exc.counts:
-            state.limiter.failed(client, username)
-        log.info("login to %s refused for %s from %s", target.name, username.split("!")[0], client)
-        return _page(request, 401, error=str(exc), username=username, target=target.name, next=nxt)
-    state.limiter.succeeded(client, username)
-    if pin and target.fingerprint is None and target.name not in state.pins:
-        state.pins[target.name] = pin
-        log.warning(
-            "target %s: certificate pinned on first use, add to its config: fingerprint = %s",
-            target.name,
-            pin,
-        )
-    s = state.sessions.rotate(current)
-    s.logins[target.name] = (result.identity, result.api)
-    log.info("login to %s as %s from %s", target.name, result.identity, client)
-    response = see_other(nxt)
-    _set_session_cookie(request, response, s)
-    response.delete_cookie(LOGIN_NONCE_COOKIE, path="/")
-    return response
+    log.info("login to %s refused for %s from %s", target.name, username.split("!")[0], client)
+    return _page(request, 401, error=str(exc), username=username, target=target.name, next=nxt)
+
+
+#: SHA-256 as `pvenode cert info` shows it (colons) or bare: 64 hex digits either way.
+_FINGERPRINT = re.compile(r"[0-9A-F]{64}|[0-9A-F]{2}(?::[0-9A-F]{2}){31}")
+
+
+def normalize_fingerprint(text: str) -> str | None:
+    """`AA:BB:...` (upper case, colons) from a fingerprint with or without colons, or None."""
+    value = text.strip().upper()
+    if not value.isascii() or _FINGERPRINT.fullmatch(value) is None:
+        return None
+    bare = value.replace(":", "")
+    return ":".join(bare[i : i + 2] for i in range(0, 64, 2))
+
+
+def trust_allowed(target: TargetSpec) -> bool:
+    """A visitor may confirm a certificate only where nothing stronger decides: no pin in the
+    config, no CA bundle (a CA-verified target never falls back to a visitor's word)."""
+    return target.fingerprint is None and target.ca_file is None
 
 
 async def trust(request: Request) -> Response:
@@ -150,12 +194,31 @@ async def trust(request: Request) -> Response:
     state = web(request)
     data = form(request)
     target = state.settings.target(data.get("target", ""))
-    fingerprint = data.get("fingerprint", "").strip().upper()
-    if target is None or len(fingerprint.replace(":", "")) != 64:
-        return _page(request, 400, error="nothing to confirm")
+    if target is None:
+        return _page(request, 400, error="nothing to confirm: unknown target")
+    if not trust_allowed(target):
+        how = "pinned in the config" if target.fingerprint else "verified by its CA bundle"
+        return _page(
+            request,
+            403,
+            error=f"{target.name}'s certificate is {how}: it cannot be overridden here",
+            target=target.name,
+        )
+    fingerprint = normalize_fingerprint(data.get("fingerprint", ""))
+    if fingerprint is None:
+        return _page(
+            request,
+            400,
+            error="a fingerprint is 64 hex digits (SHA-256), colons optional, "
+            "as pvenode cert info shows it",
+            target=target.name,
+        )
     s: Session | None = request.state.session
     if s is None:
-        s = state.sessions.create()
+        try:
+            s = state.sessions.create(_client(request))
+        except SessionLimitError:
+            return _page(request, 503, error="too many visitors at once: try again later")
     s.pins[target.name] = fingerprint
     response = _page(
         request,
