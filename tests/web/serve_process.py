@@ -27,13 +27,13 @@ class ServeFailedError(RuntimeError):
 
 
 def start_serve(
-    sim: PveSim, log: Path, timeout: float = 30.0
+    sim: PveSim, log: Path, timeout: float = 30.0, extra: list[str] | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start it (output to `log`), wait until /healthz answers; (process, base URL)."""
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "XDG_CONFIG_HOME": str(log.parent / "no-config")}
     argv = [sys.executable, "-m", "nestctl", "serve", "--listen", f"127.0.0.1:{port}"]
-    argv += ["--api", sim.url, "--fingerprint", sim.fingerprint]
+    argv += ["--api", sim.url, "--fingerprint", sim.fingerprint, *(extra or [])]
     with log.open("w") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
     url = f"http://127.0.0.1:{port}"

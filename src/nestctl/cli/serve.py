@@ -79,7 +79,36 @@ def parse_listen(text: str) -> tuple[str, int]:
     type=click.Path(dir_okay=False),
     help="With --local: where the one-time login key is written (root-only).",
 )
-def serve(  # noqa: PLR0917 - click passes every option positionally
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="A host name browsers may use to reach the dashboard, besides the listen address "
+    "(and localhost on loopback). Other names are refused (DNS rebinding). Repeatable.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1, 100_000),
+    default=200,
+    show_default=True,
+    help="Open connections at most; more are closed at once.",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(0.5, 600.0),
+    default=10.0,
+    show_default=True,
+    help="Seconds a client may take to send a request's headers (and a form's body).",
+)
+@click.option(
+    "--max-sessions",
+    type=click.IntRange(1, 1_000_000),
+    default=1000,
+    show_default=True,
+    help="Sessions at most (sessions without a login give way to logins first).",
+)
+def serve(  # noqa: PLR0917, PLR0913 - click passes every option positionally
     listen: str,
     tls_cert: str | None,
     tls_key: str | None,
@@ -91,6 +120,10 @@ def serve(  # noqa: PLR0917 - click passes every option positionally
     ssh: bool,
     local: bool,
     key_file: str,
+    allowed_hosts: tuple[str, ...],
+    max_connections: int,
+    header_timeout: float,
+    max_sessions: int,
 ) -> None:
     """Serve a web dashboard of every layer, with power and firewall control.
 
@@ -105,7 +138,16 @@ def serve(  # noqa: PLR0917 - click passes every option positionally
         raise NestctlError(problem)
     _require_packages()
     settings = ServeSettings(
-        [], host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, insecure_http=insecure_http
+        [],
+        host=host,
+        port=port,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        insecure_http=insecure_http,
+        allowed_hosts=list(allowed_hosts),
+        max_connections=max_connections,
+        header_timeout=header_timeout,
+        max_sessions=max_sessions,
     )
     if local:
         if api_url or target_names or config_file or ssh:
@@ -160,6 +202,7 @@ def run(settings: ServeSettings, connector: Any, tree: Any) -> None:
     import uvicorn  # noqa: PLC0415
 
     from nestctl.web.app import create_app  # noqa: PLC0415
+    from nestctl.web.server import bounded_protocol  # noqa: PLC0415
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     app = create_app(settings, connector, tree)
@@ -174,6 +217,9 @@ def run(settings: ServeSettings, connector: Any, tree: Any) -> None:
         ssl_keyfile=settings.tls_key,
         proxy_headers=False,  # the rate limit keys on the real peer, not a forged X-Forwarded-For
         server_header=False,
+        http=bounded_protocol(settings.header_timeout, settings.max_connections),
+        limit_concurrency=settings.max_connections,  # at the cap, a 503 instead of a queue
+        timeout_keep_alive=5,
         access_log=False,
         log_level="warning",
     )

@@ -9,6 +9,7 @@ from starlette.routing import Route
 from nestctl.web import vmdetail
 from nestctl.web.pages.common import api_for, session, web
 from nestctl.web.pages.overview import snapshot
+from nestctl.web.snapshot import TargetSnapshot
 from nestctl.web.templating import render
 
 
@@ -25,16 +26,37 @@ def detail(request: Request, target: str, node: str, vmid: int) -> vmdetail.VmDe
     return value
 
 
+def in_inventory(snap: TargetSnapshot | None, node: str, vmid: int) -> bool | None:
+    """Whether the target's inventory has VM `vmid` on `node` (None: no inventory yet)."""
+    if snap is None or (snap.engine is None and not snap.live):
+        return None
+    if (node, vmid) in snap.live:
+        return True
+    entry = snap.vm(vmid)
+    return entry is not None and getattr(entry, "node", None) == node
+
+
 async def vm_page(request: Request) -> Response:
     target = request.path_params["target"]
     node = request.path_params["node"]
     vmid = int(request.path_params["vmid"])
-    d = detail(request, target, node, vmid)
+    api_for(request, target)
     snap = snapshot(request, target)
+    known = in_inventory(snap, node, vmid)
+    if known is False:  # a made-up VM: no request to Proxmox, no refresh kept alive for it
+        return render(request, "not_found.html", status_code=404)
+    # Its own refresh only once the inventory shows it (until then the page says "loading").
+    d = detail(request, target, node, vmid) if known else None
     entry = snap.vm(vmid) if snap is not None else None
     info = snap.detail(vmid) if snap is not None else {}
     live = snap.live.get((node, vmid)) if snap is not None else None
     key = "/".join(detail_key(request, target, node, vmid)[1:])
+    version = web(request).cache.version(detail_key(request, target, node, vmid))
+    if not known:  # the page reloads when the inventory arrives
+        key, version = (
+            f"target/{target}",
+            web(request).cache.version((session(request).id, "target", target)),
+        )
     return render(
         request,
         "vm.html",
@@ -46,7 +68,7 @@ async def vm_page(request: Request) -> Response:
         info=info,
         live=live,
         live_key=key,
-        live_version=web(request).cache.version(detail_key(request, target, node, vmid)),
+        live_version=version,
     )
 
 
