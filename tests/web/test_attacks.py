@@ -5,6 +5,7 @@ cookie hiding ours, bare 500s)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import threading
@@ -100,7 +101,9 @@ def test_trust_is_refused_where_the_config_decides(make_client, sim, how):
 def test_a_confirmed_fingerprint_is_64_hex_digits(make_client, sim, given, ok):
     client = make_client(ServeSettings([TargetSpec("lab", sim.url, None)]))
     page = client.get("/login")
-    r = client.post("/trust", data={"csrf": csrf_of(page.text), "target": "lab", "fingerprint": given})
+    r = client.post(
+        "/trust", data={"csrf": csrf_of(page.text), "target": "lab", "fingerprint": given}
+    )
     if not ok:
         assert r.status_code == 400
         assert "64 hex digits" in r.text
@@ -180,10 +183,8 @@ def test_slow_clients_are_cut_off_and_capped(sim, tmp_path: Path):
         # Every slow connection is closed by the server (EOF), not held for minutes.
         for s in socks:
             s.settimeout(30)
-            try:
+            with contextlib.suppress(ConnectionResetError):
                 assert s.recv(100) == b""
-            except ConnectionResetError:
-                pass
         r = requests.get(f"{url}/login", timeout=10)  # a normal visitor is served again
         assert r.status_code == 200
     finally:
@@ -302,4 +303,3 @@ def test_not_found_pages_have_the_headers(client, sim):
         assert r.status_code == 404
         assert r.headers["x-frame-options"] == "DENY"
         assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
-

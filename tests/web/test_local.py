@@ -130,3 +130,72 @@ def test_the_key_file_is_root_only(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert write_key(path) != key  # a new key each start
+
+
+def _local_client(sim: PveSim, tmp_path: Path, key_file: Path) -> tuple[TestClient, str]:
+    host = Host(tmp_path, runner=PveshOnSim(sim))
+    key = write_key(key_file)
+    connector = LocalConnector(host, key, is_root=True, key_file=key_file)
+    app = create_app(ServeSettings([local_target()]), connector, tree_builder())
+    return TestClient(app, base_url=BASE), key
+
+
+def test_the_key_is_single_use_and_renewed(sim, tmp_path):
+    key_file = tmp_path / "run" / "serve.key"
+    client, key = _local_client(sim, tmp_path, key_file)
+    with client:
+        assert _login(client, f" {key}\n").status_code == 401  # exact, no stripping
+        assert _login(client, key).status_code == 303
+        page = client.get("/")
+        client.post("/logout", data={"csrf": csrf_of(page.text)})
+        assert _login(client, key).status_code == 401  # used up
+        fresh = key_file.read_text().strip()
+        assert fresh != key
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        assert _login(client, fresh).status_code == 303
+
+
+def test_two_logins_at_once_with_one_key_admit_one(sim, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    from nestctl.web.backend import LoginError  # noqa: PLC0415
+
+    connector = LocalConnector(Host(tmp_path, runner=PveshOnSim(sim)), "k", is_root=True)
+
+    def one(_i: int) -> bool:
+        try:
+            connector.login(local_target(), "root@pam", "k", "", None)
+        except LoginError:
+            return False
+        return True
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sum(pool.map(one, range(8))) == 1
+
+
+def test_an_open_key_directory_is_made_private(tmp_path):
+    directory = tmp_path / "keys"
+    directory.mkdir()
+    directory.chmod(0o777)
+    write_key(directory / "serve.key")
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+
+
+def test_a_key_directory_of_another_user_or_a_link_is_refused(tmp_path):
+    import os  # noqa: PLC0415
+
+    from nestctl.web.local import KeyFileError  # noqa: PLC0415
+
+    if os.geteuid() != 0:
+        pytest.skip("giving a directory to another user needs root")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o700)
+    os.chown(theirs, os.geteuid() + 1, -1)
+    with pytest.raises(KeyFileError, match="belongs to uid"):
+        write_key(theirs / "serve.key")
+    assert not (theirs / "serve.key").exists()
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    with pytest.raises(KeyFileError, match="not a directory"):
+        write_key(tmp_path / "link" / "serve.key")

@@ -142,7 +142,9 @@ def test_login_limiter_success_clears_the_pair():
 
 def test_session_store_bounds_pre_login_sessions_and_the_total():
     clock = Clock()
-    store = SessionStore(100.0, 50.0, clock, max_sessions=5, prelogin_ttl=10.0, prelogin_per_client=2)
+    store = SessionStore(
+        100.0, 50.0, clock, max_sessions=5, prelogin_ttl=10.0, prelogin_per_client=2
+    )
     a1, a2, a3 = (store.create("a") for _ in range(3))
     assert store.get(a1.id) is None  # a client holds two pre-login sessions: its oldest went
     assert store.get(a2.id) is a2

@@ -108,7 +108,7 @@ def parse_listen(text: str) -> tuple[str, int]:
     show_default=True,
     help="Sessions at most (sessions without a login give way to logins first).",
 )
-def serve(  # noqa: PLR0917, PLR0913 - click passes every option positionally
+def serve(  # noqa: PLR0917 - click passes every option positionally
     listen: str,
     tls_cert: str | None,
     tls_key: str | None,
@@ -179,7 +179,13 @@ def _local(settings: ServeSettings, key_file: str) -> tuple[Any, Any]:
 
     from nestctl.cli.common import open_host  # noqa: PLC0415
     from nestctl.web.engine import tree_builder  # noqa: PLC0415
-    from nestctl.web.local import LocalConnector, local_target, nested_reader, write_key  # noqa: PLC0415
+    from nestctl.web.local import (  # noqa: PLC0415
+        KeyFileError,
+        LocalConnector,
+        local_target,
+        nested_reader,
+        write_key,
+    )
 
     host = open_host("/")
     if host.find_program("pvesh") is None:
@@ -191,11 +197,16 @@ def _local(settings: ServeSettings, key_file: str) -> tuple[Any, Any]:
         key = write_key(Path(key_file))
     except OSError as exc:
         raise NestctlError(f"cannot write the login key to {key_file}: {exc.strerror}") from None
-    click.echo(f"local mode: log in as root@pam with the key in {key_file} (cat it)", err=True)
-    settings.targets = [local_target()]
-    return LocalConnector(host, key, is_root=is_root), tree_builder(
-        nested_reader=nested_reader(host)
+    except KeyFileError as exc:
+        raise NestctlError(f"cannot keep the login key private: {exc}") from None
+    click.echo(
+        f"local mode: log in as root@pam with the key in {key_file} (cat it; each login "
+        f"uses it up and writes a new one)",
+        err=True,
     )
+    settings.targets = [local_target()]
+    connector = LocalConnector(host, key, is_root=is_root, key_file=Path(key_file))
+    return connector, tree_builder(nested_reader=nested_reader(host))
 
 
 def run(settings: ServeSettings, connector: Any, tree: Any) -> None:

@@ -9,10 +9,14 @@ module's `nested` parameter, which the API cannot show, is read from this node's
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
+import logging
 import os
 import secrets
+import stat
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from nestctl.machine import Host
 from nestctl.web.backend import Login, LoginError
 from nestctl.web.settings import TargetSpec
 
+log = logging.getLogger("nestctl.web")
 LOCAL_TARGET = "local"
 VERBS = {"GET": "get", "POST": "create", "PUT": "set", "DELETE": "delete"}
 
@@ -60,11 +65,38 @@ class PveshApi(ApiVerbs):
             return text  # `pvesh create .../status/start` prints the bare UPID
 
 
+class KeyFileError(Exception):
+    """The key's directory is not private to root and cannot be made so; `str()` says why."""
+
+
+def _private_dir(directory: Path) -> None:
+    """`directory` exists, is a real directory of this (root) user, mode 0700 — forced so."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        msg = f"{directory} is not a directory (a symbolic link?): {exc.strerror}"
+        raise KeyFileError(msg) from None
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid():
+            msg = (
+                f"{directory} belongs to uid {st.st_uid}, not to this user: give another --key-file"
+            )
+            raise KeyFileError(msg)
+        if stat.S_IMODE(st.st_mode) != 0o700:
+            os.fchmod(fd, 0o700)  # an existing 0777 directory let anyone swap the key file
+    finally:
+        os.close(fd)
+
+
 def write_key(path: Path) -> str:
     """A fresh login key in a file only root can read (its directory too). Never printed."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _private_dir(path.parent)
     key = secrets.token_urlsafe(24)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(key + "\n")
@@ -73,12 +105,19 @@ def write_key(path: Path) -> str:
 
 
 class LocalConnector:
-    """Logs in `root@pam` with the key from the root-only file; anything else is refused."""
+    """Logs in `root@pam` with the key from the root-only file; anything else is refused.
 
-    def __init__(self, host: Host, key: str, *, is_root: bool) -> None:
+    The key is single-use: a login consumes it and a new one is written to `key_file` for the
+    next login (without a file, no further key exists until a restart)."""
+
+    def __init__(
+        self, host: Host, key: str, *, is_root: bool, key_file: Path | None = None
+    ) -> None:
         self.host = host
-        self.key = key
+        self.key: str | None = key
         self.is_root = is_root
+        self.key_file = key_file
+        self._lock = threading.Lock()  # two logins at once: one consumes the key
 
     def login(
         self, target: TargetSpec, username: str, password: str, otp: str, pin: str | None
@@ -88,10 +127,25 @@ class LocalConnector:
                 "local mode acts through pvesh as root: run nestctl serve --local as root",
                 counts=False,
             )
-        if username.strip() != "root@pam" or not hmac.compare_digest(
-            password.strip().encode(), self.key.encode()
-        ):
-            raise LoginError("login refused: local mode admits root@pam with the key file's key")
+        with self._lock:
+            key = self.key
+            # Exact: the key as written, no stripping (a paste with spaces is another string).
+            if (
+                username != "root@pam"
+                or key is None
+                or not hmac.compare_digest(password.encode(), key.encode())
+            ):
+                raise LoginError(
+                    "login refused: local mode admits root@pam with the key file's key"
+                )
+            self.key = None
+            if self.key_file is not None:
+                try:
+                    self.key = write_key(self.key_file)
+                except (OSError, KeyFileError) as exc:
+                    log.warning(
+                        "local mode: no new login key written to %s: %s", self.key_file, exc
+                    )
         return Login("root@pam", PveshApi(self.host))
 
 

@@ -22,7 +22,7 @@ def valid_node(name: str) -> bool:
 
 def valid_vmid(text: str) -> bool:
     # Digits only, and at most 9 of them before int(): 5000 digits is no VMID (and no 500).
-    return text.isascii() and text.isdigit() and len(text) <= 9 and VMID_MIN <= int(text)
+    return text.isascii() and text.isdigit() and len(text) <= 9 and int(text) >= VMID_MIN
 
 
 def path_problem(path: str) -> str | None:

@@ -132,7 +132,7 @@ class SecurityMiddleware:
     """Headers on every response (errors too); Host allow-list; session lookup; object names
     checked; cross-origin + CSRF on unsafe methods; no internal error's text on a page."""
 
-    def __init__(  # noqa: PLR0913 - one keyword per check
+    def __init__(
         self,
         app: App,
         store: SessionStore,

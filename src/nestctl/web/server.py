@@ -19,7 +19,7 @@ def bounded_protocol(header_timeout: float, max_connections: int) -> type[asynci
     """An h11 protocol class for `uvicorn.Config(http=...)` with these two bounds."""
     from uvicorn.protocols.http.h11_impl import H11Protocol  # noqa: PLC0415 - serve extra
 
-    class BoundedH11Protocol(H11Protocol):  # type: ignore[misc]
+    class BoundedH11Protocol(H11Protocol):
         _deadline: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: Any) -> None:

@@ -52,7 +52,7 @@ class SessionStore:
     lives `prelogin_ttl` seconds at most, and one client holds at most `prelogin_per_client` of
     them (its oldest goes first), so nobody can fill the store without a password."""
 
-    def __init__(  # noqa: PLR0913 - each bound is its own knob
+    def __init__(
         self,
         ttl: float,
         idle_ttl: float,
@@ -190,7 +190,10 @@ class LoginLimiter:
     def _keys(self, client: str, username: str) -> list[tuple[str, int]]:
         # The user name without a token id: guessing secrets of many tokens of one user counts once.
         user = username.split("!", 1)[0].strip().lower()
-        return [(f"pair:{client}\n{user}", self.attempts), (f"client:{client}", self.client_attempts)]
+        return [
+            (f"pair:{client}\n{user}", self.attempts),
+            (f"client:{client}", self.client_attempts),
+        ]
 
     def _wait(self, client: str, username: str, now: float) -> float:
         wait = 0.0

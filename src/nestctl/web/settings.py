@@ -35,7 +35,7 @@ class ServeSettings:
     #: Host names (besides the listen address) a browser may use to reach the dashboard.
     allowed_hosts: list[str] = field(default_factory=list)
     max_sessions: int = 1000  # sessions in all (logged-in visitors keep theirs)
-    prelogin_ttl: float = 600.0  # a session without a login (a confirmed certificate) lives this long
+    prelogin_ttl: float = 600.0  # lifetime of a session without a login (a confirmed pin)
     prelogin_per_client: int = 8  # sessions without a login per client address
     max_connections: int = 200  # open connections; more are closed at once
     header_timeout: float = 10.0  # seconds a client may take to send a request's headers (and body)

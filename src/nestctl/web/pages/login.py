@@ -110,7 +110,7 @@ async def login(request: Request) -> Response:
     except LoginError as exc:
         if not exc.counts:
             state.limiter.release(client, username, ticket)
-        return _refused(request, exc, username, target, nxt, client)
+        return _refused(request, exc, username=username, target=target, nxt=nxt, client=client)
     except Exception:
         state.limiter.release(client, username, ticket)
         raise
@@ -144,7 +144,7 @@ async def login(request: Request) -> Response:
 
 
 def _refused(
-    request: Request, exc: LoginError, username: str, target: TargetSpec, nxt: str, client: str
+    request: Request, exc: LoginError, *, username: str, target: TargetSpec, nxt: str, client: str
 ) -> Response:
     if isinstance(exc, UntrustedCertificateError):
         return _page(
@@ -166,7 +166,8 @@ def _refused(
             target=target.name,
             next=nxt,
         )
-    log.info("login to %s refused for %s from %s", target.name, username.split("!")[0], client)
+    user = username.split("!", maxsplit=1)[0]
+    log.info("login to %s refused for %s from %s", target.name, user, client)
     return _page(request, 401, error=str(exc), username=username, target=target.name, next=nxt)
 
 
