@@ -79,11 +79,14 @@ def login(client: TestClient, username: str, password: str, **extra: str) -> Any
     return client.post("/login", data=data, follow_redirects=False)
 
 
-def wait_for(client: TestClient, url: str, text: str, timeout: float = 10.0) -> str:
-    """GET `url` until it shows `text` (the background cache fills after login)."""
+def wait_for(client: TestClient, url: str, text: str, timeout: float = 30.0) -> str:
+    """GET `url` until it shows `text` (the background cache fills after login); fails the
+    test when it never does (a wait that cannot fail proves nothing)."""
     deadline = time.monotonic() + timeout
     while True:
         body = client.get(url).text
-        if text in body or time.monotonic() > deadline:
+        if text in body:
             return body
+        if time.monotonic() > deadline:
+            pytest.fail(f"{url} never showed {text!r}; last page:\n{body[:2000]}")
         time.sleep(0.05)

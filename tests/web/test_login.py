@@ -79,10 +79,15 @@ def test_open_redirect_is_not_followed(client, sim):
 
 def test_logout_ends_the_session(client, sim):
     login(client, *token(sim))
+    sid = client.cookies.get("nestctl_session")
     page = client.get("/")
     r = client.post("/logout", data={"csrf": csrf_of(page.text)}, follow_redirects=False)
     assert r.status_code == 303
     assert client.get("/", follow_redirects=False).status_code == 303
+    # The browser drops the cookie; the server must forget the id too (a copied cookie is dead).
+    client.cookies.set("nestctl_session", sid)
+    assert client.get("/", follow_redirects=False).status_code == 303
+    assert client.app.state.web.sessions.all() == []
 
 
 def test_sessions_expire(make_client, sim):

@@ -66,8 +66,26 @@ def test_pages_render_while_the_cache_is_still_empty(client, sim):
 def test_a_visitor_sees_what_their_identity_may_see(client, sim):
     sim.add_user("carol@pve", "carol-password", privs={"/vms/101": ["PVEAuditor"]})
     login(client, "carol@pve", "carol-password")
-    html = wait_for(client, "/", "L0")
+    html = wait_for(client, "/", "1 VM: 1 ready")  # VM 101, the one carol may see
     assert "epyc-nested" not in html  # VM 201 is outside carol's permissions
+
+
+def test_each_visitor_has_their_own_cached_view(client, sim):
+    # root's view is cached first; carol, in another browser, must never be shown it.
+    sim.add_user("carol@pve", "carol-password", privs={"/vms/101": ["PVEAuditor"]})
+    login(client, *token(sim))
+    wait_for(client, "/", "epyc-nested")
+    wait_for(client, "/t/lab/vm/pve2/201", "epyc-nested")
+    client.cookies.clear()
+    login(client, "carol@pve", "carol-password")
+    for _ in range(20):  # from the first look (nothing cached yet for her) until hers is built
+        html = client.get("/").text
+        assert "epyc-nested" not in html
+        if "1 VM: 1 ready" in html:
+            break
+        time.sleep(0.05)
+    wait_for(client, "/", "1 VM: 1 ready")
+    assert "epyc-nested" not in client.get("/t/lab/vm/pve2/201").text
 
 
 def test_changes_long_poll_answers_when_the_view_is_refreshed(client, sim):
@@ -82,6 +100,13 @@ def test_auditor_sees_the_pages_but_may_not_act(client, sim):
     login(client, *ALICE)
     html = wait_for(client, "/", "epyc-nested")
     assert "alice@pve" in html
+    page = wait_for(client, "/t/lab/vm/pve1/103", "default-cpu")
+    r = client.post(
+        "/t/lab/vm/pve1/103/power/start", data={"csrf": csrf_of(page)}, follow_redirects=False
+    )
+    assert r.status_code == 403
+    assert "VM.PowerMgmt" in r.text
+    assert sim.cluster.vm(103).status == "stopped"
 
 
 def test_an_inner_proxmox_is_shown_under_the_vm_that_runs_it(make_client, sim):
