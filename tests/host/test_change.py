@@ -609,3 +609,14 @@ def test_a_signal_landing_on_another_thread_still_waits_until_kvm_is_back(tmp_pa
         thread.join()
     assert runner.calls == RELOAD
     assert (tmp_path / "sys/module/kvm_intel/parameters/nested").read_text() == "Y\n"
+
+
+@pytest.mark.parametrize("refcnt", ["", "x\n", "-1\n"])
+def test_an_unreadable_refcount_blocks_the_reload_in_the_plan(tmp_path: Path, refcnt: str) -> None:
+    # The plan itself says so (a dry run shows it), not only apply's late re-check.
+    build(tmp_path, "intel-pve8-nested-off")
+    (tmp_path / "sys/module/kvm_intel/refcnt").write_text(refcnt)
+    host = Host(tmp_path, runner=RecordingRunner(FakeModprobe(tmp_path)), euid=0)
+    plan = plan_change(host, probe_host(host), "enable")
+    assert plan.reload == ()
+    assert any("refcnt cannot be read" in b for b in plan.reload_blockers)

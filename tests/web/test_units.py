@@ -23,6 +23,12 @@ def test_rules_apply_only_when_all_three_switches_are_on():
     got = fw.applies(ON, {}, conf)  # a VM's firewall is off by default
     assert got.value is False
     assert got.off[0].startswith("VM firewall is off")
+    # The cluster's too: Proxmox's default for cluster.fw's `enable` is off (an options
+    # answer without `enable`, or an empty one, means off).
+    for cluster in ({}, {"policy_in": "DROP"}, {"enable": ""}):
+        got = fw.applies(cluster, ON, conf)
+        assert got.value is False
+        assert got.off == ["cluster firewall is off (Datacenter > Firewall > Options: enable=1)"]
 
 
 def test_the_nic_that_is_off_is_named():
