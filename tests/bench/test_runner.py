@@ -43,3 +43,15 @@ def test_a_workload_failing_mid_run_is_reported_not_raised() -> None:
     assert entry["status"] == "not-measurable"
     assert entry["reason"] == "failed while running: No space left on device"
     assert closed == [1]  # the scratch file / child process is cleaned up either way
+
+
+def test_cpu_time_workloads_do_not_count_time_spent_waiting() -> None:
+    # The CPU-time clock must be CPU time: a wall clock would count this sleep (50 ms).
+    from nestctl.bench import workloads  # noqa: PLC0415
+
+    start = workloads.CPU_TIME()
+    time.sleep(0.05)
+    assert workloads.CPU_TIME() - start < 20_000_000
+    op = workloads._timed(lambda _n: time.sleep(0.05))  # noqa: SLF001 - the default clock
+    assert op(1) < 20_000_000
+    assert workloads._timed(lambda _n: time.sleep(0.05), workloads.WALL)(1) >= 50_000_000  # noqa: SLF001

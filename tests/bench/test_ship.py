@@ -63,3 +63,10 @@ def test_an_unknown_workload_is_a_usage_error(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "unknown workload(s) nope" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_zip_timestamps_are_fixed_not_the_clock() -> None:
+    # Two builds within one second would match even with the clock's time: look at the stamps.
+    with zipfile.ZipFile(io.BytesIO(runner_zip())) as zf:
+        stamps = {info.date_time for info in zf.infolist()}
+    assert stamps == {(2020, 1, 1, 0, 0, 0)}
