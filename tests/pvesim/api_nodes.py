@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from nestctl.vm.cpumodels import BUILTIN_MODELS, x86_vendors
+from tests.pvesim.auth import Identity
 from tests.pvesim.cluster import Cluster, Node, Task, Vm
 from tests.pvesim.handlers import ApiError, Ctx, Extra, handles, index
 
@@ -402,7 +403,16 @@ def new_task(
     return task
 
 
-def _task(ctx: Ctx) -> Task:
+def task_owned_by(task: Task, who: Identity) -> bool:
+    """PVE::API2::Tasks' $check_task_user (after $convert_token_task): a token sees its own
+    tasks only; a user sees theirs and their tokens'."""
+    user, _sep, tokenid = task.user.partition("!")
+    if tokenid:
+        return who.name in (task.user, user)
+    return who.name == user
+
+
+def _task(ctx: Ctx, *, check: bool = True) -> Task:
     node = ctx.node
     upid = ctx.route.uri_params["upid"]
     if not _UPID.fullmatch(upid):
@@ -412,6 +422,9 @@ def _task(ctx: Ctx) -> Task:
     task = node.tasks.get(upid)
     if task is None:
         raise ApiError(500, "no such task")
+    # read_task_status / read_task_log: the owner, or Sys.Audit on the task's node.
+    if check and not task_owned_by(task, ctx.who):
+        ctx.require(f"/nodes/{node.name}", "Sys.Audit")
     return task
 
 
@@ -445,7 +458,7 @@ def task_log(ctx: Ctx) -> Any:
 
 @handles("GET", "/nodes/{node}/tasks/{upid}")
 def task_index(ctx: Ctx) -> Any:
-    _task(ctx)
+    _task(ctx, check=False)  # upid_index: `user => 'all'`, no owner check
     return index("log", "status")
 
 
@@ -471,6 +484,9 @@ def node_tasks(ctx: Ctx) -> Any:
     node = ctx.node
     vmid = ctx.text("vmid")
     tasks = sorted(node.tasks.values(), key=lambda t: (t.starttime, t.pid), reverse=True)
+    # node_tasks: every task with Sys.Audit on /nodes/<node>, else the visitor's own.
+    if "Sys.Audit" not in ctx.users.privileges(ctx.who, f"/nodes/{node.name}"):
+        tasks = [t for t in tasks if task_owned_by(t, ctx.who)]
     if vmid is not None:
         tasks = [t for t in tasks if t.id == vmid]
     if ctx.text("source", "archive") == "active":
@@ -483,5 +499,9 @@ def node_tasks(ctx: Ctx) -> Any:
 @handles("GET", "/cluster/tasks")
 def cluster_tasks(ctx: Ctx) -> Any:
     tasks = [t for n in ctx.cluster.nodes.values() for t in n.tasks.values()]
+    # PVE::API2::Cluster tasks: all with Sys.Audit on /, else those whose user (token id
+    # split off) is the requester (so a token sees none of them).
+    if "Sys.Audit" not in ctx.users.privileges(ctx.who, "/"):
+        tasks = [t for t in tasks if t.user.partition("!")[0] == ctx.who.name]
     tasks.sort(key=lambda t: (t.starttime, t.pid), reverse=True)
     return [_task_list_entry(t) for t in tasks]

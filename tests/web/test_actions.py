@@ -109,3 +109,35 @@ def test_a_failed_task_shows_its_exit_status(client, sim):
 def test_task_wait_rejects_a_non_upid(client, sim):
     login(client, *token(sim))
     assert client.get("/t/lab/task/not-a-upid/wait").status_code == 404
+
+
+def test_a_task_is_shown_only_to_a_visitor_who_may_see_it(make_client, sim):
+    # root starts a VM; carol (no Sys.Audit on the node, not the task's owner) opens its URL.
+    client = make_client()
+    login(client, *token(sim))
+    page = client.get("/t/lab/vm/pve1/103/power/start")
+    r = client.post(
+        "/t/lab/vm/pve1/103/power/start",
+        data={"csrf": csrf_of(page.text)},
+        follow_redirects=False,
+    )
+    task_url = r.headers["location"]
+    assert client.get(task_url + "/wait").json()["ok"] is True
+
+    sim.add_user("carol@pve", "carol-password", privs={"/vms/101": ["PVEAuditor"]})
+    client.cookies.clear()
+    assert login(client, "carol@pve", "carol-password").status_code == 303
+    r = client.get(task_url)
+    assert r.status_code == 403
+    assert "Sys.Audit" in r.text
+    assert 'id="task-status"' not in r.text  # no state, no log
+    assert "starting task" not in r.text
+    waited = client.get(task_url + "/wait")
+    assert waited.status_code == 502
+    assert "ok" not in waited.json()
+
+    client.cookies.clear()
+    assert login(client, *ALICE).status_code == 303  # PVEAuditor: Sys.Audit on the node
+    r = client.get(task_url)
+    assert r.status_code == 200
+    assert 'id="task-status"' in r.text

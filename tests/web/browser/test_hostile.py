@@ -16,7 +16,7 @@ NEIGHBOUR = b"""<!doctype html><title>neighbour</title>
 
 
 class _Neighbour(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("content-type", "text/html")
         self.send_header("content-length", str(len(NEIGHBOUR)))
