@@ -113,3 +113,19 @@ def test_ssh_is_opt_in_and_not_with_local(started, capsys, monkeypatch):
     assert made == [1]
     assert _exit(["serve", "--local", "--ssh"]) == 2
     assert "--local serves this node" in capsys.readouterr().err
+
+
+def test_resource_bounds_and_allowed_hosts_have_defaults_and_options(started, capsys):
+    assert _exit(["serve", "--api", "https://pve:8006", "--fingerprint", FP]) == 0
+    s = started[0]
+    assert (s.max_connections, s.header_timeout, s.max_sessions) == (200, 10.0, 1000)
+    assert s.allowed_hosts == []
+    argv = ["serve", "--api", "https://pve:8006", "--fingerprint", FP, "--max-connections", "50"]
+    argv += ["--header-timeout", "3", "--max-sessions", "20", "--allowed-host", "dash.example"]
+    argv += ["--allowed-host", "pve.lan"]
+    assert _exit(argv) == 0
+    s = started[1]
+    assert (s.max_connections, s.header_timeout, s.max_sessions) == (50, 3.0, 20)
+    assert s.allowed_hosts == ["dash.example", "pve.lan"]
+    assert _exit([*argv[:5], "--max-connections", "0"]) == 2
+    assert "--max-connections" in capsys.readouterr().err
