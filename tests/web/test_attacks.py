@@ -20,7 +20,7 @@ import requests
 from starlette.testclient import TestClient
 
 from nestctl.web.app import create_app
-from nestctl.web.backend import Login
+from nestctl.web.backend import Login, PveConnector
 from nestctl.web.engine import tree_builder
 from nestctl.web.settings import ServeSettings, TargetSpec
 from tests.pvesim import PveSim
@@ -303,3 +303,29 @@ def test_not_found_pages_have_the_headers(client, sim):
         assert r.status_code == 404
         assert r.headers["x-frame-options"] == "DENY"
         assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+
+
+def test_a_bug_in_a_scan_shows_one_sentence_not_its_text(sim, caplog):
+    def broken_tree(_api: Any, _target: Any) -> Any:
+        raise KeyError("secret-internal-key")
+
+    app = create_app(settings_for(sim), PveConnector(timeout=5), broken_tree)
+    with TestClient(app, base_url=BASE) as client:
+        login(client, *token(sim))
+        html = wait_for(client, "/", "internal error")
+    assert "secret-internal-key" not in html
+    assert "KeyError" not in html
+    assert "secret-internal-key" in caplog.text  # the log has it, for the admin
+
+
+def test_a_ca_verified_target_offers_no_trust_button(make_client, sim, tmp_path):
+    other_ca = tmp_path / "ca.pem"
+    with PveSim(LAB) as other:  # a CA bundle that does not vouch for sim's certificate
+        other_ca.write_bytes(other.cert_path.read_bytes())
+    client = make_client(ServeSettings([TargetSpec("lab", sim.url, None, ca_file=str(other_ca))]))
+    sim.clear_requests()
+    r = login(client, *token(sim))
+    assert r.status_code == 401
+    assert sim.fingerprint not in r.text
+    assert 'action="/trust"' not in r.text
+    assert sim.requests == []

@@ -117,7 +117,7 @@ class PveConnector:
             client.request("GET", "/version")
         except ApiTlsError as exc:
             client.close()
-            if fingerprint is None:
+            if fingerprint is None and target.ca_file is None:  # a CA bundle is never overridden
                 raise UntrustedCertificateError(
                     exc.message, presented_fingerprint(target.url)
                 ) from None

@@ -6,6 +6,7 @@ the live numbers from `/cluster/resources`; pages never call the API themselves.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -157,7 +158,17 @@ class SnapshotSource:
 
 
 def describe_error(exc: BaseException) -> str:
-    """Proxmox's own message (the client's `ApiError` carries status and text), one line."""
+    """Proxmox's own message (the client's `ApiError` carries status and text), one line.
+
+    Only messages written to be shown pass: Proxmox's (ApiError) and nestctl's own refusals
+    (a plain ValueError, RuleError). Anything else is a bug, and a bug's text (a KeyError's key,
+    a path, a repr) never reaches a page: it goes to the server log with its traceback."""
+    from nestctl.api.errors import ApiError  # noqa: PLC0415
+    from nestctl.api.firewall import RuleError  # noqa: PLC0415
+
+    if not (isinstance(exc, ApiError | RuleError) or type(exc) is ValueError):
+        logging.getLogger("nestctl.web").error("internal error", exc_info=exc)
+        return "internal error: the server log says more"
     text = str(exc).strip() or type(exc).__name__
     return " ".join(text.split())[:500]
 
