@@ -329,3 +329,13 @@ def test_a_ca_verified_target_offers_no_trust_button(make_client, sim, tmp_path)
     assert sim.fingerprint not in r.text
     assert 'action="/trust"' not in r.text
     assert sim.requests == []
+
+
+def test_a_visitor_keeps_a_bounded_number_of_views_refreshing(make_client, sim):
+    client = make_client(settings_for(sim, refresh_per_visitor=2))
+    login(client, *token(sim))
+    wait_for(client, "/", "epyc-nested")
+    for vmid in (101, 102, 103, 104):
+        assert client.get(f"/t/lab/vm/pve1/{vmid}").status_code == 200
+    vm_keys = [k for k in client.app.state.web.cache.keys() if k[1] == "vm"]
+    assert sorted(k[-1] for k in vm_keys) == ["103", "104"]  # the two most recent

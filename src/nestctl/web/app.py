@@ -40,7 +40,7 @@ async def _not_found(request: Request, _exc: Exception) -> Response:
 
 
 def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder) -> Starlette:
-    cache = Refresher(settings.refresh_interval)
+    cache = Refresher(settings.refresh_interval, per_visitor=settings.refresh_per_visitor)
 
     followers = Followers()
 

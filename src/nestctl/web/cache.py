@@ -31,9 +31,12 @@ class _Entry:
 class Refresher:
     """Values built in worker threads, kept fresh in the background, read without waiting."""
 
-    def __init__(self, interval: float, idle: float = 300.0) -> None:
+    def __init__(self, interval: float, idle: float = 300.0, per_visitor: int = 16) -> None:
         self.interval = interval
         self.idle = idle
+        #: Refreshing views per (session, kind): a visitor paging through 2,000 VMs keeps the
+        #: last 16 fresh, not 2,000 loops asking Proxmox every few seconds.
+        self.per_visitor = per_visitor
         self._entries: dict[Key, _Entry] = {}
 
     def peek(self, key: Key) -> Any:
@@ -51,6 +54,7 @@ class Refresher:
         (so a builder may refresh parts it otherwise keeps longer)."""
         entry = self._entries.get(key)
         if entry is None:
+            self._make_room(key)
             entry = self._entries[key] = _Entry()
         entry.last_wanted = time.monotonic()
         if entry.task is None or entry.task.done():
@@ -58,6 +62,20 @@ class Refresher:
                 self._loop(key, entry, build, interval or self.interval)
             )
         return entry.value
+
+    def _make_room(self, key: Key) -> None:
+        """Forget the least recently wanted views of this visitor's kind beyond the cap."""
+        group = sorted(
+            (k for k in self._entries if k[:2] == key[:2]),
+            key=lambda k: self._entries[k].last_wanted,
+        )
+        for old in group[: max(0, len(group) - self.per_visitor + 1)]:
+            entry = self._entries.pop(old)
+            if entry.task is not None:
+                entry.task.cancel()
+
+    def keys(self) -> list[Key]:
+        return list(self._entries)
 
     def poke(self, key: Key) -> None:
         """Refresh now (after an action changed something)."""

@@ -29,6 +29,7 @@ class ServeSettings:
     idle_ttl: float = 30 * 60.0  # a session unused this long expires
     refresh_interval: float = 10.0  # seconds between background refreshes of a viewed target
     analysis_interval: float = 60.0  # seconds between full scans (the tree) of a viewed target
+    refresh_per_visitor: int = 16  # VM views one session keeps refreshing (the most recent)
     login_attempts: int = 5  # failed logins allowed per window, per client and per user name
     login_window: float = 300.0
     client_login_attempts: int = 20  # attempts per window from one client, over every user name
