@@ -74,7 +74,7 @@ class Refresher:
             if entry.task is not None:
                 entry.task.cancel()
 
-    def keys(self) -> list[Key]:
+    def live_keys(self) -> list[Key]:
         return list(self._entries)
 
     def poke(self, key: Key) -> None:
