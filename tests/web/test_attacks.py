@@ -174,10 +174,17 @@ def test_slow_clients_are_cut_off_and_capped(sim, tmp_path: Path):
     socks: list[socket.socket] = []
     try:
         before = _open_fds(proc.pid)
-        for _ in range(40):  # headers begun, never finished
-            s = socket.create_connection(("127.0.0.1", port))
-            s.sendall(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-            socks.append(s)
+
+        def slow(count: int) -> None:
+            for _ in range(count):  # headers begun, never finished
+                s = socket.create_connection(("127.0.0.1", port))
+                s.sendall(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                socks.append(s)
+
+        slow(10)
+        r = requests.get(f"{url}/login", timeout=10)  # served beside them
+        assert r.status_code == 200
+        slow(30)
         time.sleep(0.3)
         assert _open_fds(proc.pid) <= before + 20 + 2  # the rest were closed at once
         # Every slow connection is closed by the server (EOF), not held for minutes.
