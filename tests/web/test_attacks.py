@@ -346,3 +346,94 @@ def test_a_visitor_keeps_a_bounded_number_of_views_refreshing(make_client, sim):
         assert client.get(f"/t/lab/vm/pve1/{vmid}").status_code == 200
     vm_keys = [k for k in client.app.state.web.cache.live_keys() if k[1] == "vm"]
     assert sorted(k[-1] for k in vm_keys) == ["103", "104"]  # the two most recent
+
+
+def _ws_app() -> Any:
+    from starlette.applications import Starlette  # noqa: PLC0415
+    from starlette.middleware import Middleware  # noqa: PLC0415
+    from starlette.routing import WebSocketRoute  # noqa: PLC0415
+    from starlette.websockets import WebSocket  # noqa: PLC0415
+
+    from nestctl.web.security import SecurityMiddleware  # noqa: PLC0415
+    from nestctl.web.sessions import SessionStore  # noqa: PLC0415
+
+    async def hello(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text("hi")
+        await ws.close()
+
+    store = SessionStore(60.0, 60.0)
+    return Starlette(
+        routes=[WebSocketRoute("/ws", hello)],
+        middleware=[Middleware(SecurityMiddleware, store=store, tls=False)],
+    )
+
+
+@pytest.mark.parametrize(
+    ("headers", "ok"),
+    [
+        ({"origin": "http://127.0.0.1:8765"}, True),
+        ({"origin": "https://evil.example"}, False),
+        ({"host": "evil.example:8765", "origin": "http://evil.example:8765"}, False),
+    ],
+)
+def test_websockets_pass_the_host_and_origin_checks(headers, ok):
+    from starlette.websockets import WebSocketDisconnect  # noqa: PLC0415
+
+    with TestClient(_ws_app(), base_url=BASE) as client:
+        if ok:
+            with client.websocket_connect("ws://127.0.0.1:8765/ws", headers=headers) as ws:
+                assert ws.receive_text() == "hi"
+            return
+        with pytest.raises(WebSocketDisconnect) as refused:
+            with client.websocket_connect("ws://127.0.0.1:8765/ws", headers=headers) as ws:
+                ws.receive_text()
+        assert refused.value.code == 1008
+
+
+def test_the_header_deadline_never_cuts_an_upgraded_websocket(tmp_path: Path):
+    import asyncio  # noqa: PLC0415
+
+    import uvicorn  # noqa: PLC0415
+    from starlette.applications import Starlette  # noqa: PLC0415
+    from starlette.routing import WebSocketRoute  # noqa: PLC0415
+    from starlette.websockets import WebSocket  # noqa: PLC0415
+
+    from nestctl.web.server import bounded_protocol  # noqa: PLC0415
+    from tests.web.serve_process import free_port  # noqa: PLC0415
+
+    async def late(ws: WebSocket) -> None:
+        await ws.accept()
+        await asyncio.sleep(1.5)  # three header deadlines
+        await ws.send_text("late")
+        await ws.close()
+
+    port = free_port()
+    app = Starlette(routes=[WebSocketRoute("/ws", late)])
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, http=bounded_protocol(0.5, 10), log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(
+                b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 13\r\n\r\n"
+            )
+            got = b""
+            while b"late" not in got:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+        assert got.startswith(b"HTTP/1.1 101")
+        assert b"late" in got
+    finally:
+        server.should_exit = True
+        thread.join(10)

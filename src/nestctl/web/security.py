@@ -152,6 +152,9 @@ class SecurityMiddleware:
         self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -176,6 +179,29 @@ class SecurityMiddleware:
             log.exception("internal error on %s %s", scope.get("method"), scope.get("path"))
             if not started:
                 await _reply(send_with_headers, 500, "internal error: the server log says more")
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket passes the same Host allow-list, and its `Origin` (browsers always send
+        one) must be this dashboard: another site's page cannot open one with our cookie."""
+        problem = host_problem(header(scope, b"host"), self.listen, self.allowed_hosts)
+        if problem is None:
+            origin = header(scope, b"origin")
+            want = ("https" if self.tls else "http") + "://" + (header(scope, b"host") or "")
+            if origin is not None and origin != want:
+                problem = f"Origin {origin} is not {want}"
+        if problem is not None:
+            log.warning("websocket refused: %s", problem)
+            message = await receive()
+            if message["type"] == "websocket.connect":
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        session = next(
+            filter(None, (self.store.get(v) for v in cookie_values(scope, self.cookie))), None
+        )
+        state = scope.setdefault("state", {})
+        state["session"] = session
+        state["cookies"] = read_cookies(scope)
+        await self.app(scope, receive, send)
 
     async def _checked(self, scope: Scope, receive: Receive, send_with_headers: Send) -> None:
         method = scope["method"]

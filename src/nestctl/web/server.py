@@ -44,6 +44,8 @@ def bounded_protocol(header_timeout: float, max_connections: int) -> type[asynci
             self._deadline = self.loop.call_later(header_timeout, self._expire, self.cycle)
 
         def _expire(self, cycle_then: Any) -> None:
+            if self.transport.get_protocol() is not self:
+                return  # upgraded to a WebSocket: that protocol has the connection now
             # The same cycle as when armed: no new request's headers arrived in time.
             if self.cycle is cycle_then and not self.transport.is_closing():
                 self.transport.close()
