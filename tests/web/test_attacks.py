@@ -385,9 +385,11 @@ def test_websockets_pass_the_host_and_origin_checks(headers, ok):
             with client.websocket_connect("ws://127.0.0.1:8765/ws", headers=headers) as ws:
                 assert ws.receive_text() == "hi"
             return
-        with pytest.raises(WebSocketDisconnect) as refused:
-            with client.websocket_connect("ws://127.0.0.1:8765/ws", headers=headers) as ws:
-                ws.receive_text()
+        with (
+            pytest.raises(WebSocketDisconnect) as refused,
+            client.websocket_connect("ws://127.0.0.1:8765/ws", headers=headers) as ws,
+        ):
+            ws.receive_text()
         assert refused.value.code == 1008
 
 
