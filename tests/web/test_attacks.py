@@ -439,3 +439,19 @@ def test_the_header_deadline_never_cuts_an_upgraded_websocket(tmp_path: Path):
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_polling_an_unknown_view_is_not_answered_at_once():
+    import asyncio  # noqa: PLC0415
+
+    from nestctl.web.cache import Refresher  # noqa: PLC0415
+
+    async def poll() -> tuple[int, float]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        version = await Refresher(10.0).wait_change(("sid", "vm", "lab", "pve1", "999"), 0, 0.3)
+        return version, loop.time() - start
+
+    version, waited = asyncio.run(poll())
+    assert version == 0
+    assert waited >= 0.25  # a page's long poll waits, it does not spin

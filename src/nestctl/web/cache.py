@@ -87,6 +87,9 @@ class Refresher:
         """Wait until the value of `key` is newer than version `after` (or `timeout`)."""
         entry = self._entries.get(key)
         if entry is None:
+            # Nothing to wait on (a key never wanted, or dropped): answer after the timeout,
+            # not at once, or a page polling it would loop as fast as it can ask.
+            await asyncio.sleep(timeout)
             return 0
         entry.last_wanted = time.monotonic()  # a page polling for changes is being viewed
         if entry.version > after:
