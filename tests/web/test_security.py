@@ -13,8 +13,9 @@ WRONG_FP = ":".join(["AB"] * 32)
 
 
 def test_security_headers_on_every_page(client, sim):
-    for url in ("/login", "/static/app.css", "/manifest.webmanifest"):
-        r = client.get(url)
+    # Errors and redirects too (404, 303 to the login, 401 for scripts), not only 200s.
+    for url in ("/login", "/static/app.css", "/manifest.webmanifest", "/static/nope.js", "/"):
+        r = client.get(url, follow_redirects=False)
         csp = r.headers["content-security-policy"]
         assert "script-src 'self'" in csp
         assert "unsafe-inline" not in csp
