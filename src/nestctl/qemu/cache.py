@@ -22,10 +22,9 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from nestctl.qemu.cpuprobe import CpuAnswer
+from nestctl.qemu.answer import CpuAnswer, is_cpu_refusal
 
 FORMAT = 1
 #: Root's cache: a system directory no user's environment can point elsewhere.
@@ -68,8 +67,6 @@ def valid_record(record: dict[str, Any], accel: str, cpu_arg: str) -> bool:
     if error is None:
         shape_ok = all(isinstance(f, bool) for f in flags)  # an answer carries every flag
     else:
-        from nestctl.qemu.cpuprobe import is_cpu_refusal  # noqa: PLC0415 - see `get`
-
         shape_ok = isinstance(error, str) and 0 < len(error) <= _MAX_TEXT
         shape_ok = shape_ok and all(f is None for f in flags)  # a refusal carries none
         # Older nestctl cached any QEMU failure as a refusal ("Failed to bind socket"): only
@@ -182,7 +179,6 @@ class CpuAnswerCache:
         return self._builds
 
     def get(self, identity: str, accel: str, cpu_arg: str) -> CpuAnswer | None:
-        from nestctl.qemu.cpuprobe import CpuAnswer  # noqa: PLC0415 - the two modules refer to each other
 
         record = self._load().get(identity, {}).get(_key(accel, cpu_arg))
         if record is None or not valid_record(record, accel, cpu_arg):
