@@ -34,8 +34,8 @@ from dataclasses import dataclass, replace
 from types import FrameType
 from typing import IO, TYPE_CHECKING
 
-from nestctl.parse import qemu_bool
 from nestctl.qemu.answer import CpuAnswer, is_cpu_refusal
+from nestctl.qemu.cpuvalue import feature_name, parse_cpu_arg
 from nestctl.qemu.qmp import QmpClient, QmpError
 
 if TYPE_CHECKING:
@@ -59,49 +59,6 @@ _AMD_IDS = ("amd", "authenticamd", "hygongenuine")
 
 
 # -- the -cpu value -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CpuValue:
-    """A -cpu value split as QEMU reads it: the model, then features in QEMU's precedence."""
-
-    model: str
-    items: tuple[str, ...]  # everything after the model, as written
-
-    def features(self) -> dict[str, bool]:
-        """Effective on/off per feature name: `feat=on|off` (last wins), then +feat, then -feat.
-
-        QEMU applies every `+feat` after the properties and every `-feat` last, so `-vmx` beats
-        `+vmx` whatever the order (x86_cpu_parse_featurestr).
-        """
-        props: dict[str, bool] = {}
-        plus: set[str] = set()
-        minus: set[str] = set()
-        for item in self.items:
-            if item.startswith("+"):
-                plus.add(feature_name(item[1:]))
-            elif item.startswith("-"):
-                minus.add(feature_name(item[1:]))
-            elif "=" in item:
-                key, _, value = item.partition("=")
-                truth = qemu_bool(value)
-                if truth is not None:
-                    props[feature_name(key)] = truth
-            elif item:
-                props[feature_name(item)] = True
-        props.update(dict.fromkeys(plus, True))
-        props.update(dict.fromkeys(minus, False))
-        return props
-
-
-def feature_name(name: str) -> str:
-    """QEMU accepts hv_vpindex and hv-vpindex alike; compare in the dashed form."""
-    return name.strip().replace("_", "-")
-
-
-def parse_cpu_arg(cpu_arg: str) -> CpuValue:
-    parts = [p.strip() for p in cpu_arg.strip().split(",")]
-    return CpuValue(parts[0], tuple(p for p in parts[1:] if p))
 
 
 def _item_name(item: str) -> str:
