@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from nestctl import machine
+from tests.skips import by_design, in_ci
 
 settings.register_profile(
     "ci",
@@ -44,6 +45,26 @@ settings.load_profile("ci")  # `--hypothesis-profile=NAME` loads another one aft
 # nothing. Catching it here gives every test a terminal's Ctrl-C; exec resets a caught signal.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """In CI a skip is a failure (the set-up lacks a tool or a file), unless tests/skips.py lists
+    it as out of scope by design."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if not (in_ci() and report.skipped) or hasattr(report, "wasxfail"):
+        return
+    longrepr = report.longrepr
+    reason = str(longrepr[2] if isinstance(longrepr, tuple) else longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    if by_design(reason):
+        return
+    report.outcome = "failed"
+    report.longrepr = (
+        f"skipped in CI: {reason}\nCI must run every test: install what it lacks in "
+        "scripts/install-debian-deps, or list the skip with its reason in tests/skips.py"
+    )
 
 
 class UnexpectedCommandError(BaseException):
