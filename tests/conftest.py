@@ -84,7 +84,14 @@ def _no_real_commands(
             f"test ran a real command without the runs_commands marker: {argv}"
         )
 
+    def refuse_spawn(self: object, argv: object, **_: object) -> None:
+        raise UnexpectedCommandError(
+            f"test started a real process without the runs_commands marker: {argv}"
+        )
+
+    # Every process nestctl starts goes through these two (the one-door scan keeps it so).
     monkeypatch.setattr(machine.SystemRunner, "__call__", refuse)
+    monkeypatch.setattr(machine.SystemRunner, "spawn", refuse_spawn)
     yield
 
 

@@ -324,3 +324,37 @@ def test_probe_records_are_immutable_values() -> None:
     with pytest.raises(AttributeError, match="immutable"):
         listing.status = ReadStatus.MISSING  # type: ignore[misc]
     assert len({Presence("/x", ReadStatus.OK), Presence("/x", ReadStatus.OK)}) == 1
+
+
+# -- spawn: long-lived processes through the door ---------------------------------------------
+
+
+def test_a_host_under_another_root_starts_no_process(tmp_path: Path) -> None:
+    from nestctl.machine.processes import SpawnRefusedError  # noqa: PLC0415
+
+    host = Host(tmp_path)
+    with pytest.raises(SpawnRefusedError):
+        host.spawn(["qemu-system-x86_64", "-S"])
+    assert isinstance(host.runner, RecordingRunner)
+    assert host.runner.calls == [("qemu-system-x86_64", "-S")]
+
+
+def test_the_test_guard_refuses_a_real_spawn_too() -> None:
+    from tests.conftest import UnexpectedCommandError  # noqa: PLC0415
+
+    with pytest.raises(UnexpectedCommandError, match="started a real process"):
+        Host("/").spawn(["true"])
+
+
+@pytest.mark.runs_commands
+def test_a_spawned_helper_gets_its_own_process_group() -> None:
+    from nestctl.machine.processes import PIPE  # noqa: PLC0415
+
+    proc = Host("/").spawn(["sh", "-c", "echo started; exec sleep 30"], stdout=PIPE, own_group=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"started\n"
+        assert os.getpgid(proc.pid) == proc.pid  # a Ctrl-C on our terminal does not reach it
+    finally:
+        proc.kill()
+        proc.wait()

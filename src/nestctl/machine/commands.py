@@ -8,10 +8,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from nestctl.machine.fileio import decode
 from nestctl.machine.reads import ReadStatus
+
+if TYPE_CHECKING:
+    import subprocess
 
 
 class CommandStatus(StrEnum):
@@ -62,9 +65,18 @@ class Runner(Protocol):
         self, argv: Sequence[str], *, timeout: float, stdin: str | None, ok_codes: Sequence[int]
     ) -> CommandResult: ...
 
+    def spawn(self, argv: Sequence[str], **how: Any) -> subprocess.Popen[bytes]:
+        """Start a process that keeps running (see `nestctl.machine.processes.spawn`)."""
+        ...
+
 
 class SystemRunner:
     """Runs commands for real. argv only, never a shell string."""
+
+    def spawn(self, argv: Sequence[str], **how: Any) -> subprocess.Popen[bytes]:
+        from nestctl.machine.processes import spawn  # noqa: PLC0415 - rare; keep start-up fast
+
+        return spawn(argv, **how)
 
     def __call__(
         self, argv: Sequence[str], *, timeout: float, stdin: str | None, ok_codes: Sequence[int]
@@ -126,3 +138,9 @@ class RecordingRunner:
             if answer is not None:
                 return answer
         return CommandResult(args, CommandStatus.RECORDED)
+
+    def spawn(self, argv: Sequence[str], **how: Any) -> subprocess.Popen[bytes]:
+        from nestctl.machine.processes import SpawnRefusedError  # noqa: PLC0415
+
+        self.calls.append(tuple(argv))
+        raise SpawnRefusedError(f"{' '.join(argv)}: recorded, not started (not a live host)")

@@ -14,7 +14,7 @@ import fnmatch
 import os
 import stat
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from nestctl.machine.commands import CommandResult, RecordingRunner, Runner, SystemRunner
 from nestctl.machine.fileio import (
@@ -37,6 +37,7 @@ from nestctl.machine.reads import (
 )
 
 if TYPE_CHECKING:
+    import subprocess
     from pathlib import Path
 
 
@@ -248,6 +249,44 @@ class Host:
         result = self.runner(argv, timeout=timeout, stdin=stdin, ok_codes=ok_codes)
         self.manifest.append(ManifestEntry("run", " ".join(argv), result.status.value))
         return result
+
+    def spawn(self, argv: Sequence[str], **how: Any) -> subprocess.Popen[bytes]:
+        """Start a process that keeps running while the caller talks to it (QEMU for the oracle,
+        a streaming ssh); `how` as `nestctl.machine.processes.spawn`. Raises OSError when it
+        cannot start, SpawnRefusedError (an OSError) when this host runs nothing."""
+        from nestctl.machine.processes import SpawnRefusedError  # noqa: PLC0415
+
+        start = getattr(self.runner, "spawn", None)
+        if start is None:
+            raise SpawnRefusedError(f"{' '.join(argv)}: this host's runner starts no process")
+        try:
+            proc: subprocess.Popen[bytes] = start(argv, **how)
+        except OSError as exc:
+            self.manifest.append(ManifestEntry("spawn", " ".join(argv), f"failed: {exc}"))
+            raise
+        self.manifest.append(ManifestEntry("spawn", " ".join(argv), "started"))
+        return proc
+
+    def make_scratch_dir(self, prefix: str) -> str:
+        """A new private (0700) directory in the system's temporary directory, for sockets and
+        work files of a spawned process; `remove_tree` takes it away again."""
+        import tempfile  # noqa: PLC0415 - rare; keep start-up fast
+
+        path = tempfile.mkdtemp(prefix=prefix)
+        self.manifest.append(ManifestEntry("write", path, "scratch directory"))
+        return path
+
+    def scratch_file(self, directory: str) -> IO[bytes]:
+        """An anonymous file (unlinked at once) in a scratch directory: a process's stderr."""
+        import tempfile  # noqa: PLC0415
+
+        return tempfile.TemporaryFile(dir=directory)
+
+    def remove_tree(self, path: str) -> None:
+        """Remove a scratch directory this process made, never following a link out of it."""
+        import shutil  # noqa: PLC0415
+
+        shutil.rmtree(path, ignore_errors=True)
 
     # -- writes ----------------------------------------------------------------------------
 

@@ -24,16 +24,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from types import FrameType
 from typing import IO, TYPE_CHECKING
 
+from nestctl.machine import Host
+from nestctl.machine.processes import Popen, SubprocessError, TimeoutExpired
 from nestctl.qemu.answer import CpuAnswer, is_cpu_refusal
 from nestctl.qemu.cpuvalue import feature_name, parse_cpu_arg
 from nestctl.qemu.qmp import QmpClient, QmpError
@@ -179,7 +177,7 @@ def binary_identity(binary: str) -> str | None:
 @dataclass
 class _Running:
     asked: str
-    proc: subprocess.Popen[bytes]
+    proc: Popen[bytes]
     workdir: str
     errfile: IO[bytes]
 
@@ -193,22 +191,15 @@ class _Running:
         return self.errfile.read().decode("utf-8", errors="replace")
 
 
-def spawn_qemu(argv: list[str], errfile: IO[bytes]) -> subprocess.Popen[bytes]:
-    """Start QEMU. The one place nestctl spawns a long-lived helper instead of `Host.run`:
-    QEMU must stay up, frozen, while we talk to it over its socket. Tests spy on this function.
+def spawn_qemu(argv: list[str], errfile: IO[bytes]) -> Popen[bytes]:
+    """Start QEMU through the door (`Host.spawn`): QEMU must stay up, frozen, while we talk to
+    it over its socket, so it is spawned, not `run`. Tests spy on this function.
 
     Its own process group (a Ctrl-C on nestctl's terminal does not reach it half-way; we stop it
-    ourselves) and a parent-death signal (it never outlives nestctl).
+    ourselves) and a parent-death signal (it never outlives nestctl). The QEMU asked is this
+    machine's, whatever root is inspected: the door is the local one.
     """
-    return subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=errfile,
-        close_fds=True,
-        process_group=0,
-        preexec_fn=_die_with_parent(os.getpid()),  # noqa: PLW1509 - async-signal-safe: prctl only
-    )
+    return Host().spawn(argv, stderr=errfile, own_group=True, tied_to_parent=True)
 
 
 @contextlib.contextmanager
@@ -277,32 +268,6 @@ def _failure(returncode: int | None, stderr: str) -> str:
     return f"QEMU exited with code {returncode}: {why[:200]}"
 
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(parent: int) -> Callable[[], None]:
-    """A preexec function: SIGKILL this child when its parent dies (Linux prctl), so no oracle
-    QEMU outlives a nestctl that was killed outright (SIGKILL gives nestctl no chance to reap).
-
-    The signal fires when the thread that forked exits: the oracle forks from the calling thread
-    and waits for its QEMUs there. prctl is looked up here, before the fork: the child only calls
-    it (no import, no allocation-heavy work between fork and exec).
-    """
-    prctl: Callable[..., int] | None = None
-    if sys.platform == "linux":
-        import ctypes  # noqa: PLC0415 - only when QEMU is started
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-    def preexec() -> None:
-        if prctl is not None:
-            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return preexec
-
-
 class QemuCpuOracle:
     """Asks the installed QEMU; falls back to `table_answer` when there is none or it fails."""
 
@@ -315,7 +280,7 @@ class QemuCpuOracle:
         timeout: float = 5.0,
         parallel: int = 4,
     ) -> None:
-        self.binary = binary if binary is not None else shutil.which(QEMU_BINARY)
+        self.binary = binary if binary is not None else Host().find_program(QEMU_BINARY)
         self.cache = cache
         self.accel = accel
         self.timeout = timeout
@@ -409,13 +374,13 @@ class QemuCpuOracle:
     def _start(self, asked: str) -> _Running | str:
         assert self.binary is not None
         try:
-            workdir = tempfile.mkdtemp(prefix="nestctl-qmp-")
+            workdir = Host().make_scratch_dir("nestctl-qmp-")
         except OSError as exc:  # a full or read-only /tmp
             return f"cannot create a work directory for QEMU: {exc.strerror or exc}"
         try:
-            errfile = tempfile.TemporaryFile(dir=workdir)  # noqa: SIM115 - closed in stop()
+            errfile = Host().scratch_file(workdir)
         except OSError as exc:
-            shutil.rmtree(workdir, ignore_errors=True)
+            Host().remove_tree(workdir)
             return f"cannot create a work file for QEMU: {exc.strerror or exc}"
         sock = os.path.join(workdir, "qmp.sock")
         argv = [
@@ -435,9 +400,9 @@ class QemuCpuOracle:
         ]
         try:
             proc = spawn_qemu(argv, errfile)
-        except (OSError, subprocess.SubprocessError) as exc:
+        except (OSError, SubprocessError) as exc:
             errfile.close()
-            shutil.rmtree(workdir, ignore_errors=True)
+            Host().remove_tree(workdir)
             return f"cannot start {self.binary}: {getattr(exc, 'strerror', None) or exc}"
         self.started += 1
         return _Running(asked, proc, workdir, errfile)
@@ -457,7 +422,7 @@ class QemuCpuOracle:
         except QmpError as exc:
             try:
                 rc = r.proc.wait(timeout=2.0)
-            except subprocess.TimeoutExpired:
+            except TimeoutExpired:
                 return f"QEMU did not answer over QMP: {exc}"
             refusal = cpu_refusal(rc, r.stderr_text())
             if refusal is None:
@@ -512,8 +477,8 @@ class QemuCpuOracle:
         if r.proc.returncode is None:  # not reaped yet: its pid (= group id) is still ours
             with contextlib.suppress(OSError):
                 os.killpg(r.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
+        with contextlib.suppress(TimeoutExpired):
             r.proc.wait(timeout=5.0)
         with contextlib.suppress(OSError):
             r.errfile.close()
-        shutil.rmtree(r.workdir, ignore_errors=True)
+        Host().remove_tree(r.workdir)
