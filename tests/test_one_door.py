@@ -40,8 +40,6 @@ PENDING: dict[str, str] = {
     "qemu/cache.py": "the oracle's answer cache is written with its own atomic write",
     "metrics/textfile.py": "the textfile is written with its own atomic write",
     "bench/workloads.py": "the fsync and fork/exec workloads do their own I/O",
-    "vm/collect/ssh.py": "--ssh runs ssh itself instead of an SshHost",
-    "vm/collect/pmxcfs.py": "the /etc/pve tar stream is read from its own ssh process",
     "web/local.py": "the --local key file is written with its own atomic write",
 }
 
