@@ -276,11 +276,12 @@ class Host:
         self.manifest.append(ManifestEntry("write", path, "scratch directory"))
         return path
 
-    def scratch_file(self, directory: str) -> IO[bytes]:
-        """An anonymous file (unlinked at once) in a scratch directory: a process's stderr."""
+    def scratch_file(self, directory: str, prefix: str = ".nestctl-") -> IO[bytes]:
+        """A new file of ours (O_EXCL, random name, 0600) in `directory`, removed when the
+        caller closes it: a spawned process's stderr, the bench's fsync target."""
         import tempfile  # noqa: PLC0415
 
-        return tempfile.TemporaryFile(dir=directory)
+        return tempfile.NamedTemporaryFile(prefix=prefix, dir=directory)
 
     def remove_tree(self, path: str) -> None:
         """Remove a scratch directory this process made, never following a link out of it."""
