@@ -358,3 +358,30 @@ def test_a_spawned_helper_gets_its_own_process_group() -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_read_trusted_checks_the_open_file_and_never_follows_a_link(tmp_path: Path) -> None:
+    host = Host(tmp_path)
+    (tmp_path / "ours.json").write_text("{}")
+    (tmp_path / "theirs.json").write_text("{}")
+    (tmp_path / "link.json").symlink_to(tmp_path / "ours.json")
+    os.mkfifo(tmp_path / "fifo.json")  # opened non-blocking, refused by kind: no hang
+
+    def why_not(st: os.stat_result) -> str | None:
+        return "written by someone else" if st.st_size and st.st_ino == theirs else None
+
+    theirs = os.stat(tmp_path / "theirs.json").st_ino
+    assert host.read_trusted("/ours.json", max_bytes=10, why_not=why_not).text == "{}"
+    refused = host.read_trusted("/theirs.json", max_bytes=10, why_not=why_not)
+    assert (refused.status, refused.error) == (ReadStatus.UNTRUSTED, "written by someone else")
+    assert host.read_trusted("/link.json", max_bytes=10, why_not=why_not).status not in (
+        ReadStatus.OK,
+        ReadStatus.MISSING,
+    )
+    fifo = host.read_trusted("/fifo.json", max_bytes=10, why_not=why_not)
+    assert fifo.status is ReadStatus.NOT_A_FILE
+    big = host.read_trusted("/ours.json", max_bytes=1, why_not=why_not)
+    assert big.status is ReadStatus.TRUNCATED
+    assert host.read_trusted("/none.json", max_bytes=1, why_not=why_not).status is (
+        ReadStatus.MISSING
+    )

@@ -168,6 +168,38 @@ class Host:
         error = f"larger than {max_bytes} bytes" if cut else None
         return FileRead(hostpath, status, decode(data), error)
 
+    def read_trusted(
+        self, hostpath: str, *, max_bytes: int, why_not: Callable[[os.stat_result], str | None]
+    ) -> FileRead:
+        """A state file of nestctl's own (a cache), read only if `why_not` finds nothing wrong
+        with its status (owner, mode), checked on the open descriptor (no race with a swap).
+
+        A symlink is never followed (UNREADABLE), anything but a regular file is NOT_A_FILE,
+        a refusal by `why_not` is UNTRUSTED with its reason, a file over `max_bytes` TRUNCATED.
+        """
+        real = self.real(hostpath)
+        try:
+            fd = os.open(real, OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as exc:
+            return failed_read(hostpath, exc)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return FileRead(hostpath, ReadStatus.NOT_A_FILE, error=file_kind(st.st_mode))
+            why = why_not(st)
+            if why is not None:
+                return FileRead(hostpath, ReadStatus.UNTRUSTED, error=why)
+            data = read_upto(fd, max_bytes + 1)
+        except OSError as exc:
+            return failed_read(hostpath, exc)
+        finally:
+            os.close(fd)
+        self.manifest.append(ManifestEntry("read", hostpath, "ok"))
+        if len(data) > max_bytes:
+            cut = decode(data[:max_bytes])
+            return FileRead(hostpath, ReadStatus.TRUNCATED, cut, f"larger than {max_bytes} bytes")
+        return FileRead(hostpath, ReadStatus.OK, decode(data))
+
     def read_text(self, hostpath: str) -> str | None:
         """The whole file's text, or None when there is none (use `read` to tell why)."""
         result = self.read(hostpath)
@@ -316,6 +348,11 @@ class Host:
             return os.lstat(self.real(hostpath))
         except OSError:
             return None
+
+    def make_dirs(self, hostdir: str, mode: int = 0o755) -> None:
+        """Create a directory and its missing parents (OSError when it cannot be made)."""
+        os.makedirs(self.real(hostdir), mode=mode, exist_ok=True)
+        self.manifest.append(ManifestEntry("write", hostdir, "directory"))
 
     def write_atomic(
         self,

@@ -29,6 +29,7 @@ class ReadStatus(StrEnum):
     COULD_NOT_RUN = "could-not-run"  # the tool or agent that would check could not be used
     TRUNCATED = "truncated"  # larger than the read limit: `text` holds only part of it
     NOT_A_FILE = "not-a-file"  # not the kind asked for: a directory, FIFO or device to `read`
+    UNTRUSTED = "untrusted"  # a state file of ours that someone else could have written
 
     @property
     def known(self) -> bool:
