@@ -203,7 +203,7 @@ def spawn_qemu(argv: list[str], errfile: IO[bytes]) -> Popen[bytes]:
 
 
 @contextlib.contextmanager
-def _reaped_on_sigterm(running: list[_Running]) -> Iterator[None]:
+def _reaped_on_sigterm(running: list[_Running], workdirs: list[str]) -> Iterator[None]:
     """While QEMUs run: on SIGTERM stop and reap them, then let SIGTERM do what it did before.
 
     Python's default SIGTERM ends the process without running `finally`; the parent-death signal
@@ -222,6 +222,10 @@ def _reaped_on_sigterm(running: list[_Running]) -> Iterator[None]:
         for r in list(running):
             QemuCpuOracle.stop(r)
         running.clear()
+        # A QEMU still being started (SIGTERM during its fork/exec) is not in `running` yet:
+        # its work directory is known from before the start, and goes too.
+        for workdir in workdirs:
+            Host().remove_tree(workdir)
         signal.signal(signal.SIGTERM, previous)
         if callable(previous):
             previous(signum, frame)
@@ -351,10 +355,11 @@ class QemuCpuOracle:
         for start in range(0, len(values), self.parallel):
             batch = values[start : start + self.parallel]
             running: list[_Running] = []
-            with _reaped_on_sigterm(running):
+            workdirs: list[str] = []  # every work directory made, recorded before its QEMU starts
+            with _reaped_on_sigterm(running, workdirs):
                 try:
                     for asked in batch:
-                        started = self._start(asked)
+                        started = self._start(asked, workdirs)
                         if isinstance(started, str):
                             out[asked] = started
                         else:
@@ -365,18 +370,21 @@ class QemuCpuOracle:
                     for r in running:
                         self.stop(r)
                     running.clear()
+                    for workdir in workdirs:
+                        Host().remove_tree(workdir)
         # A refused value gives no QMP greeting: name the version another process reported.
         for asked, result in out.items():
             if isinstance(result, CpuAnswer) and result.qemu_version is None and self._version:
                 out[asked] = replace(result, source=self._source(None), qemu_version=self._version)
         return out
 
-    def _start(self, asked: str) -> _Running | str:
+    def _start(self, asked: str, workdirs: list[str]) -> _Running | str:
         assert self.binary is not None
         try:
             workdir = Host().make_scratch_dir("nestctl-qmp-")
         except OSError as exc:  # a full or read-only /tmp
             return f"cannot create a work directory for QEMU: {exc.strerror or exc}"
+        workdirs.append(workdir)
         try:
             errfile = Host().scratch_file(workdir)
         except OSError as exc:
@@ -404,6 +412,9 @@ class QemuCpuOracle:
             errfile.close()
             Host().remove_tree(workdir)
             return f"cannot start {self.binary}: {getattr(exc, 'strerror', None) or exc}"
+        except BaseException:  # SIGTERM's own handler, Ctrl-C: the caller removes the directory
+            errfile.close()
+            raise
         self.started += 1
         return _Running(asked, proc, workdir, errfile)
 
