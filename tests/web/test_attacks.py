@@ -455,3 +455,18 @@ def test_polling_an_unknown_view_is_not_answered_at_once():
     version, waited = asyncio.run(poll())
     assert version == 0
     assert waited >= 0.25  # a page's long poll waits, it does not spin
+
+
+def test_certificate_and_network_failures_read_as_one_plain_sentence(make_client, sim):
+    client = make_client(ServeSettings([TargetSpec("lab", sim.url, None)]))
+    r = login(client, *token(sim))
+    assert "not signed by an authority this server trusts" in r.text
+    for library_text in ("HTTPSConnectionPool", "SSLError", "_ssl.c", "Max retries"):
+        assert library_text not in r.text
+    port = sim.port
+    sim.stop()  # nothing listens there now
+    client = make_client(ServeSettings([TargetSpec("lab", f"https://127.0.0.1:{port}", WRONG_FP)]))
+    r = login(client, *token(sim))
+    assert "cannot reach lab: the connection was refused" in r.text
+    assert "HTTPSConnectionPool" not in r.text
+    assert "Errno" not in r.text

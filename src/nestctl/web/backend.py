@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from nestctl.api.actions import Api
+from nestctl.web.messages import network_sentence, tls_sentence
 from nestctl.web.settings import TargetSpec
 
 
@@ -92,6 +93,7 @@ class PveConnector:
         from nestctl.api.credentials import ApiToken, CredentialError, UserPassword  # noqa: PLC0415
         from nestctl.api.errors import (  # noqa: PLC0415
             ApiAuthError,
+            ApiConnectionError,
             ApiError,
             ApiSecondFactorError,
             ApiTlsError,
@@ -117,17 +119,21 @@ class PveConnector:
             client.request("GET", "/version")
         except ApiTlsError as exc:
             client.close()
+            words = tls_sentence(
+                exc, target.name, pinned=fingerprint is not None, ca_file=bool(target.ca_file)
+            )
             if fingerprint is None and target.ca_file is None:  # a CA bundle is never overridden
-                raise UntrustedCertificateError(
-                    exc.message, presented_fingerprint(target.url)
-                ) from None
-            raise LoginError(exc.message, counts=False) from None
+                raise UntrustedCertificateError(words, presented_fingerprint(target.url)) from None
+            raise LoginError(words, counts=False) from None
         except ApiSecondFactorError:
             client.close()
             raise OtpRequiredError from None
         except ApiAuthError:
             client.close()
             raise LoginError("login refused: wrong user name, password or code") from None
+        except ApiConnectionError as exc:
+            client.close()
+            raise LoginError(network_sentence(exc, target.name), counts=False) from None
         except ApiError as exc:
             client.close()
             raise LoginError(f"{target.name}: {exc}", counts=False) from None

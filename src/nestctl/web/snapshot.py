@@ -163,8 +163,14 @@ def describe_error(exc: BaseException) -> str:
     Only messages written to be shown pass: Proxmox's (ApiError) and nestctl's own refusals
     (a plain ValueError, RuleError). Anything else is a bug, and a bug's text (a KeyError's key,
     a path, a repr) never reaches a page: it goes to the server log with its traceback."""
-    from nestctl.api.errors import ApiError  # noqa: PLC0415
+    from nestctl.api.errors import ApiConnectionError, ApiError, ApiTlsError  # noqa: PLC0415
     from nestctl.api.firewall import RuleError  # noqa: PLC0415
+    from nestctl.web.messages import network_sentence, tls_sentence  # noqa: PLC0415
+
+    if isinstance(exc, ApiTlsError):
+        return tls_sentence(exc, "the Proxmox API", pinned=True, ca_file=False)
+    if isinstance(exc, ApiConnectionError):  # its text ends in the HTTP library's
+        return network_sentence(exc, "the Proxmox API")
 
     if not (isinstance(exc, ApiError | RuleError) or type(exc) is ValueError):
         logging.getLogger("nestctl.web").error("internal error", exc_info=exc)
