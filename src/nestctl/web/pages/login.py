@@ -224,7 +224,8 @@ async def trust(request: Request) -> Response:
     response = _page(
         request,
         200,
-        notice=f"certificate {fingerprint} confirmed for {target.name}: log in to use it",
+        notice=f"certificate {fingerprint} confirmed for {target.name}, in this browser "
+        "session only: log in to use it",
         target=target.name,
         username=data.get("username", ""),
         next=_safe_next(data.get("next")),
