@@ -137,6 +137,17 @@ def test_login_limiter_counts_per_user_and_client_together():
     assert limiter.reserve("10.0.0.1", "carol@pve")[1] is not None
 
 
+def test_login_limiter_forgets_old_counts():
+    clock = Clock()
+    limiter = LoginLimiter(2, 60.0, clock)
+    for i in range(50):
+        limiter.reserve(f"10.0.0.{i}", f"user{i}@pve")
+    assert limiter.tracked() == 100
+    clock.now += 61
+    limiter.sweep()
+    assert limiter.tracked() == 0
+
+
 def test_login_limiter_success_clears_the_pair():
     clock = Clock()
     limiter = LoginLimiter(2, 60.0, clock)

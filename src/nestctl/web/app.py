@@ -75,6 +75,7 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
             while True:
                 await asyncio.sleep(60)
                 state.sessions.sweep()
+                state.limiter.sweep()
 
         task = asyncio.get_running_loop().create_task(sweep())
         try:

@@ -209,6 +209,21 @@ class LoginLimiter:
                 wait = max(wait, self.window - (now - q[0]))
         return wait
 
+    def sweep(self) -> None:
+        """Forget counts older than the window (run now and then: many clients, many names)."""
+        with self._lock:
+            now = self._clock()
+            for key in list(self._used):
+                q = self._used[key]
+                while q and now - q[0] > self.window:
+                    q.popleft()
+                if not q:
+                    del self._used[key]
+
+    def tracked(self) -> int:
+        with self._lock:
+            return len(self._used)
+
     def retry_after(self, client: str, username: str) -> float:
         """Seconds until another attempt is allowed (0: allowed now)."""
         with self._lock:
