@@ -470,3 +470,45 @@ def test_certificate_and_network_failures_read_as_one_plain_sentence(make_client
     assert "cannot reach lab: the connection was refused" in r.text
     assert "HTTPSConnectionPool" not in r.text
     assert "Errno" not in r.text
+
+
+def _post_from(source: str, url: str, nonce: str, target: str, user: str, password: str) -> int:
+    """POST /login from loopback address `source` (127.0.0.2 is another client than .1)."""
+    import http.client  # noqa: PLC0415
+    import urllib.parse  # noqa: PLC0415
+
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30, source_address=(source, 0))
+    body = urllib.parse.urlencode(
+        {"csrf": nonce, "username": user, "password": password, "target": target}
+    )
+    headers = {
+        "content-type": "application/x-www-form-urlencoded",
+        "cookie": f"nestctl_login={nonce}",
+    }
+    try:
+        conn.request("POST", "/login", body=body, headers=headers)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_nobody_elsewhere_can_lock_the_owner_out(sim, tmp_path: Path):
+    from tests.pvesim import ROOT_PASSWORD  # noqa: PLC0415
+
+    proc, url = start_serve(sim, tmp_path / "serve.log")
+    try:
+        page = requests.get(f"{url}/login", timeout=10)
+        nonce = page.cookies["nestctl_login"]
+        found = re.search(r'name="target" value="([^"]+)"', page.text)
+        assert found
+        target = found.group(1)
+        # An attacker at 127.0.0.2 spends root@pam's budget there...
+        tries = [
+            _post_from("127.0.0.2", url, nonce, target, "root@pam", f"guess{i}") for i in range(6)
+        ]
+        assert tries == [401] * 5 + [429]
+        # ...and the owner at 127.0.0.1 still logs in.
+        assert _post_from("127.0.0.1", url, nonce, target, "root@pam", ROOT_PASSWORD) == 303
+    finally:
+        stop_serve(proc)
