@@ -64,10 +64,7 @@ def analyse_scan(
     Returns the results and the top-level findings (scan, node, unreadable configs), in that
     order.
     """
-    from nestctl.vm.analyse import (
-        finish_vm,
-        unreachable_result,
-    )
+    from nestctl.vm.analyse import finish_vm, unreachable_result  # noqa: PLC0415
     from nestctl.vm.oracle import oracle_for, prefetch  # noqa: PLC0415
     from nestctl.vm.verdict import settle  # noqa: PLC0415
 
