@@ -1,4 +1,4 @@
-"""`nestctl vm disable VMID`: the VM is no longer meant to nest (locally through qm, over the API)."""
+"""`nestctl vm disable VMID`: no longer meant to nest (locally through qm, over the API)."""
 
 from __future__ import annotations
 
