@@ -419,17 +419,11 @@ def _versions(client: ApiClient, base: str, name: str, report: NodeReport) -> tu
 
 def _nested_virt_flag(client: ApiClient, base: str) -> tuple[bool | None, Any]:
     """Whether the node offers the nested-virt CPU flag (qemu-server 9.0.27+; None: unknown),
-    and the listing itself: from 9.1.17 its `supported-on` (with accel=kvm) is evidence of
-    `nested` (`evidence.cpu_flags_reading`). Older servers refuse `accel` (400): ask again
-    without it."""
-    path = f"{base}/capabilities/qemu/cpu-flags"
+    and the listing itself: from 9.1.17 its `supported-on` is evidence of `nested`
+    (`evidence.cpu_flags_reading`). `accel` is not sent: it defaults to kvm there, and older
+    servers refuse it as an unknown parameter."""
     try:
-        try:
-            flags = client.get(path, accel="kvm")
-        except ApiError as exc:
-            if getattr(exc, "status", None) != 400:
-                raise
-            flags = client.get(path)
+        flags = client.get(f"{base}/capabilities/qemu/cpu-flags")
     except ApiNotImplementedError:
         return False, None  # an older Proxmox: no such endpoint, so no nested-virt flag either
     except ApiError:
