@@ -155,3 +155,21 @@ def test_overall_counts_not_nested_as_ready() -> None:
     assert overall(["not-nested", "unknown"]) == "unknown"
     assert overall(["unknown", "not-ready"]) == "not-ready"
     assert overall([]) == "ready"
+
+
+def test_the_tag_option_renames_the_intent_tag_and_refuses_a_bad_name(tmp_path: Any) -> None:
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from nestctl.cli import cli  # noqa: PLC0415
+    from tests.vm.vmtrees import node, vm_conf  # noqa: PLC0415
+
+    node(tmp_path)
+    vm_conf(tmp_path, 100, "ostype: l26\ncpu: host\ntags: lab\n")
+    base = ["vm", "--root", str(tmp_path), "--json", "--no-qemu"]
+    res = CliRunner().invoke(cli, [*base, "--tag", "LAB"])
+    assert '"intent": "tag"' in res.output
+    res = CliRunner().invoke(cli, base)
+    assert '"intent": "none"' in res.output
+    res = CliRunner().invoke(cli, [*base, "--tag", "a b"])
+    assert res.exit_code == 2
+    assert "is not a Proxmox tag name" in res.output
