@@ -129,6 +129,8 @@ def test_wanted_vm_verdicts() -> None:
     assert judge_vm(seen).verdict == "ready"
     # A warning alone (e.g. "nothing to host an L3 with") does not make a guest unknown.
     assert judge_vm(_vm(True, OK, warning("guest.lab.no-qemu", "no QEMU"))).verdict == "ready"
+    failed = unknown("vm.guest.agent-failed", "VM 100: the guest agent did not answer: timeout")
+    assert judge_vm(_vm(True, OK, failed)).verdict == "unknown"
     assert judge_vm(_vm(None, OK)).verdict == "unknown"
     assert judge_vm({}).verdict == "unknown"  # hostile/odd input: never raises
 
