@@ -61,7 +61,8 @@ _DEFAULT_WHY = {
     "guest": ("its guest does not see vmx/svm", None),
 }
 _UNKNOWN_WHY = {
-    "host": "whether its node's KVM has nested on could not be read",
+    "host": "whether its node's KVM has nested on could not be read (the node's finding says "
+    "what would tell it)",
     "config": "what its config gives the guest could not be told",
     "process": "whether it runs could not be told",
     "guest": "whether its guest sees vmx/svm could not be told",
