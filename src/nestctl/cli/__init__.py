@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "metrics": ("nestctl.cli.metrics:metrics", "Write every layer as Prometheus metrics."),
     "exporter": ("nestctl.cli.exporter:exporter", "Serve every layer's metrics to Prometheus."),
     "serve": ("nestctl.cli.serve:serve", "Serve a web dashboard with power and firewall control."),
+    "watch": ("nestctl.cli.watch:watch", "Alert through Apprise when a layer breaks."),
 }
 
 
