@@ -117,6 +117,12 @@ class Node:
     tasks: dict[str, Task] = field(default_factory=dict)
     cpu_flags_supported: list[str] | None = None  # for capabilities/qemu/cpu-flags
     root: Path | None = None  # the local-mode fixture root it was built from
+    # Storage "local": (used, total) bytes, and its backups ({"volid", "vmid", "ctime", "size"});
+    # a test fills it or adds backups under `lock` (api_storage.py serves them).
+    storage_usage: dict[str, tuple[int, int]] = field(
+        default_factory=lambda: {"local": (12_884_901_888, 101_203_873_792)}
+    )
+    backups: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def major_minor(self) -> tuple[int, int]:

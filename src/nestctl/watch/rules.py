@@ -37,8 +37,6 @@ STOPPING_TASKS = frozenset(
         "harelocate",
     }
 )
-#: Seconds before the previous poll a stop task may have started (clock skew, task start).
-STOP_SLACK = 60.0
 
 TASK_LABELS = {
     "vzdump": "backup",
@@ -66,6 +64,10 @@ class Memory:
 
     last_status: dict[str, dict[int, str]] = field(default_factory=dict)
     last_taken: dict[str, float] = field(default_factory=dict)
+    # Stopping tasks seen at the last poll: upid -> it had ended. A stop is "on purpose" when a
+    # stopping task of that VM is new since then or was still running then (no clocks compared:
+    # the node's and ours may differ).
+    stop_tasks: dict[str, dict[str, bool]] = field(default_factory=dict)
     nested_on_seen: set[str] = field(default_factory=set)  # "target:node"
 
 
@@ -143,6 +145,9 @@ def _target(  # noqa: PLR0917 - one rule pass, its context spelled out
         if vmid in snap.vms and snap.vms[vmid].status == "unknown"
     }
     memory.last_taken[t] = snap.taken
+    memory.stop_tasks[t] = {
+        task.upid: task.status is not None for task in snap.tasks if task.type in STOPPING_TASKS
+    }
 
 
 def _parent_down(snap: TargetSnap, snaps: Mapping[str, TargetSnap]) -> bool:
@@ -247,17 +252,15 @@ def _vms(
     t = snap.name
     events = []
     before = memory.last_status.get(t, {})
-    since = memory.last_taken.get(t)
+    known = memory.stop_tasks.get(t, {})
     for vm in snap.vms.values():
         if vm.template:
             continue
         if vm.status == "unknown" or _down(snap, vm.node):
             continue  # its node's event covers it; its keys are unseen (see _nodes)
         if vm.status == "stopped":
-            crashed = (
-                before.get(vm.vmid) == "running"
-                and since is not None
-                and not _stopped_on_purpose(snap.tasks, vm.vmid, since - STOP_SLACK)
+            crashed = before.get(vm.vmid) == "running" and not _stopped_on_purpose(
+                snap.tasks, vm.vmid, known
             )
             if crashed or _still(active, f"vm.stopped:{t}:", vm.vmid):
                 events.append(_stopped(vm, t, paths))
@@ -293,10 +296,11 @@ def _name(vm: VmSnap) -> str:
     return f" ({vm.name})" if vm.name else ""
 
 
-def _stopped_on_purpose(tasks: list[TaskSnap], vmid: int, since: float) -> bool:
+def _stopped_on_purpose(tasks: list[TaskSnap], vmid: int, known: dict[str, bool]) -> bool:
+    """A stopping task of this VM that is new since the last poll or was running then."""
     ident = str(vmid)
     return any(
-        t.id == ident and t.type in STOPPING_TASKS and (t.endtime or t.starttime) >= since
+        t.id == ident and t.type in STOPPING_TASKS and not known.get(t.upid, False)
         for t in tasks
     )
 
@@ -310,7 +314,10 @@ def _nesting_lost(snap: TargetSnap, vm: VmSnap, paths: Paths, out: Evaluation) -
         return None  # never judged on a VM that does not want nesting
     node = snap.nodes.get(vm.node)
     if vm.broken_link == "host" and node is not None and node.nested_live is False:
-        return None  # the node's nested-off event is the cause; one message, not one per VM
+        # The node's nested-off event is the cause: one message, not one per VM; this VM's
+        # own event (if any) stays as it was.
+        out.unseen.add(f"vm.nesting:{t}:{vm.node}:{vm.vmid}")
+        return None
     where = {
         "host": "its host cannot give vmx/svm",
         "config": "its config no longer exposes vmx/svm",

@@ -46,6 +46,7 @@ class WatchState:
                 },
                 "last_taken": self.memory.last_taken,
                 "nested_on_seen": sorted(self.memory.nested_on_seen),
+                "stop_tasks": self.memory.stop_tasks,
             },
             "last_full": self.last_full,
         }
@@ -63,6 +64,11 @@ class WatchState:
             },
             last_taken={str(t): float(v) for t, v in (mem.get("last_taken") or {}).items()},
             nested_on_seen={str(x) for x in mem.get("nested_on_seen") or []},
+            stop_tasks={
+                str(t): {str(u): bool(e) for u, e in m.items()}
+                for t, m in (mem.get("stop_tasks") or {}).items()
+                if isinstance(m, dict)
+            },
         )
         records = body.get("records") or {}
         if not isinstance(records, dict) or not all(
