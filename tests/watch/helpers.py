@@ -10,13 +10,13 @@ from typing import Any
 from nestctl.api.client import ApiClient
 from nestctl.api.credentials import ApiToken
 from nestctl.api.targets import Target
+from nestctl.vm.collect.api import NestedReading
 from nestctl.watch.collect import Collector
 from nestctl.watch.config import Route, WatchConfig
 from nestctl.watch.delivery import Outcome
 from nestctl.watch.messages import Message
 from nestctl.watch.service import Watch
 from nestctl.watch.state import StateStore
-from nestctl.vm.collect.api import NestedReading
 
 #: 2026-12-07 12:00:00 UTC, a Monday noon: outside any quiet hours the tests set.
 NOON = 1_796_644_800.0

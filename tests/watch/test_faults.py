@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from nestctl.watch.paths import SEP
 from tests.pvesim.api_nodes import new_task
 from tests.pvesim.cluster import Cluster, load_cluster
 from tests.pvesim.fixtures import CLUSTERS
@@ -66,7 +67,7 @@ def test_vm_killed_without_task_fires_once_and_resolves_once(lab: Cluster, tmp_p
         assert len(rec.sent) == 1, rec.titles()
         message = rec.sent[0][1]
         assert message.title.startswith("✖ VM 101 (pve-inner) stopped with no stop")
-        assert "where: outer/pve1 › VM 101" in message.body
+        assert f"where: outer/pve1{SEP}VM 101" in message.body
         assert "fix: look at `journalctl -u qemu-server@101`" in message.body
         assert "https://dash.example:8443/vm/pve1/101" in message.body
         rec.clear()
@@ -106,9 +107,7 @@ def test_node_down_with_30_vms_is_one_message(tmp_path: Path) -> None:
         assert rec.titles() == ["✔ resolved: node pve2 is offline (the cluster lost it)"]
 
 
-def test_vzdump_failing_names_the_log_and_resolves_on_success(
-    lab: Cluster, tmp_path: Path
-) -> None:
+def test_vzdump_failing_names_the_log_and_resolves_on_success(lab: Cluster, tmp_path: Path) -> None:
     rec, clock = Recorder(), Clock()
     with PveSim(lab) as sim:
         watch = watch_on({"outer": sim}, tmp_path / "state.json", rec, config())
@@ -176,7 +175,7 @@ def test_storage_filling_warns_once_and_resolves(lab: Cluster, tmp_path: Path) -
             clock.ticks(watch, 2)
         clock.ticks(watch, 3)
         assert titled(rec, "⚠ storage local is 9"), rec.titles()  # 91-95%: one event
-        assert "where: outer/pve1 › storage local" in rec.sent[0][1].body
+        assert f"where: outer/pve1{SEP}storage local" in rec.sent[0][1].body
         rec.clear()
         with sim.cluster.lock:
             sim.cluster.nodes["pve1"].storage_usage["local"] = (50 * gib, 100 * gib)
@@ -195,7 +194,7 @@ def test_backup_older_than_the_limit(lab: Cluster, tmp_path: Path) -> None:
                 {"volid": "local:backup/vzdump-qemu-101-old.vma.zst", "vmid": 101, "ctime": old}
             )
         clock.ticks(watch, 4)
-        assert rec.titles() == ["⚠ the newest backup of VM 101 (pve-inner) is 40 h old (limit 36 h)"]
+        assert titled(rec, "⚠ the newest backup of VM 101 (pve-inner) is 40 h old (limit 36 h)")
         rec.clear()
         with sim.cluster.lock:
             lab.nodes["pve1"].backups.append(
@@ -254,7 +253,7 @@ def test_inner_layers_are_named_by_their_path(lab: Cluster, tmp_path: Path) -> N
             vm.status, vm.pid = "stopped", None
         clock.ticks(watch, 6)
         assert len(rec.sent) == 1
-        assert "where: outer/pve1 › VM 101 › pve-inner › VM 1001" in rec.sent[0][1].body
+        assert f"where: outer/pve1{SEP}VM 101{SEP}pve-inner{SEP}VM 1001" in rec.sent[0][1].body
         rec.clear()
         with inner.cluster.lock:
             vm.status = "running"
@@ -262,13 +261,13 @@ def test_inner_layers_are_named_by_their_path(lab: Cluster, tmp_path: Path) -> N
         clock.ticks(watch, 6)
         assert len(rec.sent) == 1, rec.titles()  # the node; its VM's resolve waits (unseen)
         assert rec.sent[0][1].title == "✖ node pve-inner is offline (the cluster lost it)"
-        assert "where: outer/pve1 › VM 101 › pve-inner" in rec.sent[0][1].body
+        assert f"where: outer/pve1{SEP}VM 101{SEP}pve-inner" in rec.sent[0][1].body
         rec.clear()
         inner.cluster.set_node_online("pve-inner", True)
         clock.ticks(watch, 6)
-        assert titled(
-            rec, "✔ resolved: VM 1001", "✔ resolved: node pve-inner is offline"
-        ), rec.titles()
+        assert titled(rec, "✔ resolved: VM 1001", "✔ resolved: node pve-inner is offline"), (
+            rec.titles()
+        )
 
 
 def test_restart_mid_incident_sends_no_duplicate(lab: Cluster, tmp_path: Path) -> None:

@@ -34,7 +34,8 @@ Sender = Callable[[Route, Message], list[Outcome]]
 
 @dataclass
 class Plan:
-    """Per route: the (kind, key) owed now, and how many wait (quiet hours, rate limit)."""
+    """Per route: the (kind, key) owed now, and how many wait for the quiet hours' end (the
+    rate limit is applied per message when sending: a digest counts once)."""
 
     owed: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     waiting: dict[str, int] = field(default_factory=dict)
@@ -57,7 +58,7 @@ def owed_kind(rec: dict[str, Any], route: str, now: float, reminder: float) -> s
     if rec.get("silenced_until") and rec["silenced_until"] > now:
         return None
     if rec.get("flapping"):
-        return "flapping" if sent in ("fire", "remind") else None
+        return None if sent == "flapping" else "flapping"  # one note, then calm
     status = rec["status"]
     if status == FIRING:
         if sent not in ("fire", "remind", "flapping"):
@@ -74,14 +75,11 @@ def owed_kind(rec: dict[str, Any], route: str, now: float, reminder: float) -> s
 def plan(
     records: dict[str, dict[str, Any]],
     config: WatchConfig,
-    rate: dict[str, list[float]],
     now: float,
     zone: tzinfo | None,
 ) -> Plan:
     out = Plan()
     quiet = in_quiet_hours(config, now, zone)
-    limit = int(config.number("rate_limit"))
-    window = config.number("rate_window")
     for route in config.routes:
         owed: list[tuple[str, str]] = []
         waiting = 0
@@ -94,10 +92,6 @@ def plan(
             if kind is None:
                 continue
             if quiet and severity is not Severity.ERROR and not ev.get("security"):
-                waiting += 1
-                continue
-            spent = limit and _used(rate, route.name, ev["target"], now, window) >= limit
-            if spent and not ev.get("security"):
                 waiting += 1
                 continue
             owed.append((kind, key))
@@ -117,7 +111,7 @@ def deliver(
     redact: Redactor,
 ) -> list[Outcome]:
     """Send what is owed on every route and mark it delivered (in `records` and `rate`)."""
-    owed = plan(records, config, rate, now, zone)
+    owed = plan(records, config, now, zone)
     outcomes: list[Outcome] = []
     window = config.number("rate_window")
     limit = int(config.number("rate_limit"))
