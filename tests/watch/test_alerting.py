@@ -22,7 +22,7 @@ def ev(
     target = key.split(":")[1]
     return Event(
         key=key,
-        code=key.split(":")[0],
+        code=key.split(":", maxsplit=1)[0],
         severity=severity,
         target=target,
         path=kw.pop("path", f"{target}/pve3"),  # type: ignore[arg-type]
