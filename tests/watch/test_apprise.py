@@ -34,7 +34,10 @@ def event() -> Event:
         what="VM 1002 (l2) stopped with no stop, shutdown or migrate task",
         fix="look at `journalctl -u qemu-server@1002`, then `qm start 1002`",
         # A log line that carries the token (a misbehaving hook script): it must not get out.
-        details=(f"hook: PVEAPIToken=root@pam!watch={TOKEN_SECRET} refused",),
+        details=(
+            f"hook: PVEAPIToken=root@pam!watch={TOKEN_SECRET} refused",
+            f"hook: key {TOKEN_SECRET} refused",
+        ),
         page="/vm/pve-inner/1002",
         node="pve-inner",
         vmid=1002,
