@@ -44,7 +44,7 @@ urls = ["json://127.0.0.1:1/"]
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
     assert lines[0] == f"ok   phone: json://hook:****@127.0.0.1:{good.server_port}/: delivered"
-    assert lines[1].startswith("FAIL dead: json://127.0.0.1:1: not delivered")
+    assert lines[1].startswith("FAIL dead: json://127.0.0.1:1/: not delivered")
     assert "secretpw42" not in result.output
     [(title, body)] = good.got
     assert title == "nestctl: test message"
