@@ -75,10 +75,10 @@ urls = ["json://127.0.0.1:{hook.server_port}/"]
         assert "firing   error   lab/pve3: node pve3 is offline (the cluster lost it)" in (
             result.output
         )
-        # pve3 offline and VM 102's nesting; pve2's nested is unknown without --ssh: no event.
+        # pve3 offline and VM 201's nesting; pve2's nested is unknown without --ssh: no event.
         assert [t[:24] for t, _ in hook.got] == [
             "✖ node pve3 is offline (",
-            "✖ VM 102 (win11) wants n",
+            "✖ VM 201 (epyc-nested) w",
         ]
         assert sim.root_token.split("=", 1)[1] not in str(hook.raw)  # type: ignore[attr-defined]
 

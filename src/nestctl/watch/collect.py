@@ -33,7 +33,9 @@ _BACKUP = re.compile(r"vzdump-(?:qemu|lxc)-([1-9][0-9]{2,8})-", re.ASCII)
 @dataclass
 class FullFacts:
     nodes: dict[str, tuple[bool | None, bool | None, str | None]] = field(default_factory=dict)
-    vms: dict[int, tuple[bool, str | None, str | None]] = field(default_factory=dict)
+    vms: dict[int, tuple[bool | None, str | None, str | None, str | None]] = field(
+        default_factory=dict
+    )
     node_uuids: dict[str, str] = field(default_factory=dict)
     vm_uuids: dict[int, str] = field(default_factory=dict)
     newest_backup: dict[int, float] | None = None
@@ -146,7 +148,6 @@ class Collector:
         from nestctl.vm.collect.api import collect_api  # noqa: PLC0415
         from nestctl.vm.facts import VmOptions  # noqa: PLC0415
         from nestctl.vm.remote import analyse_remote  # noqa: PLC0415
-        from nestctl.watch.intent import wants_nested  # noqa: PLC0415
 
         opts = VmOptions(all_nodes=True, use_qemu=False, sections=False)
         scan = collect_api(
@@ -164,11 +165,13 @@ class Collector:
             conf = confs.get(result.vmid)
             if conf is None:
                 continue
-            current = conf.with_pending()
-            fix = next(
-                (f.fix for f in result.findings if f.fix and f.code.startswith("vm.nested")), None
-            )
-            facts.vms[result.vmid] = (wants_nested(current), result.broken_link, fix)
+            # The one intent and the one verdict (nestctl.vm.intent / nestctl.vm.verdict).
+            verdict = result.verdict
+            broken = verdict.broken_link if verdict and verdict.verdict == "not-ready" else None
+            fix = verdict.fix if verdict is not None else None
+            wants = result.intent.wants_nested
+            chain = next((k for k, v in result.chain.items() if v == "broken"), None)
+            facts.vms[result.vmid] = (wants, broken, fix, chain)
             uuid = smbios_uuid(conf.current().get("smbios1"))
             if uuid:
                 facts.vm_uuids[result.vmid] = uuid
@@ -185,7 +188,7 @@ class Collector:
             node.nested_live, node.nested_after_reboot, node.nested_decided_by = live, after, by
         for vmid, vm in snap.vms.items():
             if vmid in facts.vms:
-                vm.wants_nested, vm.broken_link, vm.nested_fix = facts.vms[vmid]
+                vm.wants_nested, vm.broken_link, vm.nested_fix, vm.chain_broken = facts.vms[vmid]
         snap.node_uuids = dict(facts.node_uuids)
         snap.vm_uuids = dict(facts.vm_uuids)
         snap.newest_backup = facts.newest_backup

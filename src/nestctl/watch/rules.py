@@ -195,12 +195,23 @@ def _nodes(snap: TargetSnap, paths: Paths, memory: Memory, out: Evaluation) -> l
             )
             out.unseen.add(f"*:{t}:{node.name}")
             continue
-        events += _nested(snap, node.name, path, page, memory, out)
+        hosts = set(paths.parents.values())
+        wanted = any(
+            v.wants_nested or (t, v.vmid) in hosts for v in snap.vms.values() if v.node == node.name
+        )
+        events += _nested(snap, node.name, path, page, memory, out, wanted=wanted)
     return events
 
 
 def _nested(  # noqa: PLR0917
-    snap: TargetSnap, node: str, path: str, page: str, memory: Memory, out: Evaluation
+    snap: TargetSnap,
+    node: str,
+    path: str,
+    page: str,
+    memory: Memory,
+    out: Evaluation,
+    *,
+    wanted: bool,
 ) -> list[Event]:
     t = snap.name
     n = snap.nodes[node]
@@ -210,7 +221,6 @@ def _nested(  # noqa: PLR0917
     seen_key = f"{t}:{node}"
     if n.nested_live:
         memory.nested_on_seen.add(seen_key)
-    wanted = any(v.wants_nested for v in snap.vms.values() if v.node == node)
     if not (wanted or seen_key in memory.nested_on_seen):
         return []  # nobody here wants nesting: not ours to judge
     if n.nested_live is False:
@@ -300,8 +310,7 @@ def _stopped_on_purpose(tasks: list[TaskSnap], vmid: int, known: dict[str, bool]
     """A stopping task of this VM that is new since the last poll or was running then."""
     ident = str(vmid)
     return any(
-        t.id == ident and t.type in STOPPING_TASKS and not known.get(t.upid, False)
-        for t in tasks
+        t.id == ident and t.type in STOPPING_TASKS and not known.get(t.upid, False) for t in tasks
     )
 
 
@@ -310,10 +319,15 @@ def _nesting_lost(snap: TargetSnap, vm: VmSnap, paths: Paths, out: Evaluation) -
     if not snap.full or vm.wants_nested is None:
         out.unseen.add(f"vm.nesting:{t}:{vm.node}:{vm.vmid}")
         return None
-    if not vm.wants_nested or vm.broken_link is None:
+    broken = vm.broken_link
+    if not vm.wants_nested and (t, vm.vmid) in paths.parents.values():
+        broken = vm.chain_broken  # it runs an inner layer of the lab: that is intent
+    elif not vm.wants_nested:
         return None  # never judged on a VM that does not want nesting
+    if broken is None:
+        return None
     node = snap.nodes.get(vm.node)
-    if vm.broken_link == "host" and node is not None and node.nested_live is False:
+    if broken == "host" and node is not None and node.nested_live is False:
         # The node's nested-off event is the cause: one message, not one per VM; this VM's
         # own event (if any) stays as it was.
         out.unseen.add(f"vm.nesting:{t}:{vm.node}:{vm.vmid}")
@@ -323,7 +337,7 @@ def _nesting_lost(snap: TargetSnap, vm: VmSnap, paths: Paths, out: Evaluation) -
         "config": "its config no longer exposes vmx/svm",
         "process": "the running QEMU does not expose vmx/svm (restart pending)",
         "guest": "the guest does not see vmx/svm",
-    }.get(vm.broken_link, f"broken at {vm.broken_link}")
+    }.get(broken, f"broken at {broken}")
     return Event(
         key=f"vm.nesting:{t}:{vm.node}:{vm.vmid}",
         code="vm.nesting-lost",

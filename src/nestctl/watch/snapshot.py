@@ -28,6 +28,7 @@ class VmSnap:
     wants_nested: bool | None = None
     broken_link: str | None = None  # host | config | process | guest
     nested_fix: str | None = None
+    chain_broken: str | None = None  # the chain's first broken link, whatever the intent
 
 
 @dataclass
