@@ -69,7 +69,7 @@ def test_vm_killed_without_task_fires_once_and_resolves_once(lab: Cluster, tmp_p
         assert message.title.startswith("✖ VM 101 (pve-inner) stopped with no stop")
         assert f"where: outer/pve1{SEP}VM 101" in message.body
         assert "fix: look at `journalctl -u qemu-server@101`" in message.body
-        assert "https://dash.example:8443/vm/pve1/101" in message.body
+        assert "https://dash.example:8443/t/outer/vm/pve1/101" in message.body
         rec.clear()
         with sim.cluster.lock:
             vm.status = "running"

@@ -242,3 +242,24 @@ def load_watch(path: Path) -> tuple[WatchConfig, dict[str, Any]]:
     if problems:
         raise TargetConfigError(problems)
     return config, dict(targets)
+
+
+def watch_state_of(config_file: str | None) -> str | None:
+    """The state file `nestctl watch` keeps for this config file (for the dashboard's events
+    page): its [watch] state_file, the default when [watch] names none, None without [watch]."""
+    import os  # noqa: PLC0415
+    import tomllib  # noqa: PLC0415
+
+    from nestctl.api.targets import MAX_CONFIG_BYTES, config_path  # noqa: PLC0415
+    from nestctl.userfile import UserFileError, read_user_file  # noqa: PLC0415
+
+    path = config_path(os.environ, config_file)
+    try:
+        doc = tomllib.loads(read_user_file(path, MAX_CONFIG_BYTES).decode("utf-8"))
+    except (OSError, UserFileError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
+        return None
+    table = doc.get("watch")
+    if not isinstance(table, dict):
+        return None
+    state = table.get("state_file")
+    return state if isinstance(state, str) and state.strip() else DEFAULT_STATE

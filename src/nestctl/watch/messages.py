@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
+from urllib.parse import quote
 
 from nestctl.findings import Severity
 
@@ -97,7 +98,7 @@ def one(
             lines.append(f"fix: {ev['fix']}")
         lines += [f"> {d}" for d in list(ev.get("details") or [])[-3:]]
     if dashboard:
-        lines.append(dashboard + (ev.get("page") or "/events"))
+        lines.append(dashboard + quote(ev.get("page") or "/events", safe="/"))
     body = "\n".join(_clip(redact(line), LINE_MAX) for line in lines)
     return Message(_clip(redact(title), TITLE_MAX), body, severity)
 

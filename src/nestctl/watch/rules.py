@@ -174,7 +174,7 @@ def _nodes(snap: TargetSnap, paths: Paths, memory: Memory, out: Evaluation) -> l
     events = []
     for node in snap.nodes.values():
         path = paths.node(t, node.name)
-        page = f"/node/{node.name}"
+        page = f"/t/{t}/node/{node.name}"
         if not node.online or node.reachable is False:
             offline = not node.online
             events.append(
@@ -296,7 +296,7 @@ def _stopped(vm: VmSnap, t: str, paths: Paths) -> Event:
         "(a crash, the OOM killer, or a shutdown from inside)",
         fix=f"look at `journalctl -u qemu-server@{vm.vmid}` and the node's kernel log, then "
         f"`qm start {vm.vmid}`",
-        page=f"/vm/{vm.node}/{vm.vmid}",
+        page=f"/t/{t}/vm/{vm.node}/{vm.vmid}",
         node=vm.node,
         vmid=vm.vmid,
     )
@@ -346,7 +346,7 @@ def _nesting_lost(snap: TargetSnap, vm: VmSnap, paths: Paths, out: Evaluation) -
         path=paths.vm(t, vm.vmid),
         what=f"VM {vm.vmid}{_name(vm)} wants nesting and lost it: {where}",
         fix=vm.nested_fix or f"nestctl vm {vm.vmid} --target {t} (shows the fix)",
-        page=f"/vm/{vm.node}/{vm.vmid}",
+        page=f"/t/{t}/vm/{vm.node}/{vm.vmid}",
         node=vm.node,
         vmid=vm.vmid,
     )
@@ -385,7 +385,7 @@ def _tasks(
                 fix=f"read the task log on {node} (Datacenter > Tasks)"
                 + (f", then run the backup again: vzdump {ident}" if kind == "vzdump" else ""),
                 details=task.log_tail,
-                page="/tasks",
+                page=f"/t/{t}/task/{task.upid}",
                 node=node,
                 vmid=vmid,
             )
@@ -417,7 +417,7 @@ def _storages(snap: TargetSnap, paths: Paths, limits: Limits, out: Evaluation) -
             path=paths.node(t, st.node) + f"{SEP}storage {st.storage}",
             what=f"storage {st.storage} is {percent:.0f}% full",
             fix=f"free space on {st.storage} (old backups, unused disks) or grow it",
-            page=f"/node/{st.node}",
+            page=f"/t/{t}/node/{st.node}",
             node=st.node,
         )
     return list(events.values())
@@ -448,7 +448,7 @@ def _backups(
                 what=f"the newest backup of VM {vmid}{_name(vm)} is {age / 3600:.0f} h old "
                 f"(limit {limits.backup_max_age / 3600:.0f} h)",
                 fix=f"check the backup job (Datacenter > Backup), or run `vzdump {vmid}`",
-                page=f"/vm/{vm.node}/{vmid}",
+                page=f"/t/{t}/vm/{vm.node}/{vmid}",
                 node=vm.node,
                 vmid=vmid,
             )

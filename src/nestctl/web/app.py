@@ -18,6 +18,7 @@ from nestctl.web.follow import Followers
 from nestctl.web.pages import (
     assets,
     enable,
+    events,
     firewall,
     login,
     node,
@@ -83,6 +84,7 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
         *tasks.routes,
         *firewall.routes,
         *enable.routes,
+        *events.routes,
     ]
     app = Starlette(
         routes=routes,
