@@ -65,7 +65,8 @@ def watch_server(sim: PveSim, artifacts: Path, tmp_path: Path) -> Iterator[tuple
             with urllib.request.urlopen(f"{url}/healthz", timeout=1):
                 break
         except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
+            assert proc.poll() is None, "serve did not start"
+            assert time.monotonic() < deadline, "serve did not start"
             time.sleep(0.1)
     yield url, store
     stop_serve(proc)
@@ -88,7 +89,8 @@ def test_acknowledge_an_event_from_the_phone(
         page.wait_for_selector("text=VM 1002 (l2-guest) stopped")
         for button in page.locator(".event button, .event .button, a.nav").all():
             box = button.bounding_box()
-            assert box["width"] >= 44 and box["height"] >= 44, button.inner_text()
+            assert box["width"] >= 44, button.inner_text()
+            assert box["height"] >= 44, button.inner_text()
         size = page.evaluate("() => getComputedStyle(document.querySelector('.event')).fontSize")
         assert size == "16px"
         shot(page, artifacts, "events", "phone")
