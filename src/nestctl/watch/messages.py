@@ -81,7 +81,7 @@ def one(
     ev = rec["event"]
     severity = Severity(ev["severity"])
     what = ev["what"]
-    since = rec.get("fired_at") or rec["since"]
+    since = rec.get("since") or rec.get("fired_at") or now  # first seen, not fired
     lines = [f"where: {ev['path']}"]
     if kind == "resolve":
         title = f"✔ resolved: {what}"
