@@ -91,3 +91,13 @@ def test_redactor_shapes_without_known_secrets() -> None:
     )
     for secret in ("abc123def", "hunter22", "pw99"):
         assert secret not in text
+
+
+def test_a_calm_poll_writes_nothing(tmp_path: Path) -> None:
+    store = StateStore(str(tmp_path / "watch.json"))
+    with store.edit() as state:
+        state.records["k:t"] = {"event": {"key": "k:t"}, "status": "firing"}
+    before = os.stat(store.path).st_ino
+    with store.edit() as state:
+        state.records["k:t"]["status"] = "firing"  # the same state again
+    assert os.stat(store.path).st_ino == before  # not replaced

@@ -46,7 +46,6 @@ def step(records: dict[str, dict[str, Any]], found: Evaluation, timing: Timing, 
             rec = _new(event, now, rec)
             records[event.key] = rec
         rec["event"] = event.to_json()
-        rec["last_seen"] = now
         rec["gone_since"] = None
         if rec["status"] == PENDING and (event.security or now - rec["since"] >= timing.hold_down):
             rec["status"] = FIRING
@@ -83,7 +82,6 @@ def _new(event: Event, now: float, old: dict[str, Any] | None) -> dict[str, Any]
         "fired_at": None,
         "resolved_at": None,
         "gone_since": None,
-        "last_seen": now,
         "fires": [],
         "flapping": False,
         "sent": {},

@@ -63,7 +63,6 @@ class Memory:
     seen per target (to tell a crash from a stop), and the nodes seen with nested on."""
 
     last_status: dict[str, dict[int, str]] = field(default_factory=dict)
-    last_taken: dict[str, float] = field(default_factory=dict)
     # Stopping tasks seen at the last poll: upid -> it had ended. A stop is "on purpose" when a
     # stopping task of that VM is new since then or was still running then (no clocks compared:
     # the node's and ours may differ).
@@ -144,7 +143,6 @@ def _target(  # noqa: PLR0917 - one rule pass, its context spelled out
         for vmid, status in memory.last_status.get(t, {}).items()
         if vmid in snap.vms and snap.vms[vmid].status == "unknown"
     }
-    memory.last_taken[t] = snap.taken
     memory.stop_tasks[t] = {
         task.upid: task.status is not None for task in snap.tasks if task.type in STOPPING_TASKS
     }

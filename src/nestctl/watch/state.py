@@ -44,7 +44,6 @@ class WatchState:
                 "last_status": {
                     t: {str(v): s for v, s in m.items()} for t, m in self.memory.last_status.items()
                 },
-                "last_taken": self.memory.last_taken,
                 "nested_on_seen": sorted(self.memory.nested_on_seen),
                 "stop_tasks": self.memory.stop_tasks,
             },
@@ -62,7 +61,6 @@ class WatchState:
                 for t, m in (mem.get("last_status") or {}).items()
                 if isinstance(m, dict)
             },
-            last_taken={str(t): float(v) for t, v in (mem.get("last_taken") or {}).items()},
             nested_on_seen={str(x) for x in mem.get("nested_on_seen") or []},
             stop_tasks={
                 str(t): {str(u): bool(e) for u, e in m.items()}
@@ -111,10 +109,17 @@ class StateStore:
                 f"{self.path}: not a readable state file ({type(exc).__name__})"
             ) from None
 
-    def save(self, state: WatchState) -> None:
+    @staticmethod
+    def text_of(state: WatchState) -> str:
+        return json.dumps(state.to_json(), sort_keys=True, allow_nan=False, indent=1) + "\n"
+
+    def save(self, state: WatchState, *, unless: str | None = None) -> None:
+        """Write `state` (nothing when its text equals `unless`: a calm poll writes nothing)."""
         from nestctl.machine import Host  # noqa: PLC0415
 
-        text = json.dumps(state.to_json(), sort_keys=True, allow_nan=False, indent=1) + "\n"
+        text = self.text_of(state)
+        if text == unless:
+            return
         try:
             Host("/").write_atomic(self.path, text, mode=MODE)
         except OSError as exc:
@@ -138,5 +143,6 @@ class StateStore:
     def edit(self) -> Iterator[WatchState]:
         with self.locked():
             state = self.load()
+            before = self.text_of(state)
             yield state
-            self.save(state)
+            self.save(state, unless=before)
