@@ -269,3 +269,21 @@ def test_the_state_survives_a_restart(tmp_path: Path) -> None:
         again.poll(ev())
     assert again.rec.sent == []
     assert (tmp_path / "state.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_loop_polls_on_the_injected_clock(tmp_path: Path) -> None:
+    from nestctl.watch.service import Watch  # noqa: PLC0415
+
+    now = [NOON]
+    naps: list[float] = []
+    watch = Watch(config(cheap_every=30), [], StateStore(str(tmp_path / "s.json")), Recorder())
+    ticks: list[float] = []
+    watch.tick = lambda t: ticks.append(t) or []  # type: ignore[method-assign, func-returns-value]
+
+    def sleep(seconds: float) -> None:
+        naps.append(seconds)
+        now[0] += seconds
+
+    watch.run(lambda: now[0], sleep, stop=lambda: len(ticks) >= 3)
+    assert ticks == [NOON, NOON + 30, NOON + 60]
+    assert naps == [30.0, 30.0, 30.0]

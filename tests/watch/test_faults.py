@@ -142,6 +142,7 @@ def test_vzdump_failing_names_the_log_and_resolves_on_success(lab: Cluster, tmp_
         sim.cluster.tick()
         clock.ticks(watch, 6)
         assert rec.titles() == ["✔ resolved: backup of VM 101 failed: job errors"]
+        sim.assert_conformant()  # the task log and storage reads are Proxmox's own requests
 
 
 def test_nested_flipped_off_fires_once_and_back_on_resolves(lab: Cluster, tmp_path: Path) -> None:
@@ -309,3 +310,54 @@ def test_the_cheap_check_asks_less_than_the_full_one(lab: Cluster, tmp_path: Pat
         }, cheap
         assert len(sim.requests) < full / 3
         sim.assert_conformant()
+
+
+def test_a_node_that_stops_answering_is_one_event(lab: Cluster, tmp_path: Path) -> None:
+    rec, clock = Recorder(), Clock()
+    with PveSim(lab) as sim:
+        watch = watch_on({"outer": sim}, tmp_path / "state.json", rec, config())
+        quiet_start(watch, clock, rec)
+        sim.fail(node="pve2", status=595, message="No route to host")  # listed online, silent
+        clock.ticks(watch, 6)
+        assert rec.titles() == ["✖ node pve2 is unreachable"]
+        assert "> GET /nodes/pve2/status: HTTP 595: No route to host" in rec.sent[0][1].body
+        rec.clear()
+        sim.clear_faults()
+        clock.ticks(watch, 6)
+        assert rec.titles() == ["✔ resolved: node pve2 is unreachable"]
+
+
+def test_done_when_one_ntfy_push_for_an_inner_node_down_and_one_when_back(
+    lab: Cluster, tmp_path: Path
+) -> None:
+    """The issue's 'done when', end to end: one ntfy URL, real Apprise, an inner Proxmox's node."""
+    from nestctl.watch.apprise_send import send_apprise  # noqa: PLC0415
+    from nestctl.watch.config import Route  # noqa: PLC0415
+    from tests.watch.receivers import http_receiver  # noqa: PLC0415
+
+    pytest.importorskip("apprise")
+    clock = Clock()
+    inner_cluster = load_cluster(CLUSTERS / "lab-inner")
+    with PveSim(lab) as outer, PveSim(inner_cluster) as inner, http_receiver("ntfy") as ntfy:
+        route = Route("phone", urls=(f"ntfy://127.0.0.1:{ntfy.server_port}/lab-alerts",))
+        watch = watch_on(
+            {"outer": outer, "inner": inner},
+            tmp_path / "state.json",
+            Recorder(),
+            config(routes=(route,)),
+            parents={"inner": ("outer", 101)},
+        )
+        watch.send = send_apprise
+        clock.ticks(watch, 4)
+        ntfy.got.clear()  # what the lab had wrong before
+        inner.cluster.set_node_online("pve-inner", False)
+        clock.ticks(watch, 10)
+        assert len(ntfy.got) == 1
+        title, body = ntfy.got[0]
+        assert title == "✖ node pve-inner is offline (the cluster lost it)"
+        assert f"where: outer/pve1{SEP}VM 101{SEP}pve-inner" in body
+        inner.cluster.set_node_online("pve-inner", True)
+        clock.ticks(watch, 10)
+        assert [t for t, _ in ntfy.got[1:]] == [
+            "✔ resolved: node pve-inner is offline (the cluster lost it)"
+        ]
