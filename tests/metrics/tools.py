@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.doctor.test_doctor import node
+from tests.skips import give_up
 from tests.vm.vmtrees import run_vm, vm_conf
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,10 +22,7 @@ def require(tool: str) -> str:
     """Path of a Prometheus tool; missing fails in CI (scripts/install-debian-deps installs it)."""
     path = shutil.which(tool)
     if path is None:
-        why = f"{tool} not installed (Debian package prometheus; scripts/install-debian-deps)"
-        if os.environ.get("CI") == "true" or os.environ.get("NESTCTL_E2E_REQUIRED"):
-            pytest.fail(why)
-        pytest.skip(why)
+        give_up(f"{tool} not installed (Debian package prometheus; scripts/install-debian-deps)")
     return path
 
 
@@ -46,12 +42,12 @@ def promtool(*args: str, stdin: str | None = None, cwd: Path | None = None) -> s
 
 
 def lab_node(root: Path) -> Path:
-    """pve1: Intel, nested on; VM 100 nested and running, 101 waiting for a restart, 102 not
-    meant to nest (Windows, stopped)."""
+    """pve1: Intel, nested on; VM 100 nested and running, 101 waiting for a restart (both
+    tagged `nested`), 102 not meant to nest (Windows, stopped)."""
     node(root)
-    vm_conf(root, 100, "name: lab\nostype: l26\ncpu: host\n")
+    vm_conf(root, 100, "name: lab\nostype: l26\ncpu: host\ntags: nested\n")
     run_vm(root, 100, 4242, "host,+kvm_pv_eoi,+kvm_pv_unhalt")
-    vm_conf(root, 101, "ostype: l26\n\n[PENDING]\ncpu: host\n")
+    vm_conf(root, 101, "ostype: l26\ntags: nested\n\n[PENDING]\ncpu: host\n")
     run_vm(root, 101, 4243, KVM64)
     vm_conf(root, 102, "name: win\nostype: win11\n")
     return root

@@ -128,6 +128,10 @@ def _guest_sees(vm: Mapping[str, Any], chain: Mapping[str, Any]) -> bool:
 def judge_vm(vm: Mapping[str, Any], *, all_vms: bool = False) -> VmVerdict:
     """The verdict of one VM object (see the module docstring). Pure; never raises on odd
     input (a missing key is "unknown")."""
+    if "wants_nested" not in vm:
+        # An object from a nestctl before intent (an older inner node's report): it judged
+        # every VM as if it wanted nesting, so do the same rather than call it unknown.
+        all_vms = True
     wants = vm.get("wants_nested")
     wants = wants if isinstance(wants, bool) else None
     intent = str(vm.get("intent") or "none")
@@ -142,7 +146,8 @@ def judge_vm(vm: Mapping[str, Any], *, all_vms: bool = False) -> VmVerdict:
     ]
     broken = next((k for k in LINKS if chain.get(k) == "broken"), None)
     strict = wants is True or all_vms
-    if "vm.unreachable" in codes or (wants is None and not all_vms):
+    unread = not any(isinstance(chain.get(k), str) for k in LINKS)
+    if "vm.unreachable" in codes or unread or (wants is None and not all_vms):
         message, fix = _explain(None, findings, ("warning", "error"))
         return VmVerdict("unknown", wants, intent, None, message, fix, None)
     if not strict:
