@@ -149,7 +149,8 @@ class Collector:
         from nestctl.vm.facts import VmOptions  # noqa: PLC0415
         from nestctl.vm.remote import analyse_remote  # noqa: PLC0415
 
-        opts = VmOptions(all_nodes=True, use_qemu=False, sections=False)
+        tag = (self.target.intent_tag or "nested").lower()  # the config file may rename it
+        opts = VmOptions(all_nodes=True, use_qemu=False, sections=False, intent_tag=tag)
         scan = collect_api(
             client, opts, concurrency=self.concurrency, nested_reader=self.nested_reader
         )
