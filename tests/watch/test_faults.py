@@ -361,3 +361,26 @@ def test_done_when_one_ntfy_push_for_an_inner_node_down_and_one_when_back(
         assert [t for t, _ in ntfy.got[1:]] == [
             "✔ resolved: node pve-inner is offline (the cluster lost it)"
         ]
+
+
+def test_a_failing_task_list_or_full_check_is_not_a_target_down(
+    lab: Cluster, tmp_path: Path
+) -> None:
+    rec, clock = Recorder(), Clock()
+    with PveSim(lab) as sim:
+        watch = watch_on({"outer": sim}, tmp_path / "state.json", rec, config(full_every=0))
+        quiet_start(watch, clock, rec)
+        active = set(watch.store.load().records)
+        with sim.nonconforming():
+            sim.fail(path="/cluster/tasks$", kind="malformed")
+            sim.fail(path="/nodes/pve1/apt/versions$", status=500, message="got timeout")
+            sim.fail(path="^/version$", status=500, message="got timeout")
+            with sim.cluster.lock:  # stopped while the task list cannot be read
+                vm = sim.cluster.vm(101)
+                vm.status, vm.pid = "stopped", None
+            clock.ticks(watch, 6)
+        assert rec.sent == []  # nothing resolved, nothing new: what could not be read waits
+        assert set(watch.store.load().records) == active
+        sim.clear_faults()
+        clock.ticks(watch, 6)
+        assert titled(rec, "✖ VM 101 (pve-inner) stopped with no stop"), rec.titles()

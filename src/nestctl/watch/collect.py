@@ -73,7 +73,7 @@ class Collector:
         try:
             self._cheap(client, snap, now)
             if full:
-                self.full_facts = self._full(client)
+                self._try_full(client, snap)
         except ApiTlsError as exc:
             snap.tls_problem = _one_line(exc)
             return snap
@@ -84,6 +84,18 @@ class Collector:
             client.close()
         self._lay_over(snap)
         return snap
+
+    def _try_full(self, client: ApiClient, snap: TargetSnap) -> None:
+        """The full check; when it fails (the cheap one answered), the last one's facts stay
+        and the failure is said (its events are then unseen, not resolved)."""
+        from nestctl.api.errors import ApiError, ApiTlsError  # noqa: PLC0415
+
+        try:
+            self.full_facts = self._full(client)
+        except ApiTlsError:
+            raise
+        except ApiError as exc:
+            snap.full_problem = _one_line(exc)
 
     def _remember_secrets(self, client: ApiClient) -> None:
         creds = client.credentials
@@ -113,7 +125,15 @@ class Collector:
                 # 595 (pveproxy cannot reach it) or no answer: down; anything else answered.
                 node.reachable = exc.status not in (595, None)
                 node.problem = _one_line(exc)
-        tasks = client.get("/cluster/tasks")
+        try:
+            tasks = client.get("/cluster/tasks")
+        except ApiTlsError:
+            raise
+        except ApiError as exc:  # the rest of the poll still stands; tasks stay as they were
+            snap.tasks_problem = _one_line(exc)
+            tasks = []
+        if not isinstance(tasks, list):
+            snap.tasks_problem = "/cluster/tasks is not a list"
         for item in tasks if isinstance(tasks, list) else []:
             task = _task(item)
             if task is None or now - task.starttime > TASK_WINDOW:
@@ -181,8 +201,8 @@ class Collector:
 
     def _lay_over(self, snap: TargetSnap) -> None:
         facts = self.full_facts
-        if facts is None:
-            return
+        if facts is None or snap.full_problem is not None:
+            return  # no full facts this time: what they judge is unseen
         snap.full = True
         for name, node in snap.nodes.items():
             live, after, by = facts.nodes.get(name, (None, None, None))

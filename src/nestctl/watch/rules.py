@@ -136,6 +136,8 @@ def _target(  # noqa: PLR0917 - one rule pass, its context spelled out
     out.events += _tasks(snap, paths, limits, now, out)
     out.events += _storages(snap, paths, limits, out)
     out.events += _backups(snap, paths, limits, now, out)
+    if snap.tasks_problem is not None:
+        return  # without the task list a stop cannot be told from a crash: judge it next time
     memory.last_status[t] = {
         vmid: vm.status for vmid, vm in snap.vms.items() if vm.status != "unknown"
     } | {
@@ -267,8 +269,10 @@ def _vms(
         if vm.status == "unknown" or _down(snap, vm.node):
             continue  # its node's event covers it; its keys are unseen (see _nodes)
         if vm.status == "stopped":
-            crashed = before.get(vm.vmid) == "running" and not _stopped_on_purpose(
-                snap.tasks, vm.vmid, known
+            crashed = (
+                snap.tasks_problem is None
+                and before.get(vm.vmid) == "running"
+                and not _stopped_on_purpose(snap.tasks, vm.vmid, known)
             )
             if crashed or _still(active, f"vm.stopped:{t}:", vm.vmid):
                 events.append(_stopped(vm, t, paths))
@@ -354,6 +358,9 @@ def _tasks(
     snap: TargetSnap, paths: Paths, limits: Limits, now: float, out: Evaluation
 ) -> list[Event]:
     t = snap.name
+    if snap.tasks_problem is not None:
+        out.unseen.add(f"task.failed:{t}:")
+        return []
     latest: dict[tuple[str, str, str], TaskSnap] = {}
     for task in snap.tasks:
         group = (task.node, task.type, task.id)

@@ -70,5 +70,7 @@ class TargetSnap:
     storages: list[StorageSnap] = field(default_factory=list)
     newest_backup: dict[int, float] | None = None  # vmid -> newest backup's time (full check)
     full: bool = False  # the full check's facts are in (wants_nested, broken_link, nested)
+    full_problem: str | None = None  # why the full check failed this time
+    tasks_problem: str | None = None  # why /cluster/tasks could not be read this time
     node_uuids: dict[str, str] = field(default_factory=dict)  # node -> DMI product_uuid
     vm_uuids: dict[int, str] = field(default_factory=dict)  # vmid -> smbios1 uuid
