@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.pvesim.storage import StorageState, default_storages, load_storage
 from tests.pvesim.vmconf import VmConf, parse_conf
 
 _PID_BASE = 0x1000
@@ -144,6 +145,7 @@ class Cluster:
     node_reboot_seconds: float = 1.0  # how long a rebooting node is unreachable
     lock: threading.RLock = field(default_factory=threading.RLock)
     running_tasks: list[Task] = field(default_factory=list)
+    storage: StorageState = field(default_factory=default_storages)  # storage.cfg, backups, jobs
     _next_pid: int = _PID_BASE
 
     @property
@@ -220,6 +222,7 @@ def load_cluster(directory: Path) -> Cluster:
     if "firewall" in meta:
         cluster.firewall_options = dict(meta["firewall"].get("options", {}))
         cluster.firewall_rules = [dict(r) for r in meta["firewall"].get("rules", [])]
+    cluster.storage = load_storage(meta)
     for node_dir in sorted(p for p in (directory / "nodes").iterdir() if p.is_dir()):
         node = load_node(node_dir, cluster)
         cluster.nodes[node.name] = node
