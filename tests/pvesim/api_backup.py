@@ -117,7 +117,7 @@ def storage_content(ctx: Ctx) -> Any:
     return out
 
 
-# -- vzdump -----------------------------------------------------------------------------------------
+# -- vzdump ---------------------------------------------------------------------------------------
 
 
 def _guests_on(node: Node) -> dict[int, tuple[str, Any]]:
@@ -221,7 +221,7 @@ def vzdump(ctx: Ctx) -> Any:
     return task.upid
 
 
-# -- jobs ------------------------------------------------------------------------------------------
+# -- jobs -----------------------------------------------------------------------------------------
 
 
 def _job_entry(job: BackupJob) -> dict[str, Any]:
@@ -262,11 +262,7 @@ def backup_job(ctx: Ctx) -> Any:
 
 def included(cluster: Cluster, job: BackupJob) -> set[int]:
     """PVE::VZDump::get_included_guests: vmid list, all (minus exclude) or pool; node-limited."""
-    every = {
-        vmid: node.name
-        for node in cluster.nodes.values()
-        for vmid in _guests_on(node)
-    }
+    every = {vmid: node.name for node in cluster.nodes.values() for vmid in _guests_on(node)}
     if job.vmid is not None:
         chosen = set(_vmid_list(job.vmid)) & set(every)
     elif job.all:

@@ -81,7 +81,9 @@ def _guest(ctx: Ctx, kind: str) -> _Guest:
     vmid = int(ctx.route.uri_params["vmid"])
     ct = _container(node, vmid)
     if ct is None:
-        raise ApiError(500, f"Configuration file 'nodes/{node.name}/lxc/{vmid}.conf' does not exist")
+        raise ApiError(
+            500, f"Configuration file 'nodes/{node.name}/lxc/{vmid}.conf' does not exist"
+        )
     return _Guest("lxc", vmid, ct, ct.conf)
 
 
@@ -94,7 +96,7 @@ def _task(ctx: Ctx, guest: _Guest, kind: str, finish: Callable[[], str | None]) 
     return task.upid
 
 
-# -- list -------------------------------------------------------------------------------------------
+# -- list -----------------------------------------------------------------------------------------
 
 
 def _list(ctx: Ctx, kind: str) -> Any:
@@ -125,7 +127,7 @@ def _list(ctx: Ctx, kind: str) -> Any:
     return out
 
 
-# -- create -----------------------------------------------------------------------------------------
+# -- create ---------------------------------------------------------------------------------------
 
 
 def _create(ctx: Ctx, kind: str) -> Any:
@@ -186,7 +188,7 @@ def _create(ctx: Ctx, kind: str) -> Any:
     return _task(ctx, guest, f"{'qm' if kind == 'qemu' else 'vz'}snapshot", finish)
 
 
-# -- rollback ---------------------------------------------------------------------------------------
+# -- rollback -------------------------------------------------------------------------------------
 
 
 def _rollback(ctx: Ctx, kind: str) -> Any:
@@ -243,7 +245,7 @@ def _rollback(ctx: Ctx, kind: str) -> Any:
     return _task(ctx, guest, f"{prefix}rollback", finish)
 
 
-# -- delete -----------------------------------------------------------------------------------------
+# -- delete ---------------------------------------------------------------------------------------
 
 
 def _delete(ctx: Ctx, kind: str) -> Any:

@@ -147,7 +147,7 @@ def load_storage(meta: dict[str, Any]) -> StorageState:
     return state
 
 
-# -- what a guest's disks allow ---------------------------------------------------------------------
+# -- what a guest's disks allow -------------------------------------------------------------------
 
 
 def disk_volumes(values: dict[str, str]) -> list[tuple[str, str]]:
@@ -181,7 +181,7 @@ def snapshot_problem(state: StorageState, values: dict[str, str]) -> str | None:
     return None
 
 
-# -- calendar events (the subset backup jobs use) ------------------------------------------------
+# -- calendar events (the subset backup jobs use) -------------------------------------------------
 
 _DOW = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
