@@ -298,8 +298,8 @@ def runs_from_tasks(
     tasks: Any, read_log: Callable[[Upid], list[str]], *, log_reads: int = LOG_READS
 ) -> tuple[list[BackupRun], list[str]]:
     """Each guest's part in the vzdump tasks of a task list. A task for one guest names it; a
-    job's task (no id) is split by its log, read only when it failed (a task that ended OK
-    means every guest in it succeeded, which the backup volumes show)."""
+    job's task (no id) is split by its log. Logs are read only of failed tasks (for the reason;
+    a task that ended OK means every guest in it succeeded, which the backup volumes show)."""
     runs: list[BackupRun] = []
     problems: list[str] = []
     reads = 0
@@ -318,20 +318,22 @@ def runs_from_tasks(
         ok = None if running else status == "OK"
         err = None if ok in (True, None) else str(status)
         vmid = _int(t.get("id"))
-        if vmid is not None:
-            runs.append(BackupRun(upid.text, upid.node, vmid, start, end, ok, err))
+        if ok is not False or reads >= log_reads:
+            if vmid is not None:
+                runs.append(BackupRun(upid.text, upid.node, vmid, start, end, ok, err))
             continue
-        if ok is not False:
-            continue
-        if reads >= log_reads:
-            continue
+        # A failed task: its log says which guest failed and why ("job errors" says neither).
         reads += 1
         try:
             lines = read_log(upid)
         except Exception as exc:  # noqa: BLE001 - an unreadable log is a stated unknown
             problems.append(f"Could not read the log of backup task {upid.text}: {exc}.")
-            continue
+            lines = []
         failed = {int(m[1]): m[2] for line in lines if (m := _FAILED_LINE.search(line))}
+        if vmid is not None:
+            why = failed.get(vmid, err)
+            runs.append(BackupRun(upid.text, upid.node, vmid, start, end, False, why))
+            continue
         for line in lines:
             m = _STARTED_LINE.search(line)
             if m is None:

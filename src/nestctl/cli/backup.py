@@ -1,7 +1,8 @@
 """`nestctl backup status|now|jobs`: each guest's last backup, a backup now, the backup jobs.
 
-status: 0 every guest has a recent, successful backup; 1 a backup failed, is older than
---max-age or missing, or a guest no job covers; 2 could not check. Restore is never run from
+status: 1 when a guest's last backup task failed (an error); a backup older than --max-age,
+none at all, or a guest no job covers are warnings (exit 0, as every verb's warnings); 2 could
+not check. Restore is never run from
 here: the `qmrestore` / `pct restore` command is shown instead.
 """
 
