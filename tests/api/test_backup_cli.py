@@ -120,6 +120,7 @@ def test_a_failed_job_task_for_many_guests_is_split_by_its_log(
     upid = pve_sim.request("POST", "/nodes/pve1/vzdump", {"all": "1", "storage": "local"}).data
     assert pve_sim.wait_task("pve1", upid)["exitstatus"] == "job errors"
     code, data = backup(pve_sim, tmp_path, capsys, "status")
+    assert code == 1
     guests = by_id(data)
     assert guests["qemu/102"]["status"] == "failed"
     assert guests["qemu/102"]["last_task"]["error"] == "VM 102 qmp command 'backup' failed"
