@@ -187,6 +187,11 @@ def vm(
 @click.option(
     "--restart", is_flag=True, help="Apply pending changes now with `qm reboot` and re-check."
 )
+@click.option(
+    "--snapshot",
+    is_flag=True,
+    help="Take snapshot nestctl-before-<profile>-<date> first; no change if it cannot be taken.",
+)
 @_versions
 @api_options()
 @root_option
@@ -206,6 +211,7 @@ def enable(ctx: click.Context, /, vmid: int, root: str, as_json: bool, **params:
         migratable=params["migratable"],
         dry_run=params["dry_run"],
         restart=params["restart"],
+        snapshot=params["snapshot"],
     )
     if api_requested(params):
         from nestctl.cli.apiopts import enable_via_api  # noqa: PLC0415
