@@ -417,6 +417,52 @@ def collect_backups(api: Api, *, log_reads: int = LOG_READS) -> BackupFacts:
     return BackupFacts(guests, volumes, runs, jobs, not_backed, storages, problems)
 
 
+def collect_guest_backup(api: Api, guest: Guest, *, log_reads: int = 5) -> BackupFacts:
+    """One guest's backup facts, for its own page: its node's backup storages (content for its
+    VMID), that node's recent vzdump tasks, and the cluster's jobs."""
+    from nestctl.api.actions import task_log_tail  # noqa: PLC0415
+    from nestctl.api.errors import ApiError  # noqa: PLC0415
+
+    node = quote(guest.node, safe="")
+    problems: list[str] = []
+    storages: dict[str, dict[str, Any]] = {}
+    volumes: list[BackupVolume] = []
+    try:
+        listed = api.request("GET", f"/nodes/{node}/storage", {"content": "backup"})
+    except ApiError as exc:
+        listed = []
+        problems.append(f"Could not list the backup storages of node {guest.node}: {exc}.")
+    for s in listed if isinstance(listed, list) else []:
+        if not isinstance(s, Mapping) or not isinstance(s.get("storage"), str):
+            continue
+        sid = s["storage"]
+        storages[sid] = dict(s)
+        path = f"/nodes/{node}/storage/{quote(sid, safe='')}/content"
+        try:
+            reply = api.request("GET", path, {"content": "backup", "vmid": guest.vmid})
+        except ApiError as exc:
+            problems.append(f"Could not read storage {sid} on node {guest.node}: {exc}.")
+            continue
+        volumes += [v for v in parse_volumes(reply, sid, guest.node) if v.vmid == guest.vmid]
+    try:
+        tasks = api.request("GET", f"/nodes/{node}/tasks", {"typefilter": "vzdump", "limit": 100})
+    except ApiError as exc:
+        tasks = []
+        problems.append(f"Could not read node {guest.node}'s task list: {exc}.")
+    runs, more = runs_from_tasks(
+        tasks, lambda upid: task_log_tail(api, upid, 10_000), log_reads=log_reads
+    )
+    problems += more
+    runs = [r for r in runs if r.vmid == guest.vmid]
+    jobs: list[BackupJob] | None
+    try:
+        jobs = parse_jobs(api.request("GET", "/cluster/backup"))
+    except ApiError as exc:
+        jobs = None
+        problems.append(f"Could not read the backup jobs: {exc}.")
+    return BackupFacts([guest], volumes, runs, jobs, None, storages, problems)
+
+
 # -- judging --------------------------------------------------------------------------------------
 
 

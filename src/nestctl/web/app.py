@@ -17,12 +17,14 @@ from nestctl.web.cache import Refresher
 from nestctl.web.follow import Followers
 from nestctl.web.pages import (
     assets,
+    backups,
     enable,
     firewall,
     login,
     node,
     overview,
     power,
+    snapshots,
     tasks,
     vm,
 )
@@ -83,6 +85,8 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
         *tasks.routes,
         *firewall.routes,
         *enable.routes,
+        *snapshots.routes,
+        *backups.routes,
     ]
     app = Starlette(
         routes=routes,
