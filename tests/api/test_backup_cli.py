@@ -57,7 +57,7 @@ def test_status_reports_age_size_storage_and_judges_each_guest(
     state.add_backup("local", "pve1", 102, ctime=now - 10 * DAY)
     state.jobs.append(BackupJob("nightly", vmid="101,102", schedule="21:00"))
     code, data = backup(pve_sim, tmp_path, capsys, "status")
-    assert code == 0  # warnings only: the verdict stays "ready" (an error would make it 1)
+    assert code == 2  # node pve3 is down: 301's backups are unknown (never "none")
     assert set(data) == {"max_age_days", "guests", "uncovered", "jobs", "findings", "verdict"}
     guests = by_id(data)
     assert set(guests["qemu/101"]) == GUEST_KEYS
@@ -76,10 +76,13 @@ def test_status_reports_age_size_storage_and_judges_each_guest(
     assert ("backup.stale", "VM 102 (win11)") in codes
     assert ("backup.none", "VM 103 (default-cpu)") in codes
     assert ("backup.no-job", "VM 103 (default-cpu)") in codes
+    assert guests["qemu/301"]["status"] == "unknown"
+    assert ("backup.unknown", "VM 301 (on-a-down-node)") in codes
     # a longer limit makes 102 fine
+    pve_sim.cluster.set_node_online("pve3", True)
     code, data = backup(pve_sim, tmp_path, capsys, "status", "101", "102", "--max-age", "14")
     assert [g["status"] for g in data["guests"]] == ["ok", "ok"]
-    assert code == 0
+    assert code == 0  # warnings only (103's), the verdict stays "ready"
 
 
 def test_back_up_now_follows_the_task_and_a_failed_backup_is_an_error(
@@ -145,7 +148,7 @@ def test_jobs_lists_schedule_next_run_coverage_and_uncovered_guests(
     assert data["uncovered"] == ["qemu/104"]
     codes = {(f["code"], f["message"].split(":")[0]) for f in data["findings"]}
     assert ("backup.job-disabled", "VM 301 (on-a-down-node)") in codes
-    assert code == 0
+    assert code == 2  # pve3 is down: what it holds is unknown
 
 
 # -- the engine alone ----------------------------------------------------------------------------

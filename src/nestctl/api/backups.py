@@ -150,6 +150,9 @@ class BackupFacts:
     not_backed_up: set[int] | None  # Proxmox's own answer; None: could not read
     storages: dict[str, dict[str, Any]]  # storage id -> /nodes/{node}/storage entry
     problems: list[str] = field(default_factory=list)  # what could not be read, one sentence each
+    unread_nodes: set[str] = field(
+        default_factory=set
+    )  # offline or unlisted: their storages unseen
 
 
 @dataclass
@@ -160,6 +163,7 @@ class GuestBackup:
     jobs: list[str]  # ids of the jobs that cover it
     disabled_only: bool  # covered only by disabled jobs
     covered: bool | None
+    node_read: bool = True  # False: its node's storages could not be read (offline)
 
     @property
     def status(self) -> str:
@@ -344,26 +348,17 @@ def runs_from_tasks(
     return runs, problems
 
 
-def collect_backups(api: Api, *, log_reads: int = LOG_READS) -> BackupFacts:
-    """Everything the backup view needs, in a bounded number of requests (one per node and
-    backup storage, one task list, logs only of failed job tasks)."""
-    from nestctl.api.actions import task_log_tail  # noqa: PLC0415
+def _read_storages(
+    api: Api, nodes: list[str], problems: list[str]
+) -> tuple[dict[str, dict[str, Any]], list[BackupVolume], set[str]]:
+    """Each online node's backup storages and their backups (a shared storage read once):
+    (storage id -> entry, volumes, nodes whose storages could not be listed)."""
     from nestctl.api.errors import ApiError  # noqa: PLC0415
 
-    resources = api.request("GET", "/cluster/resources")
-    guests = guests_from_resources(resources)
-    nodes = sorted(
-        str(r["node"])
-        for r in (resources if isinstance(resources, list) else [])
-        if isinstance(r, Mapping)
-        and r.get("type") == "node"
-        and r.get("status") == "online"
-        and isinstance(r.get("node"), str)
-    )
-    problems: list[str] = []
     storages: dict[str, dict[str, Any]] = {}
     volumes: list[BackupVolume] = []
     seen_shared: set[str] = set()
+    unread: set[str] = set()
     for node in nodes:
         try:
             listed = api.request(
@@ -371,6 +366,7 @@ def collect_backups(api: Api, *, log_reads: int = LOG_READS) -> BackupFacts:
             )
         except ApiError as exc:
             problems.append(f"Could not list the backup storages of node {node}: {exc}.")
+            unread.add(node)
             continue
         for s in listed if isinstance(listed, list) else []:
             if not isinstance(s, Mapping) or not isinstance(s.get("storage"), str):
@@ -388,6 +384,29 @@ def collect_backups(api: Api, *, log_reads: int = LOG_READS) -> BackupFacts:
                 problems.append(f"Could not read storage {sid} on node {node}: {exc}.")
                 continue
             volumes += parse_volumes(reply, sid, node)
+    return storages, volumes, unread
+
+
+def collect_backups(api: Api, *, log_reads: int = LOG_READS) -> BackupFacts:
+    """Everything the backup view needs, in a bounded number of requests (one per node and
+    backup storage, one task list, logs only of failed job tasks)."""
+    from nestctl.api.actions import task_log_tail  # noqa: PLC0415
+    from nestctl.api.errors import ApiError  # noqa: PLC0415
+
+    resources = api.request("GET", "/cluster/resources")
+    guests = guests_from_resources(resources)
+    nodes = sorted(
+        str(r["node"])
+        for r in (resources if isinstance(resources, list) else [])
+        if isinstance(r, Mapping)
+        and r.get("type") == "node"
+        and r.get("status") == "online"
+        and isinstance(r.get("node"), str)
+    )
+    problems: list[str] = []
+    offline = {g.node for g in guests} - set(nodes)
+    storages, volumes, unread = _read_storages(api, nodes, problems)
+    unread |= offline
     try:
         tasks = api.request("GET", "/cluster/tasks")
     except ApiError as exc:
@@ -414,7 +433,9 @@ def collect_backups(api: Api, *, log_reads: int = LOG_READS) -> BackupFacts:
     except ApiError as exc:
         not_backed = None
         problems.append(f"Could not read which guests no backup job covers: {exc}.")
-    return BackupFacts(guests, volumes, runs, jobs, not_backed, storages, problems)
+    for node in sorted(offline):
+        problems.append(f"Node {node} is offline: its own backup storages could not be read.")
+    return BackupFacts(guests, volumes, runs, jobs, not_backed, storages, problems, unread)
 
 
 def collect_guest_backup(api: Api, guest: Guest, *, log_reads: int = 5) -> BackupFacts:
@@ -497,6 +518,7 @@ def per_guest(facts: BackupFacts) -> list[GuestBackup]:
                 [j.id for j in covering],
                 disabled_only,
                 covered,
+                guest.node not in facts.unread_nodes,
             )
         )
     return out
@@ -522,6 +544,15 @@ def backup_findings(
                     "backup.failed",
                     f"{who}: its last backup failed: {run.error or 'no reason given'}.",
                     f"read the task log ({run.upid}), fix the cause, then {fix_now}",
+                )
+            )
+        elif last is None and not e.node_read:
+            e._status = "unknown"
+            out.append(
+                unknown(
+                    "backup.unknown",
+                    f"{who}: its node {g.node} could not be read, so its backups are unknown.",
+                    "check again when the node is online",
                 )
             )
         elif last is None:

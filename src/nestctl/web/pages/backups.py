@@ -135,7 +135,7 @@ def _cluster(api: Any) -> dict[str, Any]:
     for job in facts.jobs or []:
         covers = [e.guest.id for e in entries if job.covers(e.guest)]
         jobs.append({**job.to_json(), "covers": covers})
-    order = {"failed": 0, "none": 1, "stale": 2, "running": 3, "ok": 4}
+    order = {"failed": 0, "none": 1, "stale": 2, "unknown": 3, "running": 4, "ok": 5}
     guests = sorted(
         (e.to_json(t) for e in entries), key=lambda g: (order.get(g["status"], 5), g["vmid"])
     )
