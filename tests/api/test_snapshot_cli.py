@@ -139,3 +139,18 @@ def test_the_guest_is_locked_while_the_snapshot_task_runs(pve_sim: PveSim) -> No
     pve_sim.cluster.task_seconds = 0
     assert pve_sim.wait_task("pve1", upid)["exitstatus"] == "OK"
     assert "lock" not in pve_sim.cluster.vm(103).conf.main
+
+
+def test_rollback_before_nestctl_finds_the_safety_snapshot(
+    pve_sim: PveSim, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, data = nestctl_json(
+        capsys, "vm", "enable", "103", "--profile", "linux-kvm", "--snapshot",
+        *api_args(pve_sim, tmp_path),
+    )  # fmt: skip
+    assert code == 0, data
+    assert pve_sim.cluster.vm(103).conf.main["cpu"] == "host"
+    code, data = snap(pve_sim, tmp_path, capsys, "rollback", "103", "--before-nestctl", "--yes")
+    assert code == 0, data
+    assert data["name"].startswith("nestctl-before-linux-kvm-")
+    assert "cpu" not in pve_sim.cluster.vm(103).conf.main  # the profile is undone

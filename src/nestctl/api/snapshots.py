@@ -186,6 +186,21 @@ def build_tree(reply: Any) -> SnapshotTree:
     )
 
 
+SAFETY_PREFIX = "nestctl-before-"
+
+
+def latest_safety(tree: SnapshotTree, profile: str | None = None) -> Snapshot | None:
+    """The newest snapshot `vm enable` took (`nestctl-before-<profile>-<date>`), optionally for
+    one profile: what `vm disable --rollback` / `snapshot rollback --before-nestctl` go back to."""
+    found = [
+        s
+        for s in tree.snapshots.values()
+        if s.name.startswith(SAFETY_PREFIX)
+        and (profile is None or s.name.startswith(f"{SAFETY_PREFIX}{profile[:16]}"))
+    ]
+    return max(found, key=lambda s: (s.snaptime or 0, s.name), default=None)
+
+
 # -- can its storage take one? --------------------------------------------------------------------
 
 

@@ -106,32 +106,46 @@ def create(vmid: int, name: str, root: str, as_json: bool, **params: Any) -> Non
 
 @snapshot.command(epilog=EPILOG)
 @click.argument("vmid", type=VMID)
-@click.argument("name")
+@click.argument("name", required=False)
+@click.option(
+    "--before-nestctl",
+    is_flag=True,
+    help="The newest snapshot `vm enable --snapshot` took (nestctl-before-...), instead of NAME.",
+)
 @click.option("--start", is_flag=True, help="Start the guest after the rollback.")
 @click.option("--yes", is_flag=True, help="Do not ask: the current state is discarded.")
 @_common
-def rollback(vmid: int, name: str, root: str, as_json: bool, **params: Any) -> None:
+def rollback(vmid: int, name: str | None, root: str, as_json: bool, **params: Any) -> None:
     """Roll VMID back to snapshot NAME. Everything since is lost: type NAME to confirm."""
     import sys  # noqa: PLC0415
 
-    from nestctl.api.snapshots import rollback_snapshot  # noqa: PLC0415
+    from nestctl.api import snapshots as snaps  # noqa: PLC0415
     from nestctl.cli.guestapi import find_guest, open_api  # noqa: PLC0415
 
-    if not params["yes"]:
-        if not sys.stdin.isatty():
-            raise click.UsageError("rollback discards the current state: add --yes to confirm")
-        typed = click.prompt(f"This discards VM {vmid}'s current state. Type {name} to confirm")
-        if typed != name:
-            raise NestctlError("not confirmed: nothing was changed")
+    if (name is None) == (not params["before_nestctl"]):
+        raise click.UsageError("give NAME or --before-nestctl (one of them)")
     with open_api(params, root) as (api, _where):
         guest = find_guest(api, vmid)
+        if name is None:
+            found = snaps.latest_safety(snaps.list_snapshots(api, guest.kind, guest.node, vmid))
+            if found is None:
+                raise NestctlError(f"{_word(guest)} {vmid} has no snapshot nestctl took")
+            name = found.name
+        if not params["yes"]:
+            if not sys.stdin.isatty():
+                raise click.UsageError("rollback discards the current state: add --yes to confirm")
+            typed = click.prompt(f"This discards {_word(guest)} {vmid}'s current state. "
+                                 f"Type {name} to confirm")  # fmt: skip
+            if typed != name:
+                raise NestctlError("not confirmed: nothing was changed")
+        snapname = name
         report = _run(
             api,
             guest,
             "rollback",
-            name,
-            lambda: rollback_snapshot(
-                api, guest.kind, guest.node, vmid, name, start=params["start"]
+            snapname,
+            lambda: snaps.rollback_snapshot(
+                api, guest.kind, guest.node, vmid, snapname, start=params["start"]
             ),
         )
     raise SystemExit(emit(report, as_json))
