@@ -228,7 +228,7 @@ def parse_ct_config(text: str, vmid: int, path: str = "") -> CtConfig:
 
 
 def _header(line: str) -> str | None:
-    """"" for [pve:pending], the name for a snapshot section, None when no header."""
+    """ "" for [pve:pending], the name for a snapshot section, None when no header."""
     if _PENDING.fullmatch(line):
         return ""
     m = _SNAPSHOT.fullmatch(line)

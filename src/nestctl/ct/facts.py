@@ -49,10 +49,13 @@ class Passthrough:
     device: Device | None  # the dev<N> entry, when there is one
     mount_entry: bool  # a raw lxc.mount.entry binds it
     cgroup_allowed: bool  # a raw lxc.cgroup2.devices.allow (or lxc.cgroup.) lets the CT open it
+    named_rule: bool = False  # ... with a rule naming this device (not `a` or `c *:* rwm`)
 
     @property
     def configured(self) -> bool:
-        return self.device is not None or self.mount_entry or self.cgroup_allowed
+        """Asked for explicitly: a dev<N>, a bind, or a cgroup rule naming this device (a
+        catch-all `a` rule, common for GPUs and Docker, asks for nothing in particular)."""
+        return self.device is not None or self.mount_entry or self.named_rule
 
     @property
     def usable(self) -> bool:
@@ -79,6 +82,7 @@ class CtFacts:
     kvm: Passthrough
     fuse_device: Passthrough
     apparmor_profile: str | None  # lxc.apparmor.profile, e.g. "unconfined"
+    group_idmap: bool  # raw lxc.idmap lines map single host groups in (e.g. the node's kvm)
     seccomp_profile: str | None  # lxc.seccomp.profile (replaces keyctl/mknod handling)
     digest: str
     problems: list[str] = field(default_factory=list)
@@ -149,11 +153,10 @@ def _passthrough(
 ) -> Passthrough:
     device = next((d for d in devices if d.path == path), None)
     mount = any(k == "lxc.mount.entry" and _mount_binds(v, path) for k, v in raw)
-    allowed = any(
-        k in ("lxc.cgroup2.devices.allow", "lxc.cgroup.devices.allow") and _allows(v, number)
-        for k, v in raw
-    )
-    return Passthrough(device, mount, allowed)
+    rules = [v for k, v in raw if k in ("lxc.cgroup2.devices.allow", "lxc.cgroup.devices.allow")]
+    allowed = any(_allows(v, number) for v in rules)
+    named = any(_allows(v, number) and f"{number[0]}:{number[1]}" in v for v in rules)
+    return Passthrough(device, mount, allowed, named)
 
 
 def _last(raw: list[tuple[str, str]], key: str) -> str | None:
@@ -190,6 +193,10 @@ def ct_facts(conf: CtConfig, *, running: bool | None, name: str | None = None) -
         kvm=_passthrough("/dev/kvm", KVM_DEVICE, devices, conf.lxc),
         fuse_device=_passthrough("/dev/fuse", FUSE_DEVICE, devices, conf.lxc),
         apparmor_profile=_last(conf.lxc, "lxc.apparmor.profile"),
+        group_idmap=any(
+            k == "lxc.idmap" and re.fullmatch(r"\s*g\s+\d+\s+\d+\s+1\s*", v, re.ASCII) is not None
+            for k, v in conf.lxc
+        ),
         seccomp_profile=_last(conf.lxc, "lxc.seccomp.profile"),
         digest=conf.digest,
         problems=problems,
