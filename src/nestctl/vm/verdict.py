@@ -52,9 +52,14 @@ NESTING_PREFIXES = (
 LINK_CODES: dict[str, tuple[str, ...]] = {
     "host": ("vm.host.", "host.", "ct.kvm.node-missing"),
     "config": (
-        "vm.nested.not-exposed", "vm.cpu.", "vm.args.",
-        "ct.docker.", "ct.systemd.", "ct.kvm.", "ct.fuse.",
-    ),  # fmt: skip
+        "vm.nested.not-exposed",
+        "vm.cpu.",
+        "vm.args.",
+        "ct.docker.",
+        "ct.systemd.",
+        "ct.kvm.",
+        "ct.fuse.",
+    ),
     "process": ("vm.restart-required",),
     "guest": ("vm.nested.not-exposed", "guest.", "vm.guest."),
 }
