@@ -29,6 +29,8 @@ DEFAULT_TAG = "nested"
 
 IntentKind = Literal["tag", "inner-layer", "config", "guest", "none"]
 
+#: Proxmox's tag names (pve-common `pve-tag`), case-insensitive.
+_TAG_NAME = re.compile(r"[a-z0-9_][a-z0-9_+.-]*", re.ASCII | re.IGNORECASE)
 #: Proxmox separates tags with ';' (also accepts ',' and spaces when parsing).
 _TAG_SPLIT = re.compile(r"[;,\s]+", re.ASCII)
 #: vmx/svm switched on in `args: -cpu ...` (QEMU: `+vmx`, `vmx=on`; qapi booleans).
@@ -51,6 +53,10 @@ class Intent(NamedTuple):
 
 UNREAD = Intent(None, "none", "its config could not be read")
 NONE = Intent(False, "none", "nothing asks for nesting (no tag, no vmx/svm flag, no hypervisor)")
+
+
+def valid_tag(name: str) -> bool:
+    return _TAG_NAME.fullmatch(name) is not None
 
 
 def vm_tags(conf: Mapping[str, str]) -> list[str]:

@@ -141,6 +141,10 @@ def _guest_sees(vm: Mapping[str, Any], chain: Mapping[str, Any]) -> bool:
 def judge_vm(vm: Mapping[str, Any], *, all_vms: bool = False) -> VmVerdict:
     """The verdict of one VM object (see the module docstring). Pure; never raises on odd
     input (a missing key is "unknown")."""
+    if "wants_nested" not in vm:
+        # An object from a nestctl before intent (an older inner node's report): it judged
+        # every VM as if it wanted nesting, so do the same rather than call it unknown.
+        all_vms = True
     wants = vm.get("wants_nested")
     wants = wants if isinstance(wants, bool) else None
     intent = str(vm.get("intent") or "none")
