@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from nestctl.cli.apiopts import api_options, api_requested
+from nestctl.cli.apiopts import api_options, api_requested, intent_options, intent_params
 from nestctl.cli.common import emit, json_option, open_host, root_option
 from nestctl.machine import Host
 
@@ -133,6 +133,7 @@ def _options(params: dict[str, Any], vmids: tuple[int, ...] = (), *, text: bool 
         cluster_vendors=_vendors(params.get("cluster_vendors")),
         guest=params.get("guest", False),
         sections=text,
+        **intent_params(params),
     )
 
 
@@ -146,6 +147,7 @@ def _options(params: dict[str, Any], vmids: tuple[int, ...] = (), *, text: bool 
 )
 @click.option("--all-nodes", is_flag=True, help="Every node's VMs (/etc/pve/nodes/*/qemu-server).")
 @click.option("--guest", is_flag=True, help="Add the guest's own view (through the guest agent).")
+@intent_options
 @_checks
 @_versions
 @api_options()
