@@ -211,3 +211,17 @@ def test_an_unreadable_storage_is_a_stated_unknown(
     assert unread
     assert "nfs" in unread[0]["message"]
     assert code in (1, 2)
+
+
+def test_a_container_backup_and_its_pct_restore_command(
+    pve_sim: PveSim, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, data = backup(pve_sim, tmp_path, capsys, "now", "151", "--storage", "local")
+    assert code == 0, data
+    assert data["guest"]["id"] == "lxc/151"
+    assert data["backup"]["volid"].startswith("local:backup/vzdump-lxc-151-")
+    assert data["backup"]["notes"] == "dns"
+    code, data = backup(pve_sim, tmp_path, capsys, "status", "151")
+    entry = by_id(data)["lxc/151"]
+    assert entry["status"] == "ok"
+    assert entry["restore"].startswith("pct restore 151 local:backup/vzdump-lxc-151-")

@@ -154,3 +154,44 @@ def test_rollback_before_nestctl_finds_the_safety_snapshot(
     assert code == 0, data
     assert data["name"].startswith("nestctl-before-linux-kvm-")
     assert "cpu" not in pve_sim.cluster.vm(103).conf.main  # the profile is undone
+
+
+# -- containers -----------------------------------------------------------------------------------
+
+
+def test_a_container_snapshot_tree_rollback_and_its_reserved_name(
+    pve_sim: PveSim, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, data = snap(pve_sim, tmp_path, capsys, "create", "151", "before-upgrade")
+    assert code == 0, data
+    assert data["guest"]["id"] == "lxc/151"
+    assert ":vzsnapshot:151:" in data["task"]["upid"]
+    ct = pve_sim.cluster.nodes["pve1"].cts[151]
+    ct.conf.main["memory"] = "4096"
+    ct.conf.touch()
+    code, data = snap(pve_sim, tmp_path, capsys, "list", "151")
+    assert [(s["name"], s["vmstate"], s["current"]) for s in data["snapshots"]] == [
+        ("before-upgrade", None, True)
+    ]
+    code, data = snap(pve_sim, tmp_path, capsys, "rollback", "151", "before-upgrade", "--yes")
+    assert code == 0, data
+    assert ":vzrollback:151:" in data["task"]["upid"]
+    assert ct.conf.main.get("memory") != "4096"
+    code, _out, err = nestctl(
+        capsys, "snapshot", "create", "151", "vzdump", *api_args(pve_sim, tmp_path)
+    )
+    assert code == 2
+    assert "keeps for itself" in err
+    code, _out, err = nestctl(
+        capsys, "snapshot", "create", "151", "x1", "--vmstate", *api_args(pve_sim, tmp_path)
+    )
+    assert code == 2
+    assert "containers have no RAM snapshots" in err
+
+
+def test_a_locked_container_refuses_in_its_own_words(
+    pve_sim: PveSim, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, data = snap(pve_sim, tmp_path, capsys, "create", "152", "x1")  # fixture: lock backup
+    assert code == 1
+    assert data["task"]["exitstatus"] == "CT is locked (backup)"

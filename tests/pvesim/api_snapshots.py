@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tests.pvesim.api_nodes import new_task
+from tests.pvesim.ctconf import CtConf, CtSection
 from tests.pvesim.handlers import ApiError, Ctx, handles, index
 from tests.pvesim.storage import snapshot_problem
 
@@ -52,12 +53,10 @@ class _Guest:
         return out
 
     def new_section(self, name: str, values: dict[str, str]) -> None:
-        sections = self.conf.sections
-        sample = next(iter(sections.values()), None)
-        if sample is not None and not isinstance(sample, dict):  # pve-container's CtSection
-            sections[name] = type(sample)(values=values)
+        if isinstance(self.conf, CtConf):  # pve-container's sections keep their lxc.* lines
+            self.conf.sections[name] = CtSection(values=values, lxc=list(self.conf.lxc))
         else:
-            sections[name] = values
+            self.conf.sections[name] = values
 
     @property
     def errors(self) -> dict[str, str]:
@@ -229,6 +228,9 @@ def _rollback(ctx: Ctx, kind: str) -> Any:
         main.clear()
         main.update(fresh)
         main["parent"] = name
+        if isinstance(conf, CtConf):  # the raw lxc.* lines come back too
+            section = conf.sections.get(name)
+            conf.lxc = list(section.lxc) if isinstance(section, CtSection) else conf.lxc
         if getattr(conf, "pending", None) is not None:
             conf.pending.clear()
             conf.pending_delete.clear()
