@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from nestctl.api.actions import Api, Upid, _task, parse_upid
 from nestctl.findings import Finding, error, unknown, warning
+from nestctl.parse import parse_uint
 
 DEFAULT_MAX_AGE_DAYS = 7.0
 MODES = ("snapshot", "suspend", "stop")
@@ -206,15 +207,16 @@ def _int(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
+    if isinstance(value, str):
+        return parse_uint(value)
     return None
 
 
 def _vmid_list(value: Any) -> tuple[int, ...]:
     if not isinstance(value, str):
         return ()
-    return tuple(int(v) for v in re.split(r"[,;\s]+", value) if v.isascii() and v.isdigit())
+    found = (parse_uint(v) for v in re.split(r"[,;\s]+", value, flags=re.ASCII))
+    return tuple(v for v in found if v is not None)
 
 
 def guests_from_resources(reply: Any) -> list[Guest]:
