@@ -157,3 +157,33 @@ def test_dry_run_names_the_snapshot_it_would_take(
     assert data["snapshot"]["supported"] is True
     assert data["snapshot"]["taken"] is False
     assert not any(r.method in ("POST", "PUT") for r in pve_sim.requests)
+
+
+def test_vm_disable_rollback_goes_back_to_the_safety_snapshot(
+    pve_sim: PveSim, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, data = enable(pve_sim, tmp_path, capsys, "103", "--profile", "linux-kvm", "--snapshot")
+    assert code == 0, data
+    name = data["snapshot"]["name"]
+    token = tmp_path / "token"
+    args = [
+        "--api",
+        pve_sim.url,
+        "--fingerprint",
+        pve_sim.fingerprint,
+        "--token-file",
+        str(token),
+    ]
+    code, data = nestctl_json(capsys, "vm", "disable", "103", "--rollback", "--dry-run", *args)
+    assert code == 0, data
+    assert data["commands"] == [
+        ["pvesh", "create", f"/nodes/pve1/qemu/103/snapshot/{name}/rollback"]
+    ]
+    assert pve_sim.cluster.vm(103).conf.main["cpu"] == "host"
+    code, data = nestctl_json(capsys, "vm", "disable", "103", "--rollback", "--yes", *args)
+    assert code == 0, data
+    assert data["applied"] is True
+    assert "cpu" not in pve_sim.cluster.vm(103).conf.main
+    code, data = nestctl_json(capsys, "vm", "disable", "101", "--rollback", "--yes", *args)
+    assert code == 1
+    assert data["findings"][0]["code"] == "vm.disable.no-snapshot"

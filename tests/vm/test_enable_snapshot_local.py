@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from nestctl.machine import CommandResult, CommandStatus, RecordingRunner
+from nestctl.cli import cli
+from nestctl.machine import CommandResult, CommandStatus, Host, RecordingRunner
 from tests.vm.test_cli_vm import LINUX, enable
 from tests.vm.vmtrees import digest_args, node, vm_conf
 
@@ -45,7 +47,8 @@ def test_the_snapshot_comes_first_and_qm_set_carries_the_new_digest(
     new = tuple(digest_args(tmp_path, 100))
     assert new != old
     assert rec.calls[0][:4] == ("qm", "snapshot", "100", name)
-    assert rec.calls[1] == ("qm", "set", "100", "--cpu", "host", *new)
+    assert rec.calls[1][:5] == ("qm", "set", "100", "--cpu", "host")
+    assert rec.calls[1][-2:] == new  # the digest after our own snapshot
     assert data["snapshot"]["taken"] is True
 
 
@@ -79,3 +82,27 @@ def test_raw_on_a_dir_storage_is_said_with_the_reason_and_nothing_runs(
     assert rec.calls == []
     assert data["snapshot"]["supported"] is False
     assert "scsi0 is on local (dir) in raw format" in data["snapshot"]["why"]
+
+
+def test_vm_disable_rollback_runs_qm_rollback_to_the_newest_nestctl_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf = tree(tmp_path)
+    body = conf.read_text()
+    conf.write_text(
+        "parent: nestctl-before-pve-lab-20261202\n" + body
+        + "\n[nestctl-before-linux-kvm-20261201]\n" + body + "snaptime: 100\n"
+        + "\n[nestctl-before-pve-lab-20261202]\n" + body + "snaptime: 200\n"
+        + "\n[mine]\n" + body + "snaptime: 300\n"
+    )  # fmt: skip
+    rec = RecordingRunner()
+    monkeypatch.setattr("nestctl.cli.vm.make_host", lambda r: Host(r, runner=rec))
+    result = CliRunner().invoke(
+        cli, ["vm", "disable", "100", "--rollback", "--yes", "--root", str(tmp_path), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert rec.calls == [("qm", "rollback", "100", "nestctl-before-pve-lab-20261202")]
+    result = CliRunner().invoke(
+        cli, ["vm", "disable", "100", "--rollback", "--root", str(tmp_path), "--json"]
+    )
+    assert result.exit_code == 2  # no terminal to confirm on, and no --yes
