@@ -136,3 +136,12 @@ def test_an_auditor_may_look_but_not_snapshot(client, sim):
     r = _post(client, url, url, name="mine")
     assert r.status_code == 403
     assert "VM.Snapshot" in r.text
+
+
+def test_a_locked_guest_offers_no_snapshot_change(client, sim):
+    login(client, *token(sim))
+    page = client.get("/t/lab/vm/pve1/104/snapshots").text  # the fixture's 104: lock backup
+    assert "is locked (backup)" in page
+    assert 'id="take-snapshot"' not in page
+    page = client.get("/t/lab/vm/pve1/103/snapshots").text
+    assert 'id="take-snapshot"' in page

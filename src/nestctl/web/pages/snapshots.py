@@ -52,16 +52,25 @@ def _follow(request: Request, target: str, api: Any, upid: Any) -> Response:
     return see_other(f"/t/{quote(target, safe='')}/task/{quote(upid.text, safe='')}")
 
 
+def _tree_and_lock(api: Any, kind: str, node: str, vmid: int) -> tuple[Any, str | None]:
+    """The tree, and the guest's lock (a locked guest takes no snapshot change: the page
+    offers none until Proxmox's task ends)."""
+    tree = snapshots.list_snapshots(api, kind, node, vmid)
+    status = api.request("GET", f"{snapshots.guest_path(kind, node, vmid)}/status/current")
+    lock = status.get("lock") if isinstance(status, dict) else None
+    return tree, lock if isinstance(lock, str) and lock else None
+
+
 async def tree_page(request: Request) -> Response:
     ctx = _context(request)
     api = api_for(request, ctx["target"])
     try:
-        tree = await asyncio.to_thread(
-            snapshots.list_snapshots, api, ctx["kind"], ctx["node"], ctx["vmid"]
+        tree, lock = await asyncio.to_thread(
+            _tree_and_lock, api, ctx["kind"], ctx["node"], ctx["vmid"]
         )
     except Exception as exc:  # noqa: BLE001 - Proxmox's own message is the answer
         return failure(request, f"snapshots of {ctx['word']} {ctx['vmid']}", exc, ctx["base"])
-    return render(request, "snapshots.html", tree=tree, rows=tree.rows(), **ctx)
+    return render(request, "snapshots.html", tree=tree, rows=tree.rows(), lock=lock, **ctx)
 
 
 async def create(request: Request) -> Response:
