@@ -191,17 +191,12 @@ def test_backup_older_than_the_limit(lab: Cluster, tmp_path: Path) -> None:
         quiet_start(watch, clock, rec)
         old = clock.now - 40 * 3600
         with sim.cluster.lock:
-            lab.nodes["pve1"].backups.append(
-                {"volid": "local:backup/vzdump-qemu-101-old.vma.zst", "vmid": 101, "ctime": old}
-            )
+            sim.cluster.storage.add_backup("local", "pve1", 101, ctime=int(old))
         clock.ticks(watch, 4)
         assert titled(rec, "⚠ the newest backup of VM 101 (pve-inner) is 40 h old (limit 36 h)")
         rec.clear()
         with sim.cluster.lock:
-            lab.nodes["pve1"].backups.append(
-                {"volid": "local:backup/vzdump-qemu-101-new.vma.zst", "vmid": 101,
-                 "ctime": clock.now}
-            )  # fmt: skip
+            sim.cluster.storage.add_backup("local", "pve1", 101, ctime=int(clock.now))
         clock.ticks(watch, 6)
         assert rec.titles() == [
             "✔ resolved: the newest backup of VM 101 (pve-inner) is 40 h old (limit 36 h)"

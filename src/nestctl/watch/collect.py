@@ -11,7 +11,6 @@ laid over every cheap snapshot until the next full check.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 ClientFactory = Callable[["Target"], "ApiClient"]
 LOG_LINES = 3
 TASK_WINDOW = 24 * 3600
-_BACKUP = re.compile(r"vzdump-(?:qemu|lxc)-([1-9][0-9]{2,8})-", re.ASCII)
 
 
 @dataclass
@@ -196,7 +194,7 @@ class Collector:
             uuid = smbios_uuid(conf.current().get("smbios1"))
             if uuid:
                 facts.vm_uuids[result.vmid] = uuid
-        facts.newest_backup = _newest_backups(client, scan.node_reports)
+        facts.newest_backup = _newest_backups(client)
         return facts
 
     def _lay_over(self, snap: TargetSnap) -> None:
@@ -274,43 +272,20 @@ def _task(item: Any) -> TaskSnap | None:
     )
 
 
-def _newest_backups(client: ApiClient, reports: list[Any]) -> dict[int, float] | None:
-    """vmid -> the newest backup's ctime over every backup storage of the reachable nodes
-    (None when no backup storage could be listed: then backup age is not judged)."""
-    from nestctl.api.errors import ApiError  # noqa: PLC0415
-    from nestctl.vm.collect.api import int_of  # noqa: PLC0415
+def _newest_backups(client: ApiClient) -> dict[int, float] | None:
+    """vmid -> the newest backup's ctime, from the backup facts `nestctl backup` reads (every
+    backup storage of the online nodes). A guest whose node could not be read is left out;
+    None when no backup storage could be read at all (then backup age is not judged)."""
+    from nestctl.api.backups import collect_backups, per_guest  # noqa: PLC0415
 
-    newest: dict[int, float] = {}
-    listed = False
-    done: set[str] = set()
-    for report in reports:
-        if not report.reachable:
-            continue
-        try:
-            storages = client.get(f"/nodes/{report.node}/storage", content="backup")
-        except ApiError:
-            continue
-        for st in storages if isinstance(storages, list) else []:
-            name = st.get("storage") if isinstance(st, dict) else None
-            if not isinstance(name, str) or (st.get("shared") and name in done):
-                continue
-            done.add(name)
-            try:
-                items = client.get(f"/nodes/{report.node}/storage/{name}/content", content="backup")
-            except ApiError:
-                continue
-            listed = True
-            for item in items if isinstance(items, list) else []:
-                if not isinstance(item, dict):
-                    continue
-                vmid = int_of(item.get("vmid"))
-                if vmid is None:
-                    m = _BACKUP.search(str(item.get("volid") or ""))
-                    vmid = int(m.group(1)) if m else None
-                ctime = int_of(item.get("ctime"))
-                if vmid is not None and ctime is not None:
-                    newest[vmid] = max(newest.get(vmid, 0.0), float(ctime))
-    return newest if listed else None
+    facts = collect_backups(client, log_reads=0)
+    if not facts.storages:
+        return None
+    return {
+        e.guest.vmid: float(e.last.ctime)
+        for e in per_guest(facts)
+        if e.node_read and e.last is not None and e.last.ctime
+    }
 
 
 def _bad(message: str) -> Exception:

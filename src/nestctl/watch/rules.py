@@ -445,7 +445,7 @@ def _backups(
             continue
         events.append(
             Event(
-                key=f"backup.old:{t}:{vmid}",
+                key=f"backup.old:{t}:{vm.node}:{vmid}",
                 code="backup.old",
                 severity=Severity.WARNING,
                 target=t,

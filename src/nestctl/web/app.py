@@ -17,6 +17,7 @@ from nestctl.web.cache import Refresher
 from nestctl.web.follow import Followers
 from nestctl.web.pages import (
     assets,
+    backups,
     enable,
     events,
     firewall,
@@ -24,6 +25,7 @@ from nestctl.web.pages import (
     node,
     overview,
     power,
+    snapshots,
     tasks,
     vm,
 )
@@ -84,6 +86,8 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
         *tasks.routes,
         *firewall.routes,
         *enable.routes,
+        *snapshots.routes,
+        *backups.routes,
         *events.routes,
     ]
     app = Starlette(
