@@ -101,3 +101,15 @@ def test_a_calm_poll_writes_nothing(tmp_path: Path) -> None:
     with store.edit() as state:
         state.records["k:t"]["status"] = "firing"  # the same state again
     assert os.stat(store.path).st_ino == before  # not replaced
+
+
+def test_watch_sets_a_damaged_state_file_aside_and_goes_on(tmp_path: Path) -> None:
+    from nestctl.watch.service import Watch  # noqa: PLC0415
+    from tests.watch.helpers import NOON, Recorder, config  # noqa: PLC0415
+
+    path = tmp_path / "watch.json"
+    path.write_text('{"version": 1, "records": {"k": 3}}')
+    watch = Watch(config(), [], StateStore(str(path)), Recorder())
+    assert watch.tick(NOON) == []
+    assert (tmp_path / "watch.json.damaged").read_text().startswith('{"version": 1')
+    assert StateStore(str(path)).load().records == {}

@@ -4,6 +4,7 @@ inject (no sleeps in tests: they call `tick(now)`)."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from datetime import tzinfo
 from urllib.parse import urlsplit
@@ -91,8 +92,23 @@ class Watch:
         return snaps
 
     def tick(self, now: float) -> list[Outcome]:
-        """One poll: every target's snapshot, the events, their lifecycle, the deliveries."""
+        """One poll: every target's snapshot, the events, their lifecycle, the deliveries.
+
+        A state file that cannot be read is set aside (`.damaged`) and watch starts afresh:
+        alerts that keep coming matter more than a message that may come twice."""
+        from nestctl.watch.state import StateError  # noqa: PLC0415
+
         snaps = self.snapshots(now)
+        try:
+            return self._judge(snaps, now)
+        except StateError as exc:
+            if not os.path.exists(self.store.path):
+                raise
+            aside = self.store.set_aside()
+            LOG.warning("%s; set aside as %s, starting afresh", exc, aside)
+            return self._judge(snaps, now)
+
+    def _judge(self, snaps: dict[str, TargetSnap], now: float) -> list[Outcome]:
         with self.store.edit() as state:
             found = evaluate(snaps, active_keys(state.records), state.memory, self.limits, now)
             step(state.records, found, self.timing, now)
@@ -115,7 +131,12 @@ class Watch:
         every = max(1.0, self.config.number("cheap_every"))
         while not stop():
             start = clock()
-            for outcome in self.tick(start):
+            try:
+                outcomes = self.tick(start)
+            except Exception as exc:  # noqa: BLE001 - a service keeps polling; one line, not a traceback
+                LOG.error("poll failed: %s: %s", type(exc).__name__, exc)  # noqa: TRY400
+                outcomes = []
+            for outcome in outcomes:
                 if not outcome.ok:
                     LOG.warning("route %s: %s", outcome.route, outcome.detail)
             sleep(max(0.0, every - (clock() - start)))

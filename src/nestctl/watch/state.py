@@ -125,6 +125,16 @@ class StateStore:
         except OSError as exc:
             raise StateError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
 
+    def set_aside(self) -> str:
+        """Rename a damaged state file out of the way (kept for a look); returns its new name."""
+        aside = f"{self.path}.damaged"
+        with self.locked():
+            try:
+                os.replace(self.path, aside)
+            except OSError as exc:
+                raise StateError(f"{self.path}: cannot move aside: {exc.strerror or exc}") from None
+        return aside
+
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         directory = os.path.dirname(self.path)
