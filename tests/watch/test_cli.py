@@ -120,3 +120,22 @@ def test_without_apprise_it_names_the_package(tmp_path: Path) -> None:
         "nestctl: error: apprise is not installed: apt install apprise "
         "(or: pip install 'nestctl[watch]')\n"
     )
+
+
+def test_a_missing_token_file_stops_it_before_the_first_poll(tmp_path: Path) -> None:
+    cfg = write_config(
+        tmp_path,
+        f"""
+[targets.lab]
+url = "https://127.0.0.1:9"
+token_file = "{tmp_path / "nope"}"
+[watch]
+state_file = "{tmp_path / "state.json"}"
+[[watch.route]]
+urls = ["json://127.0.0.1:9/"]
+""",
+    )
+    result = CliRunner().invoke(cli, ["watch", "--config", str(cfg), "--once"])
+    assert result.exit_code != 0
+    assert "nope" in str(result.exception)
+    assert not (tmp_path / "state.json").exists()

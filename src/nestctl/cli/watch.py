@@ -82,6 +82,31 @@ def _test(config: Any) -> int:
     return 1 if failed else 0
 
 
+def _client_factory(first: Any, params: dict[str, Any]) -> Any:
+    """A fresh client per poll with the credentials read once at start (a bad token file or
+    a missing password is exit 2 before the first poll; a password is asked once, not per
+    poll)."""
+    from nestctl.api.client import ApiClient  # noqa: PLC0415
+    from nestctl.api.connect import ConnectOptions, merge  # noqa: PLC0415
+
+    creds = first.credentials
+    first.close()
+    opts = ConnectOptions(fingerprint=params.get("fingerprint"), ca_file=params.get("ca_file"))
+
+    def open_client(target: Any) -> ApiClient:
+        merged = merge(target, opts)
+        return ApiClient(
+            merged.url,
+            creds,
+            fingerprint=merged.fingerprint,
+            ca_file=merged.ca_file,
+            timeout=params.get("timeout") or 10.0,
+            pool_size=params.get("concurrency") or 8,
+        )
+
+    return open_client
+
+
 def _run(config: Any, targets: list[Any], params: dict[str, Any]) -> None:
     import signal  # noqa: PLC0415
     import time  # noqa: PLC0415
@@ -95,7 +120,7 @@ def _run(config: Any, targets: list[Any], params: dict[str, Any]) -> None:
     collectors = [
         Collector(
             t,
-            lambda target: open_client(target, params),
+            _client_factory(open_client(t, params), params),
             nested_reader=nested_reader(params, t),
             concurrency=params.get("concurrency") or 8,
         )
