@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from nestctl.watch.paths import SEP
-from tests.pvesim.api_nodes import new_task
 from tests.pvesim.cluster import Cluster, load_cluster
 from tests.pvesim.fixtures import CLUSTERS
 from tests.pvesim.generate import generate_cluster
@@ -107,22 +106,17 @@ def test_node_down_with_30_vms_is_one_message(tmp_path: Path) -> None:
         assert rec.titles() == ["✔ resolved: node pve2 is offline (the cluster lost it)"]
 
 
-def test_vzdump_failing_names_the_log_and_resolves_on_success(lab: Cluster, tmp_path: Path) -> None:
+def test_vzdump_failing_names_the_log_and_resolves_on_success(
+    lab: Cluster, tmp_path: Path
+) -> None:
     rec, clock = Recorder(), Clock()
     with PveSim(lab) as sim:
+        sim.cluster.task_seconds = 0.0
         watch = watch_on({"outer": sim}, tmp_path / "state.json", rec, config())
         quiet_start(watch, clock, rec)
-        with sim.cluster.lock:
-            node = sim.cluster.nodes["pve1"]
-            task = new_task(
-                sim.cluster, node, "vzdump", "101", "root@pam", lambda: "job errors", seconds=0
-            )
-            task.log += [
-                "INFO: starting new backup job: vzdump 101 --storage local",
-                "INFO: Starting Backup of VM 101 (qemu)",
-                "ERROR: Backup of VM 101 failed - no space left on device",
-                "INFO: Failed at 2026-12-07 12:00:05",
-            ]
+        sim.cluster.storage.vzdump_errors[101] = "no space left on device"
+        params = {"vmid": "101", "storage": "local", "mode": "snapshot"}
+        sim.request("POST", "/nodes/pve1/vzdump", params, token=sim.root_token)
         sim.cluster.tick()
         clock.ticks(watch, 6)
         assert len(rec.sent) == 1, rec.titles()
@@ -131,14 +125,10 @@ def test_vzdump_failing_names_the_log_and_resolves_on_success(lab: Cluster, tmp_
         assert "> ERROR: Backup of VM 101 failed - no space left on device" in message.body
         assert "fix: read the task log on pve1" in message.body
         assert "vzdump 101" in message.body
+        assert "https://dash.example:8443/t/outer/task/UPID%3Apve1%3A" in message.body
         rec.clear()
-        with sim.cluster.lock:
-            new_task(sim.cluster, node, "vzdump", "101", "root@pam", lambda: None, seconds=0)
-            # The list is ordered by start time; a later second makes it the newest.
-            next(iter(node.tasks.values()))
-            for t in node.tasks.values():
-                if t.status == "running":
-                    t.starttime += 1
+        del sim.cluster.storage.vzdump_errors[101]
+        sim.request("POST", "/nodes/pve1/vzdump", params, token=sim.root_token)
         sim.cluster.tick()
         clock.ticks(watch, 6)
         assert rec.titles() == ["✔ resolved: backup of VM 101 failed: job errors"]

@@ -363,8 +363,11 @@ def _tasks(
         return []
     latest: dict[tuple[str, str, str], TaskSnap] = {}
     for task in snap.tasks:
+        if task.status is None or task.endtime is None:
+            continue  # still running: the last finished one of its kind stands until it ends
         group = (task.node, task.type, task.id)
-        if group not in latest or task.starttime > latest[group].starttime:
+        have = latest.get(group)
+        if have is None or (task.starttime, task.endtime) > (have.starttime, have.endtime or 0):
             latest[group] = task
     events = []
     for (node, kind, ident), task in sorted(latest.items()):
