@@ -55,6 +55,11 @@ def watch(**params: Any) -> None:
     from nestctl.cli.apiopts import resolve_targets  # noqa: PLC0415
 
     targets = resolve_targets(params) or list(known.values())
+    if params.get("api_url"):
+        from dataclasses import replace  # noqa: PLC0415
+
+        # Named as `serve --api` names it, so that dashboard links in messages lead there.
+        targets = [replace(t, name="api") for t in targets]
     if not targets:
         raise click.UsageError("no targets: give --api URL or define [targets.NAME] tables")
     _run(config, targets, params)
