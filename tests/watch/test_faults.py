@@ -106,9 +106,7 @@ def test_node_down_with_30_vms_is_one_message(tmp_path: Path) -> None:
         assert rec.titles() == ["✔ resolved: node pve2 is offline (the cluster lost it)"]
 
 
-def test_vzdump_failing_names_the_log_and_resolves_on_success(
-    lab: Cluster, tmp_path: Path
-) -> None:
+def test_vzdump_failing_names_the_log_and_resolves_on_success(lab: Cluster, tmp_path: Path) -> None:
     rec, clock = Recorder(), Clock()
     with PveSim(lab) as sim:
         sim.cluster.task_seconds = 0.0

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nestctl.watch.messages import Redactor
 from nestctl.watch.state import StateError, StateStore, WatchState
@@ -113,3 +115,16 @@ def test_watch_sets_a_damaged_state_file_aside_and_goes_on(tmp_path: Path) -> No
     assert watch.tick(NOON) == []
     assert (tmp_path / "watch.json.damaged").read_text().startswith('{"version": 1')
     assert StateStore(str(path)).load().records == {}
+
+
+@given(
+    secrets=st.lists(
+        st.text(alphabet="abcdef0123456789-=@!:/", min_size=4, max_size=12), max_size=3
+    ),
+    pieces=st.lists(st.text(max_size=20), max_size=6),
+)
+def test_no_known_secret_survives_the_redactor(secrets: list[str], pieces: list[str]) -> None:
+    text = "".join(p + (secrets[i % len(secrets)] if secrets else "") for i, p in enumerate(pieces))
+    out = Redactor(secrets)(text)
+    for secret in secrets:
+        assert secret not in out
