@@ -41,6 +41,11 @@ class _CtGroup(_VmGroup):
 @click.option(
     "--all", "all_cts", is_flag=True, help="Judge every container as if it wanted nesting."
 )
+@click.option(
+    "--tag",
+    metavar="NAME",
+    help="The Proxmox tag that marks containers meant to nest (default: nested).",
+)
 @api_options()
 @root_option
 @json_option
@@ -56,11 +61,16 @@ def ct(
     if ctx.invoked_subcommand is not None:
         return
     from nestctl.ct.collect import CtOptions  # noqa: PLC0415 - lazy: keep start-up fast
+    from nestctl.vm.intent import DEFAULT_TAG, valid_tag  # noqa: PLC0415
 
+    tag = params.get("tag")
+    if tag is not None and not valid_tag(tag):
+        raise click.BadParameter(f"{tag!r} is not a Proxmox tag name", param_hint="--tag")
     opts = CtOptions(
         vmids=ctids,
         all_nodes=params["all_nodes"],
         all_cts=params["all_cts"],
+        tag=(tag or DEFAULT_TAG).lower(),
         sections=not as_json,
     )
     if api_requested(params):

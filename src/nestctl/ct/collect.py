@@ -25,6 +25,7 @@ from nestctl.vm.intent import DEFAULT_TAG
 if TYPE_CHECKING:
     from nestctl.api.client import ApiClient
     from nestctl.machine import Host
+    from nestctl.vm.facts import VmOptions
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,28 @@ class CtScan:
     findings: list[Finding] = field(default_factory=list)
     node_kvm: dict[str | None, bool | None] = field(default_factory=dict)
     extra: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+def ct_options(vm_opts: VmOptions, *, all_nodes: bool = True) -> CtOptions:
+    """The containers' options for a run over VMs (doctor, tree, metrics): the same intent tag,
+    --all-vms judges every container too."""
+    return CtOptions(
+        all_nodes=all_nodes,
+        all_cts=vm_opts.all_vms,
+        tag=vm_opts.intent_tag,
+        sections=vm_opts.sections,
+    )
+
+
+def add_cts(report: Report, cts: Report) -> None:
+    """Join a container report into a doctor report: `cts`, its findings, the worse verdict."""
+    from nestctl.vm.verdict import overall  # noqa: PLC0415
+
+    report.payload["cts"] = cts.payload.get("cts", [])
+    report.findings += cts.findings
+    report.sections += cts.sections
+    if cts.payload["cts"] or cts.findings:
+        report.verdict = Verdict(overall([report.final_verdict.value, cts.final_verdict.value]))
 
 
 def analyse(scan: CtScan, opts: CtOptions) -> tuple[list[CtResult], list[Finding]]:
@@ -89,6 +112,9 @@ def scan_local(host: Host, opts: CtOptions) -> CtScan:
         )
         return scan
     node = local_node(host)
+    paths = ct_config_paths(host, node, all_nodes=opts.all_nodes)
+    if not paths:  # no containers: nothing more to read (not even /proc/net/unix)
+        return scan
     active = active_containers(host)
     if active is None:
         scan.findings.append(
@@ -97,9 +123,8 @@ def scan_local(host: Host, opts: CtOptions) -> CtScan:
                 "/proc/net/unix could not be read, so whether containers run is unknown",
             )
         )
-    kvm = host.exists("/dev/kvm").present
-    scan.node_kvm[node] = kvm
-    for path in ct_config_paths(host, node, all_nodes=opts.all_nodes):
+    scan.node_kvm[node] = host.exists("/dev/kvm").present
+    for path in paths:
         conf = read_ct_config(host, path, node)
         if opts.vmids and conf.vmid not in opts.vmids:
             continue

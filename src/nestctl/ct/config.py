@@ -328,7 +328,7 @@ def ct_config_paths(host: Host, node: str | None, *, all_nodes: bool = False) ->
     out: dict[int, str] = {}
     dirs = [LXC_DIR]
     if all_nodes:
-        dirs = [f"{NODES_DIR}/{n}/lxc" for n in sorted(host.listdir(NODES_DIR).names)]
+        dirs += [f"{NODES_DIR}/{n}/lxc" for n in sorted(host.listdir(NODES_DIR).names)]
     elif node:
         dirs.append(f"{NODES_DIR}/{node}/lxc")
     for hostdir in dirs:
