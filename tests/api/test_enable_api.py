@@ -34,8 +34,9 @@ def test_dry_run_shows_the_api_call_with_the_digest_and_changes_nothing(
     before = pve_sim.cluster.vm(103).conf.digest
     code, data = enable(pve_sim, tmp_path, capsys, "103", "--profile", "linux-kvm", "--dry-run")
     assert data["commands"] == [
-        ["pvesh", "set", "/nodes/pve1/qemu/103/config", "--cpu", "host", "--digest", before]
-    ]
+        ["pvesh", "set", "/nodes/pve1/qemu/103/config", "--cpu", "host", "--tags", "nested",
+         "--digest", before]
+    ]  # fmt: skip
     assert pve_sim.cluster.vm(103).conf.digest == before
     assert not any(r.method == "PUT" for r in pve_sim.requests)
     assert code == 0
@@ -47,8 +48,10 @@ def test_apply_sets_the_cpu_through_the_api(
     code, data = enable(pve_sim, tmp_path, capsys, "103", "--profile", "linux-kvm")
     assert data["applied"] is True
     assert pve_sim.cluster.vm(103).conf.main["cpu"] == "host"
+    assert pve_sim.cluster.vm(103).conf.main["tags"] == "nested"  # now meant to nest
     put = next(r for r in pve_sim.requests if r.method == "PUT")
     assert put.params["digest"]
+    assert put.params["tags"] == "nested"  # in the same update, under the same digest
     assert code == 0
 
 

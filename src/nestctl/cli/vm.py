@@ -214,3 +214,43 @@ def enable(ctx: click.Context, /, vmid: int, root: str, as_json: bool, **params:
 
         ctx.exit(emit(enable_via_api(params, opts, eopts), as_json))
     ctx.exit(emit(enable_report(make_host(root), opts, eopts), as_json))
+
+
+@vm.command(epilog=EPILOG)
+@click.argument("vmid", type=click.IntRange(min=100, max=999_999_999))
+@click.option("--dry-run", is_flag=True, help="Print the exact commands; change nothing.")
+@click.option(
+    "--tag", metavar="NAME", help="The tag that marks VMs meant to nest (default: nested)."
+)
+@api_options()
+@root_option
+@json_option
+@click.pass_context
+def disable(ctx: click.Context, /, vmid: int, root: str, as_json: bool, **params: Any) -> None:
+    """VM VMID is no longer meant to nest: remove its tag and its config's nesting flags
+    (+nested-virt, +vmx, +svm) in one change carrying the config's digest (never a locked VM).
+
+    cpu: host stays (it is chosen for speed). With --api URL (or --target NAME): through the API."""
+    tag = intent_params(params)["intent_tag"]
+    if api_requested(params):
+        from nestctl.api.errors import ApiError  # noqa: PLC0415
+        from nestctl.cli.apiopts import open_client, resolve_targets  # noqa: PLC0415
+        from nestctl.cli.common import NestctlError  # noqa: PLC0415
+        from nestctl.vm.disable import disable_report_api  # noqa: PLC0415
+
+        target = resolve_targets(params)[0]
+        if target.intent_tag and not params.get("tag"):
+            tag = target.intent_tag.lower()
+        client = open_client(target, params)
+        try:
+            report = disable_report_api(client, vmid, tag=tag, dry_run=params["dry_run"])
+        except ApiError as exc:
+            raise NestctlError(f"{target.name}: could not check: {exc}") from None
+        finally:
+            client.close()
+        ctx.exit(emit(report, as_json))
+    from nestctl.vm.disable import disable_report  # noqa: PLC0415
+
+    ctx.exit(
+        emit(disable_report(make_host(root), vmid, tag=tag, dry_run=params["dry_run"]), as_json)
+    )

@@ -104,7 +104,10 @@ def build_tree(views: list[TargetView]) -> tuple[list[dict[str, Any]], list[Find
             for vm in (v for v in view.vms if v.node == node.node):
                 tied = children.get((view.name, vm.vmid), [])
                 if tied and vm.wants_nested is not True and vm.body:
+                    # An inner target runs in it: intent "inner-layer". The view keeps the
+                    # re-judged entry, so every page showing this VM says the same.
                     vm = vm.judged(hosts_inner=True)  # noqa: PLW2901 - the same VM, re-judged
+                    view.vms = [vm if v.vmid == vm.vmid else v for v in view.vms]
                 inner = [
                     n
                     for name in sorted(tied)

@@ -491,7 +491,7 @@ def context_for(
 
 def unreachable_result(vm: UnreachableVm) -> VmResult:
     """A VM whose facts could not be gathered: every answer null, one finding saying why."""
-    why = f"VM {vm.vmid}: could not check: {vm.why}"
+    why = f"VM {vm.vmid}: could not read its config: {vm.why}"
     return VmResult(
         vmid=vm.vmid,
         name=vm.name,

@@ -7,7 +7,7 @@ the config changed in between (another admin, a migration): no change is made on
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,16 @@ def build_context(host: Host, opts: VmOptions, findings: list[Finding]) -> VmCon
     findings += node_findings(node)
     vendor = node.vendor if node.cpuinfo_known else None
     return context_for(node, opts, named=True, oracle=oracle_for(host, opts.use_qemu, vendor))
+
+
+def add_intent_tag(plan: Plan, conf: Mapping[str, str], tag: str) -> None:
+    """`vm enable` marks the VM as meant to nest: the intent tag joins its tags (one `--tags`
+    in the same change, so the same digest covers it)."""
+    from nestctl.vm.intent import vm_tags  # noqa: PLC0415
+
+    tags = vm_tags(conf)
+    if tag not in tags:
+        plan.options.append(("--tags", ";".join([*tags, tag])))
 
 
 @dataclass
@@ -101,6 +111,8 @@ def plan_vm(
         running=run.running is not False,  # unknown: plan as if it ran (changes wait)
         custom_models=ctx.env.custom_models,
     )
+    if plan.blocked is None:
+        add_intent_tag(plan, cfg.with_pending(), ctx.intent_tag)
     if run.running is None:
         findings.append(
             unknown(
@@ -113,7 +125,9 @@ def plan_vm(
     # an earlier change still waits in [PENDING] (or the process runs an older -cpu).
     running = run.running is True
     stale = running and (bool(pending_restart_keys(cfg)) or _running_differs(cfg, run, ctx))
-    needs_restart = running and (plan.argv is not None or stale)
+    # Tags apply at once (Proxmox's fast-plug options); only the rest waits for a restart.
+    changes = any(opt != "--tags" for opt, _value in plan.options)
+    needs_restart = running and (changes or stale)
     findings += [f for f in plan.findings if f.code != "vm.enable.restart" or not eopts.restart]
     commands = render(plan, needs_restart and eopts.restart)
     payload.update(commands=[list(c) for c in commands], blocked=plan.blocked, manual=plan.manual)
@@ -160,9 +174,10 @@ def enable_report(host: Host, opts: VmOptions, eopts: EnableOptions) -> Report:
     payload = new_payload(eopts)
     title = f"VM {vmid}: enable {eopts.profile}"
     if not configs:
-        findings.append(
-            error("vm.not-found", f"VM {vmid}: no config at /etc/pve/qemu-server/{vmid}.conf")
-        )
+        from nestctl.vm.config import QEMU_SERVER_DIR, _dir_vmids  # noqa: PLC0415
+        from nestctl.vm.notfound import not_found  # noqa: PLC0415
+
+        findings.append(not_found(vmid, _dir_vmids(host, QEMU_SERVER_DIR), where="on this node"))
         payload["blocked"] = "no such VM on this node"
         return Report(title, payload, findings)
     cfg = configs[0]

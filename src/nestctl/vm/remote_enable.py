@@ -47,7 +47,14 @@ def enable_report_api(
         None,
     )
     if res is None:
-        findings.append(error("vm.not-found", f"VM {vmid}: the cluster does not list it"))
+        from nestctl.vm.notfound import not_found  # noqa: PLC0415
+
+        listed = [
+            v
+            for r in (resources if isinstance(resources, list) else [])
+            if isinstance(r, dict) and (v := int_of(r.get("vmid"))) is not None
+        ]
+        findings.append(not_found(vmid, listed, fix=f"check VM.Audit on /vms/{vmid} if it exists"))
         payload["blocked"] = "no such VM in the cluster"
         return Report(title, payload, findings)
     res = {**res, "vmid": vmid}

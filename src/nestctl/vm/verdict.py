@@ -159,7 +159,8 @@ def judge_vm(vm: Mapping[str, Any], *, all_vms: bool = False) -> VmVerdict:
     ]
     broken = next((k for k in LINKS if chain.get(k) == "broken"), None)
     strict = wants is True or all_vms
-    if "vm.unreachable" in codes or (wants is None and not all_vms):
+    unread = not any(isinstance(chain.get(k), str) for k in LINKS)
+    if "vm.unreachable" in codes or unread or (wants is None and not all_vms):
         message, fix = _explain(None, findings, ("warning", "error"))
         return VmVerdict("unknown", wants, intent, None, message, fix, None)
     if not strict:

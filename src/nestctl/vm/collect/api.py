@@ -33,7 +33,7 @@ from nestctl.api.errors import (
     ApiNotImplementedError,
     ApiPermissionError,
 )
-from nestctl.findings import Finding, error, unknown, warning
+from nestctl.findings import Finding, unknown, warning
 from nestctl.parse import cpuid_vendor, parse_uint
 from nestctl.vm.collect.pmxcfs import ClusterFiles
 from nestctl.vm.facts import NodeFacts, ScanFacts, UnreachableVm, VmFacts, VmOptions
@@ -290,13 +290,11 @@ def _inventory(
         wanted = set(opts.vmids)
         listed = {r["vmid"] for r in vms}
         vms = [r for r in vms if r["vmid"] in wanted]
+        from nestctl.vm.notfound import not_found  # noqa: PLC0415
+
         for vmid in sorted(wanted - listed):
             scan.config_findings.append(
-                error(
-                    "vm.not-found",
-                    f"VM {vmid}: the cluster does not list it (or this user may not see it: "
-                    f"VM.Audit on /vms/{vmid})",
-                )
+                not_found(vmid, listed, fix=f"check VM.Audit on /vms/{vmid} if it exists")
             )
         used = {r["node"] for r in vms}
         nodes = {n: online for n, online in nodes.items() if n in used}
