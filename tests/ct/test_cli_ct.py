@@ -195,7 +195,11 @@ def test_dry_run_changes_nothing(
     args = ["ct", "enable", "251", "--workload", "fuse", "--dry-run", *root_args(pve_sim, tmp_path)]
     _code, data = nestctl_json(capsys, *args)
     digest = pve_sim.cluster.ct(251).conf.digest
-    assert data["api"]["params"] == {"features": "fuse=1,nesting=1", "digest": digest}
+    assert data["api"]["params"] == {
+        "features": "fuse=1,nesting=1",
+        "tags": "nested",  # the intent tag joins, in the same digest-guarded change
+        "digest": digest,
+    }
     assert data["applied"] is False
     assert not any(r.method == "PUT" for r in pve_sim.requests if not r.harness)
 

@@ -33,6 +33,7 @@ class CtEnableOptions:
     workloads: tuple[str, ...]
     dry_run: bool = False
     kvm_gid: int | None = None
+    tag: str = "nested"  # the intent tag it joins (as `vm enable` does), except for systemd alone
 
 
 def _payload(eopts: CtEnableOptions) -> dict[str, Any]:
@@ -69,7 +70,9 @@ def _plan(
                 f"wait for the {facts.lock} to finish (pct unlock {vmid} only if it is stale)",
             )
         ]
-    fix = plan_fix(facts, set(eopts.workloads), kvm_gid=eopts.kvm_gid)
+    fix = with_intent_tag(
+        plan_fix(facts, set(eopts.workloads), kvm_gid=eopts.kvm_gid), facts, eopts
+    )
     if fix is None:
         return None, [
             info(
@@ -79,6 +82,18 @@ def _plan(
         ]
     notes = [info("ct.enable.note", f"CT {vmid}: {fix.note}")] if fix.note else []
     return fix, notes
+
+
+def with_intent_tag(fix: CtFix | None, facts: CtFacts, eopts: CtEnableOptions) -> CtFix | None:
+    """Like `vm enable`: the container is marked as meant to nest by the intent tag, in the same
+    digest-guarded change (tags apply at once, even on a running CT). systemd alone is no nested
+    workload, so it gets no tag."""
+    if set(eopts.workloads) <= {"systemd"} or eopts.tag in facts.tags:
+        return fix
+    tags = ("--tags", ";".join([*facts.tags, eopts.tag]))
+    if fix is None:
+        return CtFix((tags,), needs_root=False)
+    return CtFix((*fix.options, tags), fix.needs_root, fix.note)
 
 
 def _verify(
