@@ -113,6 +113,7 @@ def ct_json(r: CtResult) -> dict[str, Any]:
         "features": dict(f.features) if f.readable else None,
         "pending_features": f.pending_features,
         "kvm_device": _kvm_json(f),
+        "mount_points": [{"key": k, "volume": v, "path": p} for k, v, p in f.mount_points],
         "wants_nested": r.intent.wants_nested,
         "intent": r.intent.intent,
         "intent_why": r.intent.why,
