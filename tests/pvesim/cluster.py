@@ -140,6 +140,14 @@ class Node:
     tasks: dict[str, Task] = field(default_factory=dict)
     cpu_flags_supported: list[str] | None = None  # for capabilities/qemu/cpu-flags
     root: Path | None = None  # the local-mode fixture root it was built from
+    #: The kvm module's nested parameter (fixture sys/module/kvm_*/parameters/nested), as
+    #: pvestatd's last probe saw it: what cpu-flags' `supported-on` reports (9.1.17+).
+    nested_param: bool | None = None
+
+    @property
+    def qemu_server(self) -> tuple[int, ...]:
+        """qemu-server's version (dpkg status or node.json `packages`); () when unknown."""
+        return tuple(int(x) for x in re.findall(r"\d+", self.packages.get("qemu-server", "")))[:3]
 
     @property
     def major_minor(self) -> tuple[int, int]:
@@ -277,6 +285,11 @@ def load_node(root: Path, cluster: Cluster) -> Node:
         extra = json.loads((root / "node.json").read_text())
     node = Node(name=extra.get("name", root.name), root=root)
     node.packages = dpkg_versions(_text(root / "var/lib/dpkg/status"))
+    node.packages.update({str(k): str(v) for k, v in extra.get("packages", {}).items()})
+    for module in ("kvm_intel", "kvm_amd"):
+        raw = _text(root / f"sys/module/{module}/parameters/nested").strip()
+        if raw:
+            node.nested_param = raw in ("Y", "1")
     node.version = extra.get("pve_manager", node.packages.get("pve-manager", node.version))
     apply_cpuinfo(node, _text(root / "proc/cpuinfo"))
     for key in (

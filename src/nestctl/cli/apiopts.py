@@ -202,11 +202,21 @@ def progress_bar(label: str) -> Iterator[tuple[Callable[[int], None], Callable[[
 
 
 def nested_reader(params: dict[str, Any], target: Target) -> NestedReader | None:
-    if not (params.get("ssh") or target.ssh):
-        return None
-    from nestctl.vm.collect.ssh import ssh_nested_reader  # noqa: PLC0415
+    """Each node's `nested`: over SSH (--ssh), then from Prometheus (--prometheus URL or the
+    target's `prometheus`); the first that knows a node answers (evidence.py)."""
+    from nestctl.vm.collect.evidence import chain_readers, prometheus_reader  # noqa: PLC0415
 
-    return ssh_nested_reader()
+    readers = []
+    if params.get("ssh") or target.ssh:
+        from nestctl.vm.collect.ssh import ssh_nested_reader  # noqa: PLC0415
+
+        readers.append(ssh_nested_reader())
+    prometheus = params.get("prometheus") or target.prometheus
+    if prometheus:
+        if not str(prometheus).startswith(("http://", "https://")):
+            raise click.BadParameter("must be an http(s) URL", param_hint="--prometheus")
+        readers.append(prometheus_reader(str(prometheus), timeout=params.get("timeout") or 10.0))
+    return chain_readers(readers)
 
 
 def cluster_files(params: dict[str, Any], target: Target) -> ClusterFiles | None:

@@ -106,6 +106,11 @@ def effective_cpu(pred: CpuPrediction) -> str | None:
     return pred.replaced_by_args or pred.value
 
 
+def kvm_on(conf: Mapping[str, str]) -> bool:
+    """The VM runs under KVM (not TCG: `kvm: 0`, a template)."""
+    return _kvm_on(conf)
+
+
 def _kvm_on(conf: Mapping[str, str]) -> bool:
     if proxmox_bool(conf.get("template", "0")) is True:
         return False

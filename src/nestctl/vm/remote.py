@@ -6,6 +6,7 @@ checked, and unknown (exit 2) only when nothing at all could be checked.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from nestctl.findings import Finding, Report, Section, Verdict
@@ -34,6 +35,11 @@ def analyse_remote(
     from nestctl.vm.report import analyse_scan  # noqa: PLC0415
 
     results, findings = analyse_scan(scan, opts, agents=agents)
+    for report in scan.node_reports:  # a guest's own view showed this node's nested on
+        if report.node in scan.evidence:
+            report.nested = dataclasses.replace(
+                report.nested, live=True, decided_by=scan.evidence[report.node], problem=None
+            )
     api_findings = [f for r in scan.node_reports for f in r.findings]
     return results, api_findings + findings + warn_partial(scan)
 

@@ -354,10 +354,23 @@ def node_from_api(
     report.virt_flag = "vmx" if "vmx" in flags else "svm" if "svm" in flags else None
     versions, problems = _versions(client, base, name, report)
     report.vm_status = _vm_statuses(client, base)
-    nested_virt = _nested_virt_flag(client, base)
+    nested_virt, cpu_flags = _nested_virt_flag(client, base)
     reading = NestedReading(None, problem=API_CANNOT_SEE)
     if nested_reader is not None:
         reading = nested_reader(name, address)
+    if reading.live is None:
+        from nestctl.vm.collect.evidence import cpu_flags_reading  # noqa: PLC0415
+
+        uptime = status.get("uptime") if isinstance(status, dict) else None
+        dated = cpu_flags_reading(
+            cpu_flags, name, float(uptime) if isinstance(uptime, (int, float)) else None
+        )
+        if dated is not None:
+            reading = dated
+        elif nested_reader is None:
+            from nestctl.vm.collect.evidence import UNKNOWN_WHY  # noqa: PLC0415
+
+            reading = NestedReading(None, problem=UNKNOWN_WHY)
     report.nested = reading
     facts = _node_facts(
         name,
@@ -407,17 +420,21 @@ def _versions(client: ApiClient, base: str, name: str, report: NodeReport) -> tu
     return package_versions(installed), []
 
 
-def _nested_virt_flag(client: ApiClient, base: str) -> bool | None:
-    """Whether the node offers the nested-virt CPU flag (qemu-server 9.0.27+); None: unknown."""
+def _nested_virt_flag(client: ApiClient, base: str) -> tuple[bool | None, Any]:
+    """Whether the node offers the nested-virt CPU flag (qemu-server 9.0.27+; None: unknown),
+    and the listing itself: from 9.1.17 its `supported-on` is evidence of `nested`
+    (`evidence.cpu_flags_reading`). `accel` is not sent: it defaults to kvm there, and older
+    servers refuse it as an unknown parameter."""
     try:
         flags = client.get(f"{base}/capabilities/qemu/cpu-flags")
     except ApiNotImplementedError:
-        return False  # an older Proxmox: no such endpoint, so no nested-virt flag either
+        return False, None  # an older Proxmox: no such endpoint, so no nested-virt flag either
     except ApiError:
-        return None
+        return None, None
     if not isinstance(flags, list):
-        return None
-    return any(isinstance(f, dict) and f.get("name") == "nested-virt" for f in flags)
+        return None, None
+    offered = any(isinstance(f, dict) and f.get("name") == "nested-virt" for f in flags)
+    return offered, flags
 
 
 def _node_facts(
@@ -460,8 +477,10 @@ def _node_facts(
         vendor=vendor,
         flags=flags,
         nested_live=reading.live,
+        nested_decided_by=reading.decided_by,
         nested_unknown_why=reading.problem or "not read",
-        nested_unknown_fix=None if reading.problem != API_CANNOT_SEE else "add --ssh",
+        # The message names what the user can turn on; no command (none runs from a phone).
+        nested_unknown_fix=None,
         env_problems=tuple(problems),
         qemu_version_known=qemu is not None
         or (versions is not None and versions.pve_qemu_kvm is not None),
