@@ -220,3 +220,19 @@ def test_local_enable_runs_pct_set_with_the_digest(
          "--digest", digest]
     ]  # fmt: skip
     assert runner.calls == [tuple(data["commands"][0])]
+
+
+def test_a_container_on_an_offline_node_does_not_decide_the_verdict(
+    pve_sim: PveSim, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pve_sim.cluster.set_node_online("pve1", False)
+    before = len([r for r in pve_sim.requests if "/lxc/" in r.path])
+    code, data = nestctl_json(capsys, "ct", "150", "251", *token_args(pve_sim, tmp_path))
+    by_id = {c["vmid"]: c for c in data["cts"]}
+    assert [f["code"] for f in by_id[150]["findings"]] == ["ct.unreachable"]
+    assert by_id[150]["running"] is None
+    assert by_id[251]["verdict"] == "ready"
+    assert data["verdict"] == "ready"  # what could be checked is ready
+    assert code == 0
+    asked = [r.path for r in pve_sim.requests if "/lxc/" in r.path][before:]
+    assert not any("/pve1/" in p for p in asked)  # an offline node is not asked

@@ -193,7 +193,11 @@ def scan_api(
     resources: Any = None,
 ) -> CtScan:
     """Every container the cluster lists (or those asked): one config + one pending per CT."""
-    from nestctl.api.errors import ApiError  # noqa: PLC0415
+    from nestctl.api.errors import (  # noqa: PLC0415
+        ApiConnectionError,
+        ApiError,
+        ApiNodeUnreachableError,
+    )
 
     scan = CtScan()
     if resources is None:
@@ -206,11 +210,17 @@ def scan_api(
         status = row.get("status")
         running = {"running": True, "stopped": False}.get(str(status))
         name = str(row["name"]) if isinstance(row.get("name"), str) else None
+        if status == "unknown":  # its node is offline: /cluster/resources knows no more
+            conf = CtConfig(vmid=vmid, path=f"{base}/config", node=node, readable=False)
+            conf.unreachable = True
+            conf.problems.append(f"node {node} is not reachable")
+            return conf, None, name
         try:
             current = client.get(f"{base}/config", current=1)
             pending = client.get(f"{base}/pending")
         except ApiError as exc:
             conf = CtConfig(vmid=vmid, path=f"{base}/config", node=node, readable=False)
+            conf.unreachable = isinstance(exc, (ApiNodeUnreachableError, ApiConnectionError))
             conf.problems.append(str(exc))
             return conf, running, name
         if not isinstance(current, Mapping):

@@ -166,6 +166,7 @@ class CtConfig:
     path: str = ""
     node: str | None = None
     readable: bool = True
+    unreachable: bool = False  # its node could not be reached (API): not judged, not counted
     digest: str = ""
     main: dict[str, str] = field(default_factory=dict)
     lxc: list[tuple[str, str]] = field(default_factory=list)  # raw lxc.* lines, in order

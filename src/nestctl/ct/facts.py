@@ -88,6 +88,7 @@ class CtFacts:
     digest: str
     problems: list[str] = field(default_factory=list)
     readable: bool = True
+    unreachable: bool = False
     dev_keys: tuple[str, ...] = ()  # dev<N> keys in use (a new passthrough takes a free one)
     mount_points: tuple[tuple[str, str, str | None], ...] = ()  # (mpN, volume, mp= path)
 
@@ -204,6 +205,7 @@ def ct_facts(conf: CtConfig, *, running: bool | None, name: str | None = None) -
         digest=conf.digest,
         problems=problems,
         readable=conf.readable,
+        unreachable=conf.unreachable,
         dev_keys=tuple(k for k in main if re.fullmatch(r"dev\d{1,3}", k, re.ASCII)),
         mount_points=_mount_points(main),
     )

@@ -138,8 +138,11 @@ def _kvm_json(f: CtFacts) -> dict[str, Any]:
 
 
 def report_verdict(results: list[CtResult], findings: list[Finding]) -> Verdict:
+    """The worst container verdict and the findings outside them. A container on a node that
+    could not be reached does not decide it (the node's own finding says so), as for VMs."""
     rest = verdict_for(findings).value
-    return Verdict(overall([*(r.verdict for r in results), rest]))
+    reached = [r.verdict for r in results if not r.facts.unreachable]
+    return Verdict(overall([*reached, rest]))
 
 
 def _section(r: CtResult) -> Section:
