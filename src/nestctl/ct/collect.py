@@ -17,7 +17,7 @@ from nestctl.ct.config import (
     read_ct_config,
 )
 from nestctl.ct.report import CtResult, analyse_ct, build_report
-from nestctl.findings import Finding, Report, Verdict, error, info, unknown
+from nestctl.findings import Finding, Report, Verdict, info, unknown
 from nestctl.parse import parse_uint
 from nestctl.vm.config import config_access_problem, local_node
 from nestctl.vm.intent import DEFAULT_TAG
@@ -45,6 +45,18 @@ class CtScan:
     findings: list[Finding] = field(default_factory=list)
     node_kvm: dict[str | None, bool | None] = field(default_factory=dict)
     extra: dict[int, dict[str, Any]] = field(default_factory=dict)
+    known: set[int] = field(default_factory=set)  # every CTID seen (for "did you mean")
+
+
+def not_found(vmid: int, known: set[int], where: str = "on this cluster") -> Finding:
+    """An unknown CTID: nothing was checked (exit 2), in the VMs' words (nestctl.vm.notfound)."""
+    from nestctl.vm.notfound import did_you_mean  # noqa: PLC0415
+
+    guesses = did_you_mean(vmid, known)
+    message = f"no CT {vmid} {where}"
+    if guesses:
+        message += f" (did you mean {' or '.join(str(g) for g in guesses)}?)"
+    return unknown("ct.not-found", message)
 
 
 def ct_options(vm_opts: VmOptions, *, all_nodes: bool = True) -> CtOptions:
@@ -84,11 +96,7 @@ def analyse(scan: CtScan, opts: CtOptions) -> tuple[list[CtResult], list[Finding
         results.append(result)
     findings = list(scan.findings)
     found = {c.vmid for c, _r, _n in scan.configs}
-    findings += [
-        error("ct.not-found", f"CT {v}: no such container", None)
-        for v in opts.vmids
-        if v not in found
-    ]
+    findings += [not_found(v, scan.known) for v in opts.vmids if v not in found]
     return results, findings
 
 
@@ -126,6 +134,7 @@ def scan_local(host: Host, opts: CtOptions) -> CtScan:
     scan.node_kvm[node] = host.exists("/dev/kvm").present
     for path in paths:
         conf = read_ct_config(host, path, node)
+        scan.known.add(conf.vmid)
         if opts.vmids and conf.vmid not in opts.vmids:
             continue
         here = conf.node in (node, None)
@@ -171,7 +180,7 @@ def config_from_api(
     return conf
 
 
-def _lxc_rows(resources: Any, vmids: tuple[int, ...]) -> list[Mapping[str, Any]]:
+def lxc_rows(resources: Any, vmids: tuple[int, ...]) -> list[Mapping[str, Any]]:
     rows = []
     for r in resources if isinstance(resources, list) else []:
         if not isinstance(r, Mapping) or r.get("type") != "lxc":
@@ -202,7 +211,8 @@ def scan_api(
     scan = CtScan()
     if resources is None:
         resources = client.get("/cluster/resources", type="vm")
-    rows = _lxc_rows(resources, opts.vmids)
+    rows = lxc_rows(resources, opts.vmids)
+    scan.known = {int(r["vmid"]) for r in lxc_rows(resources, ())}
 
     def fetch(row: Mapping[str, Any]) -> tuple[CtConfig, bool | None, str | None]:
         vmid, node = int(row["vmid"]), str(row["node"])

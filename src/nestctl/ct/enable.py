@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from nestctl.ct.config import CtConfig, active_containers, read_ct_config
 from nestctl.ct.facts import CtFacts, ct_facts
 from nestctl.ct.rules import CtFix, can_docker, can_fuse, can_kvm, can_systemd, plan_fix
-from nestctl.findings import Finding, Report, error, info
+from nestctl.findings import Finding, Report, error, info, unknown
 
 if TYPE_CHECKING:
     from nestctl.api.client import ApiClient
@@ -136,13 +136,22 @@ def enable_local(host: Host, eopts: CtEnableOptions) -> Report:
     payload = _payload(eopts)
     vmid = eopts.vmid
     path = f"/etc/pve/lxc/{vmid}.conf"
-    conf = read_ct_config(host, path, local_node(host))
-    if not conf.readable:
+    node = local_node(host)
+    if host.exists(path).present is False:
+        from nestctl.ct.collect import not_found  # noqa: PLC0415
+        from nestctl.ct.config import ct_config_paths  # noqa: PLC0415
+
+        known = {int(p.rsplit("/", 1)[1].split(".")[0]) for p in ct_config_paths(host, node)}
         payload["blocked"] = "no such container on this node"
+        return Report(_title(eopts), payload, [not_found(vmid, known, "on this node")])
+    conf = read_ct_config(host, path, node)
+    if not conf.readable:
+        payload["blocked"] = "its config could not be read"
+        why = "; ".join(conf.problems)
         return Report(
             _title(eopts),
             payload,
-            [error("ct.not-found", f"CT {vmid}: no readable config at {path}")],
+            [unknown("ct.unreadable", f"CT {vmid}: its config could not be read ({why})")],
         )
     active = active_containers(host)
     facts = ct_facts(conf, running=(vmid in active) if active is not None else None)
@@ -191,12 +200,11 @@ def enable_api(client: ApiClient, eopts: CtEnableOptions) -> Report:
         None,
     )
     if row is None or not isinstance(row.get("node"), str):
+        from nestctl.ct.collect import lxc_rows, not_found  # noqa: PLC0415
+
+        known = {int(r["vmid"]) for r in lxc_rows(resources, ())}
         payload["blocked"] = "no such container in the cluster"
-        return Report(
-            _title(eopts),
-            payload,
-            [error("ct.not-found", f"CT {vmid}: the cluster does not list it")],
-        )
+        return Report(_title(eopts), payload, [not_found(vmid, known)])
     node = str(row["node"])
     payload["node"] = node
     base = f"/nodes/{node}/lxc/{vmid}"
