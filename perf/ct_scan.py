@@ -5,7 +5,7 @@ L`), then times the container scan (`/cluster/resources` once, then each CT's co
 pending with 16 requests in flight) and its analysis, RUNS times. Prints the median wall time,
 the requests sent, and the CPU seconds nestctl (this process) and the simulator spent per scan.
 
-Usage: .venv/latest/bin/python bench/ct_scan.py [RUNS] [LATENCY_MS] [NODESxVMS+CTS]
+Usage: .venv/latest/bin/python perf/ct_scan.py [RUNS] [LATENCY_MS] [NODESxVMS+CTS]
 """
 
 from __future__ import annotations
