@@ -257,6 +257,12 @@ def report_for(
     client = open_client(target, params)
     if target.intent_tag and not params.get("tag"):
         opts.intent_tag = target.intent_tag.lower()
+    if not params.get("api_url"):  # a named target: its inner targets are declared in the file
+        opts.hosts_inner = frozenset(
+            t.parent[1]
+            for t in load_targets(params).values()
+            if t.parent is not None and t.parent[0] == target.name
+        )
 
     def agents(node: str | None, vmid: int) -> Callable[[], ApiGuestAgent]:
         return lambda: ApiGuestAgent(client, node or "", vmid)

@@ -76,7 +76,12 @@ def tree(ctx: click.Context, /, **params: Any) -> None:
             views.append(unreachable(target.name, target.parent, str(exc)))
             continue
         views.append(view_from_scan(target.name, target.parent, scan, opts))
-    nodes, findings, verdict = build_tree(views)
+    declared = (
+        frozenset(t.parent for t in load_targets(params).values() if t.parent is not None)
+        if not params.get("api_url")
+        else frozenset()
+    )
+    nodes, findings, verdict = build_tree(views, declared)
     report = tree_report(nodes, findings, verdict)
     if not as_json:
         for line in text_lines(nodes):

@@ -80,8 +80,13 @@ def ct_children(view: TargetView, node: str, verdicts: list[str]) -> list[dict[s
     return out
 
 
-def build_tree(views: list[TargetView]) -> tuple[list[dict[str, Any]], list[Finding], Verdict]:
-    """The `tree` list of the JSON contract, the top-level findings and the overall verdict."""
+def build_tree(
+    views: list[TargetView], declared: frozenset[tuple[str, int]] = frozenset()
+) -> tuple[list[dict[str, Any]], list[Finding], Verdict]:
+    """The `tree` list of the JSON contract, the top-level findings and the overall verdict.
+
+    `declared`: (target, vmid) pairs an inner target names as its parent in the config, so the
+    VM hosts an inner layer even while that target is not shown (not logged in, unreachable)."""
     by_name = {v.name: v for v in views}
     parents, findings = _parents(by_name)
     children: dict[tuple[str, int], list[str]] = {}
@@ -103,7 +108,8 @@ def build_tree(views: list[TargetView]) -> tuple[list[dict[str, Any]], list[Find
             vms = []
             for vm in (v for v in view.vms if v.node == node.node):
                 tied = children.get((view.name, vm.vmid), [])
-                if tied and vm.wants_nested is not True and vm.body:
+                hosts = bool(tied) or (view.name, vm.vmid) in declared
+                if hosts and vm.wants_nested is not True and vm.body:
                     # An inner target runs in it: intent "inner-layer". The view keeps the
                     # re-judged entry, so every page showing this VM says the same.
                     vm = vm.judged(hosts_inner=True)  # noqa: PLW2901 - the same VM, re-judged

@@ -45,6 +45,7 @@ class VmContext:
     node_level: int | None = None  # NodeFacts.level
     intent_tag: str = DEFAULT_TAG  # the Proxmox tag that marks a VM meant to nest
     all_vms: bool = False  # --all-vms: judge every VM as if it wanted nesting
+    hosts_inner: frozenset[int] = frozenset()  # VMs an inner target names as its parent
 
 
 @dataclass
@@ -276,6 +277,7 @@ def finish_vm(
     """Decide the VM's intent (config, tag, guest role, inner layer), grade its findings by it
     and compute its verdict with the one judge (`nestctl.vm.verdict.judge_vm`)."""
     tag = ctx.intent_tag if ctx is not None else DEFAULT_TAG
+    hosts_inner = hosts_inner or (ctx is not None and r.vmid in ctx.hosts_inner)
     all_vms = all_vms or (ctx is not None and ctx.all_vms)
     custom = ctx.env.custom_models if ctx is not None else None
     if r.conf is not None or hosts_inner:
@@ -491,6 +493,7 @@ def context_for(
         node_level=node.level,
         intent_tag=opts.intent_tag,
         all_vms=opts.all_vms,
+        hosts_inner=opts.hosts_inner,
     )
 
 

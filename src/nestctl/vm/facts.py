@@ -28,6 +28,9 @@ class VmOptions:
     sections: bool = True  # the human view's per-VM tables (not needed for --json)
     all_vms: bool = False  # --all-vms: judge every VM as if it wanted nesting
     intent_tag: str = "nested"  # the Proxmox tag that marks a VM meant to nest (intent.py)
+    #: VMs an inner target declares as its parent (config file `parent = "T/VMID"`): they host
+    #: an inner layer (intent "inner-layer") even when that target is not scanned with them.
+    hosts_inner: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,8 @@ def _verdict_words(r: VmResult) -> str:
         "config": "wants nesting (its config asks)",
         "guest": "wants nesting (its guest is a hypervisor)",
     }.get(v.intent, "does not want nesting")
+    if v.wants_nested is None:
+        wants = "whether it wants nesting is unknown (its config could not be read)"
     word = {"not-nested": "not nested", "not-ready": "NOT READY"}.get(v.verdict, v.verdict)
     text = f"{word}: {wants}"
     if v.broken_link:

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from nestctl.web.engine import explain
+from nestctl.web.engine import explain, parent_of
 from nestctl.web.pages.common import session, web
 from nestctl.web.settings import TargetSpec
 from nestctl.web.snapshot import SnapshotSource, TargetSnapshot
@@ -91,7 +91,8 @@ def tree_view(request: Request) -> TreeView:
             if snap is not None:
                 view.snaps[spec.name] = snap
     loaded = [snap.engine.view for snap in view.snaps.values() if snap.engine is not None]
-    tree, findings, _verdict = build_tree(loaded)
+    declared = frozenset(p for t in state.settings.targets if (p := parent_of(t)) is not None)
+    tree, findings, _verdict = build_tree(loaded, declared)
     view.findings = [f.to_json() for f in findings if f.code.startswith("tree.")]
     nested: set[str] = set()
     for node in tree:
