@@ -74,8 +74,8 @@ def ct_children(view: TargetView, node: str, verdicts: list[str]) -> list[dict[s
         verdicts.append(verdict)
         out.append(
             {"kind": "ct", "vmid": ct.get("vmid"), "name": ct.get("name"), "verdict": verdict,
-             "wants_nested": ct.get("wants_nested"), "intent": ct.get("intent"),
-             "workloads": ct.get("workloads"), "children": []}
+             "broken_link": None, "wants_nested": ct.get("wants_nested"),
+             "intent": ct.get("intent"), "workloads": ct.get("workloads"), "children": []}
         )  # fmt: skip
     return out
 
