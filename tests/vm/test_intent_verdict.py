@@ -72,6 +72,10 @@ def test_intent_custom_model_and_order() -> None:
             (False, "none"),
         ),
         ({"os": "windows", "windows": {"hypervisorlaunchtype": "Auto"}}, (True, "guest")),
+        (
+            {"os": "windows", "windows": {"verdicts": {"docker_desktop": {"status": "ready"}}}},
+            (True, "guest"),
+        ),
         (None, (False, "none")),
     ],
 )

@@ -126,4 +126,14 @@ CATALOGUE: dict[str, Spec] = {
     "nestctl_bench_ratio": Spec(
         "Nested speed relative to the shallowest layer measured (1 = no overhead)", ("id", "bench")
     ),
+    # Backups (`--backups`): the newest backup of each guest and the verdict on its backups.
+    "nestctl_guest_last_backup_timestamp_seconds": Spec(
+        "Unix time of the guest's newest backup on any backup storage", ("id",)
+    ),
+    "nestctl_guest_last_backup_size_bytes": Spec("Size of the guest's newest backup", ("id",)),
+    "nestctl_guest_backup_status": Spec(
+        "The guest's backups, one series per state (1 on the active state): ok, failed (the "
+        "last backup task failed), stale (older than the limit), none, running, unknown",
+        ("id", "status"),
+    ),
 }
