@@ -63,6 +63,15 @@ MAX_REPLY_BYTES = 64 * 1024 * 1024
 #: Statuses worth a retry for a read: a proxy or a busy pveproxy in the way.
 _RETRY_STATUSES = frozenset({502, 503, 504})
 
+
+class _Unchanged:
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+#: `get_if_changed`'s data when the reply is byte for byte the one given.
+UNCHANGED = _Unchanged()
+
 #: Called before every request with (method, path, params): tests check each against the schema.
 RequestLog = Callable[[str, str, Mapping[str, Any]], None]
 
@@ -192,12 +201,26 @@ class ApiClient(ApiVerbs):
 
     def request(self, method: str, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """One API call; the decoded `data` of the reply. Raises an `ApiError` subclass."""
+        return self._request(method, path, params, None)[1]
+
+    def get_if_changed(self, path: str, previous: bytes | None) -> tuple[bytes, Any]:
+        """GET `path`: (the reply's bytes, its data), or (bytes, `UNCHANGED`) without decoding
+        when the bytes equal `previous` (a scan's memo: see nestctl.vm.collect.memo)."""
+        return self._request("GET", path, None, previous)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        previous: bytes | None,
+    ) -> tuple[bytes, Any]:
         params = {k: _encode(v) for k, v in (params or {}).items() if v is not None}
         self.login()
         attempts = 1 + (self.retries if method == "GET" else 0)
         for attempt in range(attempts):
             try:
-                return self._once(method, path, params)
+                return self._once(method, path, params, previous=previous)
             except ApiError as exc:
                 retry = isinstance(exc, ApiConnectionError) and not isinstance(exc, ApiTlsError)
                 retry = retry or exc.status in _RETRY_STATUSES
@@ -239,7 +262,7 @@ class ApiClient(ApiVerbs):
         return headers
 
     def _fetch_ticket(self, creds: UserPassword) -> tuple[str, str]:
-        data = self._once(
+        _raw, data = self._once(
             "POST",
             "/access/ticket",
             {"username": creds.user, "password": creds.password},
@@ -254,7 +277,7 @@ class ApiClient(ApiVerbs):
                     method="POST",
                     path="/access/ticket",
                 )
-            data = self._once(
+            _raw, data = self._once(
                 "POST",
                 "/access/ticket",
                 {
@@ -274,7 +297,15 @@ class ApiClient(ApiVerbs):
         self._userid = str(data.get("username") or creds.user)
         return data["ticket"], str(data.get("CSRFPreventionToken", ""))
 
-    def _once(self, method: str, path: str, params: dict[str, Any], *, auth: bool = True) -> Any:
+    def _once(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any],
+        *,
+        auth: bool = True,
+        previous: bytes | None = None,
+    ) -> tuple[bytes, Any]:
         from nestctl.api import transport  # noqa: PLC0415
 
         if self.on_request is not None:
@@ -315,7 +346,9 @@ class ApiClient(ApiVerbs):
             raise ApiBadReplyError(
                 f"unexpected HTTP {resp.status} {resp.reason}", method=method, path=path
             )
-        return _decode_data(resp.body, method=method, path=path)
+        if previous is not None and resp.body == previous:
+            return resp.body, UNCHANGED
+        return resp.body, _decode_data(resp.body, method=method, path=path)
 
 
 #: What requests' `requote_uri` leaves as it is in a path: callers quote each segment.

@@ -22,9 +22,9 @@ import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nestctl.api.client import ApiClient
+from nestctl.api.client import UNCHANGED, ApiClient
 from nestctl.api.errors import (
     ApiBadReplyError,
     ApiConnectionError,
@@ -39,6 +39,9 @@ from nestctl.vm.collect.pmxcfs import ClusterFiles
 from nestctl.vm.facts import NodeFacts, ScanFacts, UnreachableVm, VmFacts, VmOptions
 from nestctl.vm.model import CpuEnv, VmConfig
 from nestctl.vm.running import RunningCheck, RunningVm
+
+if TYPE_CHECKING:
+    from nestctl.vm.collect.memo import MemoRound
 
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:[.-](\d+))?", re.ASCII)
 
@@ -183,6 +186,7 @@ def collect_api(
     `files` (the cluster file system, read over SSH) replaces the per-VM config requests.
     """
     scan = ApiScan()
+    memo = _memo_for(client)
     models = _custom_models(files, scan)
     version = client.get("/version")
     scan.version = text_of(version.get("version")) if isinstance(version, dict) else None
@@ -213,12 +217,23 @@ def collect_api(
         facts: dict[str, NodeFacts | None] = {}
         for name, node_job in node_jobs.items():
             facts[name], report = node_job.result()
+            if memo is not None:
+                facts[name] = memo.node(name, facts[name])
             scan.node_reports.append(report)
             if progress:
                 progress()
         _collect_vms(
-            pool, client, scan, vms, facts=facts, files=files, progress=progress or (lambda: None)
+            pool,
+            client,
+            scan,
+            vms,
+            facts=facts,
+            files=files,
+            progress=progress or (lambda: None),
+            memo=memo,
         )
+    if memo is not None:
+        memo.commit()
     scan.nodes = {name: f for name, f in facts.items() if f is not None}
     scan.vms.sort(key=lambda v: v.config.vmid)
     return scan
@@ -233,6 +248,7 @@ def _collect_vms(
     facts: dict[str, NodeFacts | None],
     files: ClusterFiles | None,
     progress: Progress,
+    memo: MemoRound | None = None,
 ) -> None:
     """Every VM's facts, its requests through `pool`; a VM that fails is kept as unreachable."""
     jobs: list[Future[VmFacts | UnreachableVm]] = []
@@ -255,7 +271,7 @@ def _collect_vms(
             scan.vms.append(VmFacts(known, _run_state(client, known, node_facts, status[vmid])))
             progress()
             continue
-        jobs.append(pool.submit(vm_from_api, client, res, node_facts, status.get(vmid)))
+        jobs.append(pool.submit(vm_from_api, client, res, node_facts, status.get(vmid), memo=memo))
     for job in jobs:
         got = job.result()
         if isinstance(got, UnreachableVm):
@@ -503,21 +519,67 @@ def vm_from_api(
     res: Mapping[str, Any],
     node: NodeFacts,
     status: dict[str, Any] | None = None,
+    *,
+    memo: MemoRound | None = None,
 ) -> VmFacts | UnreachableVm:
     vmid, name = res["vmid"], res["node"]
     base = f"/nodes/{name}/qemu/{vmid}"
     try:
+        if memo is not None and (status is not None or res.get("status") != "running"):
+            return _vm_remembered(client, memo, res, node, status)
         cfg = config_from_pending(vmid, name, client.get(f"{base}/pending"))
-        if status is None and res.get("status") != "running":
-            run = RunningCheck(False, reason="stopped (the cluster says so)")
-        else:
-            run = _run_state(client, cfg, node, status)
+        run = _vm_run(client, cfg, res, node, status)
     except ApiPermissionError as exc:
         priv = exc.privilege or "VM.Audit"
         return _unreachable(res, f"not permitted: {exc.message} (grant {priv} on /vms/{vmid})")
     except ApiError as exc:
         return _unreachable(res, str(exc))
     return VmFacts(cfg, run)
+
+
+def _vm_run(
+    client: ApiClient,
+    cfg: VmConfig,
+    res: Mapping[str, Any],
+    node: NodeFacts,
+    status: dict[str, Any] | None,
+) -> RunningCheck:
+    if status is None and res.get("status") != "running":
+        return RunningCheck(False, reason="stopped (the cluster says so)")
+    return _run_state(client, cfg, node, status)
+
+
+def _vm_remembered(
+    client: ApiClient,
+    memo: MemoRound,
+    res: Mapping[str, Any],
+    node: NodeFacts,
+    status: dict[str, Any] | None,
+) -> VmFacts:
+    """One VM through the scan memo: its one request, and nothing more when nothing changed."""
+    from nestctl.vm.collect.memo import VmEntry, run_key  # noqa: PLC0415
+
+    vmid, name = res["vmid"], res["node"]
+    base = f"/nodes/{name}/qemu/{vmid}"
+    old = memo.lookup(name, vmid)
+    key = run_key(status, res.get("status"))
+    same = old is not None and old.node is node and old.run_key == key
+    raw, items = client.get_if_changed(f"{base}/pending", old.reply if same and old else None)
+    if items is UNCHANGED and old is not None:
+        return memo.reuse(name, vmid, old)
+    cfg = config_from_pending(vmid, name, items)
+    facts = VmFacts(cfg, _vm_run(client, cfg, res, node, status))
+    memo.keep(name, vmid, VmEntry(raw, key, node, facts))
+    return facts
+
+
+def _memo_for(client: Any) -> MemoRound | None:
+    """This cluster's scan memo, for a client that can tell an unchanged reply (ApiClient)."""
+    if not isinstance(client, ApiClient):
+        return None
+    from nestctl.vm.collect.memo import begin  # noqa: PLC0415
+
+    return begin(client.url, client.userid)
 
 
 def _run_state(
