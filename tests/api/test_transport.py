@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
+import ssl
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +19,7 @@ import pytest
 
 from nestctl.api import errors as ae
 from nestctl.api.client import MAX_REPLY_BYTES, ApiClient
-from nestctl.api.credentials import ApiToken
+from nestctl.api.credentials import ApiToken, UserPassword
 from tests.api.tls_server import Canned, Reply, make_cert, serve
 
 TOKEN = ApiToken.parse("root@pam!nestctl=0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0", source="test")
@@ -118,3 +121,85 @@ def test_openssl_environment_variables_are_not_read_either(
     assert canned.seen == []
     pinned = client(url, cert)  # and the proxy variable is not read: the answer comes direct
     assert pinned.get("/version") == {"version": "9.0.4"}
+
+
+@pytest.fixture
+def raw_replies(cert: tuple[Path, Path, str]) -> Iterator[tuple[str, list[bytes], list[bytes]]]:
+    """A TLS server that answers each connection's first request with the next raw reply."""
+    replies: list[bytes] = []
+    seen: list[bytes] = []
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert[0], cert[1])
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                raw, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with ctx.wrap_socket(raw, server_side=True) as conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                seen.append(data)
+                conn.sendall(replies.pop(0) if replies else b"")
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{listener.getsockname()[1]}", replies, seen
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+def test_chunked_and_interim_replies_are_read(
+    raw_replies: tuple[str, list[bytes], list[bytes]], cert: tuple[Path, Path, str]
+) -> None:
+    url, replies, _ = raw_replies
+    body = json.dumps({"data": {"version": "9.0.4"}}).encode()
+    chunked = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(p), p) for p in (body[:7], body[7:]))
+    replies.append(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: close\r\n\r\n" + chunked + b"0\r\nX-Trailer: 1\r\n\r\n"
+    )
+    assert client(url, cert).get("/version") == {"version": "9.0.4"}
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"garbage\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n{}",  # closed mid-reply
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 200 + b"\r\n",
+        b"",  # hung up without a word
+    ],
+    ids=["not-http", "two-lengths", "short", "bad-chunk", "many-headers", "silence"],
+)
+def test_a_broken_reply_is_a_connection_error_never_a_traceback(
+    raw_replies: tuple[str, list[bytes], list[bytes]],
+    cert: tuple[Path, Path, str],
+    reply: bytes,
+) -> None:
+    url, replies, _ = raw_replies
+    replies.append(reply)
+    with pytest.raises(ae.ApiConnectionError, match="cannot reach"):
+        client(url, cert).get("/version")
+
+
+def test_a_hostile_ticket_cannot_inject_a_header(
+    url: str, canned: Canned, cert: tuple[Path, Path, str]
+) -> None:
+    ticket = {"ticket": "PVE:root@pam:T\r\nX-Injected: 1", "CSRFPreventionToken": "C"}
+    canned.routes["POST", "/access/ticket"] = lambda _: data(ticket)
+    canned.routes["GET", "/nodes"] = lambda _: data([])
+    api = ApiClient(url, UserPassword("root@pam", "pw"), fingerprint=cert[2], retries=0)
+    with pytest.raises(ae.ApiConnectionError):
+        api.get("/nodes")
+    assert [s.path for s in canned.seen] == ["/api2/json/access/ticket"]
