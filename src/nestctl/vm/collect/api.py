@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -223,7 +223,7 @@ def collect_api(
             if progress:
                 progress()
         _collect_vms(
-            pool,
+            max(1, concurrency),
             client,
             scan,
             vms,
@@ -240,7 +240,7 @@ def collect_api(
 
 
 def _collect_vms(
-    pool: ThreadPoolExecutor,
+    concurrency: int,
     client: ApiClient,
     scan: ApiScan,
     vms: list[dict[str, Any]],
@@ -250,8 +250,10 @@ def _collect_vms(
     progress: Progress,
     memo: MemoRound | None = None,
 ) -> None:
-    """Every VM's facts, its requests through `pool`; a VM that fails is kept as unreachable."""
-    jobs: list[Future[VmFacts | UnreachableVm]] = []
+    """Every VM's facts, `concurrency` requests at once; a VM that fails is kept as unreachable."""
+    from nestctl.vm.collect.fanout import fan_out  # noqa: PLC0415
+
+    jobs: list[tuple[Mapping[str, Any], NodeFacts, dict[str, Any] | None]] = []
     statuses = {r.node: r.vm_status for r in scan.node_reports}
     for res in vms:
         node, vmid = res["node"], res["vmid"]
@@ -271,14 +273,16 @@ def _collect_vms(
             scan.vms.append(VmFacts(known, _run_state(client, known, node_facts, status[vmid])))
             progress()
             continue
-        jobs.append(pool.submit(vm_from_api, client, res, node_facts, status.get(vmid), memo=memo))
-    for job in jobs:
-        got = job.result()
+        jobs.append((res, node_facts, status.get(vmid)))
+
+    def one(job: tuple[Mapping[str, Any], NodeFacts, dict[str, Any] | None]) -> Any:
+        return vm_from_api(client, *job, memo=memo)
+
+    for got in fan_out(one, jobs, concurrency, progress):
         if isinstance(got, UnreachableVm):
             scan.unreachable.append(got)
         else:
             scan.vms.append(got)
-        progress()
 
 
 def _inventory(
