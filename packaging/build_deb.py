@@ -43,7 +43,8 @@ COMPLETIONS = {
 }
 #: Debian packages for the optional features (pyproject extras api and metrics are Recommends,
 #: serve and plot Suggests); a dependency an extra adds later joins them through DEBIAN_NAMES.
-RECOMMENDS = ["python3-requests", "python3-prometheus-client"]
+#: The API needs none since issue 24 (the standard library's ssl and socket).
+RECOMMENDS = ["python3-prometheus-client"]
 SUGGESTS = ["python3-starlette", "python3-jinja2", "python3-uvicorn", "python3-matplotlib"]
 RECOMMENDED_EXTRAS = frozenset({"api", "metrics"})
 #: PyPI name -> Debian package, where Debian's python3-<name> rule does not give it.
