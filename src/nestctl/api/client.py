@@ -348,7 +348,7 @@ class ApiClient(ApiVerbs):
             )
         if previous is not None and resp.body == previous:
             return resp.body, UNCHANGED
-        return resp.body, _decode_data(resp.body, method=method, path=path)
+        return resp.body, decode_data(resp.body, method=method, path=path)
 
 
 #: What requests' `requote_uri` leaves as it is in a path: callers quote each segment.
@@ -378,7 +378,8 @@ def _loads(raw: bytes) -> Any:
 _BAD = object()
 
 
-def _decode_data(raw: bytes, *, method: str, path: str) -> Any:
+def decode_data(raw: bytes, *, method: str, path: str) -> Any:
+    """The `data` of a Proxmox API reply's bytes. Raises ApiBadReplyError."""
     body = _loads(raw)
     if not isinstance(body, dict) or "data" not in body:
         raise ApiBadReplyError(
