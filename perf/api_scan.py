@@ -20,7 +20,7 @@ client and the scan alike, so the goals are ratios within one run:
   one at a time / scan at 16                                >= 10
   --ssh fast path                                           <= 2 s
 
-Usage: .venv/latest/bin/python bench/api_scan.py [RUNS] [LATENCY_MS] [NODESxVMS] [--no-serial]
+Usage: .venv/latest/bin/python perf/api_scan.py [RUNS] [LATENCY_MS] [NODESxVMS] [--no-serial]
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from nestctl.vm.facts import VmOptions
 from nestctl.vm.remote import vm_report
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(1, str(REPO))  # tests.pvesim, when run as `python bench/api_scan.py`
+sys.path.insert(1, str(REPO))  # tests.pvesim, when run as `python perf/api_scan.py`
 CONCURRENCY = 16  # nestctl's default (--concurrency): see docs/vm.md, "Over the API"
 WIDE = 64
 

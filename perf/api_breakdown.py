@@ -16,10 +16,10 @@ process, the CPU of one thread (`time.thread_time`) over the same N per-VM GETs
 
 then the analysis of a collected scan per VM: the `-cpu` prediction alone (cache cleared, as a
 fresh scan finds it), and the whole report (`vm_report`, which includes the findings and JSON).
-A profile with py-spy (`py-spy record -f raw -- python bench/api_scan.py`) agrees on the order;
+A profile with py-spy (`py-spy record -f raw -- python perf/api_scan.py`) agrees on the order;
 these subtractions give the figures without sampling bias on a loaded 2-core machine.
 
-Usage: python bench/api_breakdown.py [REQUESTS] [RUNS]
+Usage: python perf/api_breakdown.py [REQUESTS] [RUNS]
 """
 
 from __future__ import annotations
