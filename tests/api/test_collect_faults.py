@@ -94,7 +94,18 @@ def test_doctor_api_contract(
     assert any("--ssh" in f["message"] for f in node["findings"])
     assert sorted(by_id(data)) == [100, 101, 102, 103, 200]
     assert by_id(data)[100]["node"] == "pve1"
+    # VM 101 is `cpu: host` with no tag: it does not want nesting, so it is neutral ...
+    vm101 = by_id(data)[101]
+    assert (vm101["wants_nested"], vm101["intent"], vm101["verdict"]) == (
+        False,
+        "none",
+        "not-nested",
+    )
+    assert vm101["broken_link"] is None
+    # ... and --all-vms judges it as if it wanted nesting: its chain breaks at its config.
+    _code, data = doctor(capsys, tmp_path, url, cert[2], "--all-vms")
     assert by_id(data)[101]["broken_link"] == "config"
+    assert by_id(data)[101]["verdict"] == "not-ready"
 
 
 @pytest.mark.parametrize(

@@ -34,9 +34,9 @@ def test_deb_installs_runs_and_removes_cleanly(deb: Path) -> None:
         # Dependencies and Recommends came from Debian.
         status = root.check(
             "dpkg-query -W -f='${Package} ${Status}\\n' python3-click python3-rich "
-            "python3-prometheus-client"
+            "python3-requests python3-prometheus-client"
         )
-        assert status.count("install ok installed") == 3, status
+        assert status.count("install ok installed") == 4, status
         files = root.check("dpkg -L nestctl").split()
 
         doctor = root.run("nestctl doctor --json")

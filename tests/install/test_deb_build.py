@@ -58,7 +58,11 @@ def test_control_fields(deb: Path) -> None:
     assert deb_field(deb, "Depends") == (
         "python3 (>= 3.11), python3-click (>= 8.1.3), python3-rich (>= 13.3.1)"
     )
-    assert set(deb_field(deb, "Recommends").split(", ")) == {"python3-prometheus-client"}
+    assert set(deb_field(deb, "Recommends").split(", ")) == {
+        "python3-requests",
+        "python3-prometheus-client",
+        "apprise",
+    }
     suggests = set(deb_field(deb, "Suggests").split(", "))
     assert {
         "python3-starlette",

@@ -49,6 +49,10 @@ def report_families(
     # cluster as a whole (no id).
     rest = [f for f in _dicts(body.get("findings")) if _key(f) not in attributed]
     _findings(fam, node_id(local_node) if "host" in body else None, rest)
+    if isinstance(body.get("backups"), list):
+        from nestctl.metrics.backup import backup_families  # noqa: PLC0415
+
+        backup_families(fam, _dicts(body["backups"]))
     fam.enum("nestctl_verdict", VERDICTS, body.get("verdict"))
     return fam
 

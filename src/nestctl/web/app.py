@@ -17,12 +17,15 @@ from nestctl.web.cache import Refresher
 from nestctl.web.follow import Followers
 from nestctl.web.pages import (
     assets,
+    backups,
     enable,
+    events,
     firewall,
     login,
     node,
     overview,
     power,
+    snapshots,
     tasks,
     vm,
 )
@@ -83,6 +86,9 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
         *tasks.routes,
         *firewall.routes,
         *enable.routes,
+        *snapshots.routes,
+        *backups.routes,
+        *events.routes,
     ]
     app = Starlette(
         routes=routes,
