@@ -10,7 +10,6 @@ never lose each other's change.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -127,27 +126,26 @@ class StateStore:
 
     def set_aside(self) -> str:
         """Rename a damaged state file out of the way (kept for a look); returns its new name."""
+        from nestctl.machine import Host  # noqa: PLC0415
+
         aside = f"{self.path}.damaged"
         with self.locked():
             try:
-                os.replace(self.path, aside)
+                Host("/").rename(self.path, aside)
             except OSError as exc:
                 raise StateError(f"{self.path}: cannot move aside: {exc.strerror or exc}") from None
         return aside
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        directory = os.path.dirname(self.path)
-        try:
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-            fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, MODE)
-        except OSError as exc:
-            raise StateError(f"{self.path}: cannot lock: {exc.strerror or exc}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        from nestctl.machine import Host  # noqa: PLC0415
+
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(Host("/").lock(self.path + ".lock"))
+            except OSError as exc:
+                raise StateError(f"{self.path}: cannot lock: {exc.strerror or exc}") from None
             yield
-        finally:
-            os.close(fd)  # closing releases the lock
 
     @contextlib.contextmanager
     def edit(self) -> Iterator[WatchState]:
