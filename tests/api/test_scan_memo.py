@@ -18,6 +18,7 @@ from nestctl.vm.collect.api import ApiScan, collect_api
 from nestctl.vm.facts import VmOptions
 from nestctl.vm.remote import vm_report
 from tests.pvesim import PveSim
+from tests.pvesim.server import Fault
 
 pytest_plugins = ["tests.pvesim.fixtures"]
 
@@ -74,3 +75,16 @@ def test_one_users_scan_never_serves_another(pve_sim: PveSim) -> None:
     second, _, _ = scan(pve_sim, auditor)
     old, new = facts_of(first), facts_of(second)
     assert not any(new[v] is old[v] for v in old)
+
+
+def test_a_vm_is_asked_as_soon_as_its_node_answers_not_after_all_its_node_requests(
+    pve_sim: PveSim,
+) -> None:
+    # The node's package list comes slowly; its VMs' configs are asked meanwhile (issue 24:
+    # the node phase no longer holds every VM back). The log records each request when answered.
+    pve_sim.faults.append(Fault(kind="delay", path=r"^/nodes/pve1/apt/versions$", seconds=1.0))
+    _, report, _ = scan(pve_sim)
+    order = [r.path for r in pve_sim.requests if not r.harness]
+    slow = order.index("/nodes/pve1/apt/versions")
+    assert any(p.startswith("/nodes/pve1/qemu/") and p.endswith("/pending") for p in order[:slow])
+    assert report[101]["cpu_arg"]  # and the facts still wait for the whole node
