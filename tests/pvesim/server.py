@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.pvesim import api_agent, api_firewall, api_nodes, api_vms  # noqa: F401 - register
+from tests.pvesim import api_agent, api_console, api_firewall, api_nodes, api_vms  # noqa: F401
 from tests.pvesim.auth import AuthError, Identity, Users
 from tests.pvesim.cluster import Cluster, load_cluster
 from tests.pvesim.handlers import HANDLERS, ApiError, Ctx, Extra
@@ -604,9 +604,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         sim = self.server.sim
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        outcome = sim.handle(self.command, self.path, dict(self.headers.items()), body)
+        if (
+            self.command == "GET"
+            and self.headers.get("Upgrade", "").lower() == "websocket"
+            and self.path.split("?", 1)[0].endswith("websocket")
+        ):
+            outcome = api_console.serve_upgrade(self, sim)  # None: upgraded and served
+            if outcome is None:
+                return
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            outcome = sim.handle(self.command, self.path, dict(self.headers.items()), body)
         if isinstance(outcome, Fault):
             self._act_out(outcome)
             return

@@ -13,10 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from nestctl.web.backend import Connector
+from nestctl.web.consoles.broker import ConsoleBroker
 from nestctl.web.cache import Refresher
 from nestctl.web.follow import Followers
 from nestctl.web.pages import (
     assets,
+    console,
     enable,
     firewall,
     login,
@@ -43,10 +45,12 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
     cache = Refresher(settings.refresh_interval)
 
     followers = Followers()
+    consoles = ConsoleBroker(settings.console_idle)
 
     def ended(s: Session) -> None:
         cache.drop(s.id)
         followers.drop(s.id)
+        consoles.drop_session(s.id)
 
     state = WebState(
         settings=settings,
@@ -83,6 +87,7 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
         *tasks.routes,
         *firewall.routes,
         *enable.routes,
+        *console.routes,
     ]
     app = Starlette(
         routes=routes,
@@ -95,4 +100,5 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
     )
     app.state.web = state
     app.state.settings = settings
+    app.state.consoles = consoles
     return app

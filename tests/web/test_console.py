@@ -1,0 +1,153 @@
+"""Consoles in-process: the dashboard's POST + WebSocket against pvesim's termproxy/vncwebsocket,
+backed by a real pty running a shell (tests/pvesim/api_console.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from tests.pvesim import PveSim
+from tests.pvesim.api_console import consoles
+from tests.web.conftest import ALICE, BASE, login, token
+
+ORIGIN = BASE  # the dashboard's own origin (the test client's base URL)
+WS = BASE.replace("http://", "ws://")
+
+
+def csrf(client: TestClient, url: str) -> str:
+    m = re.search(r'data-csrf="([^"]+)"', client.get(url).text)
+    assert m, "no console on the page"
+    return m.group(1)
+
+
+def open_console(client: TestClient, page: str, **form: str) -> Any:
+    return client.post(
+        "/t/lab/console/open", data=form, headers={"X-CSRF-Token": csrf(client, page)}
+    )
+
+
+def read_until(ws: Any, text: bytes, limit: int = 200) -> bytes:
+    seen = b""
+    for _ in range(limit):
+        seen += ws.receive_bytes()
+        if text in seen:
+            return seen
+    raise AssertionError(f"{text!r} not in {seen[-400:]!r}")
+
+
+def node_of(sim: PveSim) -> str:
+    return sim.cluster.entry.name
+
+
+def test_node_shell_runs_a_command_through_termproxy(
+    client: TestClient, sim: PveSim, caplog: pytest.LogCaptureFixture
+) -> None:
+    login(client, *token(sim))
+    node = node_of(sim)
+    page = f"/t/lab/node/{node}/shell"
+    assert "Layer:" in client.get(page).text
+    caplog.set_level(logging.INFO, logger="nestctl.web.consoles")
+    reply = open_console(client, page, kind="shell", node=node)
+    assert reply.status_code == 200, reply.text
+    grant = reply.json()
+    assert set(grant) == {"ws"}  # no ticket, no port: those stay in the dashboard
+    with client.websocket_connect(WS + grant["ws"], headers={"Origin": ORIGIN}) as ws:
+        assert ws.receive_bytes()[:2] == b"OK"
+        cmd = "echo nested-$((40+2))\r"
+        ws.send_text(f"0:{len(cmd.encode())}:{cmd}")
+        ws.send_text("2")  # a ping is skipped
+        assert b"nested-42" in read_until(ws, b"nested-42\r\n")
+    assert consoles(sim.cluster).opened == [("term", f"/nodes/{node}", "root@pam!pvesim")]
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert f"console opened: root@pam!pvesim node/{node} shell on lab" in logged
+    ticket_like = re.compile(r"PVEVNC:|vncticket|PVEAuthCookie")
+    assert not ticket_like.search(logged)
+    assert not ticket_like.search(json.dumps(grant))
+
+
+def test_a_grant_is_used_once_and_only_by_its_session(
+    client: TestClient, make_client: Any, sim: PveSim
+) -> None:
+    login(client, *token(sim))
+    node = node_of(sim)
+    grant = open_console(client, f"/t/lab/node/{node}/shell", kind="shell", node=node).json()
+    other = make_client()
+    login(other, *token(sim))
+    with pytest.raises(WebSocketDisconnect), other.websocket_connect(
+        WS + grant["ws"], headers={"Origin": ORIGIN}
+    ) as ws:
+        ws.receive_bytes()
+    with client.websocket_connect(WS + grant["ws"], headers={"Origin": ORIGIN}) as ws:
+        assert ws.receive_bytes()[:2] == b"OK"
+    with pytest.raises(WebSocketDisconnect), client.websocket_connect(
+        WS + grant["ws"], headers={"Origin": ORIGIN}
+    ) as ws:
+        ws.receive_bytes()
+
+
+def test_websocket_refused_from_a_foreign_origin(client: TestClient, sim: PveSim) -> None:
+    login(client, *token(sim))
+    node = node_of(sim)
+    grant = open_console(client, f"/t/lab/node/{node}/shell", kind="shell", node=node).json()
+    for origin in ("https://evil.example", None):
+        headers = {"Origin": origin} if origin else {}
+        with pytest.raises(WebSocketDisconnect), client.websocket_connect(
+            grant["ws"], headers=headers
+        ) as ws:
+            ws.receive_bytes()
+    assert consoles(sim.cluster).opened == []
+
+
+def test_websocket_refused_without_a_session(client: TestClient, make_client: Any, sim: PveSim) -> None:
+    login(client, *token(sim))
+    node = node_of(sim)
+    grant = open_console(client, f"/t/lab/node/{node}/shell", kind="shell", node=node).json()
+    stranger = make_client()
+    with pytest.raises(WebSocketDisconnect), stranger.websocket_connect(
+        WS + grant["ws"], headers={"Origin": ORIGIN}
+    ) as ws:
+        ws.receive_bytes()
+    assert consoles(sim.cluster).opened == []
+
+
+def test_open_needs_csrf(client: TestClient, sim: PveSim) -> None:
+    login(client, *token(sim))
+    node = node_of(sim)
+    reply = client.post("/t/lab/console/open", data={"kind": "shell", "node": node})
+    assert reply.status_code == 403
+    assert consoles(sim.cluster).grants == {}
+
+
+def test_auditor_without_console_privileges_is_refused(client: TestClient, sim: PveSim) -> None:
+    login(client, *ALICE)
+    node = node_of(sim)
+    vmid = str(next(iter(sim.cluster.entry.vms)))
+    shell = open_console(client, f"/t/lab/node/{node}/shell", kind="shell", node=node)
+    assert shell.status_code == 403
+    assert "Sys.Console" in shell.json()["error"]
+    screen = open_console(client, f"/t/lab/vm/{node}/{vmid}/console", kind="vnc", node=node, vmid=vmid)
+    assert screen.status_code == 403, screen.text
+    assert "VM.Console" in screen.json()["error"]
+    assert consoles(sim.cluster).grants == {}
+
+
+def test_idle_console_is_closed(make_client: Any, sim: PveSim) -> None:
+    from tests.web.conftest import settings_for  # noqa: PLC0415
+
+    client = make_client(settings_for(sim, console_idle=0.3))
+    login(client, *token(sim))
+    node = node_of(sim)
+    grant = open_console(client, f"/t/lab/node/{node}/shell", kind="shell", node=node).json()
+    with client.websocket_connect(WS + grant["ws"], headers={"Origin": ORIGIN}) as ws:
+        assert ws.receive_bytes()[:2] == b"OK"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            for _ in range(1000):
+                ws.send_text("2")  # pings are not input
+                ws.receive_bytes()
+        assert closed.value.code == 4408
