@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,7 +85,16 @@ class BootedGuest:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_guest(image: GuestImage, cpu: str, variant: str | None = None) -> BootedGuest:
+def start_guest(
+    image: GuestImage,
+    cpu: str,
+    variant: str | None = None,
+    *,
+    extra_args: Callable[[Path], list[str]] | None = None,
+    append: str = "",
+) -> BootedGuest:
+    """`extra_args(workdir)`: more QEMU arguments (a screen, a QMP socket); `append`: more kernel
+    command line."""
     # A short directory: unix socket paths are limited to 107 bytes.
     workdir = Path(tempfile.mkdtemp(prefix="nestctl-e2e-"))
     argv = [
@@ -98,11 +108,12 @@ def start_guest(image: GuestImage, cpu: str, variant: str | None = None) -> Boot
         "-serial", f"file:{workdir / 'console.log'}",
         "-kernel", str(image.kernel),
         "-initrd", str(image.initrd),
-        "-append", f"{APPEND} {VARIANTS[variant]}" if variant else APPEND,
+        "-append", " ".join(filter(None, (APPEND, VARIANTS.get(variant or ""), append))),
         "-cpu", cpu,
         "-device", "virtio-serial",
         "-chardev", f"socket,path={workdir / 'qga.sock'},server=on,wait=off,id=qga0",
         "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
+        *(extra_args(workdir) if extra_args else []),
     ]  # fmt: skip
     stderr = (workdir / "qemu.err").open("wb")
     try:

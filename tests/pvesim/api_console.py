@@ -414,11 +414,13 @@ def serve_upgrade(handler: Any, sim: Any) -> Any:
     reg.live.append(backend)
     handler.wfile.write(reply)
     handler.wfile.flush()
-    _relay(handler.rfile, handler.wfile, backend, sim.stopping)
+    _relay(handler.rfile, handler.wfile, backend, sim.stopping, handler.connection)
     return None
 
 
-def _relay(rfile: BinaryIO, wfile: Any, backend: Backend, stopping: threading.Event) -> None:
+def _relay(
+    rfile: BinaryIO, wfile: Any, backend: Backend, stopping: threading.Event, conn: Any
+) -> None:
     lock = threading.Lock()
 
     def send(data: bytes, opcode: int = 2) -> None:
@@ -433,8 +435,8 @@ def _relay(rfile: BinaryIO, wfile: Any, backend: Backend, stopping: threading.Ev
                 break
             send(data)
         send(struct.pack("!H", 1000), opcode=8)
-        with contextlib.suppress(OSError):
-            wfile.close()
+        with contextlib.suppress(OSError, ValueError):
+            conn.shutdown(socket.SHUT_RD)  # ends the reading loop; http.server closes the rest
 
     thread = threading.Thread(target=outward, name="pvesim-console", daemon=True)
     thread.start()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -63,10 +64,12 @@ def commonjs_bundle(lib: Path) -> str:
     """Every module under `lib` (tests and maps left out) as one browser script that defines
     `window.Terminal` (with the fit addon applied): a minimal CommonJS `require`."""
     modules: dict[str, str] = {}
-    for path in sorted(lib.rglob("*.js")):
-        if path.name.endswith(".test.js"):
-            continue
-        modules[path.relative_to(lib).as_posix()] = path.read_text(encoding="utf-8")
+    # Debian ships lib/addons as a symlink to another directory: follow it (rglob would not).
+    for folder, _dirs, names in sorted(os.walk(lib, followlinks=True)):
+        for name in sorted(names):
+            if name.endswith(".js") and not name.endswith(".test.js"):
+                path = Path(folder) / name
+                modules[path.relative_to(lib).as_posix()] = path.read_text(encoding="utf-8")
     out = ["(function(){", "var defs = {}, cache = {};"]
     for name, source in modules.items():
         out.append(

@@ -252,7 +252,7 @@ async def _relay(ws: WebSocket, upstream: Any, kind: str, idle: float) -> str:
         code, reason = CLOSE_IDLE, f"closed after {int(idle)} s without input"
     try:
         await ws.close(code=code, reason=reason)
-    except (RuntimeError, OSError):
+    except (RuntimeError, OSError, WebSocketDisconnect):
         pass  # already gone
     return why
 

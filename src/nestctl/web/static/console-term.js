@@ -152,7 +152,7 @@
   document.getElementById('console-paste').addEventListener('submit', function (e) {
     e.preventDefault();
     const input = document.getElementById('paste-text');
-    sendInput(input.value + '\r');
+    sendInput(input.value);  // no Enter: the key bar's Enter runs it
     input.value = '';
   });
   retryButton.addEventListener('click', connect);

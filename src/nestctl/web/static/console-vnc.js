@@ -118,6 +118,18 @@ function keysymOf(ch) {
   return (code >= 0x20 && code <= 0xff) ? code : 0x01000000 + code;
 }
 
+// QEMU turns a keysym into a key press of its (US) keymap and keeps the modifiers the client
+// holds: '$' alone arrives as '4'. A pasted character that needs Shift is typed with Shift held.
+const SHIFTED = '~!@#$%^&*()_+{}|:"<>?';
+function typeChar(ch) {
+  if (!rfb) { return; }
+  lastInput = Date.now();
+  const shift = SHIFTED.includes(ch) || (ch >= 'A' && ch <= 'Z');
+  if (shift) { rfb.sendKey(0xffe1, 'ShiftLeft', true); }
+  rfb.sendKey(keysymOf(ch));
+  if (shift) { rfb.sendKey(0xffe1, 'ShiftLeft', false); }
+}
+
 document.getElementById('keybar').addEventListener('click', (e) => {
   const b = e.target.closest('button[data-key]');
   if (!b) { return; }
@@ -132,9 +144,8 @@ document.getElementById('keybar').addEventListener('click', (e) => {
 document.getElementById('console-paste').addEventListener('submit', (e) => {
   e.preventDefault();
   const input = document.getElementById('paste-text');
-  for (const ch of input.value) { send(keysymOf(ch)); }
-  send(KEYS.enter);
-  input.value = '';
+  for (const ch of input.value) { typeChar(ch); }
+  input.value = '';  // no Enter: the key bar's Enter runs it, when the visitor wants
 });
 
 // Pinch to zoom: the screen's box grows beyond the page and noVNC scales to it; the wrapper
