@@ -14,7 +14,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from tests.pvesim import PveSim
 from tests.pvesim.api_console import consoles
-from tests.web.conftest import ALICE, BASE, login, token
+from tests.web.conftest import ALICE, BASE, login, token, wait_for
 
 ORIGIN = BASE  # the dashboard's own origin (the test client's base URL)
 WS = BASE.replace("http://", "ws://")
@@ -151,3 +151,84 @@ def test_idle_console_is_closed(make_client: Any, sim: PveSim) -> None:
                 ws.send_text("2")  # pings are not input
                 ws.receive_bytes()
         assert closed.value.code == 4408
+
+
+def test_a_vm_serial_port_without_serial0_closes_and_with_one_gives_a_shell(
+    client: TestClient, sim: PveSim
+) -> None:
+    login(client, *token(sim))
+    node = node_of(sim)
+    vm = sim.cluster.nodes[node].vms[101]
+    page = f"/t/lab/vm/{node}/101/serial"
+    grant = open_console(client, page, kind="serial", node=node, vmid="101").json()
+    with client.websocket_connect(WS + grant["ws"], headers={"Origin": ORIGIN}) as ws:
+        with pytest.raises(WebSocketDisconnect):
+            ws.receive_bytes()  # `qm terminal` found no serial0: termproxy closes
+    assert consoles(sim.cluster).refused == ["unable to find a serial interface serial0"]
+    vm.conf.main["serial0"] = "socket"
+    grant = open_console(client, page, kind="serial", node=node, vmid="101").json()
+    with client.websocket_connect(WS + grant["ws"], headers={"Origin": ORIGIN}) as ws:
+        assert ws.receive_bytes()[:2] == b"OK"
+    assert 'href="/t/lab/vm/pve1/101/serial"' in wait_for(
+        client, f"/t/lab/vm/{node}/101", "/101/serial"
+    )
+
+
+def test_vm_and_node_pages_link_their_consoles(client: TestClient, sim: PveSim) -> None:
+    login(client, *token(sim))
+    vm_page = wait_for(client, "/t/lab/vm/pve1/101", "Rules apply")
+    assert 'href="/t/lab/vm/pve1/101/console"' in vm_page
+    assert "Layer: L1 VM 101 on pve1 (target lab)" in vm_page
+    assert 'href="/t/lab/vm/pve1/101/serial"' not in vm_page  # no serial0
+    assert 'href="/t/lab/node/pve1/shell"' in client.get("/t/lab/node/pve1").text
+
+
+def test_an_inner_proxmox_opens_its_vms_consoles_through_its_own_api(
+    make_client: Any, sim: PveSim
+) -> None:
+    from nestctl.web.settings import ServeSettings, TargetSpec  # noqa: PLC0415
+    from tests.web.conftest import LAB  # noqa: PLC0415
+
+    with PveSim(LAB) as inner:
+        settings = ServeSettings(
+            [
+                TargetSpec("lab", sim.url, sim.fingerprint),
+                TargetSpec("nested", inner.url, inner.fingerprint, parent="lab/101"),
+            ]
+        )
+        client = make_client(settings)
+        login(client, *token(sim))
+        page = client.get("/login?next=/").text
+        from tests.web.conftest import csrf_of  # noqa: PLC0415
+
+        userid, secret = token(inner)
+        client.post(
+            "/login",
+            data={"csrf": csrf_of(page), "username": userid, "password": secret, "target": "nested"},
+        )
+        shell = client.get("/t/nested/node/pve1/shell").text
+        assert "L1 node pve1 shell (target nested, inside lab VM 101)" in shell
+        grant = open_console(
+            client, "/t/nested/node/pve1/shell", kind="shell", node="pve1"
+        )
+        # the open went to `nested`'s own route: the POST URL names the target
+        assert grant.status_code == 403 or grant.status_code == 200
+        reply = client.post(
+            "/t/nested/console/open",
+            data={"kind": "shell", "node": "pve1"},
+            headers={"X-CSRF-Token": csrf(client, "/t/nested/node/pve1/shell")},
+        ).json()
+        with client.websocket_connect(WS + reply["ws"], headers={"Origin": ORIGIN}) as ws:
+            assert ws.receive_bytes()[:2] == b"OK"
+        assert consoles(inner.cluster).opened == [("term", "/nodes/pve1", "root@pam!pvesim")]
+        assert consoles(sim.cluster).opened == []
+        vm_page = client.get("/t/nested/vm/pve1/101/console").text
+        assert "L2 VM 101 on pve1 (target nested, inside lab VM 101)" in vm_page
+        inner.assert_conformant()
+
+
+def test_the_first_broken_link_links_the_console_of_its_layer(client: TestClient, sim: PveSim) -> None:
+    login(client, *token(sim))
+    page = wait_for(client, "/t/lab/vm/pve2/201", "First broken link: config")
+    assert "First broken link: config" in page
+    assert re.search(r'class="actions broken-consoles"><a class="button secondary" href="/t/lab/node/pve2/shell">', page)

@@ -191,6 +191,7 @@ def test_a_visitor_without_the_privilege_sees_403_and_opens_no_socket(
     phone.wait_for_selector(f"#console-status:has-text('{privilege}')")
     assert phone.sockets == []
     assert "may not open this console" in phone.inner_text("#console-status")
+    assert not phone.is_visible("#keybar")  # nothing here can work: only the message stays
     phone.screenshot(path=str(artifacts / f"console-refused-{privilege}-phone.png"))
 
 

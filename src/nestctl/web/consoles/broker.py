@@ -120,7 +120,9 @@ class ConsoleBroker:
         connect: Callable[[], Any],
         first_line: bytes,
     ) -> Grant:
-        grant = Grant(secrets.token_urlsafe(24), session, identity, ref, connect, first_line)
+        grant = Grant(
+            secrets.token_urlsafe(24), session, identity, ref, connect, first_line, self._clock()
+        )
         with self._lock:
             self._expire()
             self._grants[grant.id] = grant

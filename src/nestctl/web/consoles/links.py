@@ -9,6 +9,7 @@ screen is opened by the L1 Proxmox that hosts it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from nestctl.web.settings import TargetSpec
@@ -88,3 +89,17 @@ def for_broken_link(
                 )
             )
     return links
+
+
+def console_globals() -> dict[str, Any]:
+    """What the templates call (console_links.html): the layer's words, the broken-link links."""
+
+    def console_layer(settings: Any, target: str, kind: str, node: str, vmid: int | None) -> str:
+        return "Layer: " + layer_label(list(settings.targets), target, kind, node, vmid)
+
+    def broken_link_consoles(
+        settings: Any, target: str, node: str, vmid: int, link: str | None
+    ) -> list[ConsoleLink]:
+        return for_broken_link(list(settings.targets), target, node, vmid, link)
+
+    return {"console_layer": console_layer, "broken_link_consoles": broken_link_consoles}

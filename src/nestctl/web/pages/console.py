@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from typing import Any
 
@@ -138,8 +139,7 @@ async def open_console(request: Request) -> Response:
         privilege = privilege_of(exc)
         message = describe_error(exc)
         if status == 403:
-            needed = privilege or ("Sys.Console" if kind == "shell" else "VM.Console")
-            message = f"{identity} may not open this console: Proxmox wants {needed} ({message})"
+            message = refused_sentence(identity, ref, message, privilege)
         LOG.info("console refused: %s %s on %s: %s", identity, ref.guest, target, status)
         return JSONResponse(
             {"error": message, "status": status, "privilege": privilege},
@@ -150,6 +150,15 @@ async def open_console(request: Request) -> Response:
     if kind == "vnc" and isinstance(answer.get("password"), str):
         out["password"] = answer["password"]  # the RFB handshake's one-time password (30 s)
     return JSONResponse(out, headers={"cache-control": "no-store"})
+
+
+def refused_sentence(identity: str, ref: ConsoleRef, message: str, privilege: str | None) -> str:
+    """One plain sentence for a 403: who, which privilege on which path (Proxmox's own words
+    `Permission check failed (/vms/101, VM.Console)` give both)."""
+    m = re.search(r"Permission check failed \((/[^,)]*), ([^)]+)\)", message)
+    path = m.group(1) if m else (f"/nodes/{ref.node}" if ref.kind == "shell" else f"/vms/{ref.vmid}")
+    needed = privilege or (m.group(2) if m else ("Sys.Console" if ref.kind == "shell" else "VM.Console"))
+    return f"{identity} may not open this console: it needs {needed} on {path}."
 
 
 def _origin_ok(ws: WebSocket) -> bool:

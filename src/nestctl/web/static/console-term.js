@@ -98,7 +98,16 @@
     retryButton.hidden = true;
     say('Connecting…');
     const grant = await openConsole();
-    if (grant.error) { say(grant.error, true); retryButton.hidden = false; return; }
+    if (grant.error) {
+      say(grant.error, true);
+      if (grant.status === 403 || grant.status === 400) {
+        // Refused: nothing here can work, so only the message stays (no terminal, no keys).
+        ['console', 'keybar', 'console-paste'].forEach(function (id) { document.getElementById(id).hidden = true; });
+      } else {
+        retryButton.hidden = false;
+      }
+      return;
+    }
     const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + grant.ws;
     const decoder = new TextDecoder();
     let greeted = false;

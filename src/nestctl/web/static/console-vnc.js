@@ -49,7 +49,9 @@ async function connect() {
   if (grant.error) {
     refused = grant.status === 403 || grant.status === 400;
     say(grant.error, true);
-    if (!refused) { scheduleRetry(); } else { retryButton.hidden = false; }
+    if (!refused) { scheduleRetry(); return; }
+    // Refused: nothing here can work, so only the message stays (no screen, no keys).
+    ['console', 'keybar', 'console-paste'].forEach((id) => { document.getElementById(id).hidden = true; });
     return;
   }
   const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + grant.ws;
