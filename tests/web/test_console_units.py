@@ -57,7 +57,7 @@ def test_idle_counts_only_the_visitors_input() -> None:
 
 def test_a_403_becomes_one_sentence() -> None:
     ref = ConsoleRef("lab", "vnc", "pve1", 101)
-    text = "POST /nodes/pve1/qemu/101/vncproxy: HTTP 403: Permission check failed (/vms/101, VM.Console)"
+    text = "POST /x/vncproxy: HTTP 403: Permission check failed (/vms/101, VM.Console)"
     assert refused_sentence("alice@pve", ref, text, None) == (
         "alice@pve may not open this console: it needs VM.Console on /vms/101."
     )

@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from nestctl.web.backend import Connector
-from nestctl.web.consoles.broker import ConsoleBroker
 from nestctl.web.cache import Refresher
+from nestctl.web.consoles.broker import ConsoleBroker
 from nestctl.web.follow import Followers
 from nestctl.web.pages import (
     assets,

@@ -177,11 +177,18 @@ def test_node_shell_echoes_through_termproxy(
     wait_js(phone, "window.nestctlConsole.text.includes('nested-42\\r\\n')")
     key_bar_fits(phone)
     phone.screenshot(path=str(artifacts / "console-shell-phone.png"))
+    log = (artifacts / "serve-console.log").read_text()
+    assert f"console opened: root@pam!pvesim node/{NODE} shell on api (L0 node {NODE}" in log
+    assert "PVEVNC" not in log
+    assert "vncticket" not in log
 
 
 @pytest.mark.parametrize(
     ("url", "privilege"),
-    [(f"/t/api/vm/{NODE}/{VMID}/console", "VM.Console"), (f"/t/api/node/{NODE}/shell", "Sys.Console")],
+    [
+        (f"/t/api/vm/{NODE}/{VMID}/console", "VM.Console"),
+        (f"/t/api/node/{NODE}/shell", "Sys.Console"),
+    ],
 )
 def test_a_visitor_without_the_privilege_sees_403_and_opens_no_socket(
     phone: Any, server: str, sim: PveSim, artifacts: Path, url: str, privilege: str

@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from nestctl.web.consoles.upstream import TcpUpstream, Upstream, WebSocketUpstream, WsTarget
+from nestctl.web.consoles.upstream import (
+    TcpUpstream,
+    Upstream,
+    UpstreamError,
+    WebSocketUpstream,
+    WsTarget,
+)
 
 LOG = logging.getLogger("nestctl.web.consoles")
 GRANT_SECONDS = 30.0
@@ -82,7 +88,7 @@ def request_console(api: Any, ref: ConsoleRef) -> tuple[dict[str, Any], Callable
     else:
         answer = api.request("POST", f"{ref.api_base}/termproxy", {})
     if not isinstance(answer, dict) or not isinstance(answer.get("port"), int | str):
-        raise ValueError("Proxmox's console answer has no port")
+        raise UpstreamError("Proxmox's console answer has no port")
     port = int(answer["port"])
     ticket = str(answer.get("ticket", ""))
     user = str(answer.get("user") or getattr(api, "userid", ""))

@@ -33,7 +33,9 @@ def depth(targets: list[TargetSpec], name: str) -> int | None:
     return level
 
 
-def layer_label(targets: list[TargetSpec], target: str, kind: str, node: str, vmid: int | None) -> str:
+def layer_label(
+    targets: list[TargetSpec], target: str, kind: str, node: str, vmid: int | None
+) -> str:
     """`L2 VM 101 on pve1 (target inner, inside outer VM 100)`; plain words for the page."""
     level = depth(targets, target)
     spec = next((t for t in targets if t.name == target), None)

@@ -12,6 +12,7 @@ guest, which layer, when opened and closed); the Proxmox ticket never leaves thi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -156,8 +157,12 @@ def refused_sentence(identity: str, ref: ConsoleRef, message: str, privilege: st
     """One plain sentence for a 403: who, which privilege on which path (Proxmox's own words
     `Permission check failed (/vms/101, VM.Console)` give both)."""
     m = re.search(r"Permission check failed \((/[^,)]*), ([^)]+)\)", message)
-    path = m.group(1) if m else (f"/nodes/{ref.node}" if ref.kind == "shell" else f"/vms/{ref.vmid}")
-    needed = privilege or (m.group(2) if m else ("Sys.Console" if ref.kind == "shell" else "VM.Console"))
+    path = (
+        m.group(1) if m else (f"/nodes/{ref.node}" if ref.kind == "shell" else f"/vms/{ref.vmid}")
+    )
+    needed = privilege or (
+        m.group(2) if m else ("Sys.Console" if ref.kind == "shell" else "VM.Console")
+    )
     return f"{identity} may not open this console: it needs {needed} on {path}."
 
 
@@ -184,7 +189,9 @@ def activity(kind: str, data: bytes) -> bool:
 async def console_ws(ws: WebSocket) -> None:
     state: WebState = ws.app.state.web
     if not _origin_ok(ws):
-        LOG.warning("console refused: WebSocket from a foreign Origin %r", header(ws.scope, b"origin"))
+        LOG.warning(
+            "console refused: WebSocket from a foreign Origin %r", header(ws.scope, b"origin")
+        )
         await ws.close(code=1008)
         return
     cookies = read_cookies(ws.scope)
@@ -254,16 +261,18 @@ async def _relay(ws: WebSocket, upstream: Any, kind: str, idle: float) -> str:
     done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     for t in pending:
         t.cancel()
-    why = next(iter(done)).result()
+    why: str = next(iter(done)).result()
     await upstream.close()
+    await _close_browser(ws, why, idle)
+    return why
+
+
+async def _close_browser(ws: WebSocket, why: str, idle: float) -> None:
     code, reason = 1000, why
     if why == "idle":
         code, reason = CLOSE_IDLE, f"closed after {int(idle)} s without input"
-    try:
-        await ws.close(code=code, reason=reason)
-    except (RuntimeError, OSError, WebSocketDisconnect):
-        pass  # already gone
-    return why
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+        await ws.close(code=code, reason=reason)  # unless the browser is already gone
 
 
 # -- the packaged clients --------------------------------------------------------------------
