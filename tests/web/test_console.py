@@ -87,7 +87,7 @@ def test_a_grant_is_used_once_and_only_by_its_session(
     login(client, *token(sim))
     node = node_of(sim)
     grant = open_console(client, f"/t/lab/node/{node}/shell", kind="shell", node=node).json()
-    other = make_client()
+    other = TestClient(client.app, base_url=BASE)  # the same dashboard, another browser
     login(other, *token(sim))
     with (
         pytest.raises(WebSocketDisconnect),
@@ -111,7 +111,7 @@ def test_websocket_refused_from_a_foreign_origin(client: TestClient, sim: PveSim
         headers = {"Origin": origin} if origin else {}
         with (
             pytest.raises(WebSocketDisconnect),
-            client.websocket_connect(grant["ws"], headers=headers) as ws,
+            client.websocket_connect(WS + grant["ws"], headers=headers) as ws,
         ):
             ws.receive_bytes()
     assert consoles(sim.cluster).opened == []
@@ -123,7 +123,7 @@ def test_websocket_refused_without_a_session(
     login(client, *token(sim))
     node = node_of(sim)
     grant = open_console(client, f"/t/lab/node/{node}/shell", kind="shell", node=node).json()
-    stranger = make_client()
+    stranger = TestClient(client.app, base_url=BASE)  # the same dashboard, no login
     with (
         pytest.raises(WebSocketDisconnect),
         stranger.websocket_connect(WS + grant["ws"], headers={"Origin": ORIGIN}) as ws,
@@ -252,3 +252,18 @@ def test_the_first_broken_link_links_the_console_of_its_layer(
     assert "First broken link: config" in page
     shell = 'href="/t/lab/node/pve2/shell"'
     assert re.search(r'class="actions broken-consoles"><a class="button secondary" ' + shell, page)
+
+
+def test_the_websocket_to_proxmox_is_pinned_like_the_api_client(sim: PveSim) -> None:
+    import asyncio  # noqa: PLC0415
+
+    from nestctl.web.consoles.upstream import UpstreamError, WebSocketUpstream, WsTarget  # noqa: PLC0415
+
+    wrong = "0" * 64
+    target = WsTarget(f"{sim.url}/api2/json/nodes/pve1/vncwebsocket?port=5900", (), wrong, None)
+    with pytest.raises(UpstreamError, match="does not match the pinned fingerprint"):
+        asyncio.run(WebSocketUpstream.connect(target))
+    unpinned = WsTarget(target.url, (), None, None)  # CA verification: self-signed is refused
+    with pytest.raises(UpstreamError, match="TLS"):
+        asyncio.run(WebSocketUpstream.connect(unpinned))
+    assert sim.requests == []  # nothing was sent to either
