@@ -67,9 +67,13 @@ async function connect() {
     window.nestctlConsole.state = 'connected';
   });
   rfb.addEventListener('credentialsrequired', () => rfb.sendCredentials({password: grant.password || ''}));
-  rfb.addEventListener('securityfailure', (e) => say('The VM refused the screen: ' + (e.detail.reason || e.detail.status), true));
+  let failed = null;
+  rfb.addEventListener('securityfailure', (e) => {
+    failed = 'The VM refused the screen: ' + (e.detail.reason || 'authentication failed') + '.';
+  });
   rfb.addEventListener('disconnect', () => {
     rfb = null;
+    if (failed) { say(failed, true); retryButton.hidden = false; return; }
     if (Date.now() - lastInput > idleSeconds * 1000) {
       say('Closed after ' + idleSeconds + ' s without input.', true);
       retryButton.hidden = false;
