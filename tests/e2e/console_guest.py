@@ -12,13 +12,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import shutil
 import socket
+import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tests.e2e.guest_image import GuestImage, _cpio_gz, build_guest, cache_root, publish_layered
-from tests.e2e.guest_vm import BootedGuest, start_guest
+from tests.e2e.guest_vm import APPEND as GUEST_APPEND
+from tests.e2e.guest_vm import BootedGuest, boot
 
 CONSOLE_INIT = """#!/bin/sh
 # rdinit of the console test guest: a shell on the screen (tty1), then the usual /init.
@@ -54,21 +58,47 @@ def build_console_guest(root: Path | None = None) -> GuestImage:
     return GuestImage(base.kernel, initrd, base.kernel_package, False, 0.0)
 
 
-def start_console_guest(image: GuestImage, cpu: str = "qemu64") -> BootedGuest:
-    def screen(workdir: Path) -> list[str]:
-        return [
-            "-device", "VGA",
-            "-vnc", f"unix:{workdir / 'vnc.sock'},password=on",
-            "-qmp", f"unix:{workdir / 'qmp.sock'},server=on,wait=off",
-        ]  # fmt: skip
+@dataclass
+class ScreenGuest(BootedGuest):
+    """A booted guest with a screen: its VNC and QMP sockets live in `sockets`."""
 
-    return start_guest(image, cpu, extra_args=screen, append=APPEND)
+    sockets: Path = field(kw_only=True)
+
+    @property
+    def vnc_socket(self) -> Path:
+        return self.sockets / "vnc.sock"
+
+    @property
+    def qmp_socket(self) -> Path:
+        return self.sockets / "qmp.sock"
+
+    def stop(self) -> None:
+        super().stop()
+        shutil.rmtree(self.sockets, ignore_errors=True)
 
 
-def qmp(guest: BootedGuest, command: str, **arguments: Any) -> Any:
+def start_console_guest(image: GuestImage, cpu: str = "qemu64") -> ScreenGuest:
+    # A short directory of its own: unix socket paths are limited to 107 bytes.
+    sockets = Path(tempfile.mkdtemp(prefix="nestctl-vnc-"))
+    screen = [
+        "-device", "VGA",
+        "-vnc", f"unix:{sockets / 'vnc.sock'},password=on",
+        "-qmp", f"unix:{sockets / 'qmp.sock'},server=on,wait=off",
+    ]  # fmt: skip
+    workdir, proc, argv = boot(
+        kernel=image.kernel,
+        initrd=image.initrd,
+        append=f"{GUEST_APPEND} {APPEND}",
+        cpu=cpu,
+        extra=screen,
+    )
+    return ScreenGuest(workdir, proc, argv, time.monotonic(), cpu=cpu, sockets=sockets)
+
+
+def qmp(guest: ScreenGuest, command: str, **arguments: Any) -> Any:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(30)
-        sock.connect(str(guest.workdir / "qmp.sock"))
+        sock.connect(str(guest.qmp_socket))
         stream = sock.makefile("rwb")
         stream.readline()
         reply: dict[str, Any] = {}
@@ -84,7 +114,7 @@ def qmp(guest: BootedGuest, command: str, **arguments: Any) -> Any:
         return reply["return"]
 
 
-def screendump(guest: BootedGuest) -> tuple[int, int, bytes]:
+def screendump(guest: ScreenGuest) -> tuple[int, int, bytes]:
     """QEMU's own picture of the screen: (width, height, RGB bytes), through QMP `screendump`
     (PPM, its default format)."""
     path = guest.workdir / f"screen-{time.monotonic_ns()}.ppm"

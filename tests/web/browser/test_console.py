@@ -13,9 +13,14 @@ from typing import Any
 import pytest
 
 from nestctl.web.consoles import vendor
-from tests.e2e.console_guest import build_console_guest, screendump, start_console_guest
+from tests.e2e.console_guest import (
+    ScreenGuest,
+    build_console_guest,
+    screendump,
+    start_console_guest,
+)
 from tests.e2e.guest_image import GuestUnavailableError
-from tests.e2e.guest_vm import BootedGuest, BootFailedError, wait_ready
+from tests.e2e.guest_vm import BootFailedError, wait_ready
 from tests.e2e.required import give_up
 from tests.pvesim import PveSim
 from tests.pvesim.api_console import consoles
@@ -29,7 +34,7 @@ NODE = "pve1"
 
 
 @pytest.fixture(scope="module")
-def screen_guest() -> Iterator[BootedGuest]:
+def screen_guest() -> Iterator[ScreenGuest]:
     try:
         image = build_console_guest()
     except GuestUnavailableError as exc:
@@ -46,12 +51,10 @@ def screen_guest() -> Iterator[BootedGuest]:
 
 
 @pytest.fixture(scope="module")
-def sim(screen_guest: BootedGuest) -> Iterator[PveSim]:
+def sim(screen_guest: ScreenGuest) -> Iterator[PveSim]:
     with PveSim(LAB) as s:
         s.add_user(ALICE[0], ALICE[1], privs=["PVEAuditor"])
-        consoles(s.cluster).attach_vnc(
-            VMID, screen_guest.workdir / "vnc.sock", screen_guest.workdir / "qmp.sock"
-        )
+        consoles(s.cluster).attach_vnc(VMID, screen_guest.vnc_socket, screen_guest.qmp_socket)
         yield s
         consoles(s.cluster).close_all()
         s.assert_conformant()
@@ -132,7 +135,7 @@ def lit(rgb: bytes) -> float:
 
 
 def test_vm_screen_shows_the_boot_text_and_takes_keys(
-    phone: Any, server: str, sim: PveSim, screen_guest: BootedGuest, artifacts: Path
+    phone: Any, server: str, sim: PveSim, screen_guest: ScreenGuest, artifacts: Path
 ) -> None:
     log_in(phone, server, *token_login(sim))
     phone.goto(f"{server}/t/api/vm/{NODE}/{VMID}/console")
