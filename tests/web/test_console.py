@@ -41,6 +41,15 @@ def read_until(ws: Any, text: bytes, limit: int = 200) -> bytes:
     raise AssertionError(f"{text!r} not in {seen[-400:]!r}")
 
 
+def run_async(coro: Any) -> Any:
+    """asyncio.run on a thread of its own (Playwright's sync API may hold this thread's loop)."""
+    import asyncio as aio  # noqa: PLC0415
+    import concurrent.futures  # noqa: PLC0415
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(aio.run, coro).result()
+
+
 def close_code(ws: Any) -> int:
     """Read until the dashboard closes the socket; its close code."""
     try:
@@ -255,15 +264,14 @@ def test_the_first_broken_link_links_the_console_of_its_layer(
 
 
 def test_the_websocket_to_proxmox_is_pinned_like_the_api_client(sim: PveSim) -> None:
-    import asyncio  # noqa: PLC0415
 
     from nestctl.web.consoles.upstream import UpstreamError, WebSocketUpstream, WsTarget  # noqa: PLC0415
 
     wrong = "0" * 64
     target = WsTarget(f"{sim.url}/api2/json/nodes/pve1/vncwebsocket?port=5900", (), wrong, None)
     with pytest.raises(UpstreamError, match="does not match the pinned fingerprint"):
-        asyncio.run(WebSocketUpstream.connect(target))
+        run_async(WebSocketUpstream.connect(target))
     unpinned = WsTarget(target.url, (), None, None)  # CA verification: self-signed is refused
     with pytest.raises(UpstreamError, match="TLS"):
-        asyncio.run(WebSocketUpstream.connect(unpinned))
+        run_async(WebSocketUpstream.connect(unpinned))
     assert sim.requests == []  # nothing was sent to either

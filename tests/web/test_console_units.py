@@ -14,6 +14,16 @@ from nestctl.web.consoles.broker import ConsoleBroker, ConsoleRef, connect_upstr
 from nestctl.web.pages.console import activity, refused_sentence
 from nestctl.web.settings import TargetSpec
 
+
+def run_async(coro: Any) -> Any:
+    """asyncio.run on a thread of its own (Playwright's sync API may hold this thread's loop)."""
+    import asyncio as aio  # noqa: PLC0415
+    import concurrent.futures  # noqa: PLC0415
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(aio.run, coro).result()
+
+
 TARGETS = [
     TargetSpec("lab", "https://l0:8006"),
     TargetSpec("l1", "https://l1:8006", parent="lab/100"),
@@ -143,6 +153,6 @@ def test_local_mode_streams_the_localhost_port_of_the_worker() -> None:
         server.close()
         return got[0] + reply, api.calls
 
-    data, calls = asyncio.run(run())
+    data, calls = run_async(run())
     assert data == b"root@pam:PVEVNC:T\nOK"
     assert calls == [("POST", "/nodes/pve1/termproxy", {})]
