@@ -166,6 +166,13 @@ def test_vm_screen_shows_the_boot_text_and_takes_keys(
         time.sleep(0.2)
     phone.screenshot(path=str(artifacts / "console-vnc-typed-phone.png"))
     assert consoles(sim.cluster).opened[-1] == ("vnc", f"/vms/{VMID}", "root@pam!pvesim")
+    # What a VM reboot does to the screen: Proxmox's vncproxy worker ends, the socket closes.
+    # The page asks for a new console by itself and is back on the screen.
+    assert phone.evaluate("() => window.nestctlConsole.sockets") == 1
+    consoles(sim.cluster).close_all()
+    wait_js(phone, "window.nestctlConsole.sockets === 2")
+    wait_js(phone, "window.nestctlConsole.state === 'connected'")
+    assert len(consoles(sim.cluster).opened) == 2
 
 
 def test_node_shell_echoes_through_termproxy(
