@@ -141,6 +141,9 @@ async def open_console(request: Request) -> Response:
         message = describe_error(exc)
         if status == 403:
             message = refused_sentence(identity, ref, message, privilege)
+        else:  # Proxmox's own words, without the request line the client adds
+            said = " ".join(str(getattr(exc, "message", "") or "").split()).rstrip(".")
+            message = f"Proxmox could not open the console: {said or message}."
         LOG.info("console refused: %s %s on %s: %s", identity, ref.guest, target, status)
         return JSONResponse(
             {"error": message, "status": status, "privilege": privilege},
