@@ -173,6 +173,26 @@ def test_vm_screen_shows_the_boot_text_and_takes_keys(
     wait_js(phone, "window.nestctlConsole.sockets === 2")
     wait_js(phone, "window.nestctlConsole.state === 'connected'")
     assert len(consoles(sim.cluster).opened) == 2
+    # Pinch with two fingers: the screen grows beyond the page (and scrolls); Fit undoes it.
+    box = phone.eval_on_selector(
+        "#console", "e => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.width]; }"
+    )
+    x, y = box[0] + box[2] / 2, box[1] + 100
+    cdp = phone.context.new_cdp_session(phone)
+
+    def touch(kind: str, spread: float) -> None:
+        points = [{"x": x - spread, "y": y}, {"x": x + spread, "y": y}] if spread else []
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    touch("touchStart", 40)
+    touch("touchMove", 80)
+    touch("touchMove", 120)
+    touch("touchEnd", 0)
+    zoomed = phone.eval_on_selector("#console-screen", "e => e.style.width")
+    assert zoomed.endswith("%") and float(zoomed[:-1]) > 250, zoomed
+    phone.screenshot(path=str(artifacts / "console-vnc-zoomed-phone.png"))
+    phone.click('#keybar button[data-key="fit"]')
+    assert phone.eval_on_selector("#console-screen", "e => e.style.width") == "100%"
 
 
 def test_node_shell_echoes_through_termproxy(
