@@ -136,6 +136,7 @@ def cluster_resources(ctx: Ctx) -> Any:
             out.append(_node_resource(node))
         if kind in (None, "vm"):
             out += [_vm_resource(vm, node) for vm in node.vms.values() if _can_see(ctx, vm)]
+            out += _ct_resources(ctx, node)
         if kind in (None, "storage"):
             out.append(
                 {
@@ -149,7 +150,21 @@ def cluster_resources(ctx: Ctx) -> Any:
                     "shared": 0,
                 }
             )
+            used, total = node.storage_usage.get("local", (0, 0))
+            if node.online and total:
+                out[-1].update(disk=used, maxdisk=total)
     return out
+
+
+def _ct_resources(ctx: Ctx, node: Node) -> list[dict[str, Any]]:
+    """Containers are `type=vm` resources too (type lxc, id lxc/<vmid>)."""
+    from tests.pvesim.api_lxc import ct_resource  # noqa: PLC0415 - api_lxc imports this module
+
+    return [
+        ct_resource(ct, node)
+        for ct in node.cts.values()
+        if ctx.users.privileges(ctx.who, f"/vms/{ct.vmid}") & {"VM.Audit"}
+    ]
 
 
 def _can_see(ctx: Ctx, vm: Vm) -> bool:
@@ -312,6 +327,34 @@ def capabilities_qemu(ctx: Ctx) -> Any:
     return index("cpu", "cpu-flags", "machines", "migration")
 
 
+#: qemu-server's first version with `accel` and `supported-on` (pve-api-facts.md).
+SUPPORTED_ON_SINCE = (9, 1, 17)
+
+
+def _supported_on(ctx: Ctx, name: str) -> list[str]:
+    """The nodes `supported-on` lists for a flag: for nested-virt those whose KVM offered vmx or
+    svm when pvestatd last probed (nested on, a CPU with the flag); others by the CPU's flags."""
+    out = []
+    for n in ctx.cluster.nodes.values():
+        has_virt = re.search(r"\b(vmx|svm)\b", n.cpu_flags) is not None
+        if name == "nested-virt":
+            ok = has_virt and n.nested_param is True
+        else:
+            ok = name in n.cpu_flags.split() or name not in ("vmx", "svm")
+        if ok:
+            out.append(n.name)
+    return out
+
+
+def _accel_unknown() -> ApiError:
+    return ApiError(
+        400,
+        "Parameter verification failed.",
+        {"accel": "property is not defined in schema and the schema does not allow additional "
+                  "properties\n"},
+    )  # fmt: skip
+
+
 @handles("GET", "/nodes/{node}/capabilities/qemu/cpu-flags")
 def cpu_flags(ctx: Ctx) -> Any:
     node = ctx.node
@@ -319,17 +362,31 @@ def cpu_flags(ctx: Ctx) -> Any:
         raise ApiError(
             501, f"Method 'GET /nodes/{node.name}/capabilities/qemu/cpu-flags' not implemented"
         )
+    new = node.qemu_server >= SUPPORTED_ON_SINCE
+    if ctx.text("accel") is not None and not new:
+        raise _accel_unknown()  # older servers: no such parameter
     out = []
     for name in node.cpu_flags_supported or _CPU_FLAGS:
-        supported = [
-            n.name
-            for n in ctx.cluster.nodes.values()
-            if (name == "nested-virt" and re.search(r"\b(vmx|svm)\b", n.cpu_flags))
-            or name in n.cpu_flags.split()
-            or name not in ("vmx", "svm", "nested-virt")
-        ]
-        out.append({"name": name, "description": f"{name} CPU flag", "supported-on": supported})
+        item: dict[str, Any] = {"name": name, "description": f"{name} CPU flag"}
+        if new:
+            item["supported-on"] = _supported_on(ctx, name)
+        out.append(item)
     return out
+
+
+@handles("GET", "/cluster/qemu/cpu-flags")
+def cluster_cpu_flags(ctx: Ctx) -> Any:
+    """pve-manager 14a22df: the cluster-wide listing (Sys.Audit on /nodes, or Mapping rights on
+    /mapping/cpu)."""
+    have = ctx.users.privileges(ctx.who, "/nodes") | ctx.users.privileges(ctx.who, "/mapping/cpu")
+    if not have & {"Sys.Audit", "Mapping.Audit", "Mapping.Use", "Mapping.Modify"}:
+        raise ApiError(403, "Permission check failed (/nodes, Sys.Audit)")
+    names = list(dict.fromkeys(f for n in ctx.cluster.nodes.values()
+                               for f in (n.cpu_flags_supported or _CPU_FLAGS)))  # fmt: skip
+    return [
+        {"name": f, "description": f"{f} CPU flag", "supported-on": _supported_on(ctx, f)}
+        for f in names
+    ]
 
 
 def known_models(node: Node) -> dict[str, str]:

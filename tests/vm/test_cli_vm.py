@@ -43,7 +43,7 @@ def codes(vm: dict[str, Any]) -> list[str]:
 
 def test_running_vm_with_pending_cpu_needs_a_proxmox_restart(tmp_path: Path) -> None:
     node(tmp_path)
-    vm_conf(tmp_path, 100, "name: web\nostype: l26\n\n[PENDING]\ncpu: host\n")
+    vm_conf(tmp_path, 100, "name: web\nostype: l26\ntags: nested\n\n[PENDING]\ncpu: host\n")
     run_vm(tmp_path, 100, 4242, KVM64)
     rc, data = vm_json(tmp_path, "100")
     vm = by_id(data)[100]
@@ -60,7 +60,8 @@ def test_running_vm_with_pending_cpu_needs_a_proxmox_restart(tmp_path: Path) -> 
     assert restart["fix"] == "qm reboot 100"
     assert restart["severity"] == "error"  # the restart changes what the guest sees
     not_exposed = next(f for f in vm["findings"] if f["code"] == "vm.nested.not-exposed")
-    assert not_exposed["severity"] == "error"  # the user named this VM
+    assert not_exposed["severity"] == "error"  # the VM wants nesting (its tag)
+    assert (vm["wants_nested"], vm["intent"], vm["verdict"]) == (True, "tag", "not-ready")
     assert not_exposed["fix"] == "qm reboot 100"  # the pending config would expose vmx
 
 
@@ -173,13 +174,28 @@ def test_custom_model_with_vmx(tmp_path: Path) -> None:
 
 def test_host_nested_off_breaks_the_first_link(tmp_path: Path) -> None:
     node(tmp_path, nested="N")
-    vm_conf(tmp_path, 100, "ostype: l26\ncpu: host\n")
+    vm_conf(tmp_path, 100, "ostype: l26\ncpu: host,flags=+nested-virt\n")
     rc, data = vm_json(tmp_path)
     vm = by_id(data)[100]
     assert rc == 1
+    assert (vm["wants_nested"], vm["intent"]) == (True, "config")
     assert vm["nested"]["exposed"] is False
     assert vm["broken_link"] == "host"
     assert "vm.host.nested-off" in [f["code"] for f in data["findings"]]
+
+
+def test_host_nested_off_leaves_vms_that_do_not_want_nesting_alone(tmp_path: Path) -> None:
+    """`cpu: host` alone is no intent: the VM is "not nested", neutral, exit 0; the node's
+    nested=N is a note, since no VM on it wants nesting."""
+    node(tmp_path, nested="N")
+    vm_conf(tmp_path, 100, "ostype: l26\ncpu: host\n")
+    rc, data = vm_json(tmp_path, "100")
+    vm = by_id(data)[100]
+    assert (rc, data["verdict"]) == (0, "ready")
+    assert (vm["wants_nested"], vm["intent"], vm["verdict"]) == (False, "none", "not-nested")
+    assert vm["broken_link"] is None
+    assert vm["chain"]["host"] == "broken"  # the fact stays; it just does not matter here
+    assert {f["severity"] for f in data["findings"] if f["code"].startswith("vm.host.")} == {"info"}
 
 
 def test_bad_configs_give_findings_not_tracebacks(tmp_path: Path) -> None:
@@ -207,9 +223,14 @@ def test_missing_vmid_and_all_nodes(tmp_path: Path) -> None:
     vm_conf(tmp_path, 200, "ostype: l26\n", node_name="pve2")
     run_vm(tmp_path, 200, 33, KVM64)  # a pid file here says nothing about pve2's VM
     rc, data = vm_json(tmp_path, "999")
-    assert rc == 1
+    assert rc == 2  # nothing was checked: never "not ready"
     assert data["vms"] == []
     assert data["findings"][-1]["code"] == "vm.not-found"
+    assert data["findings"][-1]["message"] == "no VM 999 on this cluster"
+    # VM 200 is pve2's: named here without --all-nodes, the message says where it is.
+    rc, data = vm_json(tmp_path, "200")
+    assert rc == 2
+    assert "it is on node pve2" in data["findings"][-1]["message"]
     _, data = vm_json(tmp_path, "--all-nodes")
     vms = by_id(data)
     assert vms[100]["node"] == "pve1"
@@ -346,7 +367,9 @@ def test_enable_plans_exact_argv(
     args = ["100", "--profile", profile, "--dry-run"] + (["--migratable"] if migratable else [])
     rc, data, rec = enable(tmp_path, monkeypatch, *args)
     assert rc == 0
-    assert data["commands"] == [["qm", "set", "100", *expected, *digest_args(tmp_path, 100)]]
+    # `vm enable` also marks the VM as meant to nest: the tag, in the same change.
+    tagged = [*expected, "--tags", "nested"]
+    assert data["commands"] == [["qm", "set", "100", *tagged, *digest_args(tmp_path, 100)]]
     assert rec.calls == []  # dry run: nothing ran, nothing recorded
 
 
@@ -387,7 +410,7 @@ def test_enable_applies_through_qm_and_reports_restart(
     digest = tuple(digest_args(tmp_path, 100))
     rc, data, rec = enable(tmp_path, monkeypatch, "100", "--profile", "linux-kvm")
     # --digest: Proxmox refuses the change if the config changed since nestctl checked it.
-    assert rec.calls == [("qm", "set", "100", "--cpu", "host", *digest)]
+    assert rec.calls == [("qm", "set", "100", "--cpu", "host", "--tags", "nested", *digest)]
     assert data["applied"] is True
     assert "vm.restart-required" in [f["code"] for f in data["findings"]]
     # Proxmox's file is changed only by qm (here recorded), never by nestctl.
@@ -423,7 +446,10 @@ def test_enable_restart_reboots_and_verifies_the_running_cpu(
         "--restart",
         runner=RecordingRunner(respond=fake_qm),
     )
-    assert rec.calls == [("qm", "set", "100", "--cpu", "host", *digest), ("qm", "reboot", "100")]
+    assert rec.calls == [
+        ("qm", "set", "100", "--cpu", "host", "--tags", "nested", *digest),
+        ("qm", "reboot", "100"),
+    ]
     assert data["restart"] == {"running_cpu_arg": HOST, "expected_cpu_arg": HOST, "matches": True}
     assert "vm.enable.verified" in [f["code"] for f in data["findings"]]
     assert rc == 0
@@ -447,7 +473,7 @@ def test_enable_failed_qm_is_reported(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_enable_unknown_vm_and_bad_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     node(tmp_path)
     rc, data, _ = enable(tmp_path, monkeypatch, "100", "--profile", "linux-kvm")
-    assert rc == 1
+    assert rc == 2  # nothing to change, nothing checked: the same exit code as `vm 100`
     assert data["blocked"] == "no such VM on this node"
     vm_conf(tmp_path, 100, LINUX)
     args = ["vm", "enable", "100", "--profile", "linux-kvm", "--root", str(tmp_path)]
@@ -551,3 +577,24 @@ def test_text_shows_lock_and_per_vm_notes(tmp_path: Path) -> None:
     assert "lock" in result.output
     assert "backup" in result.output
     assert "VM is locked (backup)" in result.output.replace("\n", " ")
+
+
+def test_an_unknown_vmid_is_the_same_words_and_exit_2_from_every_command(tmp_path: Path) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 101, "ostype: l26\ncpu: host\n")
+    vm_conf(tmp_path, 1010, "ostype: l26\n")
+    want = "no VM 1011 on this cluster (did you mean 101 or 1010?)"
+    rc, data = vm_json(tmp_path, "1011")
+    assert (rc, data["verdict"]) == (2, "unknown")
+    assert [f["message"] for f in data["findings"] if f["code"] == "vm.not-found"] == [want]
+    text = CliRunner().invoke(cli, ["vm", "--root", str(tmp_path), "1011"])
+    assert text.exit_code == 2
+    assert want in text.output
+    assert "0 of 0" not in text.output
+    for verb in (["enable", "1011", "--profile", "linux-kvm"], ["disable", "1011"]):
+        res = CliRunner().invoke(cli, ["vm", *verb, "--root", str(tmp_path), "--json"])
+        assert res.exit_code == 2, (verb, res.output)
+        found = json.loads(res.output)["findings"]
+        assert [f["message"] for f in found if f["code"] == "vm.not-found"] == [
+            want.replace("on this cluster", "on this node")
+        ], verb

@@ -26,7 +26,16 @@ VM_KEYS = {
 NESTED_KEYS = {"exposed": (bool, type(None)), "flag": (str, type(None))}
 FINDING_KEYS = {"code", "severity", "message", "fix"}
 #: Extra keys nestctl adds (documented in docs/vm.md), pinned so they are not renamed either.
-VM_EXTRA = {"node", "lock", "proxmox_cpu_arg", "chain", "broken_link"}
+VM_EXTRA = {
+    "node",
+    "lock",
+    "proxmox_cpu_arg",
+    "chain",
+    "broken_link",
+    "wants_nested",
+    "intent",
+    "verdict",
+}
 ENABLE_KEYS = {
     "vmid",
     "profile",
@@ -96,6 +105,8 @@ def test_enable_json_contract(tmp_path: Path) -> None:
     vm_conf(tmp_path, 100, "ostype: l26\n")
     data = run(tmp_path, "vm", "enable", "100", "--profile", "linux-kvm", "--dry-run")
     assert set(data) == ENABLE_KEYS
-    assert data["commands"] == [["qm", "set", "100", "--cpu", "host", *digest_args(tmp_path, 100)]]
+    assert data["commands"] == [
+        ["qm", "set", "100", "--cpu", "host", "--tags", "nested", *digest_args(tmp_path, 100)]
+    ]
     for f in data["findings"]:
         check_finding(f)

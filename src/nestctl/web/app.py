@@ -18,13 +18,16 @@ from nestctl.web.consoles.broker import ConsoleBroker
 from nestctl.web.follow import Followers
 from nestctl.web.pages import (
     assets,
+    backups,
     console,
     enable,
+    events,
     firewall,
     login,
     node,
     overview,
     power,
+    snapshots,
     tasks,
     vm,
 )
@@ -87,6 +90,9 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
         *tasks.routes,
         *firewall.routes,
         *enable.routes,
+        *snapshots.routes,
+        *backups.routes,
+        *events.routes,
         *console.routes,
     ]
     app = Starlette(

@@ -26,16 +26,14 @@ class EngineView:
 
 
 def explain(result: Any) -> dict[str, Any] | None:
-    """The first broken link and the finding that explains it (errors first), with its fix."""
-    if not result.broken_link:
+    """The first broken link and the finding that explains it, with its fix: the one verdict's
+    (`nestctl.vm.verdict.judge_vm`, kept on the result and on the tree's `VmView`)."""
+    v = getattr(result, "verdict", None)
+    if not hasattr(v, "broken_link"):  # a tree `VmView` carries the judgement's fields itself
+        v = result
+    if v is None or getattr(v, "broken_link", None) is None:
         return None
-    ranked = sorted(result.findings, key=lambda f: (f.severity.value != "error", f.fix is None))
-    why = ranked[0] if ranked else None
-    return {
-        "link": result.broken_link,
-        "message": why.message if why else None,
-        "fix": why.fix if why else None,
-    }
+    return {"link": v.broken_link, "message": v.message, "fix": v.fix}
 
 
 def parent_of(spec: TargetSpec) -> tuple[str, int] | None:

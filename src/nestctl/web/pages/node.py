@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nestctl.web.pages.common import api_for
-from nestctl.web.pages.overview import snapshot
+from nestctl.web.pages.overview import snapshot, tree_view
 from nestctl.web.templating import render
 
 
@@ -16,6 +16,7 @@ async def node_page(request: Request) -> Response:
     node = request.path_params["node"]
     api_for(request, target)
     snap = snapshot(request, target)
+    tree_view(request)  # ties targets as the overview does: a VM running one is re-judged
     entry = next((n for n in snap.nodes if n.node == node), None) if snap is not None else None
     vms = [v for v in snap.engine.view.vms if v.node == node] if entry and snap else []
     return render(request, "node.html", target=target, node=node, snap=snap, entry=entry, vms=vms)

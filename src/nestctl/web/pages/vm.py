@@ -7,8 +7,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nestctl.web import vmdetail
+from nestctl.web.engine import explain
 from nestctl.web.pages.common import api_for, session, web
-from nestctl.web.pages.overview import snapshot
+from nestctl.web.pages.overview import snapshot, tree_view
 from nestctl.web.templating import render
 
 
@@ -31,8 +32,15 @@ async def vm_page(request: Request) -> Response:
     vmid = int(request.path_params["vmid"])
     d = detail(request, target, node, vmid)
     snap = snapshot(request, target)
+    tree_view(request)  # ties targets as the overview does: a VM running one is re-judged
     entry = snap.vm(vmid) if snap is not None else None
-    info = snap.detail(vmid) if snap is not None else {}
+    info = dict(snap.detail(vmid)) if snap is not None else {}
+    info["broken"] = explain(entry)  # the one verdict's words, as on the overview
+    if entry is not None and entry.verdict == "not-nested" and isinstance(info.get("chain"), dict):
+        # Facts, not faults: nobody wants this VM to nest (as the metrics say it).
+        info["chain"] = {
+            k: "not-nested" if v in ("broken", "unknown") else v for k, v in info["chain"].items()
+        }
     live = snap.live.get((node, vmid)) if snap is not None else None
     key = "/".join(detail_key(request, target, node, vmid)[1:])
     return render(
