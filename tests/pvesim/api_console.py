@@ -303,12 +303,20 @@ def node_termproxy(ctx: Ctx) -> Any:
 def lxc_termproxy(ctx: Ctx) -> Any:
     node = ctx.node
     vmid = int(ctx.route.uri_params["vmid"])
-    cts = getattr(node, "containers", None) or getattr(node, "cts", None) or {}
-    if vmid not in consoles(ctx.cluster).containers and vmid not in cts:
+    ct = getattr(node, "cts", {}).get(vmid)
+    if ct is None and vmid not in consoles(ctx.cluster).containers:
         raise ApiError(
             500, f"Configuration file 'nodes/{node.name}/lxc/{vmid}.conf' does not exist"
         )
-    return _issue(ctx, "term", f"/vms/{vmid}", "vncproxy", str(vmid), _shell(ctx))
+    shell = _shell(ctx)
+
+    def opener(ticket: str, password: str | None) -> Backend:
+        if ct is not None and ct.status != "running":
+            # `lxc-console` has nothing to attach to: termproxy closes.
+            raise websocket.ClosedError(f"CT {vmid} not running")
+        return shell(ticket, password)
+
+    return _issue(ctx, "term", f"/vms/{vmid}", "vncproxy", str(vmid), opener)
 
 
 @handles("POST", "/nodes/{node}/qemu/{vmid}/termproxy")

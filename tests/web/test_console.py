@@ -279,16 +279,19 @@ def test_the_websocket_to_proxmox_is_pinned_like_the_api_client(sim: PveSim) -> 
 
 def test_a_container_console_and_a_missing_container(client: TestClient, sim: PveSim) -> None:
     login(client, *token(sim))
-    page = "/t/lab/ct/pve1/200/console"
-    assert "L1 container 200 on pve1" in client.get(page).text
-    missing = open_console(client, page, kind="lxc", node="pve1", vmid="200")
+    page = "/t/lab/ct/pve1/150/console"
+    assert "L1 container 150 on pve1" in client.get(page).text
+    missing = open_console(client, page, kind="lxc", node="pve1", vmid="999")
     assert missing.status_code == 500
     assert missing.json()["error"] == (
         "Proxmox could not open the console: "
-        "Configuration file 'nodes/pve1/lxc/200.conf' does not exist."
+        "Configuration file 'nodes/pve1/lxc/999.conf' does not exist."
     )
-    consoles(sim.cluster).containers.add(200)
-    grant = open_console(client, page, kind="lxc", node="pve1", vmid="200").json()
+    grant = open_console(client, page, kind="lxc", node="pve1", vmid="150").json()
     with client.websocket_connect(WS + grant["ws"], headers={"Origin": ORIGIN}) as ws:
         assert ws.receive_bytes()[:2] == b"OK"
-    assert consoles(sim.cluster).opened == [("term", "/vms/200", "root@pam!pvesim")]
+    assert consoles(sim.cluster).opened == [("term", "/vms/150", "root@pam!pvesim")]
+    stopped = open_console(client, page, kind="lxc", node="pve1", vmid="151").json()
+    with client.websocket_connect(WS + stopped["ws"], headers={"Origin": ORIGIN}) as ws:
+        assert close_code(ws) == 1000
+    assert consoles(sim.cluster).refused == ["CT 151 not running"]
