@@ -189,7 +189,8 @@ def test_vm_screen_shows_the_boot_text_and_takes_keys(
     touch("touchMove", 120)
     touch("touchEnd", 0)
     zoomed = phone.eval_on_selector("#console-screen", "e => e.style.width")
-    assert zoomed.endswith("%") and float(zoomed[:-1]) > 250, zoomed
+    assert zoomed.endswith("%"), zoomed
+    assert float(zoomed[:-1]) > 250, zoomed
     phone.screenshot(path=str(artifacts / "console-vnc-zoomed-phone.png"))
     phone.click('#keybar button[data-key="fit"]')
     assert phone.eval_on_selector("#console-screen", "e => e.style.width") == "100%"
