@@ -5,6 +5,7 @@ whose vncwebsocket relays to the QEMU's VNC socket and whose termproxy runs a re
 from __future__ import annotations
 
 import base64
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -237,3 +238,48 @@ def test_console_pages_need_a_session(phone: Any, server: str) -> None:
     phone.goto(f"{server}/t/api/node/{NODE}/shell")
     assert "/login" in phone.url
     assert phone.sockets == []
+
+
+def test_an_l2_vm_screen_is_opened_through_the_inner_proxmox(
+    sim: PveSim, screen_guest: ScreenGuest
+) -> None:
+    """Two layers: the dashboard shows `lab` and `nested` (a Proxmox inside lab VM 101). The L2
+    VM's screen is asked of `nested`'s own API, and the RFB greeting of the real QEMU comes back
+    through it; `lab` is never asked."""
+    from starlette.testclient import TestClient  # noqa: PLC0415
+
+    from nestctl.web.app import create_app  # noqa: PLC0415
+    from nestctl.web.backend import PveConnector  # noqa: PLC0415
+    from nestctl.web.engine import tree_builder  # noqa: PLC0415
+    from nestctl.web.settings import ServeSettings, TargetSpec  # noqa: PLC0415
+    from tests.web.conftest import BASE, csrf_of  # noqa: PLC0415
+
+    with PveSim(LAB) as inner:
+        consoles(inner.cluster).attach_vnc(102, screen_guest.vnc_socket, screen_guest.qmp_socket)
+        settings = ServeSettings(
+            [
+                TargetSpec("lab", sim.url, sim.fingerprint),
+                TargetSpec("nested", inner.url, inner.fingerprint, parent=f"lab/{VMID}"),
+            ]
+        )
+        with TestClient(create_app(settings, PveConnector(), tree_builder()), base_url=BASE) as c:
+            for target, s in (("lab", sim), ("nested", inner)):
+                userid, _, secret = s.root_token.partition("=")
+                form = {"username": userid, "password": secret, "target": target}
+                c.post("/login", data={"csrf": csrf_of(c.get("/login").text), **form})
+            page = c.get("/t/nested/vm/pve1/102/console").text
+            assert "L2 VM 102 on pve1 (target nested, inside lab VM 101)" in page
+            token = re.search(r'data-csrf="([^"]+)"', page)
+            assert token
+            before = len(consoles(sim.cluster).opened)
+            grant = c.post(
+                "/t/nested/console/open",
+                data={"kind": "vnc", "node": "pve1", "vmid": "102"},
+                headers={"X-CSRF-Token": token.group(1)},
+            ).json()
+            ws_url = BASE.replace("http", "ws") + grant["ws"]
+            with c.websocket_connect(ws_url, headers={"Origin": BASE}) as ws:
+                assert ws.receive_bytes().startswith(b"RFB 003.008")
+        assert consoles(inner.cluster).opened == [("vnc", "/vms/102", "root@pam!pvesim")]
+        assert len(consoles(sim.cluster).opened) == before
+        inner.assert_conformant()
