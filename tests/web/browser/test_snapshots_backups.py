@@ -121,3 +121,21 @@ def test_a_failed_last_backup_shows_the_error(phone, server, sim: PveSim, artifa
     assert "got timeout while waiting for the guest agent" in row
     tap_targets_and_text(phone)
     shot(phone, artifacts, "backups-page", "phone")
+
+
+def test_make_nested_ready_takes_a_snapshot_first_and_offers_the_way_back(
+    phone, server, sim: PveSim, artifacts: Path
+):
+    log_in(phone, server, *token_login(sim))
+    phone.goto(f"{server}/t/api/vm/pve2/202/enable?profile=linux-kvm")
+    first = phone.locator("#snapshot-first").inner_text()
+    assert "nestctl-before-linux-kvm-" in first
+    shot(phone, artifacts, "enable-with-snapshot", "phone")
+    phone.click("#confirm")
+    phone.wait_for_selector("#rollback-safety")
+    assert "was taken first" in phone.locator("#safety").inner_text()
+    tap_targets_and_text(phone)
+    shot(phone, artifacts, "enable-done-rollback", "phone")
+    assert any(n.startswith("nestctl-before-") for n in sim.cluster.vm(202).conf.sections)
+    phone.click("#rollback-safety")
+    phone.wait_for_selector("text=Roll VM 202 back to nestctl-before-linux-kvm-")
