@@ -115,6 +115,14 @@ def test_a_failed_last_backup_shows_the_error(phone, server, sim: PveSim, artifa
     assert "failed: got timeout while waiting for the guest agent" in task
     assert "its last backup failed" in phone.locator("#backup-findings").inner_text()
     shot(phone, artifacts, "backup-failed-guest", "phone")
+    for _ in range(50):  # the VM page reads backups in the background: the first view may wait
+        phone.goto(f"{server}/t/api/vm/pve1/104")
+        if phone.locator("#vm-backup").count():
+            break
+        phone.wait_for_timeout(200)
+    line = phone.locator("#vm-backup").inner_text()
+    assert "Last backup failed: got timeout while waiting for the guest agent" in line
+    shot(phone, artifacts, "backup-failed-vm-page", "phone")
     phone.goto(f"{server}/t/api/backups")
     row = phone.locator("#bk-qemu-104").inner_text()
     assert "last backup failed" in row
