@@ -11,7 +11,7 @@ SUMMARIES = {
     Verdict.NOT_READY: "a layer of the lab is not ready (see the tree and the errors below)",
     Verdict.UNKNOWN: "some layers could not be checked (see the findings below)",
 }
-_MARK = {"ready": "ok", "not-ready": "NOT READY", "unknown": "unknown"}
+_MARK = {"ready": "ok", "not-ready": "NOT READY", "unknown": "unknown", "not-nested": "not nested"}
 
 
 def tree_report(tree: list[dict[str, Any]], findings: list[Finding], verdict: Verdict) -> Report:

@@ -108,7 +108,11 @@ def guest_role(guest: Mapping[str, Any] | None) -> tuple[IntentKind, str] | None
             return "inner-layer", f"its guest runs {len(running)} Hyper-V VM(s)"
         verdicts = windows.get("verdicts")
         if isinstance(verdicts, Mapping):
-            for key, label in (("hyperv", "Hyper-V"), ("wsl2", "WSL2"), ("docker", "Docker")):
+            for key, label in (
+                ("hyperv", "Hyper-V"),
+                ("wsl2", "WSL2"),
+                ("docker_desktop", "Docker Desktop"),
+            ):
                 v = verdicts.get(key)
                 if isinstance(v, Mapping) and v.get("status") in ("ready", "not-ready"):
                     return "guest", f"its guest has {label} enabled"

@@ -68,9 +68,13 @@ def doctor_report(scan: ApiScan, opts: VmOptions, agents: AgentsFor | None = Non
     vrep = build_report(results, findings, guest=opts.guest, with_sections=opts.sections)
     nodes: list[dict[str, Any]] = []
     rows: list[Section] = []
+    from nestctl.vm.verdict import settle  # noqa: PLC0415
+
+    wanting = {r.node for r in results if r.intent.wants_nested or opts.all_vms}
     for node in scan.node_reports:
         facts = scan.nodes.get(node.node)
-        extra = node_findings(facts) if facts is not None else []
+        # A node's nesting findings matter only where one of its VMs wants nesting.
+        extra = settle(node_findings(facts), strict=node.node in wanting) if facts else []
         body = node.to_json()
         body["findings"] += [f.to_json() for f in extra]
         nodes.append(body)

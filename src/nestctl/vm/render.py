@@ -22,6 +22,9 @@ def summary(results: list[VmResult]) -> str:
     exposed = sum(1 for r in results if r.nested.exposed)
     restart = sum(1 for r in results if r.restart_required)
     text = f"{exposed} of {len(results)} VM(s) give the guest vmx/svm"
+    plain = sum(1 for r in results if r.verdict is not None and r.verdict.verdict == "not-nested")
+    if plain:
+        text += f"; {plain} not nested (nothing asks for nesting: no tag, flag or hypervisor)"
     if restart:
         text += f", {restart} need a restart (qm reboot)"
     return text

@@ -74,7 +74,8 @@ _DEFAULT_WHY = {
     "guest": ("its guest does not see vmx/svm", None),
 }
 _UNKNOWN_WHY = {
-    "host": "whether its node's KVM has nested on could not be read",
+    "host": "whether its node's KVM has nested on could not be read (the node's finding says "
+    "what would tell it)",
     "config": "what its config gives the guest could not be told",
     "process": "whether it runs could not be told",
     "guest": "whether its guest sees vmx/svm could not be told",
@@ -184,6 +185,14 @@ def judge_vm(vm: Mapping[str, Any], *, all_vms: bool = False) -> VmVerdict:
     if _guest_sees(vm, chain):
         return VmVerdict("ready", wants, intent, None, None, None, True)
     unknown = next((k for k in LINKS if chain.get(k) == "unknown"), None)
+    # The guest's own view was asked for and its agent did not answer: the one "could not
+    # check" that leaves no mark on the chain (which keeps the prediction).
+    failed = [f for f in findings if f.get("code") == "vm.guest.agent-failed"]
+    if unknown is None and failed:
+        return VmVerdict(
+            "unknown", wants, intent, None, str(failed[0].get("message")), failed[0].get("fix"),
+            can_host,
+        )  # fmt: skip
     if unknown is not None:
         match = [
             f

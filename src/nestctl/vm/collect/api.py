@@ -35,6 +35,8 @@ from nestctl.api.errors import (
 )
 from nestctl.findings import Finding, unknown, warning
 from nestctl.parse import cpuid_vendor, parse_uint
+from nestctl.vm.collect.nested import NestedReader as NestedReader  # noqa: PLC0414 - re-exported for callers
+from nestctl.vm.collect.nested import NestedReading as NestedReading  # noqa: PLC0414 - re-exported
 from nestctl.vm.collect.pmxcfs import ClusterFiles
 from nestctl.vm.facts import NodeFacts, ScanFacts, UnreachableVm, VmFacts, VmOptions
 from nestctl.vm.model import CpuEnv, VmConfig
@@ -43,22 +45,6 @@ from nestctl.vm.running import RunningCheck, RunningVm
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:[.-](\d+))?", re.ASCII)
 
 
-@dataclass(frozen=True)
-class NestedReading:
-    """The KVM module's nested parameter as read on the node (over SSH), or why not."""
-
-    live: bool | None
-    after_reboot: bool | None = None
-    decided_by: str | None = None
-    problem: str | None = None  # why live is None
-    product_uuid: str | None = None  # the node's DMI product_uuid (read with it over SSH)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"live": self.live, "after_reboot": self.after_reboot, "decided_by": self.decided_by}
-
-
-#: Reads one node's nested parameter: (node name, address or None) -> reading.
-NestedReader = Callable[[str, str | None], NestedReading]
 #: Called once per finished request group (a node or a VM), for a progress bar.
 Progress = Callable[[], None]
 
@@ -75,7 +61,9 @@ class NodeReport:
     reachable: bool
     vendor: str | None = None
     virt_flag: str | None = None
-    nested: NestedReading = NestedReading(None, problem=API_CANNOT_SEE)
+    nested: NestedReading = field(
+        default_factory=lambda: NestedReading(None, problem=API_CANNOT_SEE)
+    )
     findings: list[Finding] = field(default_factory=list)
     vm_status: dict[int, dict[str, Any]] = field(default_factory=dict)  # from qemu?full=1
 

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from nestctl.vm.collect.api import NestedReader, NestedReading
+from nestctl.vm.collect.nested import NestedReader, NestedReading
 
 if TYPE_CHECKING:
     from nestctl.vm.analyse import VmResult
