@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from nestctl.ct.config import CtConfig, parse_device, parse_features
 from nestctl.parse import proxmox_bool
+from nestctl.vm.intent import vm_tags
 
 KVM_DEVICE = (10, 232)
 FUSE_DEVICE = (10, 229)
@@ -176,7 +177,7 @@ def ct_facts(conf: CtConfig, *, running: bool | None, name: str | None = None) -
     elif any(key == "features" for key, _force in conf.pending_delete):
         pending, _ = _features(None)
     devices = _devices(main, problems)
-    tags = tuple(t for t in re.split(r"[;,\s]+", main.get("tags", "")) if t)
+    tags = tuple(vm_tags(main))  # as the VMs' intent reads them (lower-case, ; , or space)
     lock = main.get("lock") or None
     return CtFacts(
         vmid=conf.vmid,
