@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -71,10 +72,24 @@ def test_a_ct_that_does_not_want_nesting_is_neutral(capsys: pytest.CaptureFixtur
     assert code == 1
 
 
-def test_an_unknown_ctid_is_a_finding(capsys: pytest.CaptureFixture[str]) -> None:
-    code, data = nestctl_json(capsys, "ct", "999", "--root", str(LAB / "pve1"))
+def test_an_unknown_ctid_is_could_not_check(capsys: pytest.CaptureFixture[str]) -> None:
+    code, data = nestctl_json(capsys, "ct", "1500", "--root", str(LAB / "pve1"))
     assert [f["code"] for f in data["findings"]] == ["ct.not-found"]
-    assert code == 1
+    assert data["findings"][0]["message"] == "no CT 1500 on this cluster (did you mean 150?)"
+    assert code == 2  # nothing was checked, as for an unknown VMID
+    code, data = nestctl_json(capsys, "ct", "enable", "1500", "--workload", "docker",
+                              "--root", str(LAB / "pve1"))  # fmt: skip
+    assert data["findings"][0]["message"] == "no CT 1500 on this node (did you mean 150?)"
+    assert code == 2
+
+
+def test_an_unknown_ctid_over_the_api(
+    pve_sim: PveSim, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["ct", "enable", "2500", "--workload", "docker", *token_args(pve_sim, tmp_path)]
+    code, data = nestctl_json(capsys, *args)
+    assert data["findings"][0]["message"] == "no CT 2500 on this cluster (did you mean 250?)"
+    assert code == 2
 
 
 def test_text_output_names_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
@@ -195,7 +210,11 @@ def test_dry_run_changes_nothing(
     args = ["ct", "enable", "251", "--workload", "fuse", "--dry-run", *root_args(pve_sim, tmp_path)]
     _code, data = nestctl_json(capsys, *args)
     digest = pve_sim.cluster.ct(251).conf.digest
-    assert data["api"]["params"] == {"features": "fuse=1,nesting=1", "digest": digest}
+    assert data["api"]["params"] == {
+        "features": "fuse=1,nesting=1",
+        "tags": "nested",  # the intent tag joins, in the same digest-guarded change
+        "digest": digest,
+    }
     assert data["applied"] is False
     assert not any(r.method == "PUT" for r in pve_sim.requests if not r.harness)
 
@@ -216,3 +235,40 @@ def test_local_enable_runs_pct_set_with_the_digest(
          "--digest", digest]
     ]  # fmt: skip
     assert runner.calls == [tuple(data["commands"][0])]
+
+
+def test_a_container_on_an_offline_node_does_not_decide_the_verdict(
+    pve_sim: PveSim, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pve_sim.cluster.set_node_online("pve1", False)
+    before = len([r for r in pve_sim.requests if "/lxc/" in r.path])
+    code, data = nestctl_json(capsys, "ct", "150", "251", *token_args(pve_sim, tmp_path))
+    by_id = {c["vmid"]: c for c in data["cts"]}
+    assert [f["code"] for f in by_id[150]["findings"]] == ["ct.unreachable"]
+    assert by_id[150]["running"] is None
+    assert by_id[251]["verdict"] == "ready"
+    assert data["verdict"] == "ready"  # what could be checked is ready
+    assert code == 0
+    asked = [r.path for r in pve_sim.requests if "/lxc/" in r.path][before:]
+    assert not any("/pve1/" in p for p in asked)  # an offline node is not asked
+
+
+def test_hostile_config_files_are_could_not_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lxc = tmp_path / "etc/pve/lxc"
+    lxc.mkdir(parents=True)
+    (lxc / "101.conf").mkdir()  # a directory where a config should be
+    os.mkfifo(lxc / "102.conf")  # a FIFO: reading it must not block
+    (lxc / "103.conf").write_bytes(b"features: nesting=1\xff\xfe\nunprivileged: 1\ntags: nested\n")
+    (lxc / "104.conf").symlink_to(lxc / "104.conf")  # a loop
+    (lxc / "notes.conf").write_text("features: keyctl=1\n")  # not a CTID: not a container
+    code, data = nestctl_json(capsys, "ct", "--root", str(tmp_path))
+    by_id = {c["vmid"]: c for c in data["cts"]}
+    assert sorted(by_id) == [101, 102, 103, 104]
+    for vmid in (101, 102, 104):
+        assert [f["code"] for f in by_id[vmid]["findings"]] == ["ct.unreadable"]
+        assert by_id[vmid]["verdict"] == "unknown"
+    assert by_id[103]["wants_nested"] is True
+    assert by_id[103]["verdict"] == "not-ready"  # tagged, keyctl off: the worst verdict wins
+    assert code == 1

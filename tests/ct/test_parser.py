@@ -76,6 +76,15 @@ def test_features_and_devices_as_property_strings() -> None:
     assert parse_device("/dev/kvm,gid=-1")[1] is not None
 
 
+def test_mount_points_are_listed() -> None:
+    text = "mp0: /HDD1,mp=/media/HDD1\nmp1: local-lvm:vm-1-disk-1,mp=/data,backup=1,size=8G\n"
+    body = ct_json(analyse_ct(parse_ct_config(text, 102), running=False))
+    assert body["mount_points"] == [
+        {"key": "mp0", "volume": "/HDD1", "path": "/media/HDD1"},
+        {"key": "mp1", "volume": "local-lvm:vm-1-disk-1", "path": "/data"},
+    ]
+
+
 def test_digest_is_the_sha1_of_the_file() -> None:
     assert parse_ct_config("", 100).digest == "da39a3ee5e6b4b0d3255bfef95601890afd80709"
 

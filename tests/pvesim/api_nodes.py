@@ -150,6 +150,9 @@ def cluster_resources(ctx: Ctx) -> Any:
                     "shared": 0,
                 }
             )
+            used, total = node.storage_usage.get("local", (0, 0))
+            if node.online and total:
+                out[-1].update(disk=used, maxdisk=total)
     return out
 
 

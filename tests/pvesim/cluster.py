@@ -141,6 +141,11 @@ class Node:
     tasks: dict[str, Task] = field(default_factory=dict)
     cpu_flags_supported: list[str] | None = None  # for capabilities/qemu/cpu-flags
     root: Path | None = None  # the local-mode fixture root it was built from
+    # Storage "local" on this node: (used, total) bytes as /cluster/resources reports them (a
+    # test fills it under `lock`); backups live in `Cluster.storage` (storage.py).
+    storage_usage: dict[str, tuple[int, int]] = field(
+        default_factory=lambda: {"local": (12_884_901_888, 101_203_873_792)}
+    )
     #: The kvm module's nested parameter (fixture sys/module/kvm_*/parameters/nested), as
     #: pvestatd's last probe saw it: what cpu-flags' `supported-on` reports (9.1.17+).
     nested_param: bool | None = None

@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("nestctl.cli.serve:serve", "Serve a web dashboard with power and firewall control."),
     "snapshot": ("nestctl.cli.snapshot:snapshot", "List, take, roll back, delete guest snapshots."),
     "backup": ("nestctl.cli.backup:backup", "Each guest's last backup, back up now, backup jobs."),
+    "watch": ("nestctl.cli.watch:watch", "Alert through Apprise when a layer breaks."),
 }
 
 

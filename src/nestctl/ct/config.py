@@ -166,6 +166,7 @@ class CtConfig:
     path: str = ""
     node: str | None = None
     readable: bool = True
+    unreachable: bool = False  # its node could not be reached (API): not judged, not counted
     digest: str = ""
     main: dict[str, str] = field(default_factory=dict)
     lxc: list[tuple[str, str]] = field(default_factory=list)  # raw lxc.* lines, in order
@@ -328,7 +329,7 @@ def ct_config_paths(host: Host, node: str | None, *, all_nodes: bool = False) ->
     out: dict[int, str] = {}
     dirs = [LXC_DIR]
     if all_nodes:
-        dirs = [f"{NODES_DIR}/{n}/lxc" for n in sorted(host.listdir(NODES_DIR).names)]
+        dirs += [f"{NODES_DIR}/{n}/lxc" for n in sorted(host.listdir(NODES_DIR).names)]
     elif node:
         dirs.append(f"{NODES_DIR}/{node}/lxc")
     for hostdir in dirs:

@@ -88,7 +88,9 @@ class CtFacts:
     digest: str
     problems: list[str] = field(default_factory=list)
     readable: bool = True
+    unreachable: bool = False
     dev_keys: tuple[str, ...] = ()  # dev<N> keys in use (a new passthrough takes a free one)
+    mount_points: tuple[tuple[str, str, str | None], ...] = ()  # (mpN, volume, mp= path)
 
 
 def _features(text: str | None) -> tuple[dict[str, bool | str], str | None]:
@@ -203,5 +205,26 @@ def ct_facts(conf: CtConfig, *, running: bool | None, name: str | None = None) -
         digest=conf.digest,
         problems=problems,
         readable=conf.readable,
+        unreachable=conf.unreachable,
         dev_keys=tuple(k for k in main if re.fullmatch(r"dev\d{1,3}", k, re.ASCII)),
+        mount_points=_mount_points(main),
     )
+
+
+def _mount_points(main: dict[str, str]) -> tuple[tuple[str, str, str | None], ...]:
+    """`mp<N>: <volume>,mp=<path>[,...]` (Config.pm $mp_desc: `volume` is the default key)."""
+    out = []
+    for key in sorted(main):
+        if re.fullmatch(r"mp\d{1,3}", key, re.ASCII) is None:
+            continue
+        volume, path = "", None
+        for part in main[key].split(","):
+            name, eq, value = part.partition("=")
+            if not eq and not volume:
+                volume = part
+            elif name == "volume":
+                volume = value
+            elif name == "mp":
+                path = value
+        out.append((key, volume, path))
+    return tuple(out)

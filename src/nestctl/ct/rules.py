@@ -182,7 +182,8 @@ def ct_findings(
     label = f"CT {f.vmid}"
     if not f.readable:
         why = "; ".join(f.problems) or "unreadable"
-        return [unknown("ct.unreadable", f"{label}: its config could not be read ({why})")]
+        code = "ct.unreachable" if f.unreachable else "ct.unreadable"
+        return [unknown(code, f"{label}: its config could not be read ({why})")]
     out: list[Finding] = [
         warning("ct.config.problem", f"{label}: Proxmox warns about its config: {p}")
         for p in f.problems

@@ -19,6 +19,7 @@ from nestctl.web.pages import (
     assets,
     backups,
     enable,
+    events,
     firewall,
     login,
     node,
@@ -87,6 +88,7 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
         *enable.routes,
         *snapshots.routes,
         *backups.routes,
+        *events.routes,
     ]
     app = Starlette(
         routes=routes,
