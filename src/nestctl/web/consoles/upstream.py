@@ -24,6 +24,8 @@ import struct
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from nestctl.parse import is_ascii_digits
+
 MAX_FRAME = 16 * 1024 * 1024
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -125,7 +127,7 @@ class WebSocketUpstream(Upstream):
             raise UpstreamError("Proxmox did not answer the console connection") from None
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
         parts3 = status_line.split(" ", 2)
-        status = int(parts3[1]) if len(parts3) > 1 and parts3[1].isdigit() else 0
+        status = int(parts3[1]) if len(parts3) > 1 and is_ascii_digits(parts3[1]) else 0
         if status != 101:
             writer.close()
             reason = parts3[2].strip() if len(parts3) > 2 else ""
