@@ -222,6 +222,7 @@ def test_made_up_vms_are_answered_locally_and_never_refreshed(client, sim):
     urls += ["/t/lab/vm/pve2/101"]  # a real VM on the wrong node
     urls += ["/t/lab/vm/pve1/99", "/t/lab/vm/pve1/1000000000", "/t/lab/vm/pve1/" + "9" * 5000]
     urls += ["/t/lab/vm/-bad-/101", "/t/lab/vm/a_b/101", "/t/lab/node/" + "n" * 64]
+    urls += ["/t/lab/ct/pve1/99", "/t/lab/ct/a_b/200", "/t/lab/vmid/1000000000/console"]
     for url in urls:
         r = client.get(url)
         assert r.status_code == 404, url

@@ -114,6 +114,14 @@ def parse_listen(text: str) -> tuple[str, int]:
     show_default=True,
     help="Sessions at most (sessions without a login give way to logins first).",
 )
+@click.option(
+    "--console-idle",
+    default=900,
+    show_default=True,
+    type=click.IntRange(10, 86400),
+    metavar="SECONDS",
+    help="Close a console (screen or terminal) after this long without input.",
+)
 def serve(  # noqa: PLR0917 - click passes every option positionally
     listen: str,
     tls_cert: str | None,
@@ -131,6 +139,7 @@ def serve(  # noqa: PLR0917 - click passes every option positionally
     max_connections: int,
     header_timeout: float,
     max_sessions: int,
+    console_idle: int,
 ) -> None:
     """Serve a web dashboard of every layer, with power and firewall control.
 
@@ -156,6 +165,13 @@ def serve(  # noqa: PLR0917 - click passes every option positionally
         header_timeout=header_timeout,
         max_sessions=max_sessions,
     )
+    settings.console_idle = float(console_idle)
+    if not any(importlib.util.find_spec(m) for m in ("websockets", "wsproto")):
+        click.echo(
+            "note: consoles need a WebSocket library for uvicorn: "
+            "apt install python3-websockets (or pip install websockets)",
+            err=True,
+        )
     if local:
         if api_url or target_names or config_file or ssh:
             raise NestctlError("--local serves this node: give no --api, --target, --config, --ssh")

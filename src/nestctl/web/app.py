@@ -14,10 +14,12 @@ from starlette.responses import Response
 
 from nestctl.web.backend import Connector
 from nestctl.web.cache import Refresher
+from nestctl.web.consoles.broker import ConsoleBroker
 from nestctl.web.follow import Followers
 from nestctl.web.pages import (
     assets,
     backups,
+    console,
     enable,
     events,
     firewall,
@@ -46,10 +48,12 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
     cache = Refresher(settings.refresh_interval, per_visitor=settings.refresh_per_visitor)
 
     followers = Followers()
+    consoles = ConsoleBroker(settings.console_idle)
 
     def ended(s: Session) -> None:
         cache.drop(s.id)
         followers.drop(s.id)
+        consoles.drop_session(s.id)
 
     state = WebState(
         settings=settings,
@@ -101,6 +105,7 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
         *snapshots.routes,
         *backups.routes,
         *events.routes,
+        *console.routes,
     ]
     app = Starlette(
         routes=routes,
@@ -120,4 +125,5 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
     )
     app.state.web = state
     app.state.settings = settings
+    app.state.consoles = consoles
     return app

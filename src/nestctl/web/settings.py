@@ -40,6 +40,7 @@ class ServeSettings:
     prelogin_per_client: int = 8  # sessions without a login per client address
     max_connections: int = 200  # open connections; more are closed at once
     header_timeout: float = 10.0  # seconds a client may take to send a request's headers (and body)
+    console_idle: float = 15 * 60.0  # a console without input this long is closed
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from nestctl.web import vmdetail
 from nestctl.web.engine import explain
+from nestctl.web.pages import backups
 from nestctl.web.pages.common import api_for, session, web
 from nestctl.web.pages.overview import snapshot, tree_view
 from nestctl.web.snapshot import TargetSnapshot
@@ -65,6 +66,17 @@ async def vm_page(request: Request) -> Response:
             f"target/{target}",
             web(request).cache.version((session(request).id, "target", target)),
         )
+    api = api_for(request, target)
+    # Its backups, refreshed each minute (and after a backup): only for a VM the inventory has.
+    backup = (
+        web(request).cache.want(
+            (session(request).id, "backup", target, node, str(vmid)),
+            lambda _poked: backups.summary(api, "qemu", node, vmid),
+            interval=60.0,
+        )
+        if known
+        else None
+    )
     return render(
         request,
         "vm.html",
@@ -77,6 +89,7 @@ async def vm_page(request: Request) -> Response:
         live=live,
         live_key=key,
         live_version=version,
+        backup=backup,
     )
 
 
