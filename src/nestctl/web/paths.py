@@ -2,7 +2,8 @@
 
 Proxmox answers a VMID outside 100..999999999 or a node name its `pve-node` format rejects
 with a 400; asking it costs a request per made-up URL (and a background refresh after it).
-These are answered here, at once, for every page under `/t/<target>/vm/...`, `.../ct/...`, `.../vmid/...` and `.../node/...`.
+These are answered here, at once, for every page under `/t/<target>/vm/...`, `.../ct/...`,
+`.../vmid/...` and `.../node/...`.
 """
 
 from __future__ import annotations
