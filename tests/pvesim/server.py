@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.pvesim import api_agent, api_firewall, api_nodes, api_vms  # noqa: F401 - register
+from tests.pvesim import api_health  # noqa: F401 - register
 from tests.pvesim.auth import AuthError, Identity, Users
 from tests.pvesim.cluster import Cluster, load_cluster
 from tests.pvesim.handlers import HANDLERS, ApiError, Ctx, Extra

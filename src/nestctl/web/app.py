@@ -19,6 +19,8 @@ from nestctl.web.pages import (
     assets,
     enable,
     firewall,
+    fwfix,
+    inventory,
     login,
     node,
     overview,
@@ -76,11 +78,13 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
     routes = [
         *assets.routes,
         *login.routes,
+        *inventory.routes,
         *overview.routes,
         *node.routes,
         *vm.routes,
         *power.routes,
         *tasks.routes,
+        *fwfix.routes,
         *firewall.routes,
         *enable.routes,
     ]

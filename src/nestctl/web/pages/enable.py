@@ -16,6 +16,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nestctl.api import actions
+from nestctl.web import guestpage
+from nestctl.web.fixes import restart_button
 from nestctl.web.pages.common import api_for, failure, form, session, web
 from nestctl.web.templating import render
 
@@ -124,6 +126,16 @@ async def apply(request: Request) -> Response:
     s = session(request)
     web(request).cache.poke((s.id, "target", p["target"]))
     web(request).cache.poke((s.id, "vm", p["target"], p["node"], str(p["vmid"])))
+    # A stopped VM takes the change when it starts: offer Start, not a restart that would fail.
+    try:
+        status = await asyncio.to_thread(
+            api.request, "GET", f"{actions.vm_path(p['node'], p['vmid'])}/status/current"
+        )
+    except Exception:  # noqa: BLE001 - then the inventory's state decides
+        status = None
+    known = status if isinstance(status, dict) else None
+    offer = guestpage.offer_for(request, p["target"], "qemu", p["node"], p["vmid"], status=known)
+    ctx["restart"] = restart_button(base, offer)
     return render(request, "enable_done.html", **ctx)
 
 

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from nestctl.api import firewall as fw
 from nestctl.web import vmdetail
 from nestctl.web.pages.common import api_for, failure, form, see_other
+from nestctl.web.snapshot import describe_error
 from nestctl.web.templating import render
 
 
@@ -37,7 +38,7 @@ def _read(api: Any, scope: fw.Scope) -> dict[str, Any]:
     try:
         out["options"] = fw.get_options(api, scope)
     except Exception as exc:  # noqa: BLE001 - shown as unknown with the reason
-        out["options_error"] = " ".join(str(exc).split())
+        out["options_error"] = describe_error(exc)
     if scope.vmid is not None:
         out["applies"] = vmdetail.fetch_firewall_applies(api, scope.node, scope.vmid)
     return out

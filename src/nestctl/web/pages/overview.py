@@ -119,13 +119,17 @@ async def changes(request: Request) -> Response:
         after = int(request.query_params.get("v", "0"))
     except ValueError:
         after = 0
-    if parts[:1] not in (("target",), ("vm",)):
+    if parts[:1] == ("inv",) and len(parts) == 2:  # the home screen: inventory and analysis
+        from nestctl.web.pages import inventory  # noqa: PLC0415 - it imports this module
+
+        return await inventory.changes(request, parts[1], request.query_params.get("v", "0"))
+    if parts[:1] not in (("target",), ("vm",), ("node",), ("ct",)):
         return JSONResponse({"error": "unknown key"}, status_code=400)
     version = await state.cache.wait_change((s.id, *parts), after, timeout=25.0)
     return JSONResponse({"v": version})
 
 
 routes = [
-    Route("/", overview, methods=["GET"]),
+    Route("/tree", overview, methods=["GET"]),
     Route("/changes", changes, methods=["GET"]),
 ]

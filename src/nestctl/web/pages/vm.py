@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from nestctl.web import vmdetail
+from nestctl.web import guestpage, vmdetail
+from nestctl.web.fixes import fix_button, restart_button
 from nestctl.web.pages.common import api_for, session, web
 from nestctl.web.pages.overview import snapshot
 from nestctl.web.templating import render
@@ -29,12 +32,18 @@ async def vm_page(request: Request) -> Response:
     target = request.path_params["target"]
     node = request.path_params["node"]
     vmid = int(request.path_params["vmid"])
+    api_for(request, target)
+    if await guestpage.exists(request, target, "qemu", node, vmid) is False:
+        return render(request, "not_found.html", status_code=404, what=f"VM {vmid} on {node}")
     d = detail(request, target, node, vmid)
     snap = snapshot(request, target)
     entry = snap.vm(vmid) if snap is not None else None
     info = snap.detail(vmid) if snap is not None else {}
     live = snap.live.get((node, vmid)) if snap is not None else None
     key = "/".join(detail_key(request, target, node, vmid)[1:])
+    offer = guestpage.offer_for(request, target, "qemu", node, vmid, status=d.status if d else None)
+    base = f"/t/{quote(target, safe='')}/vm/{quote(node, safe='')}/{vmid}"
+    broken = info.get("broken") or {}
     return render(
         request,
         "vm.html",
@@ -47,6 +56,14 @@ async def vm_page(request: Request) -> Response:
         live=live,
         live_key=key,
         live_version=web(request).cache.version(detail_key(request, target, node, vmid)),
+        offer=offer,
+        base=base,
+        findings=guestpage.with_buttons(info.get("findings") or [], base, offer),
+        broken_button=fix_button(broken.get("fix"), base, offer),
+        restart=restart_button(base, offer),
+        fw_vm_off=bool(
+            d and d.firewall and any(o.startswith("VM firewall is off") for o in d.firewall.off)
+        ),
     )
 
 

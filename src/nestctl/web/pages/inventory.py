@@ -1,0 +1,169 @@
+"""`/`: the home screen. Every VM and container of every logged-in target, grouped by node (and
+by target for a lab), problems pinned on top, searchable and filterable in the page.
+
+The list comes from one `/cluster/resources` request per target (its own background entry,
+refreshed every few seconds), so it shows as soon as that request answers; the nested analysis
+(the engine's full scan) is joined in by vmid when it arrives, and the page updates itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from nestctl.web import inventory as inv
+from nestctl.web.errors import one_line, sentence
+from nestctl.web.pages.common import session, web
+from nestctl.web.pages.overview import snapshot
+from nestctl.web.templating import render
+from nestctl.web.verdicts import nested_badge
+
+#: How long the first view waits for the first `/cluster/resources` answer before it shows
+#: "Reading…" (and fills in by itself).
+FIRST_WAIT = 3.0
+
+FILTERS = {
+    "": "All",
+    "problem": "Problems",
+    "running": "Running",
+    "stopped": "Stopped",
+    "not-ready": "Not ready",
+    "qemu": "VMs",
+    "lxc": "CTs",
+}
+
+
+@dataclass
+class InvSnapshot:
+    res: inv.Resources | None = None
+    error: str | None = None
+
+
+def inv_key(request: Request, target: str) -> tuple[str, ...]:
+    return (session(request).id, "inv", target)
+
+
+def _builder(api: Any) -> Any:
+    def build(_poked: bool) -> InvSnapshot:
+        try:
+            rows = api.request("GET", "/cluster/resources")
+        except Exception as exc:  # noqa: BLE001 - shown on the page as one sentence
+            return InvSnapshot(error=one_line(sentence(exc)))
+        return InvSnapshot(inv.parse_resources(rows))
+
+    return build
+
+
+def resources(request: Request, target: str) -> InvSnapshot | None:
+    """This visitor's inventory of `target` (None until the first answer); keeps it fresh."""
+    api = session(request).api(target)
+    if api is None:
+        return None
+    value: InvSnapshot | None = web(request).cache.want(inv_key(request, target), _builder(api))
+    return value
+
+
+async def resources_now(request: Request, target: str, timeout: float = FIRST_WAIT) -> Any:
+    """The inventory, waiting up to `timeout` for its first answer (right after login)."""
+    value = resources(request, target)
+    if value is None and session(request).api(target) is not None:
+        await web(request).cache.wait_change(inv_key(request, target), 0, timeout)
+        value = resources(request, target)
+    return value
+
+
+@dataclass
+class TargetInv:
+    name: str
+    identity: str | None
+    snap: InvSnapshot | None
+    groups: list[inv.NodeGroup] = field(default_factory=list)
+    analysed: bool = False  # the nested analysis arrived
+    version: str = "0.0"
+    count: int = 0
+
+
+def _rows(request: Request, name: str, res: inv.Resources) -> tuple[list[inv.Row], bool]:
+    tree = snapshot(request, name)  # starts (or keeps) the engine's scan for this target
+    detail = tree.detail if tree is not None else (lambda _vmid: {})
+    rows = []
+    for g in res.guests:
+        badge = nested_badge(tree, g.vmid) if g.kind == "qemu" else None
+        broken = detail(g.vmid).get("broken") if badge == "not-ready" else None
+        why = None
+        if broken:
+            why = " · ".join(str(x) for x in (broken.get("link"), broken.get("message")) if x)
+        rows.append(inv.Row(g, badge, why, res.node_online(g.node)))
+    return rows, tree is not None and tree.engine is not None
+
+
+def build(request: Request) -> tuple[list[TargetInv], list[tuple[str, inv.Row]]]:
+    """Every target's groups, and the rows with a problem (pinned on top)."""
+    state = web(request)
+    s = session(request)
+    out: list[TargetInv] = []
+    problems: list[tuple[str, inv.Row]] = []
+    for spec in state.settings.targets:
+        identity = s.identity(spec.name)
+        snap = resources(request, spec.name) if identity else None
+        t = TargetInv(spec.name, identity, snap)
+        if snap is not None and snap.res is not None:
+            rows, t.analysed = _rows(request, spec.name, snap.res)
+            t.groups = inv.group(spec.name, snap.res, rows)
+            t.count = len(rows)
+            problems += [(spec.name, r) for r in rows if r.problem]
+        cache = state.cache
+        t.version = (
+            f"{cache.version(inv_key(request, spec.name))}."
+            f"{cache.version((s.id, 'target', spec.name))}"
+        )
+        out.append(t)
+    return out, problems
+
+
+async def home(request: Request) -> Response:
+    s = session(request)
+    await asyncio.gather(*(resources_now(request, name) for name in list(s.logins)))
+    targets, problems = build(request)
+    query = request.query_params.get("q", "").strip().lower()
+    chosen = request.query_params.get("f", "")
+    if chosen not in FILTERS:
+        chosen = ""
+    return render(
+        request,
+        "inventory.html",
+        targets=targets,
+        problems=problems,
+        lab=len(targets) > 1,
+        query=query,
+        chosen=chosen,
+        filters=FILTERS,
+    )
+
+
+async def changes(request: Request, target: str, after: str) -> Response:
+    """Long poll for the home screen: the inventory or the analysis of `target` changed."""
+    state = web(request)
+    s = session(request)
+    before_inv, _, before_tree = after.partition(".")
+    keys = [((s.id, "inv", target), before_inv), ((s.id, "target", target), before_tree)]
+    waits = [
+        asyncio.ensure_future(state.cache.wait_change(k, int(v) if v.isdigit() else 0, 25.0))
+        for k, v in keys
+    ]
+    _done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for p in pending:
+        p.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await p
+    version = f"{state.cache.version(keys[0][0])}.{state.cache.version(keys[1][0])}"
+    return JSONResponse({"v": version})
+
+
+routes = [Route("/", home, methods=["GET"])]
