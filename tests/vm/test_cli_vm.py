@@ -43,7 +43,7 @@ def codes(vm: dict[str, Any]) -> list[str]:
 
 def test_running_vm_with_pending_cpu_needs_a_proxmox_restart(tmp_path: Path) -> None:
     node(tmp_path)
-    vm_conf(tmp_path, 100, "name: web\nostype: l26\n\n[PENDING]\ncpu: host\n")
+    vm_conf(tmp_path, 100, "name: web\nostype: l26\ntags: nested\n\n[PENDING]\ncpu: host\n")
     run_vm(tmp_path, 100, 4242, KVM64)
     rc, data = vm_json(tmp_path, "100")
     vm = by_id(data)[100]
@@ -60,7 +60,8 @@ def test_running_vm_with_pending_cpu_needs_a_proxmox_restart(tmp_path: Path) -> 
     assert restart["fix"] == "qm reboot 100"
     assert restart["severity"] == "error"  # the restart changes what the guest sees
     not_exposed = next(f for f in vm["findings"] if f["code"] == "vm.nested.not-exposed")
-    assert not_exposed["severity"] == "error"  # the user named this VM
+    assert not_exposed["severity"] == "error"  # the VM wants nesting (its tag)
+    assert (vm["wants_nested"], vm["intent"], vm["verdict"]) == (True, "tag", "not-ready")
     assert not_exposed["fix"] == "qm reboot 100"  # the pending config would expose vmx
 
 
@@ -173,13 +174,28 @@ def test_custom_model_with_vmx(tmp_path: Path) -> None:
 
 def test_host_nested_off_breaks_the_first_link(tmp_path: Path) -> None:
     node(tmp_path, nested="N")
-    vm_conf(tmp_path, 100, "ostype: l26\ncpu: host\n")
+    vm_conf(tmp_path, 100, "ostype: l26\ncpu: host,flags=+nested-virt\n")
     rc, data = vm_json(tmp_path)
     vm = by_id(data)[100]
     assert rc == 1
+    assert (vm["wants_nested"], vm["intent"]) == (True, "config")
     assert vm["nested"]["exposed"] is False
     assert vm["broken_link"] == "host"
     assert "vm.host.nested-off" in [f["code"] for f in data["findings"]]
+
+
+def test_host_nested_off_leaves_vms_that_do_not_want_nesting_alone(tmp_path: Path) -> None:
+    """`cpu: host` alone is no intent: the VM is "not nested", neutral, exit 0; the node's
+    nested=N is a note, since no VM on it wants nesting."""
+    node(tmp_path, nested="N")
+    vm_conf(tmp_path, 100, "ostype: l26\ncpu: host\n")
+    rc, data = vm_json(tmp_path, "100")
+    vm = by_id(data)[100]
+    assert (rc, data["verdict"]) == (0, "ready")
+    assert (vm["wants_nested"], vm["intent"], vm["verdict"]) == (False, "none", "not-nested")
+    assert vm["broken_link"] is None
+    assert vm["chain"]["host"] == "broken"  # the fact stays; it just does not matter here
+    assert {f["severity"] for f in data["findings"] if f["code"].startswith("vm.host.")} == {"info"}
 
 
 def test_bad_configs_give_findings_not_tracebacks(tmp_path: Path) -> None:

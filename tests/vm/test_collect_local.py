@@ -55,7 +55,7 @@ def test_empty_etc_pve_is_unknown_not_ready_with_zero_vms(tmp_path: Path) -> Non
 
 def test_unreadable_pid_file_is_unknown_not_stopped(tmp_path: Path) -> None:
     node(tmp_path)
-    vm_conf(tmp_path, 100, "cpu: host\n")
+    vm_conf(tmp_path, 100, "cpu: host\ntags: nested\n")  # wants nesting: running matters
     piddir = tmp_path / "var/run/qemu-server"
     piddir.mkdir(parents=True, exist_ok=True)
     os.mkfifo(piddir / "100.pid")  # there, but not readable as a file

@@ -26,7 +26,16 @@ VM_KEYS = {
 NESTED_KEYS = {"exposed": (bool, type(None)), "flag": (str, type(None))}
 FINDING_KEYS = {"code", "severity", "message", "fix"}
 #: Extra keys nestctl adds (documented in docs/vm.md), pinned so they are not renamed either.
-VM_EXTRA = {"node", "lock", "proxmox_cpu_arg", "chain", "broken_link"}
+VM_EXTRA = {
+    "node",
+    "lock",
+    "proxmox_cpu_arg",
+    "chain",
+    "broken_link",
+    "wants_nested",
+    "intent",
+    "verdict",
+}
 ENABLE_KEYS = {
     "vmid",
     "profile",

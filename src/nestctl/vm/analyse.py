@@ -15,9 +15,11 @@ from nestctl.findings import Finding, error, info, unknown, warning
 from nestctl.parse import proxmox_bool
 from nestctl.vm import exposure as exp
 from nestctl.vm.facts import NodeFacts, UnreachableVm, VmOptions
+from nestctl.vm.intent import DEFAULT_TAG, UNREAD, Intent, decide_intent
 from nestctl.vm.lint import is_windows, lint_config
 from nestctl.vm.model import CpuEnv, CpuPrediction, VmConfig
 from nestctl.vm.running import RunningCheck
+from nestctl.vm.verdict import VmVerdict, judge_vm, settle
 
 RESTART_KEYS = ("cpu", "machine", "args", "kvm")
 
@@ -37,10 +39,12 @@ class VmContext:
     oracle: Oracle | None = None
     cluster_vendors: set[str] | None = None
     vendor_model: str | None = None  # a model close to the host CPU, for fixes
-    named: bool = False  # the user named these VMs: "not exposed" is an error, not a note
+    named: bool = False  # the user named these VMs (severity follows intent now: finish_vm)
     custom_models_known: bool = True  # False over the API without --ssh
     answers: dict[tuple[str | None, bool], exp.Exposure] = field(default_factory=dict)
     node_level: int | None = None  # NodeFacts.level
+    intent_tag: str = DEFAULT_TAG  # the Proxmox tag that marks a VM meant to nest
+    all_vms: bool = False  # --all-vms: judge every VM as if it wanted nesting
 
 
 @dataclass
@@ -60,8 +64,12 @@ class VmResult:
     chain: dict[str, str] = field(default_factory=dict)  # link -> "ok" | "broken" | "unknown"
     broken_link: str | None = None
     guest: dict[str, Any] | None = None
+    intent: Intent = UNREAD
+    conf: Mapping[str, str] | None = None  # the config (pending applied) intent is read from
+    verdict: VmVerdict | None = None  # set by `finish_vm`
 
     def to_json(self) -> dict[str, Any]:
+        verdict = self.verdict
         return {
             "vmid": self.vmid,
             "name": self.name,
@@ -77,6 +85,9 @@ class VmResult:
             "proxmox_cpu_arg": self.proxmox_cpu_arg,
             "chain": self.chain,
             "broken_link": self.broken_link,
+            "wants_nested": self.intent.wants_nested,
+            "intent": self.intent.intent,
+            "verdict": verdict.verdict if verdict is not None else None,
         }
 
 
@@ -250,7 +261,35 @@ def analyse_vm(cfg: VmConfig, run: RunningCheck, ctx: VmContext) -> VmResult:
         proxmox_cpu_arg=pred_now.value,
         chain=chain,
         broken_link=broken,
+        conf=nextconf,
     )
+
+
+def finish_vm(
+    r: VmResult, ctx: VmContext | None = None, *, hosts_inner: bool = False, all_vms: bool = False
+) -> VmResult:
+    """Decide the VM's intent (config, tag, guest role, inner layer), grade its findings by it
+    and compute its verdict with the one judge (`nestctl.vm.verdict.judge_vm`)."""
+    tag = ctx.intent_tag if ctx is not None else DEFAULT_TAG
+    all_vms = all_vms or (ctx is not None and ctx.all_vms)
+    custom = ctx.env.custom_models if ctx is not None else None
+    if r.conf is not None or hosts_inner:
+        r.intent = decide_intent(
+            r.conf, tag=tag, hosts_inner=hosts_inner, guest=r.guest, custom_models=custom
+        )
+    r.findings = settle(r.findings, strict=r.intent.wants_nested is True or all_vms)
+    r.verdict = judge_vm(
+        {
+            "chain": r.chain,
+            "findings": [f.to_json() for f in r.findings],
+            "wants_nested": r.intent.wants_nested,
+            "intent": r.intent.intent,
+            "guest": r.guest,
+        },
+        all_vms=all_vms,
+    )
+    r.broken_link = r.verdict.broken_link
+    return r
 
 
 #: Lint findings that mean QEMU refuses to start the VM at all.
@@ -359,13 +398,12 @@ def _exposure_findings(
             info("vm.nested.exposed", f"VM {vmid}: the guest sees {nested.flag} ({nested.reason}).")
         )
     elif nested.exposed is None:
+        # Strict here; `finish_vm` makes it a note for a VM that does not want nesting.
         findings.append(
             unknown(
                 "vm.nested.unknown",
                 f"VM {vmid}: cannot tell whether the guest sees vmx/svm: {nested.reason}.",
             )
-            if ctx.named
-            else info("vm.nested.unknown", f"VM {vmid}: {nested.reason}.")
         )
     else:
         message = f"VM {vmid}: the guest does not see vmx/svm: {nested.reason}."
@@ -375,8 +413,7 @@ def _exposure_findings(
             fix = f"qm reboot {vmid}"
         else:
             fix = _enable_fix(vmid, conf)
-        make = error if ctx.named else info
-        findings.append(make("vm.nested.not-exposed", message, fix))
+        findings.append(error("vm.nested.not-exposed", message, fix))
 
 
 # -- the node a VM runs on: its findings and the shared context --------------------------------
@@ -447,6 +484,8 @@ def context_for(
         named=named,
         custom_models_known=node.custom_models_known,
         node_level=node.level,
+        intent_tag=opts.intent_tag,
+        all_vms=opts.all_vms,
     )
 
 
@@ -465,4 +504,5 @@ def unreachable_result(vm: UnreachableVm) -> VmResult:
         restart_required=False,
         findings=[unknown("vm.unreachable", why)],
         chain={"host": "unknown", "config": "unknown", "process": "unknown", "guest": "unknown"},
+        verdict=VmVerdict("unknown", None, "none", None, why, None, None),
     )

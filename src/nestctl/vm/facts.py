@@ -26,6 +26,8 @@ class VmOptions:
     cluster_vendors: set[str] | None = None
     guest: bool = False
     sections: bool = True  # the human view's per-VM tables (not needed for --json)
+    all_vms: bool = False  # --all-vms: judge every VM as if it wanted nesting
+    intent_tag: str = "nested"  # the Proxmox tag that marks a VM meant to nest (intent.py)
 
 
 @dataclass(frozen=True)

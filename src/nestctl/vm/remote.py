@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from nestctl.findings import Finding, Report, Section, Verdict, verdict_for
+from nestctl.findings import Finding, Report, Section, Verdict
 from nestctl.vm.analyse import VmResult, node_findings
 from nestctl.vm.collect.api import ApiScan, warn_partial
 from nestctl.vm.facts import VmOptions
@@ -38,16 +38,21 @@ def analyse_remote(
     return results, api_findings + findings + warn_partial(scan)
 
 
-def _verdict(scan: ApiScan, report: Report) -> Verdict:
+def _verdict(scan: ApiScan, findings: list[Finding], results: list[VmResult]) -> Verdict:
+    """Partial reads (an offline node, an unreadable VM) do not decide the verdict of what was
+    checked; each VM counts with its one verdict (`judge_vm`)."""
+    from nestctl.vm.render import report_verdict  # noqa: PLC0415
+
     if not scan.vms and not any(r.reachable for r in scan.node_reports):
         return Verdict.UNKNOWN
-    return verdict_for(f for f in report.findings if f.code not in PARTIAL)
+    reached = [r for r in results if "vm.unreachable" not in {f.code for f in r.findings}]
+    return report_verdict(reached, findings, PARTIAL)
 
 
 def vm_report(scan: ApiScan, opts: VmOptions, agents: AgentsFor | None = None) -> Report:
     results, findings = analyse_remote(scan, opts, agents)
     report = build_report(results, findings, guest=opts.guest, with_sections=opts.sections)
-    report.verdict = _verdict(scan, report)
+    report.verdict = _verdict(scan, findings, results)
     return report
 
 
@@ -81,5 +86,5 @@ def doctor_report(scan: ApiScan, opts: VmOptions, agents: AgentsFor | None = Non
         sections=rows + vrep.sections,
         summaries=dict(SUMMARIES),
     )
-    report.verdict = _verdict(scan, report)
+    report.verdict = _verdict(scan, findings, results)
     return report

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nestctl.findings import Finding, Report, Section, Severity, Verdict
+from nestctl.findings import Finding, Report, Section, Severity, Verdict, verdict_for
 from nestctl.vm.analyse import VmResult
 
 
@@ -61,6 +61,20 @@ def sections(results: list[VmResult]) -> list[Section]:
     return out
 
 
+def report_verdict(
+    results: list[VmResult], findings: list[Finding], skip: frozenset[str] = frozenset()
+) -> Verdict:
+    """The verdict of a VM report: the worst VM verdict (`judge_vm`; not-nested counts as
+    ready) and the findings outside the VMs. A node's own nesting findings (`vm.host.*`) reach
+    the verdict only through the VMs that want nesting (their host link)."""
+    from nestctl.vm.verdict import overall  # noqa: PLC0415
+
+    rest = verdict_for(
+        f for f in findings if f.code not in skip and not f.code.startswith("vm.host.")
+    ).value
+    return Verdict(overall([*(r.verdict for r in results if r.verdict is not None), rest]))
+
+
 def build_report(
     results: list[VmResult], findings: list[Finding], *, guest: bool, with_sections: bool
 ) -> Report:
@@ -71,6 +85,7 @@ def build_report(
         payload=report_payload(results, guest=guest),
         findings=findings + vm_findings,
         sections=sections(results) if with_sections else [],
+        verdict=report_verdict(results, findings),
     )
     report.summaries = {v: summary(results) for v in Verdict}
     return report

@@ -64,20 +64,21 @@ def analyse_scan(
     Returns the results and the top-level findings (scan, node, unreadable configs), in that
     order.
     """
-    from nestctl.vm.analyse import unreachable_result  # noqa: PLC0415
+    from nestctl.vm.analyse import finish_vm, unreachable_result  # noqa: PLC0415
     from nestctl.vm.oracle import oracle_for, prefetch  # noqa: PLC0415
+    from nestctl.vm.verdict import settle  # noqa: PLC0415
 
     named = bool(opts.vmids)
     findings = list(scan.findings)
     contexts: dict[str | None, VmContext] = {}
+    per_node: dict[str | None, list[Finding]] = {}
     for name, node in scan.nodes.items():
         oracle = None
         if host is not None:
             oracle = oracle_for(host, opts.use_qemu, node.vendor if node.cpuinfo_known else None)
         contexts[name] = context_for(node, opts, named=named, oracle=oracle)
         prefix = f"node {name}: " if len(scan.nodes) > 1 else ""
-        findings += [f.with_message(prefix + f.message) for f in node_findings(node)]
-    findings += scan.config_findings
+        per_node[name] = [f.with_message(prefix + f.message) for f in node_findings(node)]
     local = contexts.get(None)
     for each in contexts.values():
         prefetch(each, [v for v in scan.vms if contexts.get(v.config.node, local) is each])
@@ -97,7 +98,12 @@ def analyse_scan(
                 result.guest, notes = remote_guest(agents, result, vm, ctx)
             result.findings += notes
             guestview.join_guest_view(result)
-        results.append(result)
+        results.append(finish_vm(result, ctx))
+    # A node's nesting findings matter only where one of its VMs wants nesting.
+    wanting = {r.node if r.node in per_node else None for r in results if r.intent.wants_nested}
+    for name, notes in per_node.items():
+        findings += settle(notes, strict=opts.all_vms or name in wanting)
+    findings += scan.config_findings
     if scan.unreachable:
         results += [unreachable_result(u) for u in scan.unreachable]
         results.sort(key=lambda r: r.vmid)
