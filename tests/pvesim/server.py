@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.pvesim import api_agent, api_firewall, api_nodes, api_vms  # noqa: F401 - register
+from tests.pvesim import api_agent, api_firewall, api_lxc, api_nodes, api_vms  # noqa: F401 - register
 from tests.pvesim import api_health  # noqa: F401 - register
 from tests.pvesim.auth import AuthError, Identity, Users
 from tests.pvesim.cluster import Cluster, load_cluster
