@@ -29,6 +29,9 @@ def explain(result: Any) -> dict[str, Any] | None:
     """The first broken link and the finding that explains it (errors first), with its fix."""
     if not result.broken_link:
         return None
+    verdict = getattr(result, "verdict", None)
+    if verdict is not None and verdict.message:  # the one verdict's own explanation
+        return {"link": result.broken_link, "message": verdict.message, "fix": verdict.fix}
     ranked = sorted(result.findings, key=lambda f: (f.severity.value != "error", f.fix is None))
     why = ranked[0] if ranked else None
     return {
@@ -64,6 +67,9 @@ def tree_builder(concurrency: int = 16, nested_reader: Any = None) -> TreeBuilde
                 "findings": [f.to_json() for f in r.findings],
                 "chain": dict(r.chain),
                 "broken": explain(r),
+                # The one verdict (nestctl.vm.verdict.judge_vm), as every view shows it.
+                "verdict": r.verdict.verdict if r.verdict is not None else None,
+                "wants_nested": r.intent.wants_nested,
             }
             for r in results
         }

@@ -95,9 +95,9 @@ def _rows(request: Request, name: str, res: inv.Resources) -> tuple[list[inv.Row
     rows = []
     for g in res.guests:
         badge = nested_badge(tree, g.vmid) if g.kind == "qemu" else None
-        broken = detail(g.vmid).get("broken") if badge == "not-ready" else None
         why = None
-        if broken:
+        if badge == "not-ready":
+            broken = detail(g.vmid).get("broken") or {}
             why = " · ".join(str(x) for x in (broken.get("link"), broken.get("message")) if x)
         rows.append(inv.Row(g, badge, why, res.node_online(g.node)))
     return rows, tree is not None and tree.engine is not None
