@@ -82,7 +82,12 @@ def list_rules(api: Api, scope: Scope) -> tuple[list[Rule], str | None]:
 
 
 class RuleError(ValueError):
-    """A rule form that cannot be sent (checked here so the message is ours and exact)."""
+    """A rule form that cannot be sent (checked here so the message is ours and exact);
+    `field` names the form field at fault, when one is."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 _ACTION = re.compile(r"[A-Za-z][A-Za-z0-9\-_]+", re.ASCII)
@@ -102,15 +107,17 @@ def rule_params(form: Mapping[str, str], *, new: bool) -> tuple[dict[str, str], 
         elif not new and name not in ("type", "action"):
             delete.append(name)
     if new and "type" not in params:
-        raise RuleError("a rule needs a direction (type: in, out, forward or group)")
+        raise RuleError("a rule needs a direction (type: in, out, forward or group)", "type")
     if "type" in params and params["type"] not in RULE_TYPES:
-        raise RuleError(f"type must be one of {', '.join(RULE_TYPES)}")
+        raise RuleError(f"type must be one of {', '.join(RULE_TYPES)}", "type")
     if new and "action" not in params:
-        raise RuleError("a rule needs an action (ACCEPT, DROP, REJECT or a security group)")
+        raise RuleError(
+            "a rule needs an action (ACCEPT, DROP, REJECT or a security group)", "action"
+        )
     if "action" in params and not _ACTION.fullmatch(params["action"]):
-        raise RuleError("action must be ACCEPT, DROP, REJECT or a security group name")
+        raise RuleError("action must be ACCEPT, DROP, REJECT or a security group name", "action")
     if "log" in params and params["log"] not in LOG_LEVELS:
-        raise RuleError(f"log must be one of {', '.join(LOG_LEVELS)}")
+        raise RuleError(f"log must be one of {', '.join(LOG_LEVELS)}", "log")
     return params, delete
 
 

@@ -25,6 +25,7 @@ from nestctl.web.pages import (
     node,
     overview,
     power,
+    tasklist,
     tasks,
     vm,
 )
@@ -84,6 +85,7 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
         *vm.routes,
         *power.routes,
         *tasks.routes,
+        *tasklist.routes,
         *fwfix.routes,
         *firewall.routes,
         *enable.routes,

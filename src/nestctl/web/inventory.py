@@ -166,7 +166,7 @@ class Row:
     @property
     def filters(self) -> str:
         """Words the filter buttons match (space separated, in a data attribute)."""
-        words = [self.guest.kind, "running" if self.guest.status == "running" else "stopped"]
+        words = [self.guest.kind, self.guest.status]
         if self.nested == "not-ready":
             words.append("not-ready")
         if self.problem:

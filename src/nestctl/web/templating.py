@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -36,6 +37,13 @@ def _duration(value: Any) -> str:
     return f"{d}d {h}h" if d else (f"{h}h {m}m" if h else f"{m}m")
 
 
+def _when(value: Any) -> str:
+    """A Unix time as the server's local time (the nodes' own clock is what Proxmox shows)."""
+    if not isinstance(value, int | float):
+        return "?"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(value))
+
+
 @functools.cache
 def environment() -> Environment:
     env = Environment(
@@ -46,6 +54,7 @@ def environment() -> Environment:
     )
     env.filters["bytes"] = _bytes
     env.filters["duration"] = _duration
+    env.filters["when"] = _when
     env.filters["u"] = lambda v: quote(str(v), safe="")
     env.filters["svg"] = Markup  # only for SVG our own sparkline module drew from numbers
     env.globals["version"] = __version__

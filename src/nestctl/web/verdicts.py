@@ -12,7 +12,7 @@ from typing import Any
 
 
 def nested_badge(snap: Any, vmid: int) -> str | None:
-    """"ready" / "not-ready" / "unknown" for a VM that wants nesting; None for one that does
+    """ "ready" / "not-ready" / "unknown" for a VM that wants nesting; None for one that does
     not ("not-nested"), or before the analysis arrived. `snap` is the target's `TargetSnapshot`."""
     if snap is None or snap.engine is None:
         return None

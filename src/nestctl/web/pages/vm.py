@@ -39,7 +39,10 @@ async def vm_page(request: Request) -> Response:
     snap = snapshot(request, target)
     entry = snap.vm(vmid) if snap is not None else None
     info = snap.detail(vmid) if snap is not None else {}
-    live = snap.live.get((node, vmid)) if snap is not None else None
+    # The inventory's row (one /cluster/resources, fresh every few seconds) is there at once;
+    # the tree's live numbers only after the full scan.
+    guest, _res = guestpage.guest_of(request, target, "qemu", vmid)
+    live = guest or (snap.live.get((node, vmid)) if snap is not None else None)
     key = "/".join(detail_key(request, target, node, vmid)[1:])
     offer = guestpage.offer_for(request, target, "qemu", node, vmid, status=d.status if d else None)
     base = f"/t/{quote(target, safe='')}/vm/{quote(node, safe='')}/{vmid}"
