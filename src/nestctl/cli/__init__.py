@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "host": ("nestctl.cli.host:host", "Check (and enable) nested virtualization on this host."),
     "vm": ("nestctl.cli.vm:vm", "Check (and prepare) Proxmox VMs for nested virtualization."),
+    "ct": ("nestctl.cli.ct:ct", "Check (and prepare) containers for Docker, KVM, FUSE inside."),
     "guest": ("nestctl.cli.guest:guest", "Run inside a guest: can it host VMs of its own?"),
     "completion": ("nestctl.cli.completion:completion", "Print the shell completion script."),
     "bench": ("nestctl.cli.bench:bench", "Measure what nesting costs here, in VMs, per level."),
