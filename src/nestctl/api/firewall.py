@@ -33,11 +33,14 @@ class Scope:
 
     node: str
     vmid: int | None = None
+    kind: str = "qemu"  # "lxc" for a container (the same firewall API under .../lxc/VMID)
 
     @property
     def base(self) -> str:
         if self.vmid is None:
             return f"/nodes/{quote(self.node, safe='')}/firewall"
+        if self.kind == "lxc":
+            return f"/nodes/{quote(self.node, safe='')}/lxc/{int(self.vmid)}/firewall"
         return f"{vm_path(self.node, self.vmid)}/firewall"
 
     @property

@@ -52,8 +52,13 @@ NESTING_PREFIXES = (
 LINK_CODES: dict[str, tuple[str, ...]] = {
     "host": ("vm.host.", "host.", "ct.kvm.node-missing"),
     "config": (
-        "vm.nested.not-exposed", "vm.cpu.", "vm.args.",
-        "ct.docker.", "ct.systemd.", "ct.kvm.", "ct.fuse.",
+        "vm.nested.not-exposed",
+        "vm.cpu.",
+        "vm.args.",
+        "ct.docker.",
+        "ct.systemd.",
+        "ct.kvm.",
+        "ct.fuse.",
     ),  # fmt: skip
     "process": ("vm.restart-required",),
     "guest": ("vm.nested.not-exposed", "guest.", "vm.guest."),

@@ -17,6 +17,7 @@ from nestctl.web.cache import Refresher
 from nestctl.web.follow import Followers
 from nestctl.web.pages import (
     assets,
+    ct,
     enable,
     firewall,
     fwfix,
@@ -83,6 +84,7 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
         *overview.routes,
         *node.routes,
         *vm.routes,
+        *ct.routes,
         *power.routes,
         *tasks.routes,
         *tasklist.routes,

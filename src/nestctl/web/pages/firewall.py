@@ -25,12 +25,15 @@ from nestctl.web.templating import render
 
 def _scope(request: Request) -> fw.Scope:
     p = request.path_params
-    return fw.Scope(p["node"], p.get("vmid"))
+    kind = "lxc" if request.url.path.split("/")[3:4] == ["ct"] else "qemu"
+    return fw.Scope(p["node"], p.get("vmid"), kind)
 
 
 def _base(target: str, scope: fw.Scope) -> str:
     t, n = quote(target, safe=""), quote(scope.node, safe="")
-    return f"/t/{t}/node/{n}" if scope.vmid is None else f"/t/{t}/vm/{n}/{scope.vmid}"
+    if scope.vmid is None:
+        return f"/t/{t}/node/{n}"
+    return f"/t/{t}/{'ct' if scope.kind == 'lxc' else 'vm'}/{n}/{scope.vmid}"
 
 
 def _read(api: Any, scope: fw.Scope) -> dict[str, Any]:
@@ -40,7 +43,7 @@ def _read(api: Any, scope: fw.Scope) -> dict[str, Any]:
         out["options"] = fw.get_options(api, scope)
     except Exception as exc:  # noqa: BLE001 - shown as unknown with the reason
         out["options_error"] = describe_error(exc)
-    if scope.vmid is not None:
+    if scope.vmid is not None and scope.kind == "qemu":
         out["applies"] = vmdetail.fetch_firewall_applies(api, scope.node, scope.vmid)
     out["macros"] = fwforms.macros(api)
     return out
@@ -255,4 +258,8 @@ def _routes(prefix: str) -> list[Route]:
     ]
 
 
-routes = _routes("/t/{target}/vm/{node}/{vmid:int}") + _routes("/t/{target}/node/{node}")
+routes = (
+    _routes("/t/{target}/vm/{node}/{vmid:int}")
+    + _routes("/t/{target}/ct/{node}/{vmid:int}")
+    + _routes("/t/{target}/node/{node}")
+)
