@@ -119,6 +119,10 @@ def rule_params(form: Mapping[str, str], *, new: bool) -> tuple[dict[str, str], 
         )
     if "action" in params and not _ACTION.fullmatch(params["action"]):
         raise RuleError("action must be ACCEPT, DROP, REJECT or a security group name", "action")
+    for port in ("dport", "sport"):
+        # pve-firewall's verify_rule: a port needs a protocol, its own or its macro's.
+        if port in params and "proto" not in params and "macro" not in params:
+            raise RuleError("a port needs a protocol: pick tcp or udp", "proto")
     if "log" in params and params["log"] not in LOG_LEVELS:
         raise RuleError(f"log must be one of {', '.join(LOG_LEVELS)}", "log")
     return params, delete

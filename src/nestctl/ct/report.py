@@ -175,5 +175,5 @@ def build_report(
         summaries=dict(SUMMARIES),
     )
     if not results:
-        report.summaries = {v: "no containers found" for v in Verdict}
+        report.summaries = dict.fromkeys(Verdict, "no containers found")
     return report

@@ -11,12 +11,17 @@ from __future__ import annotations
 from typing import Any
 
 
-def nested_badge(snap: Any, vmid: int) -> str | None:
-    """ "ready" / "not-ready" / "unknown" for a VM that wants nesting; None for one that does
-    not ("not-nested"), or before the analysis arrived. `snap` is the target's `TargetSnapshot`."""
+def nested_badge(snap: Any, vmid: int, kind: str = "qemu") -> str | None:
+    """The badge's verdict ("ready", "not-ready", "unknown") for a guest that wants nesting;
+    None for one that does not ("not-nested"), or before the analysis arrived. `snap` is the
+    target's `TargetSnapshot`; containers are judged by the `nestctl ct` engine, through the same
+    `judge_vm`."""
     if snap is None or snap.engine is None:
         return None
-    verdict = snap.detail(vmid).get("verdict")
+    if kind == "lxc":
+        verdict = (getattr(snap.engine, "cts", None) or {}).get(vmid, {}).get("verdict")
+    else:
+        verdict = snap.detail(vmid).get("verdict")
     if not isinstance(verdict, str) or verdict == "not-nested":
         return None
     return verdict

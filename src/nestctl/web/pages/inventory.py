@@ -94,9 +94,11 @@ def _rows(request: Request, name: str, res: inv.Resources) -> tuple[list[inv.Row
     detail = tree.detail if tree is not None else (lambda _vmid: {})
     rows = []
     for g in res.guests:
-        badge = nested_badge(tree, g.vmid) if g.kind == "qemu" else None
+        badge = nested_badge(tree, g.vmid, g.kind)
         why = None
-        if badge == "not-ready":
+        if badge == "not-ready" and g.kind == "lxc":
+            why = "its config does not allow the nested workload it wants"
+        elif badge == "not-ready":
             broken = detail(g.vmid).get("broken") or {}
             why = " · ".join(str(x) for x in (broken.get("link"), broken.get("message")) if x)
         rows.append(inv.Row(g, badge, why, res.node_online(g.node)))

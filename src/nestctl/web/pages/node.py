@@ -52,7 +52,7 @@ async def node_page(request: Request) -> Response:
         rows = [
             inv.Row(
                 g,
-                nested_badge(snap, g.vmid) if g.kind == "qemu" else None,
+                nested_badge(snap, g.vmid, g.kind),
                 None,
                 res.node_online(node),
             )
