@@ -135,7 +135,11 @@ def config_from_api(
             conf.main[str(key)] = _text(value)
     raw = current.get("lxc")
     if isinstance(raw, list):
-        conf.lxc = [(str(p[0]), str(p[1])) for p in raw if isinstance(p, list) and len(p) == 2]
+        conf.lxc = [
+            (str(p[0]), str(p[1]))
+            for p in raw
+            if isinstance(p, list) and len(p) == 2  # noqa: PLR2004
+        ]
     for entry in pending or []:
         if not isinstance(entry, Mapping) or not isinstance(entry.get("key"), str):
             continue

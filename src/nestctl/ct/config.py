@@ -42,69 +42,22 @@ _CONF_NAME = re.compile(r"(\d{3,9})\.conf", re.ASCII)
 
 # Config.pm $valid_lxc_conf_keys: 1 = allowed, a string = Proxmox's refusal.
 _VALID_RAW: dict[str, str | None] = dict.fromkeys(
-    [
-        "lxc.apparmor.profile",
-        "lxc.apparmor.allow_incomplete",
-        "lxc.apparmor.allow_nesting",
-        "lxc.apparmor.raw",
-        "lxc.selinux.context",
-        "lxc.include",
-        "lxc.arch",
-        "lxc.uts.name",
-        "lxc.signal.halt",
-        "lxc.signal.reboot",
-        "lxc.signal.stop",
-        "lxc.init.cmd",
-        "lxc.init.cwd",
-        "lxc.init.uid",
-        "lxc.init.gid",
-        "lxc.init.groups",
-        "lxc.pty.max",
-        "lxc.console.logfile",
-        "lxc.console.path",
-        "lxc.tty.max",
-        "lxc.devtty.dir",
-        "lxc.hook.autodev",
-        "lxc.autodev",
-        "lxc.kmsg",
-        "lxc.mount.fstab",
-        "lxc.mount.entry",
-        "lxc.mount.auto",
-        "lxc.rootfs.mount",
-        "lxc.cap.drop",
-        "lxc.cap.keep",
-        "lxc.seccomp.profile",
-        "lxc.seccomp.notify.proxy",
-        "lxc.seccomp.notify.cookie",
-        "lxc.idmap",
-        "lxc.hook.pre-start",
-        "lxc.hook.pre-mount",
-        "lxc.hook.mount",
-        "lxc.hook.start",
-        "lxc.hook.stop",
-        "lxc.hook.post-stop",
-        "lxc.hook.clone",
-        "lxc.hook.destroy",
-        "lxc.hook.version",
-        "lxc.log.level",
-        "lxc.log.file",
-        "lxc.start.auto",
-        "lxc.start.delay",
-        "lxc.start.order",
-        "lxc.group",
-        "lxc.environment",
-        "lxc.environment.runtime",
-        "lxc.environment.hooks",
-        "lxc.sysctl.fs.mqueue",
-        "lxc.sysctl.kernel.msgmax",
-        "lxc.sysctl.kernel.msgmnb",
-        "lxc.sysctl.kernel.msgmni",
-        "lxc.sysctl.kernel.sem",
-        "lxc.sysctl.kernel.shmall",
-        "lxc.sysctl.kernel.shmmax",
-        "lxc.sysctl.kernel.shmmni",
-        "lxc.sysctl.kernel.shm_rmid_forced",
-    ]
+    (
+        "lxc.apparmor.profile lxc.apparmor.allow_incomplete lxc.apparmor.allow_nesting "
+        "lxc.apparmor.raw lxc.selinux.context lxc.include lxc.arch lxc.uts.name lxc.signal.halt "
+        "lxc.signal.reboot lxc.signal.stop lxc.init.cmd lxc.init.cwd lxc.init.uid lxc.init.gid "
+        "lxc.init.groups lxc.pty.max lxc.console.logfile lxc.console.path lxc.tty.max "
+        "lxc.devtty.dir lxc.hook.autodev lxc.autodev lxc.kmsg lxc.mount.fstab lxc.mount.entry "
+        "lxc.mount.auto lxc.rootfs.mount lxc.cap.drop lxc.cap.keep lxc.seccomp.profile "
+        "lxc.seccomp.notify.proxy lxc.seccomp.notify.cookie lxc.idmap lxc.hook.pre-start "
+        "lxc.hook.pre-mount lxc.hook.mount lxc.hook.start lxc.hook.stop lxc.hook.post-stop "
+        "lxc.hook.clone lxc.hook.destroy lxc.hook.version lxc.log.level lxc.log.file "
+        "lxc.start.auto lxc.start.delay lxc.start.order lxc.group lxc.environment "
+        "lxc.environment.runtime lxc.environment.hooks lxc.sysctl.fs.mqueue "
+        "lxc.sysctl.kernel.msgmax lxc.sysctl.kernel.msgmnb lxc.sysctl.kernel.msgmni "
+        "lxc.sysctl.kernel.sem lxc.sysctl.kernel.shmall lxc.sysctl.kernel.shmmax "
+        "lxc.sysctl.kernel.shmmni lxc.sysctl.kernel.shm_rmid_forced"
+    ).split()
 ) | {
     "lxc.rootfs.path": "lxc.rootfs.path is auto generated from rootfs",
     "lxc.rootfs.options": "lxc.rootfs.options is not supported, please use mount point options "

@@ -105,7 +105,7 @@ def _devices(values: dict[str, str], problems: list[str]) -> list[Device]:
     out = []
     for key in sorted(values):
         m = re.fullmatch(r"dev(\d{1,3})", key, re.ASCII)
-        if m is None or int(m.group(1)) >= 256:
+        if m is None or int(m.group(1)) >= 256:  # noqa: PLR2004 - $MAX_DEVICES
             continue
         dev, problem = parse_device(values[key])
         if problem:
@@ -145,7 +145,7 @@ def _allows(rule: str, device: tuple[int, int]) -> bool:
 def _mount_binds(value: str, path: str) -> bool:
     """`lxc.mount.entry: /dev/kvm dev/kvm none bind,optional,create=file` binds `path`."""
     parts = value.split()
-    return len(parts) >= 2 and parts[0] == path and parts[1].lstrip("/") == path.lstrip("/")
+    return len(parts) >= 2 and parts[0] == path and parts[1].lstrip("/") == path.lstrip("/")  # noqa: PLR2004
 
 
 def _passthrough(

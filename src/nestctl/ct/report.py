@@ -175,5 +175,5 @@ def build_report(
         summaries=dict(SUMMARIES),
     )
     if not results:
-        report.summaries = dict.fromkeys(Verdict, "no containers found")
+        report.summaries = {v: "no containers found" for v in Verdict}
     return report

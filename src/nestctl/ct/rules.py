@@ -169,7 +169,7 @@ def judged(f: CtFacts, wants: bool | None, *, docker: bool, all_cts: bool) -> se
     return out
 
 
-def ct_findings(
+def ct_findings(  # noqa: C901, PLR0912 - one list of independent checks
     f: CtFacts,
     wants: bool | None,
     *,
@@ -243,7 +243,7 @@ def ct_findings(
     return out
 
 
-def _workload_findings(
+def _workload_findings(  # noqa: PLR0911 - one answer per workload
     f: CtFacts, key: str, fix: CtFix | None, label: str, node_kvm: bool | None
 ) -> list[Finding]:
     text = _fix_text(f, fix)
