@@ -150,7 +150,7 @@ def fetch(api: Api, node: str, timeframe: str = "hour") -> NodeHealth:
                 load_points,
                 title="Load",
                 unit="",
-                top=float(h.cpus or 1),
+                top=1.0,  # scaled to the peak: a load line flat at the bottom says nothing
                 timeframe=tf,
             ),
             chart(series(rrd, "memused", scale_by="memtotal"), title="Memory", timeframe=tf),
