@@ -32,7 +32,8 @@ SMALL_TARGETS = """() => {
     if (r.width === 0 || r.height === 0 || style.visibility === 'hidden') continue;
     if (r.width < 44 || r.height < 44) {
       const text = (el.innerText || el.name || el.value || '').trim().slice(0, 40);
-      out.push(`${el.tagName.toLowerCase()} "${text}" ${r.width.toFixed(0)}x${r.height.toFixed(0)}`);
+      const size = `${r.width.toFixed(0)}x${r.height.toFixed(0)}`;
+      out.push(`${el.tagName.toLowerCase()} "${text}" ${size}`);
     }
   }
   return out;
