@@ -52,19 +52,32 @@ def weight(c: httpx.Client, page: httpx.Response) -> tuple[int, int]:
     return sent, raw
 
 
-def one_login(url: str, userid: str, secret: str) -> tuple[float, httpx.Client, httpx.Response]:
+def one_login(
+    url: str, userid: str, secret: str
+) -> tuple[float, float, httpx.Client, httpx.Response]:
+    """(seconds to the full list, of which the login POST, client, the page)."""
     c = httpx.Client(base_url=url, timeout=60, headers={"accept-encoding": "gzip"})
     form = c.get("/login")
     t = time.perf_counter()
     r = c.post(
         "/login",
         data={"csrf": csrf(form.text), "username": userid, "password": secret, "target": "api"},
-        follow_redirects=True,  # to GET /
     )
+    posted = time.perf_counter() - t
+    r = c.get(r.headers["location"])
     while r.text.count("<li data-s=") < GUESTS:  # "Reading…" (never seen here): ask again
         time.sleep(0.05)
         r = c.get("/")
-    return time.perf_counter() - t, c, r
+    return time.perf_counter() - t, posted, c, r
+
+
+def settle(c: httpx.Client, page: httpx.Response) -> tuple[float, httpx.Response]:
+    """Wait until the nested analysis joined in (so the next login starts on an idle server)."""
+    t = time.perf_counter()
+    while "nested analysis running" in page.text:
+        time.sleep(0.5)
+        page = c.get("/")
+    return time.perf_counter() - t, page
 
 
 def main() -> int:
@@ -74,38 +87,40 @@ def main() -> int:
         proc, url = start_serve(sim, Path(tmp) / "serve.log")
         try:
             userid, _, secret = sim.root_token.partition("=")
-            times, sizes = [], []
+            times, posts, sizes, analysed = [], [], [], []
+            loads = []
             for _ in range(runs):
-                seconds, c, page = one_login(url, userid, secret)
+                loads.append(os.getloadavg()[0])
+                seconds, posted, c, page = one_login(url, userid, secret)
                 times.append(seconds)
+                posts.append(posted)
                 sizes.append(weight(c, page))
-                c.post("/logout", data={"csrf": csrf(page.text)})  # its scan stops with it
+                waited, full = settle(c, page)
+                analysed.append(seconds + waited)
+                c.post("/logout", data={"csrf": csrf(full.text)})
                 c.close()
             ms = [t * 1000 for t in times]
+            post_ms = statistics.median(posts) * 1000
             sent, raw = sizes[-1]
-            load = os.getloadavg()[0]
             print(
                 f"1. first view after login, {GUESTS} guests listed: median "
                 f"{statistics.median(ms):.0f} ms over {runs} logins (min {min(ms):.0f}, "
-                f"max {max(ms):.0f}); goal <= 1000 ms; load average {load:.1f}"
+                f"max {max(ms):.0f}; the login POST itself {post_ms:.0f} ms); goal <= 1000 ms; "
+                f"load average {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs"
             )
             print(
                 f"2. page weight, gzip as served: {sent / 1024:.1f} KB "
                 f"({raw / 1024:.0f} KB raw: HTML + app.js + inventory.js + app.css)"
             )
-            seconds, c, page = one_login(url, userid, secret)
-            t = time.perf_counter()
-            while "nested analysis running" in page.text:
-                time.sleep(0.5)
-                page = c.get("/")
-            badges = page.text.count('class="badge')
-            sent, raw = weight(c, page)
-            print(
-                f"3. nested analysis joined in {time.perf_counter() - t + seconds:.1f} s after "
-                f"login ({badges} nested badges); page then {sent / 1024:.1f} KB gzip "
-                f"({raw / 1024:.0f} KB raw)"
+            badges = full.text.count('class="badge')
+            sent, raw = weight(
+                httpx.Client(base_url=url, headers={"accept-encoding": "gzip"}), full
             )
-            c.close()
+            print(
+                f"3. nested analysis joined in: median {statistics.median(analysed):.1f} s "
+                f"after login ({badges} nested badges); the page then {sent / 1024:.1f} KB "
+                f"gzip ({raw / 1024:.0f} KB raw)"
+            )
             sim.assert_conformant()
         finally:
             stop_serve(proc)

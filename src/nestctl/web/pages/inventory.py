@@ -13,6 +13,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -90,7 +91,9 @@ class TargetInv:
 
 
 def _rows(request: Request, name: str, res: inv.Resources) -> tuple[list[inv.Row], bool]:
-    tree = snapshot(request, name)  # starts (or keeps) the engine's scan for this target
+    # Only what the analysis already has: it is started after the page went out (see `home`),
+    # so its thousands of requests do not compete with the first view.
+    tree = web(request).cache.peek((session(request).id, "target", name))
     detail = tree.detail if tree is not None else (lambda _vmid: {})
     rows = []
     for g in res.guests:
@@ -137,7 +140,7 @@ async def home(request: Request) -> Response:
     chosen = request.query_params.get("f", "")
     if chosen not in FILTERS:
         chosen = ""
-    return render(
+    response = render(
         request,
         "inventory.html",
         targets=targets,
@@ -147,6 +150,13 @@ async def home(request: Request) -> Response:
         chosen=chosen,
         filters=FILTERS,
     )
+
+    async def analyse() -> None:
+        for name in s.logins:
+            snapshot(request, name)  # starts (or keeps alive) the engine's scan of each target
+
+    response.background = BackgroundTask(analyse)
+    return response
 
 
 async def changes(request: Request, target: str, after: str) -> Response:
