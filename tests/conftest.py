@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from nestctl import machine
+from tests.skips import by_design, in_ci
 
 settings.register_profile(
     "ci",
@@ -46,6 +47,26 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """In CI a skip is a failure (the set-up lacks a tool or a file), unless tests/skips.py lists
+    it as out of scope by design."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if not (in_ci() and report.skipped) or hasattr(report, "wasxfail"):
+        return
+    longrepr = report.longrepr
+    reason = str(longrepr[2] if isinstance(longrepr, tuple) else longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    if by_design(reason):
+        return
+    report.outcome = "failed"
+    report.longrepr = (
+        f"skipped in CI: {reason}\nCI must run every test: install what it lacks in "
+        "scripts/install-debian-deps, or list the skip with its reason in tests/skips.py"
+    )
+
+
 class UnexpectedCommandError(BaseException):
     pass
 
@@ -63,7 +84,14 @@ def _no_real_commands(
             f"test ran a real command without the runs_commands marker: {argv}"
         )
 
+    def refuse_spawn(self: object, argv: object, **_: object) -> None:
+        raise UnexpectedCommandError(
+            f"test started a real process without the runs_commands marker: {argv}"
+        )
+
+    # Every process nestctl starts goes through these two (the one-door scan keeps it so).
     monkeypatch.setattr(machine.SystemRunner, "__call__", refuse)
+    monkeypatch.setattr(machine.SystemRunner, "spawn", refuse_spawn)
     yield
 
 

@@ -324,3 +324,64 @@ def test_probe_records_are_immutable_values() -> None:
     with pytest.raises(AttributeError, match="immutable"):
         listing.status = ReadStatus.MISSING  # type: ignore[misc]
     assert len({Presence("/x", ReadStatus.OK), Presence("/x", ReadStatus.OK)}) == 1
+
+
+# -- spawn: long-lived processes through the door ---------------------------------------------
+
+
+def test_a_host_under_another_root_starts_no_process(tmp_path: Path) -> None:
+    from nestctl.machine.processes import SpawnRefusedError  # noqa: PLC0415
+
+    host = Host(tmp_path)
+    with pytest.raises(SpawnRefusedError):
+        host.spawn(["qemu-system-x86_64", "-S"])
+    assert isinstance(host.runner, RecordingRunner)
+    assert host.runner.calls == [("qemu-system-x86_64", "-S")]
+
+
+def test_the_test_guard_refuses_a_real_spawn_too() -> None:
+    from tests.conftest import UnexpectedCommandError  # noqa: PLC0415
+
+    with pytest.raises(UnexpectedCommandError, match="started a real process"):
+        Host("/").spawn(["true"])
+
+
+@pytest.mark.runs_commands
+def test_a_spawned_helper_gets_its_own_process_group() -> None:
+    from nestctl.machine.processes import PIPE  # noqa: PLC0415
+
+    proc = Host("/").spawn(["sh", "-c", "echo started; exec sleep 30"], stdout=PIPE, own_group=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"started\n"
+        assert os.getpgid(proc.pid) == proc.pid  # a Ctrl-C on our terminal does not reach it
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_read_trusted_checks_the_open_file_and_never_follows_a_link(tmp_path: Path) -> None:
+    host = Host(tmp_path)
+    (tmp_path / "ours.json").write_text("{}")
+    (tmp_path / "theirs.json").write_text("{}")
+    (tmp_path / "link.json").symlink_to(tmp_path / "ours.json")
+    os.mkfifo(tmp_path / "fifo.json")  # opened non-blocking, refused by kind: no hang
+
+    def why_not(st: os.stat_result) -> str | None:
+        return "written by someone else" if st.st_size and st.st_ino == theirs else None
+
+    theirs = os.stat(tmp_path / "theirs.json").st_ino
+    assert host.read_trusted("/ours.json", max_bytes=10, why_not=why_not).text == "{}"
+    refused = host.read_trusted("/theirs.json", max_bytes=10, why_not=why_not)
+    assert (refused.status, refused.error) == (ReadStatus.UNTRUSTED, "written by someone else")
+    assert host.read_trusted("/link.json", max_bytes=10, why_not=why_not).status not in (
+        ReadStatus.OK,
+        ReadStatus.MISSING,
+    )
+    fifo = host.read_trusted("/fifo.json", max_bytes=10, why_not=why_not)
+    assert fifo.status is ReadStatus.NOT_A_FILE
+    big = host.read_trusted("/ours.json", max_bytes=1, why_not=why_not)
+    assert big.status is ReadStatus.TRUNCATED
+    assert host.read_trusted("/none.json", max_bytes=1, why_not=why_not).status is (
+        ReadStatus.MISSING
+    )

@@ -26,7 +26,6 @@ from nestctl.parse import (
 from nestctl.qemu.cpuprobe import parse_cpu_arg
 from nestctl.render.jsonout import dumps_report
 from nestctl.vm.config import key_value
-from nestctl.vm.exposure import parse_cpu_value
 from nestctl.vm.propstring import parse_boolean
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "nestctl"
@@ -237,5 +236,16 @@ def test_running_vms_are_found_from_pid_files_in_one_place() -> None:
 def test_qemu_booleans_are_qapi_bool_parse(value: str, truth: bool | None) -> None:
     # One QEMU boolean for the oracle's -cpu reading and the table's: exact, case-sensitive words.
     assert qemu_bool(value) is truth
-    assert parse_cpu_value(f"kvm64,vmx={value}").state("vmx") is truth
+    assert parse_cpu_arg(f"kvm64,vmx={value}").state("vmx") is truth
     assert parse_cpu_arg(f"kvm64,vmx={value}").features().get("vmx") is truth
+
+
+def test_the_predictor_and_the_oracle_read_cpu_values_with_one_parser() -> None:
+    # Two parsers of one format disagreed once (`vmx=y`): the table and QEMU's answer must read
+    # a -cpu value through the same function.
+    from nestctl.qemu import cpuprobe, cpuvalue  # noqa: PLC0415
+    from nestctl.vm import exposure  # noqa: PLC0415
+
+    assert exposure.parse_cpu_arg is cpuvalue.parse_cpu_arg
+    assert cpuprobe.parse_cpu_arg is cpuvalue.parse_cpu_arg
+    assert not hasattr(exposure, "parse_cpu_value")

@@ -13,9 +13,7 @@ import os
 import sys
 from typing import Any
 
-#: Ctrl-C: 128 + SIGINT, as shells report it, with one line: never "problems found" (1).
-INTERRUPTED_EXIT = 130
-INTERRUPTED_MESSAGE = "nestctl: interrupted"
+from nestctl.exits import INTERRUPTED_EXIT, INTERRUPTED_MESSAGE
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -56,7 +56,6 @@ def test_compare_json_is_the_contract(invoke: Invoke) -> None:
 
 @pytest.mark.parametrize("suffix", [".svg", ".png"])
 def test_compare_draws_a_plot(invoke: Invoke, tmp_path: Path, suffix: str) -> None:
-    pytest.importorskip("matplotlib")  # the `plot` extra; the test extra installs it
     out = tmp_path / f"ratios{suffix}"
     rc, _, _ = invoke("bench", "compare", str(HOST), str(GUEST_TCG), "--plot", str(out))
     assert rc == 1

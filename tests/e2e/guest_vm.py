@@ -1,4 +1,6 @@
-"""Boot the tiny guest under QEMU with `-accel tcg` (never KVM) and read its serial markers."""
+"""The one booter of test guests: QEMU with `-accel tcg` (never KVM), a serial console read for
+`@@KEY value` markers, and a guest-agent socket. The end-to-end set boots its tiny guests with it,
+the lab (tests/lab/stack.py) its L1 hosts."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from tests.e2e.guest_image import GuestImage
 
@@ -26,15 +30,14 @@ class BootFailedError(Exception):
 
 
 @dataclass
-class BootedGuest:
-    """One running guest: its -cpu, agent socket, and what its /init printed."""
+class TcgGuest:
+    """One running QEMU: its work directory (console, agent socket, pid file), its markers."""
 
-    cpu: str
     workdir: Path
     proc: subprocess.Popen[bytes]
+    argv: list[str]
     started: float
     markers: dict[str, str] = field(default_factory=dict)
-    variant: str | None = None  # a key of VARIANTS
     boot_seconds: float | None = None
 
     @property
@@ -44,6 +47,112 @@ class BootedGuest:
     @property
     def console(self) -> Path:
         return self.workdir / "console.log"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.workdir / "qemu.pid"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def poll_markers(self) -> bool:
+        """Read the console; True once /init printed @@READY."""
+        with contextlib.suppress(FileNotFoundError):
+            for line in self.console.read_text(errors="replace").splitlines():
+                if line.startswith("@@"):
+                    key, _, value = line[2:].partition(" ")
+                    self.markers[key] = value.strip()
+        return "READY" in self.markers
+
+    def qemu_errors(self) -> str:
+        return (self.workdir / "qemu.err").read_text(errors="replace").strip()
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def boot(
+    *,
+    kernel: Path,
+    initrd: Path,
+    append: str,
+    cpu: str,
+    memory: int = 256,
+    prefix: str = "nestctl-e2e-",
+    extra: Sequence[str] = (),
+) -> tuple[Path, subprocess.Popen[bytes], list[str]]:
+    """Start QEMU (TCG, one vCPU, no devices but the agent's serial port, a pid file, the
+    console into a file); `extra` adds options (a name, a display). (workdir, process, argv)."""
+    # A short directory: unix socket paths are limited to 107 bytes.
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    argv = [
+        "qemu-system-x86_64",
+        *extra,
+        "-accel", "tcg",
+        "-cpu", cpu,
+        "-m", str(memory),
+        "-smp", "1",
+        "-nodefaults",
+        "-display", "none",
+        "-no-reboot",
+        "-serial", f"file:{workdir / 'console.log'}",
+        "-kernel", str(kernel),
+        "-initrd", str(initrd),
+        "-append", append,
+        "-device", "virtio-serial",
+        "-chardev", f"socket,id=qga0,path={workdir / 'qga.sock'},server=on,wait=off",
+        "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
+        "-pidfile", str(workdir / "qemu.pid"),
+    ]  # fmt: skip
+    err = (workdir / "qemu.err").open("wb")
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+    finally:
+        err.close()
+    return workdir, proc, argv
+
+
+G = TypeVar("G", bound=TcgGuest)
+
+
+def wait_all(
+    guests: Sequence[G],
+    timeout: float,
+    *,
+    ready: Callable[[G], bool],
+    fail: Callable[[str], Exception],
+    name: Callable[[G], str],
+    every: float = 0.1,
+) -> None:
+    """Until `ready(g)` holds for each guest (which records its boot time); `fail(message)` is
+    raised for the first that exits, or for those still waiting at the deadline."""
+    deadline = time.monotonic() + timeout
+    waiting = list(guests)
+    while waiting:
+        for g in list(waiting):
+            if g.proc.poll() is not None:
+                raise fail(f"{name(g)} exited with {g.proc.returncode}: {g.qemu_errors()}")
+            if ready(g):
+                g.boot_seconds = time.monotonic() - g.started
+                waiting.remove(g)
+        if waiting and time.monotonic() > deadline:
+            names = ", ".join(name(g) for g in waiting)
+            raise fail(f"{names}: not ready within {timeout:.0f} s")
+        if waiting:
+            time.sleep(every)
+
+
+@dataclass
+class BootedGuest(TcgGuest):
+    """A tiny end-to-end guest: its -cpu and what its /init printed."""
+
+    cpu: str = field(kw_only=True)
+    variant: str | None = field(default=None, kw_only=True)  # a key of VARIANTS
 
     @property
     def flags(self) -> frozenset[str]:
@@ -57,77 +166,21 @@ class BootedGuest:
     def dev_kvm(self) -> bool:
         return self.markers.get("DEVKVM") == "yes"
 
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def argv(self) -> list[str]:
-        return [str(a) for a in self.proc.args]  # type: ignore[union-attr]
-
-    def poll_markers(self) -> bool:
-        """Read the console; True once /init printed @@READY."""
-        try:
-            text = self.console.read_text(errors="replace")
-        except FileNotFoundError:
-            return False
-        for line in text.splitlines():
-            if line.startswith("@@"):
-                key, _, value = line[2:].partition(" ")
-                self.markers[key] = value.strip()
-        return "READY" in self.markers
-
-    def stop(self) -> None:
-        with contextlib.suppress(OSError):
-            self.proc.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=10)
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
 
 def start_guest(image: GuestImage, cpu: str, variant: str | None = None) -> BootedGuest:
-    # A short directory: unix socket paths are limited to 107 bytes.
-    workdir = Path(tempfile.mkdtemp(prefix="nestctl-e2e-"))
-    argv = [
-        "qemu-system-x86_64",
-        "-accel", "tcg",
-        "-m", "256",
-        "-smp", "1",
-        "-nodefaults",
-        "-display", "none",
-        "-no-reboot",
-        "-serial", f"file:{workdir / 'console.log'}",
-        "-kernel", str(image.kernel),
-        "-initrd", str(image.initrd),
-        "-append", f"{APPEND} {VARIANTS[variant]}" if variant else APPEND,
-        "-cpu", cpu,
-        "-device", "virtio-serial",
-        "-chardev", f"socket,path={workdir / 'qga.sock'},server=on,wait=off,id=qga0",
-        "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
-    ]  # fmt: skip
-    stderr = (workdir / "qemu.err").open("wb")
-    try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
-    finally:
-        stderr.close()
-    return BootedGuest(cpu, workdir, proc, time.monotonic(), variant=variant)
+    append = f"{APPEND} {VARIANTS[variant]}" if variant else APPEND
+    workdir, proc, argv = boot(kernel=image.kernel, initrd=image.initrd, append=append, cpu=cpu)
+    return BootedGuest(workdir, proc, argv, time.monotonic(), cpu=cpu, variant=variant)
 
 
 def wait_ready(guests: list[BootedGuest], timeout: float = BOOT_TIMEOUT) -> None:
     """Wait until every guest printed its markers; BootFailedError names the one that did not."""
-    deadline = time.monotonic() + timeout
-    waiting = list(guests)
-    while waiting:
-        for g in list(waiting):
-            if g.poll_markers():
-                g.boot_seconds = time.monotonic() - g.started
-                waiting.remove(g)
-            elif g.proc.poll() is not None:
-                err = (g.workdir / "qemu.err").read_text(errors="replace").strip()
-                raise BootFailedError(f"QEMU -cpu {g.cpu} exited with {g.proc.returncode}: {err}")
-        if waiting and time.monotonic() > deadline:
-            names = ", ".join(g.cpu for g in waiting)
-            raise BootFailedError(
-                f"no @@READY from the guest(s) -cpu {names} within {timeout:.0f} s"
-            )
-        if waiting:
-            time.sleep(0.1)
+
+    def fail(message: str) -> Exception:
+        return BootFailedError(f"no @@READY: {message}")
+
+    wait_all(guests, timeout, ready=BootedGuest.poll_markers, fail=fail, name=_cpu_name)
+
+
+def _cpu_name(g: BootedGuest) -> str:
+    return f"QEMU -cpu {g.cpu}"

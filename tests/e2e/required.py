@@ -6,20 +6,19 @@ missing tool there is a broken CI setup, never a silently skipped test.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
 
+from tests import skips
+
 QEMU = "qemu-system-x86_64"
 
 
 def give_up(reason: str) -> NoReturn:
-    if os.environ.get("NESTCTL_E2E_REQUIRED"):
-        pytest.fail(f"{reason} (NESTCTL_E2E_REQUIRED is set: this must not be skipped)")
-    pytest.skip(reason)
+    skips.give_up(reason)
 
 
 def require_program(name: str) -> str:

@@ -7,18 +7,13 @@ Commands inside L1 (and, through nestctl there, inside L2) run through L1's gues
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from nestctl.guest.agent import ExecResult, GuestAgent, GuestAgentError
-from tests.e2e.guest_vm import APPEND
+from tests.e2e.guest_vm import APPEND, TcgGuest, boot, wait_all
 from tests.lab.image import LabImage
 
 #: Generous: three L1s boot at once on 2 cores shared with other test runs.
@@ -41,35 +36,13 @@ class L1Spec:
 
 
 @dataclass
-class L1:
-    spec: L1Spec
-    workdir: Path
-    proc: subprocess.Popen[bytes]
-    argv: list[str]
-    started: float
-    markers: dict[str, str] = field(default_factory=dict)
-    ready_seconds: float | None = None
+class L1(TcgGuest):
+    spec: L1Spec = field(kw_only=True)
     l2_agent_seconds: dict[int, float] = field(default_factory=dict)
 
     @property
-    def qga_socket(self) -> Path:
-        return self.workdir / "qga.sock"
-
-    @property
-    def pidfile(self) -> Path:
-        return self.workdir / "qemu.pid"
-
-    @property
-    def console(self) -> Path:
-        return self.workdir / "console.log"
-
-    def poll(self) -> bool:
-        with contextlib.suppress(FileNotFoundError):
-            for line in self.console.read_text(errors="replace").splitlines():
-                if line.startswith("@@"):
-                    key, _, value = line[2:].partition(" ")
-                    self.markers[key] = value.strip()
-        return "READY" in self.markers
+    def ready_seconds(self) -> float | None:
+        return self.boot_seconds
 
     def agent(self, timeout: float = 30.0) -> GuestAgent:
         return GuestAgent(self.qga_socket, timeout=timeout)
@@ -110,72 +83,46 @@ class L1:
         except GuestAgentError as exc:
             raise LabError(f"L1 {self.spec.vmid}: read {path}: {exc}") from exc
 
-    def stop(self) -> None:
-        with contextlib.suppress(OSError):
-            self.proc.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=10)
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
 
 def start_l1(image: LabImage, spec: L1Spec) -> L1:
-    workdir = Path(tempfile.mkdtemp(prefix="nestctl-lab-"))  # short: socket paths <= 107 bytes
     words = [APPEND, f"nestctl.lab.nested={spec.nested}"]
     if spec.l2:
         words.append("nestctl.lab.l2=" + ",".join(map(str, spec.l2)))
-    argv = [
-        "qemu-system-x86_64",
-        "-name", f"lab-l1-{spec.vmid}",
-        "-accel", "tcg",
-        "-cpu", spec.cpu,
-        "-m", str(spec.memory),
-        "-smp", "1",
-        "-nodefaults",
-        "-display", "none",
-        "-no-reboot",
-        "-serial", f"file:{workdir / 'console.log'}",
-        "-kernel", str(image.kernel),
-        "-initrd", str(image.initrd),
-        "-append", " ".join(words),
-        "-device", "virtio-serial",
-        "-chardev", f"socket,id=qga0,path={workdir / 'qga.sock'},server=on,wait=off",
-        "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
-        "-pidfile", str(workdir / "qemu.pid"),
-    ]  # fmt: skip
-    err = (workdir / "qemu.err").open("wb")
+    workdir, proc, argv = boot(
+        kernel=image.kernel,
+        initrd=image.initrd,
+        append=" ".join(words),
+        cpu=spec.cpu,
+        memory=spec.memory,
+        prefix="nestctl-lab-",
+        extra=("-name", f"lab-l1-{spec.vmid}"),
+    )
+    return L1(workdir, proc, argv, time.monotonic(), spec=spec)
+
+
+def _ready(l1: L1) -> bool:
+    """@@READY printed (its L2 QEMUs started) and its agent answers; a -FAILED marker fails."""
+    ready = l1.poll_markers()
+    failed = [k for k in l1.markers if k.endswith("-FAILED")]
+    if failed:
+        raise LabError(f"L1 {l1.spec.vmid}: {failed[0]} {l1.markers[failed[0]]}")
+    if not ready:
+        return False
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
-    finally:
-        err.close()
-    return L1(spec, workdir, proc, argv, time.monotonic())
+        with l1.agent(timeout=2.0) as agent:
+            agent.ping()
+    except GuestAgentError:
+        return False
+    return True
 
 
 def wait_ready(l1s: list[L1], timeout: float = BOOT_TIMEOUT) -> None:
     """Until each L1 printed @@READY (its L2 QEMUs started) and its agent answers."""
-    deadline = time.monotonic() + timeout
-    waiting = list(l1s)
-    while waiting:
-        for l1 in list(waiting):
-            if l1.proc.poll() is not None:
-                err = (l1.workdir / "qemu.err").read_text(errors="replace").strip()
-                raise LabError(f"L1 {l1.spec.vmid} (-cpu {l1.spec.cpu}) exited: {err}")
-            ready = l1.poll()
-            failed = [k for k in l1.markers if k.endswith("-FAILED")]
-            if failed:
-                raise LabError(f"L1 {l1.spec.vmid}: {failed[0]} {l1.markers[failed[0]]}")
-            if ready:
-                try:
-                    with l1.agent(timeout=2.0) as agent:
-                        agent.ping()
-                except GuestAgentError:
-                    continue
-                l1.ready_seconds = time.monotonic() - l1.started
-                waiting.remove(l1)
-        if waiting and time.monotonic() > deadline:
-            names = ", ".join(str(x.spec.vmid) for x in waiting)
-            raise LabError(f"L1 {names}: not ready within {timeout:.0f} s")
-        if waiting:
-            time.sleep(0.5)
+    wait_all(l1s, timeout, ready=_ready, fail=LabError, name=_l1_name, every=0.5)
+
+
+def _l1_name(l1: L1) -> str:
+    return f"L1 {l1.spec.vmid} (-cpu {l1.spec.cpu})"
 
 
 def wait_l2_agents(l1: L1, timeout: float = L2_TIMEOUT) -> None:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.doctor.test_doctor import node
+from tests.skips import give_up
 from tests.vm.vmtrees import run_vm, vm_conf
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,10 +22,7 @@ def require(tool: str) -> str:
     """Path of a Prometheus tool; missing fails in CI (scripts/install-debian-deps installs it)."""
     path = shutil.which(tool)
     if path is None:
-        why = f"{tool} not installed (Debian package prometheus; scripts/install-debian-deps)"
-        if os.environ.get("CI") == "true" or os.environ.get("NESTCTL_E2E_REQUIRED"):
-            pytest.fail(why)
-        pytest.skip(why)
+        give_up(f"{tool} not installed (Debian package prometheus; scripts/install-debian-deps)")
     return path
 
 

@@ -118,6 +118,7 @@ def test_no_qemu_falls_back_to_the_table(tmp_path: Path) -> None:
     assert oracle.started == 0
 
 
+@pytest.mark.runs_commands  # really tries to exec the file (the kernel refuses it)
 def test_binary_that_cannot_start_falls_back(tmp_path: Path) -> None:
     fake = tmp_path / "qemu-system-x86_64"
     fake.write_text("not a program")

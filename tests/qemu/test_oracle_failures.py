@@ -216,3 +216,24 @@ def test_oracle_qemu_never_outlives_nestctl(
     finally:
         child.kill()
         child.wait(timeout=10)
+
+
+def test_a_signal_during_qemus_start_leaves_no_work_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SIGTERM with the program's own handler (SystemExit) can land while QEMU is being forked,
+    # before the oracle knows the process: its work directory must still go (a CI flake).
+    import tempfile  # noqa: PLC0415
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def interrupted(argv: list[str], errfile: object) -> None:
+        raise SystemExit(143)
+
+    monkeypatch.setattr(cpuprobe, "spawn_qemu", interrupted)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    binary, _ = _fake_qemu(bindir)
+    with pytest.raises(SystemExit):
+        QemuCpuOracle(str(binary)).ask("kvm64")
+    assert [p.name for p in tmp_path.iterdir()] == ["bin"]

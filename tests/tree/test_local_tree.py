@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,13 @@ def test_inner_needs_vmid_equals_file(tmp_path: Path) -> None:
     assert res.exit_code == 2
     assert "expected VMID=FILE" in res.output
     assert "Traceback" not in res.output
+
+
+def test_an_inner_report_that_is_a_fifo_is_refused_not_read_forever(tmp_path: Path) -> None:
+    from nestctl.tree.local import _inner_view  # noqa: PLC0415
+
+    fifo = tmp_path / "l1.json"
+    os.mkfifo(fifo)  # a read would block until a writer comes: there is none
+    view = _inner_view(101, str(fifo))
+    assert view.problem is not None
+    assert "not a regular file" in view.problem.message

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from nestctl.vm.exposure import decide, parse_cpu_value
+from nestctl.qemu.cpuvalue import parse_cpu_arg
+from nestctl.vm.exposure import decide
 from tests.e2e.required import require_program
 
 PVE = "+kvm_pv_eoi,+kvm_pv_unhalt"
@@ -107,7 +108,7 @@ def test_host_without_kvm_does_not_start() -> None:
 
 
 def test_parse_keeps_qemu_precedence() -> None:
-    v = parse_cpu_value("host,vmx=off,+vmx,enforce,level=30")
+    v = parse_cpu_arg("host,vmx=off,+vmx,enforce,level=30")
     assert v.model == "host"
     assert v.state("vmx") is True
     assert v.enforce

@@ -1,5 +1,5 @@
 """`nestctl serve` as its own process on a loopback port, pinned to a simulator (browser tests,
-bench/serve.py)."""
+perf/serve.py)."""
 
 from __future__ import annotations
 

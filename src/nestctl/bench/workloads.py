@@ -11,14 +11,13 @@ import contextlib
 import ctypes
 import mmap
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from nestctl.bench.stub import Stub
+from nestctl.machine import Host
 
 PAGE = 4096
 CHUNK_PAGES = 256  # 1 MiB per mapping: never 2 MiB aligned, so no transparent huge page
@@ -183,7 +182,8 @@ def _page_touch_warm(_ctx: Context) -> Op | str:
 
 
 def _fork_exec(_ctx: Context) -> Op | str:
-    true = shutil.which("true") or ("/bin/true" if os.access("/bin/true", os.X_OK) else None)
+    # A guest's runner may start with no PATH that names /bin: look there too.
+    true = Host().find_program("true") or ("/bin/true" if os.access("/bin/true", os.X_OK) else None)
     if true is None:
         return "no `true` program to spawn"
     argv, env = [true], {"PATH": "/usr/bin:/bin"}
@@ -308,19 +308,18 @@ NO_DEVICE_FS = frozenset({"tmpfs", "ramfs", "rootfs", "devtmpfs", "overlay"})
 def _fsync(ctx: Context) -> Op | str:
     if ctx.scratch is None:
         return "no writable directory for a scratch file"
+    host = Host()
     try:
-        # mkstemp: O_EXCL with a random name, safe in a world-writable directory.
-        fd, path = tempfile.mkstemp(prefix=".nestctl-bench-", dir=ctx.scratch)
+        # O_EXCL with a random name: safe in a world-writable directory.
+        scratch = host.scratch_file(ctx.scratch, prefix=".nestctl-bench-")
     except OSError as exc:
         return f"cannot create a scratch file in {ctx.scratch}: {exc.strerror}"
-    try:
-        with open("/proc/mounts", encoding="utf-8", errors="replace") as fh:
-            mount = mount_of(os.path.realpath(ctx.scratch), fh.read())
-    except OSError:
-        mount = None
+    mounts = host.read("/proc/mounts").text
+    mount = mount_of(os.path.realpath(ctx.scratch), mounts) if mounts is not None else None
     where = f"{ctx.scratch} on {mount[1]} ({mount[2]})" if mount else ctx.scratch
     if mount and mount[1] in NO_DEVICE_FS:
         where += ": no block device, fsync reaches no disk"
+    fd = scratch.fileno()
 
     def body(n: int) -> None:
         for _ in range(n):
@@ -328,9 +327,8 @@ def _fsync(ctx: Context) -> Op | str:
             os.fsync(fd)
 
     def cleanup() -> None:
-        os.close(fd)
         with contextlib.suppress(OSError):
-            os.unlink(path)
+            scratch.close()  # removes it
 
     note = f"1-byte write + fsync, {where}"
     return SimpleOp(_timed(body, WALL), clock="wall", note=note, cleanup=cleanup)

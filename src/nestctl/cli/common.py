@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from nestctl.entry import INTERRUPTED_EXIT, INTERRUPTED_MESSAGE
+from nestctl.exits import INTERRUPTED_EXIT, INTERRUPTED_MESSAGE
 
 if TYPE_CHECKING:
     from nestctl.findings import Report

@@ -1,24 +1,27 @@
 """node_exporter's textfile collector: DIR/nestctl.prom, replaced atomically.
 
-The text goes to a temporary file in DIR (a name node_exporter ignores: it reads only `*.prom`),
-is given mode 0644, synced, then renamed over nestctl.prom, and the directory is synced. Whatever
-fails, the temporary file is removed: nothing but nestctl.prom is ever left in DIR. A rename
-replaces a symlink at nestctl.prom rather than writing through it.
+Written through the door (`Host.write_atomic` on this machine's own root: DIR is where this
+machine's node_exporter looks, whatever root is inspected): the text goes to a temporary file in
+DIR (a name node_exporter ignores: it reads only `*.prom`), is given mode 0644, synced, then
+renamed over nestctl.prom, and the directory is synced. Whatever fails, the temporary file is
+removed: nothing but nestctl.prom is ever left in DIR. A rename replaces a symlink at nestctl.prom
+rather than writing through it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import stat
+
+from nestctl.machine import Host
 
 FILENAME = "nestctl.prom"
 MODE = 0o644
 _TMP_PREFIX = ".nestctl.prom."
 _TMP_SUFFIX = ".tmp"
 #: Our own last-success line near the top of the previous file (run families come first).
-_LAST_SUCCESS = re.compile(rb"^nestctl_last_success_timestamp_seconds ([0-9]+(?:\.[0-9]+)?)$", re.M)
+_LAST_SUCCESS = re.compile(r"^nestctl_last_success_timestamp_seconds ([0-9]+(?:\.[0-9]+)?)$", re.M)
 _HEAD_BYTES = 64 * 1024
 
 
@@ -26,81 +29,54 @@ class TextfileError(Exception):
     """DIR cannot hold the file (missing, not a directory, not writable...)."""
 
 
+def _here() -> Host:
+    return Host("/")
+
+
 def check_dir(directory: str) -> None:
-    try:
-        st = os.stat(directory)
-    except OSError as exc:
-        raise TextfileError(f"textfile directory {directory}: {exc.strerror}") from None
-    if not stat.S_ISDIR(st.st_mode):
+    directory = os.path.abspath(directory)
+    host = _here()
+    presence = host.exists(directory)
+    if presence.present is not True:
+        why = "No such file or directory" if presence.present is False else presence.describe()
+        raise TextfileError(f"textfile directory {directory}: {why}")
+    if not host.is_dir(directory):
         raise TextfileError(f"textfile directory {directory}: not a directory")
 
 
 def previous_last_success(directory: str) -> float | None:
     """The last-success time our previous file recorded (None if absent or not ours)."""
-    path = os.path.join(directory, FILENAME)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
+    path = os.path.join(os.path.abspath(directory), FILENAME)
+    host = _here()
+    st = host.lstat(path)
+    if st is None or not stat.S_ISREG(st.st_mode):  # a link is not followed, a FIFO not opened
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        head = os.read(fd, _HEAD_BYTES)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    head = host.read(path, max_bytes=_HEAD_BYTES).text or ""
     match = _LAST_SUCCESS.search(head)
     return float(match.group(1)) if match else None
 
 
 def remove_stale_temporaries(directory: str) -> None:
     """Temporary files a killed run (SIGKILL, power loss) could not remove."""
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(directory):
-            name = entry.name
-            ours = name.startswith(_TMP_PREFIX) and name.endswith(_TMP_SUFFIX)
-            if ours and entry.is_file(follow_symlinks=False):
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
+    host = _here()
+    listing = host.listdir(os.path.abspath(directory))
+    for path in listing.paths() if listing.ok else []:
+        name = os.path.basename(path)
+        ours = name.startswith(_TMP_PREFIX) and name.endswith(_TMP_SUFFIX)
+        st = host.lstat(path)
+        if ours and st is not None and stat.S_ISREG(st.st_mode):
+            try:
+                host.remove(path)
+            except OSError:
+                continue
 
 
 def write_textfile(directory: str, text: str) -> str:
     """Atomically replace DIR/nestctl.prom with `text`; returns its path."""
-    import tempfile  # noqa: PLC0415 - lazy: keep start-up fast
-
     check_dir(directory)
-    target = os.path.join(directory, FILENAME)
+    target = os.path.join(os.path.abspath(directory), FILENAME)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, dir=directory)
+        _here().write_atomic(target, text, mode=MODE, replace_symlink=True)
     except OSError as exc:
-        raise TextfileError(f"cannot write in {directory}: {exc.strerror}") from None
-    try:
-        try:
-            os.fchmod(fd, MODE)
-            data = text.encode()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise TextfileError(f"cannot write {target}: {exc.strerror or exc}") from None
-        raise
-    _sync_dir(directory)
+        raise TextfileError(f"cannot write {target}: {exc.strerror or exc}") from None
     return target
-
-
-def _sync_dir(directory: str) -> None:
-    """Make the rename durable (a crash right after must not bring back the old file)."""
-    with contextlib.suppress(OSError):
-        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)

@@ -1,8 +1,9 @@
 """QEMU's answers about -cpu values, kept per QEMU build so a run over thousands of VMs asks each
 distinct value once, and later runs not at all.
 
-One JSON file (nestctl's own state, not a file of the inspected host, so it is read directly and
-not through `Host`): ``{"format": 1, "builds": {<identity>: {<accel> "\\n" <-cpu>: answer}}}``.
+One JSON file, nestctl's own state on this machine (not a file of the inspected host: read and
+written through a `Host` of this machine's own root):
+``{"format": 1, "builds": {<identity>: {<accel> "\\n" <-cpu>: answer}}}``.
 The identity (path, size, mtime, inode of the binary; see `cpuprobe.binary_identity`) changes when
 QEMU is upgraded, and answers of an older build of the same binary are dropped then. A corrupt or
 unreadable file is ignored and rewritten, never fatal; writes are atomic (temp file + rename).
@@ -16,16 +17,14 @@ refusal, or a refusal with no flags), else it is asked again.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import stat
-import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from nestctl.qemu.cpuprobe import CpuAnswer
+from nestctl.machine import Host, ReadStatus
+from nestctl.qemu.answer import CpuAnswer, is_cpu_refusal
 
 FORMAT = 1
 #: Root's cache: a system directory no user's environment can point elsewhere.
@@ -68,8 +67,6 @@ def valid_record(record: dict[str, Any], accel: str, cpu_arg: str) -> bool:
     if error is None:
         shape_ok = all(isinstance(f, bool) for f in flags)  # an answer carries every flag
     else:
-        from nestctl.qemu.cpuprobe import is_cpu_refusal  # noqa: PLC0415 - see `get`
-
         shape_ok = isinstance(error, str) and 0 < len(error) <= _MAX_TEXT
         shape_ok = shape_ok and all(f is None for f in flags)  # a refusal carries none
         # Older nestctl cached any QEMU failure as a refusal ("Failed to bind socket"): only
@@ -109,15 +106,17 @@ class CpuAnswerCache:
         self._dirty = False
         self._unsafe = False  # the directory is not ours alone: never write there
         self.problem: str | None = None  # why the file on disk was ignored, if it was
+        self._host = Host()  # nestctl's own cache, on this machine whatever root is inspected
 
     def _dir_problem(self) -> str | None:
-        try:
-            st = os.stat(self.path.parent)
-        except FileNotFoundError:
+        parent = str(self.path.parent)
+        presence = self._host.exists(parent)
+        if presence.present is False:
             return None
-        except OSError as exc:
-            return f"cannot check {self.path.parent}: {exc.strerror or exc}"
-        return untrusted(st, self.euid, str(self.path.parent))
+        st = self._host.stat(parent) if presence.present else None
+        if st is None:
+            return f"cannot check {parent}: {presence.describe()}"
+        return untrusted(st, self.euid, parent)
 
     def _read_trusted(self) -> str | None:
         """The file's text if it may be trusted; None (and `problem` set) otherwise."""
@@ -126,36 +125,27 @@ class CpuAnswerCache:
             self._unsafe = True
             self.problem = f"ignored {self.path}: {dir_problem}"
             return None
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-        try:
-            fd = os.open(self.path, flags | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError:
+        path = str(self.path)
+        read = self._host.read_trusted(
+            path,
+            max_bytes=MAX_CACHE_BYTES,
+            why_not=lambda st: untrusted(st, self.euid, path),
+        )
+        if read.status is ReadStatus.OK:
+            return read.text
+        if read.status is ReadStatus.MISSING:
             return None
-        except OSError as exc:  # ELOOP: a symlink; EACCES; a FIFO's ENXIO...
-            self.problem = f"cannot read {self.path}: {exc.strerror or exc}"
+        if read.status is ReadStatus.NOT_A_FILE:
+            self.problem = f"ignored {path} is not a regular file"
+        elif read.status is ReadStatus.TRUNCATED:
+            self.problem = f"ignored {path} is larger than {MAX_CACHE_BYTES} bytes"
+        elif read.status is ReadStatus.UNTRUSTED:
+            self.problem = f"ignored {read.error}"
+        else:  # a symlink (never followed), no permission, an I/O error
+            self.problem = f"cannot read {path}: {read.error}"
             return None
-        try:
-            st = os.fstat(fd)
-            why = untrusted(st, self.euid, str(self.path))
-            if not stat.S_ISREG(st.st_mode):
-                why = f"{self.path} is not a regular file"
-            elif st.st_size > MAX_CACHE_BYTES:
-                why = f"{self.path} is larger than {MAX_CACHE_BYTES} bytes"
-            if why is not None:
-                self.problem = f"ignored {why}"
-                self._dirty = True  # replace it with good content at the next save
-                return None
-            chunks: list[bytes] = []
-            size = 0
-            while size <= MAX_CACHE_BYTES and (chunk := os.read(fd, 65536)):
-                chunks.append(chunk)
-                size += len(chunk)
-            return b"".join(chunks).decode("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            self.problem = f"cannot read {self.path}: {exc}"
-            return None
-        finally:
-            os.close(fd)
+        self._dirty = True  # replace it with good content at the next save
+        return None
 
     def _load(self) -> dict[str, dict[str, dict[str, Any]]]:
         if self._builds is not None:
@@ -182,7 +172,6 @@ class CpuAnswerCache:
         return self._builds
 
     def get(self, identity: str, accel: str, cpu_arg: str) -> CpuAnswer | None:
-        from nestctl.qemu.cpuprobe import CpuAnswer  # noqa: PLC0415 - the two modules refer to each other
 
         record = self._load().get(identity, {}).get(_key(accel, cpu_arg))
         if record is None or not valid_record(record, accel, cpu_arg):
@@ -215,21 +204,13 @@ class CpuAnswerCache:
             {"format": FORMAT, "builds": self._builds}, indent=1, sort_keys=True, allow_nan=False
         )
         try:
-            self.path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            self._host.make_dirs(str(self.path.parent))
             problem = self._dir_problem()  # it may have been created by someone else
             if problem is not None:
                 self.problem = f"not written: {problem}"
                 return self.problem
-            # mkstemp creates the file 0600, owned by us; rename never follows a planted link.
-            fd, tmp = tempfile.mkstemp(prefix=".qemu-cpu.", suffix=".tmp", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(text + "\n")
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            # Our own file, 0600; a link planted at the path is replaced, never followed.
+            self._host.write_atomic(str(self.path), text + "\n", mode=0o600, replace_symlink=True)
         except OSError as exc:
             self.problem = f"cannot write {self.path}: {exc.strerror or exc}"
             return self.problem

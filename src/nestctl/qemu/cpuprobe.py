@@ -24,17 +24,16 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from types import FrameType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
-from nestctl.parse import qemu_bool
+from nestctl.machine import Host
+from nestctl.machine.processes import Popen, SubprocessError, TimeoutExpired
+from nestctl.qemu.answer import CpuAnswer, is_cpu_refusal
+from nestctl.qemu.cpuvalue import feature_name, parse_cpu_arg
 from nestctl.qemu.qmp import QmpClient, QmpError
 
 if TYPE_CHECKING:
@@ -57,127 +56,7 @@ _INTEL_IDS = ("intel", "genuineintel")
 _AMD_IDS = ("amd", "authenticamd", "hygongenuine")
 
 
-@dataclass(frozen=True, slots=True)
-class CpuAnswer:
-    """What a -cpu value yields: flags the vCPU gets, or QEMU's refusal, and who said so."""
-
-    cpu_arg: str
-    vmx: bool | None
-    svm: bool | None
-    hypervisor: bool | None
-    vendor: str | None = None  # CPUID vendor string the vCPU reports ("GenuineIntel"), if known
-    filtered: tuple[str, ...] = ()  # CPUID features asked for that the accelerator lacks
-    error: str | None = None  # QEMU's own text when it refuses the value
-    source: str = "table"  # "qemu 7.2.22 tcg" or "table"
-    qemu_version: str | None = None
-    accel: str = "kvm"  # whose semantics the flags describe
-    asked: str | None = None  # the value QEMU was really given (after `tcg_askable`)
-    dropped: tuple[str, ...] = ()  # parts of cpu_arg left out of `asked`
-    notes: tuple[str, ...] = field(default=())
-    unasked: str | None = None  # why QEMU could not be asked (then the table answered)
-
-    @property
-    def virt_flag(self) -> str | None:
-        if self.vmx:
-            return "vmx"
-        if self.svm:
-            return "svm"
-        return None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "cpu_arg": self.cpu_arg,
-            "vmx": self.vmx,
-            "svm": self.svm,
-            "hypervisor": self.hypervisor,
-            "vendor": self.vendor,
-            "filtered": list(self.filtered),
-            "error": self.error,
-            "source": self.source,
-            "qemu_version": self.qemu_version,
-            "accel": self.accel,
-            "asked": self.asked,
-            "dropped": list(self.dropped),
-            "notes": list(self.notes),
-            "unasked": self.unasked,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> CpuAnswer:
-        """Inverse of `to_json`; raises (KeyError, TypeError, ValueError) on a malformed record."""
-
-        def flag(key: str) -> bool | None:
-            value = data[key]
-            if value is not None and not isinstance(value, bool):
-                raise TypeError(f"{key}: {value!r}")
-            return value
-
-        def opt_str(key: str) -> str | None:
-            value = data.get(key)
-            return None if value is None else str(value)
-
-        return cls(
-            cpu_arg=str(data["cpu_arg"]),
-            vmx=flag("vmx"),
-            svm=flag("svm"),
-            hypervisor=flag("hypervisor"),
-            vendor=opt_str("vendor"),
-            filtered=tuple(str(x) for x in data.get("filtered", ())),
-            error=opt_str("error"),
-            source=str(data["source"]),
-            qemu_version=opt_str("qemu_version"),
-            accel=str(data.get("accel", "kvm")),
-            asked=opt_str("asked"),
-            dropped=tuple(str(x) for x in data.get("dropped", ())),
-            notes=tuple(str(x) for x in data.get("notes", ())),
-            unasked=opt_str("unasked"),
-        )
-
-
 # -- the -cpu value -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CpuValue:
-    """A -cpu value split as QEMU reads it: the model, then features in QEMU's precedence."""
-
-    model: str
-    items: tuple[str, ...]  # everything after the model, as written
-
-    def features(self) -> dict[str, bool]:
-        """Effective on/off per feature name: `feat=on|off` (last wins), then +feat, then -feat.
-
-        QEMU applies every `+feat` after the properties and every `-feat` last, so `-vmx` beats
-        `+vmx` whatever the order (x86_cpu_parse_featurestr).
-        """
-        props: dict[str, bool] = {}
-        plus: set[str] = set()
-        minus: set[str] = set()
-        for item in self.items:
-            if item.startswith("+"):
-                plus.add(feature_name(item[1:]))
-            elif item.startswith("-"):
-                minus.add(feature_name(item[1:]))
-            elif "=" in item:
-                key, _, value = item.partition("=")
-                truth = qemu_bool(value)
-                if truth is not None:
-                    props[feature_name(key)] = truth
-            elif item:
-                props[feature_name(item)] = True
-        props.update(dict.fromkeys(plus, True))
-        props.update(dict.fromkeys(minus, False))
-        return props
-
-
-def feature_name(name: str) -> str:
-    """QEMU accepts hv_vpindex and hv-vpindex alike; compare in the dashed form."""
-    return name.strip().replace("_", "-")
-
-
-def parse_cpu_arg(cpu_arg: str) -> CpuValue:
-    parts = [p.strip() for p in cpu_arg.strip().split(",")]
-    return CpuValue(parts[0], tuple(p for p in parts[1:] if p))
 
 
 def _item_name(item: str) -> str:
@@ -298,7 +177,7 @@ def binary_identity(binary: str) -> str | None:
 @dataclass
 class _Running:
     asked: str
-    proc: subprocess.Popen[bytes]
+    proc: Popen[bytes]
     workdir: str
     errfile: IO[bytes]
 
@@ -312,26 +191,19 @@ class _Running:
         return self.errfile.read().decode("utf-8", errors="replace")
 
 
-def spawn_qemu(argv: list[str], errfile: IO[bytes]) -> subprocess.Popen[bytes]:
-    """Start QEMU. The one place nestctl spawns a long-lived helper instead of `Host.run`:
-    QEMU must stay up, frozen, while we talk to it over its socket. Tests spy on this function.
+def spawn_qemu(argv: list[str], errfile: IO[bytes]) -> Popen[bytes]:
+    """Start QEMU through the door (`Host.spawn`): QEMU must stay up, frozen, while we talk to
+    it over its socket, so it is spawned, not `run`. Tests spy on this function.
 
     Its own process group (a Ctrl-C on nestctl's terminal does not reach it half-way; we stop it
-    ourselves) and a parent-death signal (it never outlives nestctl).
+    ourselves) and a parent-death signal (it never outlives nestctl). The QEMU asked is this
+    machine's, whatever root is inspected: the door is the local one.
     """
-    return subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=errfile,
-        close_fds=True,
-        process_group=0,
-        preexec_fn=_die_with_parent(os.getpid()),  # noqa: PLW1509 - async-signal-safe: prctl only
-    )
+    return Host().spawn(argv, stderr=errfile, own_group=True, tied_to_parent=True)
 
 
 @contextlib.contextmanager
-def _reaped_on_sigterm(running: list[_Running]) -> Iterator[None]:
+def _reaped_on_sigterm(running: list[_Running], workdirs: list[str]) -> Iterator[None]:
     """While QEMUs run: on SIGTERM stop and reap them, then let SIGTERM do what it did before.
 
     Python's default SIGTERM ends the process without running `finally`; the parent-death signal
@@ -350,6 +222,10 @@ def _reaped_on_sigterm(running: list[_Running]) -> Iterator[None]:
         for r in list(running):
             QemuCpuOracle.stop(r)
         running.clear()
+        # A QEMU still being started (SIGTERM during its fork/exec) is not in `running` yet:
+        # its work directory is known from before the start, and goes too.
+        for workdir in workdirs:
+            Host().remove_tree(workdir)
         signal.signal(signal.SIGTERM, previous)
         if callable(previous):
             previous(signum, frame)
@@ -361,17 +237,6 @@ def _reaped_on_sigterm(running: list[_Running]) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-#: QEMU's own words when it refuses a -cpu value (QEMU 7.2 to 10; ../shared/reference/qemu-e2e.md):
-#: "unable to find CPU model 'x'", "CPU model 'host' requires KVM or HVF", "Property
-#: 'qemu64-x86_64-cpu.x' not found", "can't apply global qemu64-x86_64-cpu.x=y: ...", "kernel
-#: doesn't allow setting HyperV VP_INDEX", "TCG doesn't support requested features" (enforce).
-_CPU_REFUSAL_RE = re.compile(
-    r"unable to find CPU model|CPU model '[^']*' requires|-x86_64-cpu\b|HyperV|Hyper-V"
-    r"|doesn't support requested feature|^-cpu ",
-    re.ASCII,
-)
 
 
 def _errors(stderr: str) -> list[str]:
@@ -394,11 +259,6 @@ def cpu_refusal(returncode: int | None, stderr: str) -> str | None:
     return "; ".join(errors)
 
 
-def is_cpu_refusal(error: str) -> bool:
-    """Whether QEMU's (first) error line is about the -cpu value."""
-    return _CPU_REFUSAL_RE.search(error) is not None
-
-
 def _failure(returncode: int | None, stderr: str) -> str:
     """Why a QEMU that was not refusing the -cpu value stopped, in one line."""
     if returncode is not None and returncode < 0:
@@ -410,32 +270,6 @@ def _failure(returncode: int | None, stderr: str) -> str:
     errors = _errors(stderr)
     why = errors[0] if errors else "no message"
     return f"QEMU exited with code {returncode}: {why[:200]}"
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(parent: int) -> Callable[[], None]:
-    """A preexec function: SIGKILL this child when its parent dies (Linux prctl), so no oracle
-    QEMU outlives a nestctl that was killed outright (SIGKILL gives nestctl no chance to reap).
-
-    The signal fires when the thread that forked exits: the oracle forks from the calling thread
-    and waits for its QEMUs there. prctl is looked up here, before the fork: the child only calls
-    it (no import, no allocation-heavy work between fork and exec).
-    """
-    prctl: Callable[..., int] | None = None
-    if sys.platform == "linux":
-        import ctypes  # noqa: PLC0415 - only when QEMU is started
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-    def preexec() -> None:
-        if prctl is not None:
-            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return preexec
 
 
 class QemuCpuOracle:
@@ -450,7 +284,7 @@ class QemuCpuOracle:
         timeout: float = 5.0,
         parallel: int = 4,
     ) -> None:
-        self.binary = binary if binary is not None else shutil.which(QEMU_BINARY)
+        self.binary = binary if binary is not None else Host().find_program(QEMU_BINARY)
         self.cache = cache
         self.accel = accel
         self.timeout = timeout
@@ -521,10 +355,11 @@ class QemuCpuOracle:
         for start in range(0, len(values), self.parallel):
             batch = values[start : start + self.parallel]
             running: list[_Running] = []
-            with _reaped_on_sigterm(running):
+            workdirs: list[str] = []  # every work directory made, recorded before its QEMU starts
+            with _reaped_on_sigterm(running, workdirs):
                 try:
                     for asked in batch:
-                        started = self._start(asked)
+                        started = self._start(asked, workdirs)
                         if isinstance(started, str):
                             out[asked] = started
                         else:
@@ -535,22 +370,25 @@ class QemuCpuOracle:
                     for r in running:
                         self.stop(r)
                     running.clear()
+                    for workdir in workdirs:
+                        Host().remove_tree(workdir)
         # A refused value gives no QMP greeting: name the version another process reported.
         for asked, result in out.items():
             if isinstance(result, CpuAnswer) and result.qemu_version is None and self._version:
                 out[asked] = replace(result, source=self._source(None), qemu_version=self._version)
         return out
 
-    def _start(self, asked: str) -> _Running | str:
+    def _start(self, asked: str, workdirs: list[str]) -> _Running | str:
         assert self.binary is not None
         try:
-            workdir = tempfile.mkdtemp(prefix="nestctl-qmp-")
+            workdir = Host().make_scratch_dir("nestctl-qmp-")
         except OSError as exc:  # a full or read-only /tmp
             return f"cannot create a work directory for QEMU: {exc.strerror or exc}"
+        workdirs.append(workdir)
         try:
-            errfile = tempfile.TemporaryFile(dir=workdir)  # noqa: SIM115 - closed in stop()
+            errfile = Host().scratch_file(workdir)
         except OSError as exc:
-            shutil.rmtree(workdir, ignore_errors=True)
+            Host().remove_tree(workdir)
             return f"cannot create a work file for QEMU: {exc.strerror or exc}"
         sock = os.path.join(workdir, "qmp.sock")
         argv = [
@@ -570,10 +408,13 @@ class QemuCpuOracle:
         ]
         try:
             proc = spawn_qemu(argv, errfile)
-        except (OSError, subprocess.SubprocessError) as exc:
+        except (OSError, SubprocessError) as exc:
             errfile.close()
-            shutil.rmtree(workdir, ignore_errors=True)
+            Host().remove_tree(workdir)
             return f"cannot start {self.binary}: {getattr(exc, 'strerror', None) or exc}"
+        except BaseException:  # SIGTERM's own handler, Ctrl-C: the caller removes the directory
+            errfile.close()
+            raise
         self.started += 1
         return _Running(asked, proc, workdir, errfile)
 
@@ -592,7 +433,7 @@ class QemuCpuOracle:
         except QmpError as exc:
             try:
                 rc = r.proc.wait(timeout=2.0)
-            except subprocess.TimeoutExpired:
+            except TimeoutExpired:
                 return f"QEMU did not answer over QMP: {exc}"
             refusal = cpu_refusal(rc, r.stderr_text())
             if refusal is None:
@@ -647,8 +488,8 @@ class QemuCpuOracle:
         if r.proc.returncode is None:  # not reaped yet: its pid (= group id) is still ours
             with contextlib.suppress(OSError):
                 os.killpg(r.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
+        with contextlib.suppress(TimeoutExpired):
             r.proc.wait(timeout=5.0)
         with contextlib.suppress(OSError):
             r.errfile.close()
-        shutil.rmtree(r.workdir, ignore_errors=True)
+        Host().remove_tree(r.workdir)

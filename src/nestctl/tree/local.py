@@ -12,6 +12,7 @@ import re
 
 from nestctl.cli.common import NestctlError, open_host
 from nestctl.tree.views import TargetView, from_doctor, unreachable
+from nestctl.userfile import UserFileError, read_user_file
 
 LOCAL = "local"
 #: A doctor report is a few KB per VM: anything far bigger is not one.
@@ -28,13 +29,12 @@ def parse_inner(spec: str) -> tuple[int, str]:
 
 def _inner_view(vmid: int, path: str) -> TargetView:
     name, parent = f"vm{vmid}", (LOCAL, vmid)
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
+    try:  # a file the user named: a FIFO or a device is refused, never read forever
+        data = read_user_file(path, MAX_BYTES, what="doctor report")
+    except UserFileError as exc:
+        return unreachable(name, parent, str(exc))
     except OSError as exc:
         return unreachable(name, parent, f"{path}: {exc.strerror or exc}")
-    if len(data) > MAX_BYTES:
-        return unreachable(name, parent, f"{path}: larger than {MAX_BYTES} bytes")
     try:
         body = json.loads(data)
     except (ValueError, RecursionError) as exc:

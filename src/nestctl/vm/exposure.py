@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from nestctl.parse import qemu_bool
+from nestctl.qemu.cpuvalue import CpuValue, parse_cpu_arg
 
 #: Built-in models whose QEMU definition includes VMX (kept under KVM when the host offers it).
 VMX_MODELS = frozenset({"coreduo", "core2duo"})
@@ -62,54 +62,6 @@ class Exposure:
 
     def to_json(self) -> dict[str, object]:
         return {"exposed": self.exposed, "flag": self.flag, "source": self.source}
-
-
-@dataclass(frozen=True, slots=True)
-class CpuValue:
-    """A `-cpu` value split the way QEMU reads it."""
-
-    model: str
-    settings: dict[str, str]  # feat=value, last wins
-    plus: frozenset[str]
-    minus: frozenset[str]
-    enforce: bool
-
-    def state(self, feature: str) -> bool | None:
-        """On/off as written in the value (QEMU's order: =on/off, then +, then -), or None."""
-        result: bool | None = None
-        value = self.settings.get(feature)
-        if value is not None:
-            result = qemu_bool(value)  # None: QEMU refuses the value, so nothing is known
-        if feature in self.plus:
-            result = True
-        if feature in self.minus:
-            result = False
-        return result
-
-
-def parse_cpu_value(value: str) -> CpuValue:
-    model, _, rest = value.partition(",")
-    settings: dict[str, str] = {}
-    plus: set[str] = set()
-    minus: set[str] = set()
-    enforce = False
-    for token in rest.split(",") if rest else []:
-        if not token:
-            continue
-        if token[0] == "+":
-            plus.add(token[1:])
-        elif token[0] == "-":
-            minus.add(token[1:])
-        elif "=" in token:
-            key, _, val = token.partition("=")
-            settings[key] = val
-            if key == "enforce":
-                enforce = qemu_bool(val) is True
-        elif token == "enforce":  # noqa: S105 - a QEMU option, not a password
-            enforce = True
-        else:
-            settings[token] = "on"  # legacy bare feature name means on
-    return CpuValue(model, settings, frozenset(plus), frozenset(minus), enforce)
 
 
 def vendor_flag(host_vendor: str | None) -> str | None:
@@ -196,7 +148,7 @@ def decide(
         return Exposure(
             False, None, source, f"QEMU refuses this -cpu value: {oracle.error}", oracle.error
         )
-    cpu = parse_cpu_value(cpu_arg or "qemu64")
+    cpu = parse_cpu_arg(cpu_arg or "qemu64")
     if not kvm:
         return _tcg_decision(cpu, oracle)
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.pvesim import ROOT_PASSWORD, PveSim
+from tests.skips import give_up
 from tests.web.conftest import ALICE, LAB
 from tests.web.serve_process import REPO, ServeFailedError, start_serve, stop_serve
 
@@ -49,7 +50,7 @@ def _required() -> bool:
 def _give_up(why: str) -> None:
     if _required():
         pytest.fail(f"browser tests cannot run: {why} (scripts/install-debian-deps installs it)")
-    pytest.skip(why)
+    give_up(why)
 
 
 @pytest.fixture(scope="session")

@@ -9,11 +9,13 @@ parsed in memory, never written to disk; the custom CPU models come along in the
 from __future__ import annotations
 
 import re
-import subprocess
 import tarfile
 from dataclasses import dataclass, field
 from typing import IO
 
+from nestctl.machine import Runner
+from nestctl.machine.processes import PIPE, TimeoutExpired
+from nestctl.machine.ssh import SshMachine
 from nestctl.vm.config import parse_vm_config
 from nestctl.vm.model import VmConfig
 
@@ -79,23 +81,29 @@ def _member(archive: tarfile.TarFile, member: tarfile.TarInfo, out: ClusterFiles
     out.configs[vmid] = cfg
 
 
-def fetch_cluster_files(host: str, *, user: str = "root", timeout: float = 60.0) -> ClusterFiles:
+def fetch_cluster_files(
+    host: str, *, user: str = "root", timeout: float = 60.0, runner: Runner | None = None
+) -> ClusterFiles:
     """The cluster's configs from one node over SSH (BatchMode: never a password prompt)."""
-    argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", f"{user}@{host}", REMOTE_TAR]
+    where = f"{user}@{host}"
     try:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = SshMachine(where, runner=runner).spawn(
+            ["sh", "-c", REMOTE_TAR], stdout=PIPE, stderr=PIPE
+        )
     except FileNotFoundError:
         return ClusterFiles(problems=["--ssh: no ssh client on this machine"])
+    except OSError as exc:
+        return ClusterFiles(problems=[f"--ssh {where}: cannot start ssh: {exc.strerror or exc}"])
     assert proc.stdout is not None
     files = read_archive(proc.stdout)
     try:
         _out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    except TimeoutExpired:
         proc.kill()
         proc.communicate()
-        files.problems.append(f"--ssh {user}@{host}: no answer within {timeout:g} s")
+        files.problems.append(f"--ssh {where}: no answer within {timeout:g} s")
         return files
     if proc.returncode not in (0, 1) or (not files.configs and proc.returncode):
         text = " ".join(err.decode("utf-8", "replace").split())[:200]
-        files.problems.append(f"--ssh {user}@{host}: {text or f'exit {proc.returncode}'}")
+        files.problems.append(f"--ssh {where}: {text or f'exit {proc.returncode}'}")
     return files

@@ -8,10 +8,11 @@ and which modprobe file decides it), else the live value from sysfs.
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import replace
 from typing import Any
 
+from nestctl.machine import CommandStatus, Runner
+from nestctl.machine.ssh import SshMachine
 from nestctl.vm.collect.api import NestedReader, NestedReading
 
 #: One round trip: the node's DMI product_uuid (ties it to the VM it runs in, for `tree`), then
@@ -22,7 +23,6 @@ REMOTE_COMMAND = (
     "for m in kvm_intel kvm_amd; do f=/sys/module/$m/parameters/nested; "
     '[ -r "$f" ] && echo "$m $(cat "$f")"; done; fi'
 )
-SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=5")
 
 
 def parse_remote(output: str) -> NestedReading:
@@ -65,23 +65,20 @@ def _from_host_json(text: str) -> NestedReading:
     )
 
 
-def ssh_nested_reader(user: str = "root", timeout: float = 20.0) -> NestedReader:
+def ssh_nested_reader(
+    user: str = "root", timeout: float = 20.0, runner: Runner | None = None
+) -> NestedReader:
     def read(node: str, address: str | None) -> NestedReading:
         where = f"{user}@{address or node}"
-        try:
-            done = subprocess.run(
-                ["ssh", *SSH_OPTIONS, where, REMOTE_COMMAND],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except FileNotFoundError:
-            return NestedReading(None, problem="--ssh: no ssh client on this machine")
-        except subprocess.TimeoutExpired:
+        done = SshMachine(where, runner=runner, timeout=timeout).run(
+            ["sh", "-c", REMOTE_COMMAND], ok_codes=(0, 1)
+        )
+        if done.status is CommandStatus.TIMEOUT:
             return NestedReading(None, problem=f"--ssh: {where} did not answer in {timeout:g} s")
-        if done.returncode not in (0, 1) or not done.stdout.strip():
-            err = " ".join(done.stderr.split())[:200] or f"exit {done.returncode}"
+        if done.status is CommandStatus.NOT_FOUND and done.rc is None:
+            return NestedReading(None, problem="--ssh: no ssh client on this machine")
+        if not done.ok or not done.stdout.strip():
+            err = " ".join(done.stderr.split())[:200] or f"exit {done.rc}"
             return NestedReading(None, problem=f"--ssh {where}: {err}")
         return parse_remote(done.stdout)
 

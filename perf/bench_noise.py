@@ -6,7 +6,7 @@ median absolute deviation in %), the same for the geometric mean of the no-exit 
 the wall time of each run. Targets: --quick <= 20 s, full <= 120 s, and the no-exit geometric
 mean steady enough that a 10% difference stands out (spread well under 10%).
 
-Usage: .venv/latest/bin/python bench/bench_noise.py [RUNS] [--no-full]
+Usage: .venv/latest/bin/python perf/bench_noise.py [RUNS] [--no-full]
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Modes: `--no-qemu` (the built-in table) always; `--use-qemu` with a warm answer 
 cache directory when qemu-system-x86_64 is installed (the first, cache-filling run is reported
 separately and not counted in the median).
 
-Usage: python bench/vm_cluster.py [--sizes 500,2000,5000] [--runs 5] [--nodes 8]
+Usage: python perf/vm_cluster.py [--sizes 500,2000,5000] [--runs 5] [--nodes 8]
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Measures, with `nestctl serve` running as its own process on loopback:
 
 Goals (issue 11): 1. <= 200 ms; 2. <= 100 ms over the task time; 3. <= 100 KB.
 
-Usage: .venv/latest/bin/python bench/serve.py [RUNS]
+Usage: .venv/latest/bin/python perf/serve.py [RUNS]
 """
 
 from __future__ import annotations

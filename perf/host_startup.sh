@@ -5,7 +5,7 @@
 # same run. Every run is a new process (a cold start of the interpreter; the OS page cache is warm,
 # as it is for a user running the command twice).
 #
-# Usage: bench/host_startup.sh [RUNS] [-- extra nestctl args, e.g. --root DIR]
+# Usage: perf/host_startup.sh [RUNS] [-- extra nestctl args, e.g. --root DIR]
 #   PYTHON=path/to/python overrides the interpreter (default: .venv/latest/bin/python).
 # Public tools only: python's time.perf_counter around subprocess runs (hyperfine is used for a
 # second opinion when it is installed).

@@ -13,7 +13,7 @@ Prints medians of RUNS runs (the serial scan runs once: it takes about a minute)
 seconds nestctl (this process) and the simulator spent per scan and per bare run: on a small
 shared machine the simulator's own CPU, not the latency, caps both the scan and the bare client.
 
-Usage: .venv/latest/bin/python bench/api_scan.py [RUNS] [LATENCY_MS] [NODESxVMS]
+Usage: .venv/latest/bin/python perf/api_scan.py [RUNS] [LATENCY_MS] [NODESxVMS]
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from nestctl.vm.facts import VmOptions
 from nestctl.vm.remote import vm_report
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(1, str(REPO))  # tests.pvesim, when run as `python bench/api_scan.py`
+sys.path.insert(1, str(REPO))  # tests.pvesim, when run as `python perf/api_scan.py`
 CONCURRENCY = 16
 
 

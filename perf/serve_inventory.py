@@ -9,7 +9,7 @@ Measures, per fresh login (a new session: nothing cached):
 
 Goal (issue 19): every guest listed within 1 s of login.
 
-Usage: .venv/latest/bin/python bench/serve_inventory.py [RUNS]
+Usage: .venv/latest/bin/python perf/serve_inventory.py [RUNS]
 """
 
 from __future__ import annotations

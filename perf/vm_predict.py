@@ -3,9 +3,9 @@
 Parses every conformance config (../shared/conformance/pve-cfg2cmd) replicated to N configs and
 predicts the -cpu for the config in force, as `nestctl vm` does. Prints the median of several
 runs and configs per second. Target (issue 4): the whole `nestctl vm --all-nodes --json` over
-5,000 configs within 1.5 s; this part should be a small share of it (see bench/vm_cluster.sh).
+5,000 configs within 1.5 s; this part should be a small share of it (see perf/vm_cluster.sh).
 
-Usage: .venv/latest/bin/python bench/vm_predict.py [N] [RUNS]
+Usage: .venv/latest/bin/python perf/vm_predict.py [N] [RUNS]
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@
 2. Textfile, 500-VM node: median of whole `nestctl metrics --textfile DIR` processes against
    `nestctl vm --json` on the same node. Target: ratio <= 1.5.
 
-Trees are built at run time by bench/vm_cluster.py's builder (Proxmox's own cfg2cmd configs from
+Trees are built at run time by perf/vm_cluster.py's builder (Proxmox's own cfg2cmd configs from
 ../shared/conformance, never copied into the repository). Medians, since the machine is shared.
 
-Usage: python bench/metrics.py [--runs 7] [--python .venv/latest/bin/python]
+Usage: python perf/metrics.py [--runs 7] [--python .venv/latest/bin/python]
 """
 
 from __future__ import annotations

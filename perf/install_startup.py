@@ -12,7 +12,7 @@ for `host --json` (the fast path) and `doctor --json` (click and rich imported).
 deb within 1.2x of dev for `host --json`; the .pyz ratio to the deb is reported. `chroot /bin/true`
 is timed too: the cost of entering the root, which the deb and pyz figures include.
 
-Usage (root): .venv/latest/bin/python bench/install_startup.py [RUNS]
+Usage (root): .venv/latest/bin/python perf/install_startup.py [RUNS]
 """
 
 from __future__ import annotations
