@@ -355,3 +355,16 @@ def test_an_auditor_sees_no_change_and_gets_a_sentence(client: TestClient, sim: 
     r = client.post("/t/lab/ct/pve1/151/power/start", data={"csrf": csrf_of(page.text)})
     assert r.status_code == 403
     assert "your identity lacks VM.PowerMgmt" in r.text
+
+
+def test_the_home_screen_updates_itself_when_the_analysis_arrives(
+    client: TestClient, sim: PveSim
+) -> None:
+    login(client, *token(sim))
+    html = client.get("/").text
+    m = re.search(r'data-live="inv/lab" data-v="([0-9.]+)"', html)
+    assert m
+    shown = m.group(1)
+    newer = client.get(f"/changes?key=inv/lab&v={shown}").json()["v"]
+    assert newer != shown  # the analysis (started after the page went out) or a refresh came in
+    assert client.get("/changes?key=bogus/lab&v=0").status_code == 400

@@ -9,13 +9,12 @@ refreshed every few seconds), so it shows as soon as that request answers; the n
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from nestctl.web import inventory as inv
@@ -157,25 +156,6 @@ async def home(request: Request) -> Response:
 
     response.background = BackgroundTask(analyse)
     return response
-
-
-async def changes(request: Request, target: str, after: str) -> Response:
-    """Long poll for the home screen: the inventory or the analysis of `target` changed."""
-    state = web(request)
-    s = session(request)
-    before_inv, _, before_tree = after.partition(".")
-    keys = [((s.id, "inv", target), before_inv), ((s.id, "target", target), before_tree)]
-    waits = [
-        asyncio.ensure_future(state.cache.wait_change(k, int(v) if v.isdigit() else 0, 25.0))
-        for k, v in keys
-    ]
-    _done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    for p in pending:
-        p.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await p
-    version = f"{state.cache.version(keys[0][0])}.{state.cache.version(keys[1][0])}"
-    return JSONResponse({"v": version})
 
 
 routes = [Route("/", home, methods=["GET"])]
