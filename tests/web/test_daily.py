@@ -368,3 +368,18 @@ def test_the_home_screen_updates_itself_when_the_analysis_arrives(
     newer = client.get(f"/changes?key=inv/lab&v={shown}").json()["v"]
     assert newer != shown  # the analysis (started after the page went out) or a refresh came in
     assert client.get("/changes?key=bogus/lab&v=0").status_code == 400
+
+
+def test_guest_graphs_have_hour_day_and_week(client: TestClient, sim: PveSim) -> None:
+    login(client, *token(sim))
+    hour = wait_for(client, "/t/lab/vm/pve1/101", "over the last hour")
+    assert 'class="now">CPU: ' in hour
+    assert 'href="?tf=week"' in hour
+    week = client.get("/t/lab/vm/pve1/101?tf=week").text
+    assert "over the last week" in week
+    day = client.get("/t/lab/ct/pve1/150?tf=day").text
+    assert "over the last day" in day
+    assert any(
+        q.path.endswith("/lxc/150/rrddata") and q.params.get("timeframe") == "day"
+        for q in sim.requests
+    )

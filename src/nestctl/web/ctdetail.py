@@ -15,7 +15,7 @@ from urllib.parse import quote
 from nestctl.api import firewall as fw
 from nestctl.api.actions import Api
 from nestctl.web.snapshot import describe_error
-from nestctl.web.sparkline import chart, series
+from nestctl.web.sparkline import guest_charts
 
 
 def ct_path(node: str, vmid: int) -> str:
@@ -93,10 +93,7 @@ def fetch(api: Api, node: str, vmid: int) -> CtDetail:
         d.result, d.json = analyse(node, vmid, current, pending, d.status)
     rrd = _get(api, d, "history", f"{base}/rrddata", {"timeframe": "hour", "cf": "AVERAGE"})
     if rrd is not None:
-        d.charts = [
-            chart(series(rrd, "cpu"), title="CPU"),
-            chart(series(rrd, "mem", scale_by="maxmem"), title="Memory"),
-        ]
+        d.charts = guest_charts(rrd)
     conf = {str(k): str(v) for k, v in current.items()} if isinstance(current, Mapping) else None
     cluster = _get(api, d, "cluster firewall", "/cluster/firewall/options")
     own = _get(api, d, "CT firewall", f"{base}/firewall/options")

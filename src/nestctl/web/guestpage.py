@@ -78,3 +78,23 @@ def with_buttons(
     findings: list[dict[str, Any]], base: str, offer: offers.Offer, kind: str = "qemu"
 ) -> list[tuple[dict[str, Any], FixButton | None]]:
     return [(f, fix_button(f.get("fix"), base, offer, kind=kind)) for f in findings]
+
+
+async def charts_for(
+    api: Any, path: str, timeframe: str, hourly: list[str]
+) -> tuple[str, list[str]]:
+    """(timeframe shown, charts): the cached hour's, or the day's or week's read now (one
+    rrddata request; a refusal shows no chart rather than failing the page)."""
+    import asyncio  # noqa: PLC0415
+
+    from nestctl.web.sparkline import TIMEFRAMES, guest_charts  # noqa: PLC0415
+
+    if timeframe not in TIMEFRAMES or timeframe == "hour":
+        return "hour", hourly
+    try:
+        rows = await asyncio.to_thread(
+            api.request, "GET", f"{path}/rrddata", {"timeframe": timeframe, "cf": "AVERAGE"}
+        )
+    except Exception:  # noqa: BLE001 - the page stands without its graph
+        return timeframe, []
+    return timeframe, guest_charts(rows, timeframe)

@@ -113,3 +113,11 @@ def chart(
         parts.append(f'<text x="{left + 8}" y="{top_pad + h / 2:.1f}">no samples yet</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def guest_charts(rows: Any, timeframe: str = "hour") -> list[str]:
+    """CPU and memory charts of a VM's or container's rrddata rows."""
+    return [
+        chart(series(rows, "cpu"), title="CPU", timeframe=timeframe),
+        chart(series(rows, "mem", scale_by="maxmem"), title="Memory", timeframe=timeframe),
+    ]

@@ -17,6 +17,7 @@ from nestctl.web import ctdetail, guestpage
 from nestctl.web.fixes import restart_button
 from nestctl.web.offers import ACTIONS
 from nestctl.web.pages.common import api_for, failure, form, see_other, session, web
+from nestctl.web.sparkline import TIMEFRAMES
 from nestctl.web.templating import render
 
 _CONFLICT = "detected modified configuration"
@@ -63,6 +64,12 @@ async def ct_page(request: Request) -> Response:
     base = _base(target, node, vmid)
     offer = guestpage.offer_for(request, target, "lxc", node, vmid, status=d.status if d else None)
     findings = (d.json or {}).get("findings", []) if d else []
+    tf, charts = await guestpage.charts_for(
+        api_for(request, target),
+        ctdetail.ct_path(node, vmid),
+        request.query_params.get("tf", "hour"),
+        d.charts if d else [],
+    )
     return render(
         request,
         "ct.html",
@@ -74,6 +81,9 @@ async def ct_page(request: Request) -> Response:
         base=base,
         offer=offer,
         findings=findings,
+        tf=tf,
+        charts=charts,
+        timeframes=list(TIMEFRAMES),
         restart=restart_button(base, offer) if d and d.pending else None,
         live_key="/".join(_key(request)[1:]),
         live_version=web(request).cache.version(_key(request)),

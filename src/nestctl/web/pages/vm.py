@@ -8,10 +8,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from nestctl.api.actions import vm_path
 from nestctl.web import guestpage, vmdetail
 from nestctl.web.fixes import fix_button, restart_button
 from nestctl.web.pages.common import api_for, session, web
 from nestctl.web.pages.overview import snapshot
+from nestctl.web.sparkline import TIMEFRAMES
 from nestctl.web.templating import render
 
 
@@ -47,6 +49,12 @@ async def vm_page(request: Request) -> Response:
     offer = guestpage.offer_for(request, target, "qemu", node, vmid, status=d.status if d else None)
     base = f"/t/{quote(target, safe='')}/vm/{quote(node, safe='')}/{vmid}"
     broken = info.get("broken") or {}
+    tf, charts = await guestpage.charts_for(
+        api_for(request, target),
+        vm_path(node, vmid),
+        request.query_params.get("tf", "hour"),
+        d.charts if d else [],
+    )
     return render(
         request,
         "vm.html",
@@ -61,6 +69,9 @@ async def vm_page(request: Request) -> Response:
         live_version=web(request).cache.version(detail_key(request, target, node, vmid)),
         offer=offer,
         base=base,
+        tf=tf,
+        charts=charts,
+        timeframes=list(TIMEFRAMES),
         findings=guestpage.with_buttons(info.get("findings") or [], base, offer),
         broken_button=fix_button(broken.get("fix"), base, offer),
         restart=restart_button(base, offer),
