@@ -19,6 +19,7 @@ from nestctl.api import actions
 from nestctl.web import guestpage
 from nestctl.web.fixes import restart_button
 from nestctl.web.pages.common import api_for, failure, form, session, web
+from nestctl.web.snapshot import describe_error
 from nestctl.web.templating import render
 
 _CONFLICT = "detected modified configuration"
@@ -120,7 +121,7 @@ async def apply(request: Request) -> Response:
         )
     except Exception as exc:  # noqa: BLE001
         if _CONFLICT in str(exc) or "digest" in getattr(exc, "errors", {}):
-            ctx["conflict"] = " ".join(str(exc).split())
+            ctx["conflict"] = describe_error(exc)
             return render(request, "enable.html", status_code=409, **ctx)
         return failure(request, f"enable VM {p['vmid']}", exc, base)
     s = session(request)
