@@ -383,3 +383,32 @@ def test_guest_graphs_have_hour_day_and_week(client: TestClient, sim: PveSim) ->
         q.path.endswith("/lxc/150/rrddata") and q.params.get("timeframe") == "day"
         for q in sim.requests
     )
+
+
+def test_inventory_parsing_is_tolerant_and_groups_nodes_naturally() -> None:
+    from nestctl.web import inventory as inv  # noqa: PLC0415
+
+    rows = [
+        {"type": "node", "node": "pve10", "status": "online"},
+        {"type": "node", "node": "pve2", "status": "offline"},
+        {"type": "qemu", "vmid": "101", "node": "pve10", "name": "a", "status": "running",
+         "tags": "web;Prod", "cpu": "0.5", "mem": 1, "maxmem": 4},
+        {"type": "lxc", "vmid": 200, "node": "pve2", "status": "stopped", "lock": "backup"},
+        {"type": "qemu", "vmid": 1.5, "node": "pve2"},  # not an id
+        {"type": "qemu", "vmid": 7},  # no node
+        {"type": "storage", "node": "pve2", "storage": "local"},
+        "junk",
+    ]  # fmt: skip
+    res = inv.parse_resources(rows)
+    assert [g.id for g in res.guests] == ["qemu/101", "lxc/200"]
+    web = res.guests[0]
+    assert web.tags == ("web", "prod")
+    assert web.cpu_pct == 50.0
+    assert web.mem_pct == 25.0
+    assert "prod" in web.search_text
+    groups = inv.group(
+        "lab", res, [inv.Row(g, node_online=res.node_online(g.node)) for g in res.guests]
+    )
+    assert [g.node for g in groups] == ["pve2", "pve10"]
+    assert groups[0].rows[0].problem == "its node is offline"
+    assert inv.parse_resources({"data": "not a list"}).guests == []

@@ -7,6 +7,7 @@ thousands of requests) is joined in later, by vmid, when it arrives.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,9 +183,15 @@ class NodeGroup:
     rows: list[Row]
 
 
+def natural(name: str) -> tuple[tuple[int, int | str], ...]:
+    """pve2 before pve10, as people number their nodes."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", name) if p)
+
+
 def group(target: str, res: Resources, rows: Iterable[Row]) -> list[NodeGroup]:
-    """Rows by node, nodes in name order (a node without guests is still listed)."""
-    by_node: dict[str, list[Row]] = {n: [] for n in sorted(res.nodes)}
+    """Rows by node, nodes in natural name order (a node without guests is still listed)."""
+    by_node: dict[str, list[Row]] = {n: [] for n in res.nodes}
     for r in rows:
         by_node.setdefault(r.guest.node, []).append(r)
-    return [NodeGroup(target, n, res.node_online(n), rs) for n, rs in sorted(by_node.items())]
+    ordered = sorted(by_node.items(), key=lambda kv: natural(kv[0]))
+    return [NodeGroup(target, n, res.node_online(n), rs) for n, rs in ordered]

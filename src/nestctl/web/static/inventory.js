@@ -16,7 +16,10 @@
       if (!li.closest("#problems")) { total += 1; if (ok) { shown += 1; } }
     });
     document.querySelectorAll("details.nodegroup").forEach(function (d) {
-      d.hidden = !d.querySelector("li[data-s]:not([hidden])") && (query || chosen) !== "";
+      var any = !!d.querySelector("li[data-s]:not([hidden])");
+      d.hidden = !any && (query || chosen) !== "";
+      // A large cluster's groups start closed; a search opens those with a match.
+      if ((query || chosen) && any) { d.open = true; }
     });
     var out = document.getElementById("shown");
     if (out) { out.textContent = (query || chosen) ? shown + " of " + total + " shown" : ""; }
