@@ -412,3 +412,34 @@ def test_inventory_parsing_is_tolerant_and_groups_nodes_naturally() -> None:
     assert [g.node for g in groups] == ["pve2", "pve10"]
     assert groups[0].rows[0].problem == "its node is offline"
     assert inv.parse_resources({"data": "not a list"}).guests == []
+
+
+def test_a_container_firewall_rule_is_added_and_its_power_task_followed(
+    client: TestClient, sim: PveSim
+) -> None:
+    login(client, *token(sim))
+    ct = sim.cluster.nodes["pve1"].cts[150]
+    url = "/t/lab/ct/pve1/150/firewall"
+    page = client.get(url)
+    assert "Firewall of CT 150" in page.text
+    digest = re.search(
+        r'id="add-rule">\s*<input[^>]*>\s*<input type="hidden" name="digest" value="([^"]*)"',
+        page.text,
+    )
+    data = {"csrf": csrf_of(page.text), "type": "in", "action": "ACCEPT", "proto": "tcp"}
+    data |= {"dport": "2375", "enable": "1", "digest": digest.group(1) if digest else ""}
+    r = client.post(f"{url}/rules", data=data, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    assert any(str(rule.get("dport")) == "2375" for rule in ct.firewall_rules)
+    stopped = client.get("/t/lab/ct/pve1/151/power/start")
+    assert stopped.status_code == 200
+    r = client.post(
+        "/t/lab/ct/pve1/151/power/start",
+        data={"csrf": csrf_of(stopped.text)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    done = client.get(r.headers["location"] + "/wait").json()
+    assert done["ok"] is True
+    assert sim.cluster.nodes["pve1"].cts[151].status == "running"
+    assert "Start CT 151" in client.get(r.headers["location"]).text
