@@ -116,8 +116,9 @@ def main() -> int:
             )
             print(
                 f"   CPU for that first view: nestctl serve "
-                f"{statistics.median(serve_cpu) * 1000:.0f} ms median (the login, one /cluster/resources, the page); the simulator and this "
-                f"client {statistics.median(sim_cpu) * 1000:.0f} ms; the rest is waiting on a "
+                f"{statistics.median(serve_cpu) * 1000:.0f} ms median (the login, one "
+                f"/cluster/resources, the page); the simulator and this client"
+                f" {statistics.median(sim_cpu) * 1000:.0f} ms; the rest is waiting on a "
                 f"loaded machine"
             )
             print(
