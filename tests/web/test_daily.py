@@ -443,3 +443,15 @@ def test_a_container_firewall_rule_is_added_and_its_power_task_followed(
     assert done["ok"] is True
     assert sim.cluster.nodes["pve1"].cts[151].status == "running"
     assert "Start CT 151" in client.get(r.headers["location"]).text
+
+
+def test_a_dropped_connection_on_the_home_screen_is_one_sentence(
+    client: TestClient, sim: PveSim
+) -> None:
+    login(client, *token(sim))
+    sim.fail(kind="drop", path="^/cluster/resources$")
+    html = client.get("/").text
+    assert "Could not list lab: nestctl could not reach the Proxmox API" in html
+    for library in ("HTTPSConnectionPool", "Max retries", "RemoteDisconnected", "urllib3"):
+        assert library not in html
+    sim.clear_faults()
