@@ -24,6 +24,9 @@ from nestctl.web.templating import render
 
 log = logging.getLogger("nestctl.web")
 
+#: How long a login waits for the other targets sharing its identity (they join later if slower).
+SAME_IDENTITY_WAIT = 2.0
+
 
 def _safe_next(value: str | None) -> str:
     # Only a path on this site: "//evil" or "https://evil" would make the login an open redirect.
@@ -164,11 +167,18 @@ async def _same_identity(request: Request, s: Session, username: str, password: 
         except LoginError:
             return spec, None
 
-    results = await asyncio.gather(*(asyncio.to_thread(attempt, t) for t in others))
-    for spec, result in results:
-        if result is not None:
+    def keep(task: asyncio.Future[tuple[TargetSpec, Login | None]]) -> None:
+        spec, result = task.result()
+        if result is not None and state.sessions.get(s.id) is s:  # the session still lives
             s.logins[spec.name] = (result.identity, result.api)
             log.info("login to %s as %s (same identity)", spec.name, result.identity)
+
+    tasks = [asyncio.ensure_future(asyncio.to_thread(attempt, t)) for t in others]
+    for task in tasks:
+        task.add_done_callback(keep)
+    if tasks:
+        # A target that does not answer must not hold the first view: it joins when it does.
+        await asyncio.wait(tasks, timeout=SAME_IDENTITY_WAIT)
 
 
 async def trust(request: Request) -> Response:
