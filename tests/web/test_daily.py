@@ -455,3 +455,23 @@ def test_a_dropped_connection_on_the_home_screen_is_one_sentence(
     for library in ("HTTPSConnectionPool", "Max retries", "RemoteDisconnected", "urllib3"):
         assert library not in html
     sim.clear_faults()
+
+
+def test_a_running_guest_restarts_in_two_taps_from_the_home_screen(
+    client: TestClient, sim: PveSim
+) -> None:
+    login(client, *token(sim))
+    html = client.get("/").text
+    quick = re.findall(r'<a class="quick" href="([^"]+)"', html)
+    assert "/t/lab/vm/pve1/101/power/reboot" in quick  # running
+    assert "/t/lab/ct/pve1/150/power/reboot" in quick  # a running container too
+    for not_offered in ("/vm/pve1/103/", "/vm/pve1/104/", "/ct/pve1/152/", "/vm/pve3/301/"):
+        assert not any(not_offered in q for q in quick), not_offered  # stopped, locked, offline
+    page = client.get("/t/lab/vm/pve1/101/power/reboot")  # tap 1
+    r = client.post(  # tap 2
+        "/t/lab/vm/pve1/101/power/reboot",
+        data={"csrf": csrf_of(page.text)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert client.get(r.headers["location"] + "/wait").json()["ok"] is True

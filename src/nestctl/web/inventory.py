@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nestctl.web.offers import valid_actions
 from nestctl.web.snapshot import _num
 
 GUEST_TYPES = ("qemu", "lxc")
@@ -163,6 +164,17 @@ class Row:
         if self.nested == "not-ready":
             return self.why or "cannot run nested guests"
         return None
+
+    @property
+    def quick(self) -> str | None:
+        """The one action offered on the row itself ("reboot" for a running guest, so a restart
+        is two taps: this, then the confirmation); None where it does not fit (the same
+        `offers.valid_actions` every page asks)."""
+        g = self.guest
+        offer = valid_actions(
+            g.kind, g.status, lock=g.lock, node_online=self.node_online, template=g.template
+        )
+        return "reboot" if "reboot" in offer.actions else None
 
     @property
     def filters(self) -> str:
