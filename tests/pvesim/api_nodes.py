@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from nestctl.vm.cpumodels import BUILTIN_MODELS, x86_vendors
+from tests.pvesim.api_health import storages
 from tests.pvesim.cluster import Cluster, Node, Task, Vm
 from tests.pvesim.handlers import ApiError, Ctx, Extra, handles, index
 
@@ -138,18 +139,7 @@ def cluster_resources(ctx: Ctx) -> Any:
             out += [_vm_resource(vm, node) for vm in node.vms.values() if _can_see(ctx, vm)]
             out += _ct_resources(ctx, node)
         if kind in (None, "storage"):
-            out.append(
-                {
-                    "id": f"storage/{node.name}/local",
-                    "type": "storage",
-                    "storage": "local",
-                    "node": node.name,
-                    "status": "available" if node.online else "unknown",
-                    "content": "iso,vztmpl,backup",
-                    "plugintype": "dir",
-                    "shared": 0,
-                }
-            )
+            out += _storage_resources(node)
     return out
 
 
@@ -162,6 +152,26 @@ def _ct_resources(ctx: Ctx, node: Node) -> list[dict[str, Any]]:
         for ct in node.cts.values()
         if ctx.users.privileges(ctx.who, f"/vms/{ct.vmid}") & {"VM.Audit"}
     ]
+
+
+def _storage_resources(node: Node) -> list[dict[str, Any]]:
+    """A node's storages as /cluster/resources lists them (usage only while the node is up)."""
+    out = []
+    for s in storages(node):
+        entry: dict[str, Any] = {
+            "id": f"storage/{node.name}/{s['storage']}",
+            "type": "storage",
+            "storage": s["storage"],
+            "node": node.name,
+            "status": "available" if node.online else "unknown",
+            "content": s["content"],
+            "plugintype": s["type"],
+            "shared": s.get("shared", 0),
+        }
+        if node.online:
+            entry.update(disk=int(s["used"]), maxdisk=int(s["total"]))
+        out.append(entry)
+    return out
 
 
 def _can_see(ctx: Ctx, vm: Vm) -> bool:

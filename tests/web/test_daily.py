@@ -475,3 +475,16 @@ def test_a_running_guest_restarts_in_two_taps_from_the_home_screen(
     )
     assert r.status_code == 303
     assert client.get(r.headers["location"] + "/wait").json()["ok"] is True
+
+
+def test_a_full_storage_is_pinned_on_the_home_screen(client: TestClient, sim: PveSim) -> None:
+    sim.cluster.nodes["pve2"].storages = [  # type: ignore[attr-defined]
+        {"storage": "tank", "type": "zfspool", "content": "images", "total": 100, "used": 93},
+        {"storage": "local", "type": "dir", "content": "iso", "total": 100, "used": 10},
+    ]
+    login(client, *token(sim))
+    html = client.get("/").text
+    pinned = html[html.index('id="problems"') :]
+    assert "storage tank on pve2 is 93% full" in pinned
+    assert 'href="/t/lab/node/pve2#storage"' in pinned
+    assert "storage local on pve2" not in html

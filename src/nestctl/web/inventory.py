@@ -70,12 +70,38 @@ class NodeRes:
     uptime: float | None = None
 
 
+@dataclass(frozen=True)
+class StorageRes:
+    node: str
+    name: str
+    used: float | None
+    total: float | None
+
+    @property
+    def fraction(self) -> float | None:
+        return None if self.used is None or not self.total else self.used / self.total
+
+    @property
+    def level(self) -> str:
+        """ "ok", "warning" (> 80%) or "error" (> 90%), as the node page grades it."""
+        from nestctl.web.nodehealth import usage_level  # noqa: PLC0415 - one rule, lazily
+
+        return usage_level(self.fraction)
+
+    @property
+    def problem(self) -> str | None:
+        if self.level not in ("warning", "error") or self.fraction is None:
+            return None
+        return f"storage {self.name} on {self.node} is {self.fraction * 100:.0f}% full"
+
+
 @dataclass
 class Resources:
     """One target's `/cluster/resources`, parsed."""
 
     guests: list[Guest] = field(default_factory=list)
     nodes: dict[str, NodeRes] = field(default_factory=dict)
+    storages: list[StorageRes] = field(default_factory=list)
 
     def guest(self, kind: str, vmid: int) -> Guest | None:
         return next((g for g in self.guests if g.vmid == vmid and g.kind == kind), None)
@@ -117,6 +143,11 @@ def parse_resources(rows: Any) -> Resources:
                 disk=_num(row.get("disk")),
                 maxdisk=_num(row.get("maxdisk")),
                 uptime=_num(row.get("uptime")),
+            )
+            continue
+        if kind == "storage" and isinstance(row.get("storage"), str):
+            out.storages.append(
+                StorageRes(node, row["storage"], _num(row.get("disk")), _num(row.get("maxdisk")))
             )
             continue
         if kind not in GUEST_TYPES:

@@ -87,6 +87,7 @@ class TargetInv:
     analysed: bool = False  # the nested analysis arrived
     version: str = "0.0"
     count: int = 0
+    storage_problems: list[tuple[str, str]] = field(default_factory=list)  # (node, sentence)
 
 
 def _rows(request: Request, name: str, res: inv.Resources) -> tuple[list[inv.Row], bool]:
@@ -122,6 +123,9 @@ def build(request: Request) -> tuple[list[TargetInv], list[tuple[str, inv.Row]]]
             t.groups = inv.group(spec.name, snap.res, rows)
             t.count = len(rows)
             problems += [(spec.name, r) for r in rows if r.problem]
+            t.storage_problems = sorted(
+                (st.node, st.problem) for st in snap.res.storages if st.problem
+            )
         cache = state.cache
         t.version = (
             f"{cache.version(inv_key(request, spec.name))}."
@@ -135,6 +139,7 @@ async def home(request: Request) -> Response:
     s = session(request)
     await asyncio.gather(*(resources_now(request, name) for name in list(s.logins)))
     targets, problems = build(request)
+    storage = [(t.name, node, text) for t in targets for node, text in t.storage_problems]
     query = request.query_params.get("q", "").strip().lower()
     chosen = request.query_params.get("f", "")
     if chosen not in FILTERS:
@@ -144,6 +149,7 @@ async def home(request: Request) -> Response:
         "inventory.html",
         targets=targets,
         problems=problems,
+        storage=storage,
         lab=len(targets) > 1,
         query=query,
         chosen=chosen,
