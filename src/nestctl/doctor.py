@@ -38,13 +38,19 @@ def bench_findings(host: Host) -> list[Finding]:
 
 
 def doctor_report(
-    host: Host, *, guests: bool = False, all_nodes: bool = False, use_qemu: bool | None = None
+    host: Host,
+    *,
+    guests: bool = False,
+    all_nodes: bool = False,
+    use_qemu: bool | None = None,
+    all_vms: bool = False,
+    intent_tag: str = "nested",
 ) -> Report:
     facts = probe_host(host)
     hrep = report_from_facts(facts)
     report = Report(
         title="doctor",
-        payload={**hrep.payload, "proxmox": False, "vms": []},
+        payload={**hrep.payload, "proxmox": False, "vms": [], "cts": []},
         findings=list(hrep.findings),
         sections=list(hrep.sections),
         summaries=dict(SUMMARIES),
@@ -59,17 +65,33 @@ def doctor_report(
         )
         return report
 
+    from nestctl.findings import verdict_for  # noqa: PLC0415
     from nestctl.vm.report import VmOptions, collect  # noqa: PLC0415 - only on a PVE node
+    from nestctl.vm.verdict import overall, settle  # noqa: PLC0415
 
     vrep = collect(
         host,
-        VmOptions(all_nodes=all_nodes, use_qemu=use_qemu, guest=guests),
+        VmOptions(
+            all_nodes=all_nodes,
+            use_qemu=use_qemu,
+            guest=guests,
+            all_vms=all_vms,
+            intent_tag=intent_tag,
+        ),
         host_facts=facts,
     )
     report.payload["proxmox"] = True
     report.payload["vms"] = vrep.payload.get("vms", [])
+    # On a Proxmox node the host's nested setting matters only for VMs that want nesting.
+    wanting = all_vms or any(v.get("wants_nested") for v in report.payload["vms"])
+    report.findings = settle(report.findings, strict=wanting)
+    report.verdict = Verdict(overall([verdict_for(report.findings).value, vrep.final_verdict]))
     # The VM report repeats host facts (nested off/unknown) as its own findings: keep one copy.
     host_codes = {"vm.host.nested-off", "vm.host.nested-unknown", "vm.host.cpuinfo"}
     report.findings += [f for f in vrep.findings if f.code not in host_codes]
     report.sections += vrep.sections
+    from nestctl.ct.collect import CtOptions, add_cts, collect_local  # noqa: PLC0415
+
+    copts = CtOptions(all_nodes=all_nodes, all_cts=all_vms, tag=intent_tag)
+    add_cts(report, collect_local(host, copts))
     return report

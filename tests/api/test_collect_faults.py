@@ -84,7 +84,7 @@ def test_doctor_api_contract(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, url: str, cert: tuple[Path, Path, str]
 ) -> None:
     _code, data = doctor(capsys, tmp_path, url, cert[2])
-    assert list(data) == ["nodes", "vms", "findings", "verdict"]
+    assert list(data) == ["nodes", "vms", "cts", "findings", "verdict"]  # cts: issue 19
     node = data["nodes"][0]
     assert set(node) == {"node", "reachable", "vendor", "virt_flag", "nested", "findings"}
     assert node["vendor"] == "intel"  # derived from the flags: cpuinfo has no vendor
@@ -94,7 +94,18 @@ def test_doctor_api_contract(
     assert any("--ssh" in f["message"] for f in node["findings"])
     assert sorted(by_id(data)) == [100, 101, 102, 103, 200]
     assert by_id(data)[100]["node"] == "pve1"
+    # VM 101 is `cpu: host` with no tag: it does not want nesting, so it is neutral ...
+    vm101 = by_id(data)[101]
+    assert (vm101["wants_nested"], vm101["intent"], vm101["verdict"]) == (
+        False,
+        "none",
+        "not-nested",
+    )
+    assert vm101["broken_link"] is None
+    # ... and --all-vms judges it as if it wanted nesting: its chain breaks at its config.
+    _code, data = doctor(capsys, tmp_path, url, cert[2], "--all-vms")
     assert by_id(data)[101]["broken_link"] == "config"
+    assert by_id(data)[101]["verdict"] == "not-ready"
 
 
 @pytest.mark.parametrize(

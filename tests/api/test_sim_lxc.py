@@ -105,6 +105,10 @@ def test_a_locked_ct_refuses_changes_and_power(pve_sim: PveSim) -> None:
     upid = pve_sim.request("POST", "/nodes/pve1/lxc/152/status/shutdown").data
     assert pve_sim.wait_task("pve1", upid)["exitstatus"] == "CT is locked (backup)"
     assert pve_sim.cluster.ct(152).running
+    # a reboot does not check the lock: it stops the CT, and the start then refuses it
+    upid = pve_sim.request("POST", "/nodes/pve1/lxc/152/status/reboot").data
+    assert pve_sim.wait_task("pve1", upid)["exitstatus"] == "startup for container '152' failed"
+    assert not pve_sim.cluster.ct(152).running
 
 
 def test_power_actions_and_their_refusals(pve_sim: PveSim) -> None:

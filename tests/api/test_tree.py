@@ -53,7 +53,12 @@ def test_tree_over_a_two_level_lab(
         ("outer", "pve1", 0), ("outer", "pve2", 0), ("outer", "pve3", 0)
     ]  # fmt: skip
     vm101 = next(v for v in roots[0]["children"] if v["vmid"] == 101)
-    assert set(vm101) == {"kind", "vmid", "name", "verdict", "broken_link", "children"}
+    assert set(vm101) == {
+        "kind", "vmid", "name", "verdict", "broken_link", "wants_nested", "intent", "children"
+    }  # fmt: skip
+    # VM 101 runs the inner Proxmox: it wants nesting for that reason (unless tagged already).
+    assert vm101["wants_nested"] is True
+    assert vm101["intent"] in ("tag", "inner-layer", "config")
     (inner,) = vm101["children"]
     assert (inner["kind"], inner["target"], inner["level"]) == ("node", "inner", 1)
     assert [v["vmid"] for v in inner["children"]] == sorted(
@@ -107,23 +112,44 @@ def test_a_wrong_parent_is_a_finding_not_a_lost_level() -> None:
     assert [(n["target"], n["level"]) for n in tree] == [("outer", 0), ("inner", 0)]
 
 
-def test_a_vm_with_a_broken_link_is_never_shown_ready() -> None:
-    # A VM nobody asked to nest gets only notes, so the tree stays "ready" overall; its own row
-    # still answers "can it run nested guests?": no, and where the chain breaks.
-    target = TargetView.from_json(
-        "lab",
-        {
-            "nodes": [{"node": "pve1", "findings": []}],
-            "vms": [
-                {"vmid": 103, "name": "plain", "node": "pve1", "broken_link": "config",
-                 "findings": [{"code": "vm.nested.not-exposed", "severity": "info",
-                               "message": "m"}]},
-                {"vmid": 104, "name": "nests", "node": "pve1", "broken_link": None,
-                 "findings": []},
+def test_a_vm_that_does_not_want_nesting_is_neutral_and_never_contradicts_the_tree() -> None:
+    # One VM that wants nesting (tag) and one that does not, with the same broken config link:
+    # the first is not ready (and so is the tree), the second "not-nested" (neutral).
+    def vm(vmid: int, wants: bool) -> dict[str, Any]:
+        return {
+            "vmid": vmid,
+            "name": f"vm{vmid}",
+            "node": "pve1",
+            "broken_link": "config",
+            "wants_nested": wants,
+            "intent": "tag" if wants else "none",
+            "chain": {
+                "host": "ok",
+                "config": "broken",
+                "process": "not-running",
+                "guest": "broken",
+            },
+            "findings": [
+                {
+                    "code": "vm.nested.not-exposed",
+                    "severity": "error" if wants else "info",
+                    "message": "m",
+                }
             ],
-        },
-    )  # fmt: skip
-    tree, _findings, verdict = build_tree([target])
-    rows = {vm["vmid"]: vm["verdict"] for vm in tree[0]["children"]}
-    assert rows == {103: "not-ready", 104: "ready"}
+        }
+
+    plain = TargetView.from_json(
+        "lab", {"nodes": [{"node": "pve1", "findings": []}], "vms": [vm(103, False)]}
+    )
+    tree, _findings, verdict = build_tree([plain])
+    [row] = tree[0]["children"]
+    assert (row["verdict"], row["broken_link"], row["wants_nested"]) == ("not-nested", None, False)
     assert verdict is Verdict.READY
+    both = TargetView.from_json(
+        "lab",
+        {"nodes": [{"node": "pve1", "findings": []}], "vms": [vm(103, False), vm(104, True)]},
+    )
+    tree, _findings, verdict = build_tree([both])
+    rows = {v["vmid"]: (v["verdict"], v["broken_link"]) for v in tree[0]["children"]}
+    assert rows == {103: ("not-nested", None), 104: ("not-ready", "config")}
+    assert verdict is Verdict.NOT_READY

@@ -59,7 +59,7 @@ def test_a_ready_node_with_a_ready_vm(tmp_path: Path) -> None:
 
 def test_a_vm_problem_makes_the_node_not_ready(tmp_path: Path) -> None:
     node(tmp_path)
-    vm_conf(tmp_path, 100, "ostype: l26\n\n[PENDING]\ncpu: host\n")
+    vm_conf(tmp_path, 100, "ostype: l26\ntags: nested\n\n[PENDING]\ncpu: host\n")
     run_vm(tmp_path, 100, 4242, KVM64)
     rc, data = doctor_json(tmp_path)
     assert rc == 1
@@ -69,12 +69,31 @@ def test_a_vm_problem_makes_the_node_not_ready(tmp_path: Path) -> None:
 
 def test_host_nested_off_is_reported_once(tmp_path: Path) -> None:
     node(tmp_path, nested="N")
-    vm_conf(tmp_path, 100, "ostype: l26\ncpu: host\n")
+    vm_conf(tmp_path, 100, "ostype: l26\ncpu: host\ntags: nested\n")
     rc, data = doctor_json(tmp_path)
     assert rc == 1
     assert data["host"]["nested"]["live"] is False
     assert "vm.host.nested-off" not in codes(data)  # the host layer's own finding says it
     assert any(c.startswith("host.") and "nested" in c for c in codes(data))
+
+
+def test_nested_off_is_a_note_when_no_vm_wants_nesting(tmp_path: Path) -> None:
+    """Web servers and databases (`cpu: host` for speed, no tag): nothing wants nesting, so
+    nested=N is no problem and doctor exits 0; --all-vms asks "which could nest?"."""
+    node(tmp_path, nested="N")
+    vm_conf(tmp_path, 100, "ostype: l26\ncpu: host\n")
+    rc, data = doctor_json(tmp_path)
+    assert (rc, data["verdict"]) == (0, "ready")
+    assert data["vms"][0]["verdict"] == "not-nested"
+    nested = [f for f in data["findings"] if f["code"].startswith("host.nested.")]
+    assert nested
+    assert {f["severity"] for f in nested} == {"info"}
+    rc, data = doctor_json(tmp_path, "--all-vms")
+    assert (rc, data["vms"][0]["verdict"], data["vms"][0]["broken_link"]) == (
+        1,
+        "not-ready",
+        "host",
+    )
 
 
 def test_not_a_proxmox_node_checks_the_host_only(tmp_path: Path) -> None:

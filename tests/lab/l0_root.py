@@ -34,7 +34,7 @@ def make_l0_root(tmp: Path, l1s: list[L1]) -> Path:
         # kvm: 0 because L1 really runs under TCG; args: -cpu replaces Proxmox's own -cpu.
         files[f"/etc/pve/nodes/{NODE}/qemu-server/{vmid}.conf"] = (
             f"agent: 1\nargs: -cpu {l1.spec.cpu}\ncores: 1\nkvm: 0\nmemory: {l1.spec.memory}\n"
-            f"name: lab-l1-{vmid}\nostype: l26\n"
+            f"name: lab-l1-{vmid}\nostype: l26\ntags: nested\n"  # the admin's mark: meant to nest
         )
         files[f"/var/run/qemu-server/{vmid}.pid"] = f"{pid}\n"
         files[f"/proc/{pid}/cmdline"] = "\0".join(_as_in_root(l1.argv, vmid, l1)) + "\0"

@@ -4,7 +4,8 @@
 # Installed in the lab's L1 as /usr/local/sbin/lab-start-l2.
 set -e
 vmid=$1 cpu=$2 qemu_cpu=$4
-printf 'agent: 1\ncores: 1\ncpu: %s\nmemory: 256\nname: l2-%s\nostype: l26\n' "$cpu" "$vmid" \
+# tags: nested: the lab's L2s are meant to nest (an L3 could run in them), so they are judged.
+printf 'agent: 1\ncores: 1\ncpu: %s\nmemory: 256\nname: l2-%s\nostype: l26\ntags: nested\n' "$cpu" "$vmid" \
     > /etc/pve/qemu-server/$vmid.conf
 qemu-system-x86_64 -name "l2-$vmid" -machine pc,accel=kvm -enable-kvm \
     -cpu "$qemu_cpu" -m 256 -smp 1 -nodefaults -display none \

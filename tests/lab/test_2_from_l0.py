@@ -25,9 +25,11 @@ def test_vm_guest_from_l0_into_l1(lab: Lab, l0_root: Path) -> None:
     assert vm["chain"]["guest"] == "ok"
     assert vm["broken_link"] is None
     # L0 here is a root directory without /proc/cpuinfo or KVM module (this machine is no KVM
-    # host): its host link is unknown, never "broken", so the verdict is "could not check".
+    # host): its host link is unknown, never "broken". L1's own view (its agent) shows svm
+    # usable now, which outranks the unread link: VM 101 (tagged nested) is ready.
     assert vm["chain"]["host"] == "unknown"
-    assert (body["verdict"], code) == ("unknown", 2)
+    assert (vm["wants_nested"], vm["intent"], vm["verdict"]) == (True, "tag", "ready")
+    assert (body["verdict"], code) == ("ready", 0)
 
 
 def test_tree_l0_l1_l2(lab: Lab, l0_root: Path, tmp_path: Path, artifacts: Path) -> None:
@@ -49,7 +51,11 @@ def test_tree_l0_l1_l2(lab: Lab, l0_root: Path, tmp_path: Path, artifacts: Path)
     l2 = {vm["vmid"]: vm for vm in l1["children"]}
     assert set(l2) == {201, 202}
     assert all(vm["broken_link"] is None for vm in l2.values())
+    # L2 guests with nothing wrong are ready, though they host no L3 (issue 18) ...
+    assert all(vm["verdict"] == "ready" for vm in l2.values())
+    # ... and L1 101 is ready: it hosts the L2s, and its guest sees svm usable.
     assert vms[101]["broken_link"] is None
+    assert vms[101]["verdict"] == "ready"
     # The two broken L1s sit beside it, each with its own first broken link.
     assert vms[103]["broken_link"] == "config"
     assert vms[102]["children"][0]["verdict"] == "not-ready"

@@ -42,12 +42,12 @@ def promtool(*args: str, stdin: str | None = None, cwd: Path | None = None) -> s
 
 
 def lab_node(root: Path) -> Path:
-    """pve1: Intel, nested on; VM 100 nested and running, 101 waiting for a restart, 102 not
-    meant to nest (Windows, stopped)."""
+    """pve1: Intel, nested on; VM 100 nested and running, 101 waiting for a restart (both
+    tagged `nested`), 102 not meant to nest (Windows, stopped)."""
     node(root)
-    vm_conf(root, 100, "name: lab\nostype: l26\ncpu: host\n")
+    vm_conf(root, 100, "name: lab\nostype: l26\ncpu: host\ntags: nested\n")
     run_vm(root, 100, 4242, "host,+kvm_pv_eoi,+kvm_pv_unhalt")
-    vm_conf(root, 101, "ostype: l26\n\n[PENDING]\ncpu: host\n")
+    vm_conf(root, 101, "ostype: l26\ntags: nested\n\n[PENDING]\ncpu: host\n")
     run_vm(root, 101, 4243, KVM64)
     vm_conf(root, 102, "name: win\nostype: win11\n")
     return root

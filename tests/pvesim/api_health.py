@@ -1,9 +1,8 @@
-"""Node health endpoints: a node's rrddata, its storages with usage, the firewall macro list.
+"""Node health endpoints: a node's rrddata and the firewall macro list.
 
 Values follow pve-manager: `/nodes/{node}/rrddata` rows carry `cpu` (fraction), `loadavg`,
-`memused`/`memtotal`, `rootused`/`roottotal` (PVE2::API2Tools rrd columns); `/nodes/{node}/storage`
-gives `total`/`used`/`avail` in bytes and `used_fraction` (PVE::API2::Storage::Status index).
-A test sets `node.storages` (a list of dicts like the defaults below) to model a full storage.
+`memused`/`memtotal`, `rootused`/`roottotal` (PVE2::API2Tools rrd columns). A node's storages
+(`/nodes/{node}/storage`) are api_backup.py's, from the cluster's storage model (storage.py).
 """
 
 from __future__ import annotations
@@ -11,51 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.pvesim.cluster import Node
 from tests.pvesim.handlers import Ctx, handles
-
-_GIB = 1024**3
-
-
-def default_storages(node: Node) -> list[dict[str, Any]]:
-    """`local` (dir) and `local-lvm` (lvmthin), as a fresh installation has them."""
-    return [
-        {"storage": "local", "type": "dir", "content": "iso,vztmpl,backup",
-         "total": 100 * _GIB, "used": 12 * _GIB, "shared": 0},
-        {"storage": "local-lvm", "type": "lvmthin", "content": "images,rootdir",
-         "total": 800 * _GIB, "used": 300 * _GIB, "shared": 0},
-    ]  # fmt: skip
-
-
-def storages(node: Node) -> list[dict[str, Any]]:
-    found = getattr(node, "storages", None)
-    return list(found) if isinstance(found, list) else default_storages(node)
-
-
-@handles("GET", "/nodes/{node}/storage")
-def node_storage(ctx: Ctx) -> Any:
-    node = ctx.node
-    wanted = ctx.text("storage")
-    out: list[dict[str, Any]] = []
-    for s in storages(node):
-        if wanted is not None and s["storage"] != wanted:
-            continue
-        total, used = int(s["total"]), int(s["used"])
-        out.append(
-            {
-                "storage": s["storage"],
-                "type": s["type"],
-                "content": s["content"],
-                "shared": s.get("shared", 0),
-                "enabled": 1,
-                "active": 1,
-                "total": total,
-                "used": used,
-                "avail": max(0, total - used),
-                "used_fraction": used / total if total else 0,
-            }
-        )
-    return out
 
 
 @handles("GET", "/nodes/{node}/rrddata")

@@ -327,6 +327,11 @@ def _power(ctx: Ctx, action: str) -> Any:
     def finish() -> str | None:
         if action in ct.task_errors:
             return ct.task_errors[action]
+        if "lock" in ct.conf.main and action == "reboot":
+            # LXC.pm vm_reboot stops it (skiplock), then the start's pre-start hook refuses
+            # the lock: the CT ends stopped.
+            ct.status, ct.pid = "stopped", None
+            return f"startup for container '{ct.vmid}' failed"
         if "lock" in ct.conf.main and not skiplock and action != "resume":
             return f"CT is locked ({ct.conf.main['lock']})"
         if action in ("start", "reboot"):

@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 from nestctl.vm.cpumodels import BUILTIN_MODELS, x86_vendors
-from tests.pvesim.api_health import storages
 from tests.pvesim.cluster import Cluster, Node, Task, Vm
 from tests.pvesim.handlers import ApiError, Ctx, Extra, handles, index
 
@@ -139,7 +138,21 @@ def cluster_resources(ctx: Ctx) -> Any:
             out += [_vm_resource(vm, node) for vm in node.vms.values() if _can_see(ctx, vm)]
             out += _ct_resources(ctx, node)
         if kind in (None, "storage"):
-            out += _storage_resources(node)
+            out.append(
+                {
+                    "id": f"storage/{node.name}/local",
+                    "type": "storage",
+                    "storage": "local",
+                    "node": node.name,
+                    "status": "available" if node.online else "unknown",
+                    "content": "iso,vztmpl,backup",
+                    "plugintype": "dir",
+                    "shared": 0,
+                }
+            )
+            used, total = node.storage_usage.get("local", (0, 0))
+            if node.online and total:
+                out[-1].update(disk=used, maxdisk=total)
     return out
 
 
@@ -152,26 +165,6 @@ def _ct_resources(ctx: Ctx, node: Node) -> list[dict[str, Any]]:
         for ct in node.cts.values()
         if ctx.users.privileges(ctx.who, f"/vms/{ct.vmid}") & {"VM.Audit"}
     ]
-
-
-def _storage_resources(node: Node) -> list[dict[str, Any]]:
-    """A node's storages as /cluster/resources lists them (usage only while the node is up)."""
-    out = []
-    for s in storages(node):
-        entry: dict[str, Any] = {
-            "id": f"storage/{node.name}/{s['storage']}",
-            "type": "storage",
-            "storage": s["storage"],
-            "node": node.name,
-            "status": "available" if node.online else "unknown",
-            "content": s["content"],
-            "plugintype": s["type"],
-            "shared": s.get("shared", 0),
-        }
-        if node.online:
-            entry.update(disk=int(s["used"]), maxdisk=int(s["total"]))
-        out.append(entry)
-    return out
 
 
 def _can_see(ctx: Ctx, vm: Vm) -> bool:
@@ -334,6 +327,34 @@ def capabilities_qemu(ctx: Ctx) -> Any:
     return index("cpu", "cpu-flags", "machines", "migration")
 
 
+#: qemu-server's first version with `accel` and `supported-on` (pve-api-facts.md).
+SUPPORTED_ON_SINCE = (9, 1, 17)
+
+
+def _supported_on(ctx: Ctx, name: str) -> list[str]:
+    """The nodes `supported-on` lists for a flag: for nested-virt those whose KVM offered vmx or
+    svm when pvestatd last probed (nested on, a CPU with the flag); others by the CPU's flags."""
+    out = []
+    for n in ctx.cluster.nodes.values():
+        has_virt = re.search(r"\b(vmx|svm)\b", n.cpu_flags) is not None
+        if name == "nested-virt":
+            ok = has_virt and n.nested_param is True
+        else:
+            ok = name in n.cpu_flags.split() or name not in ("vmx", "svm")
+        if ok:
+            out.append(n.name)
+    return out
+
+
+def _accel_unknown() -> ApiError:
+    return ApiError(
+        400,
+        "Parameter verification failed.",
+        {"accel": "property is not defined in schema and the schema does not allow additional "
+                  "properties\n"},
+    )  # fmt: skip
+
+
 @handles("GET", "/nodes/{node}/capabilities/qemu/cpu-flags")
 def cpu_flags(ctx: Ctx) -> Any:
     node = ctx.node
@@ -341,17 +362,31 @@ def cpu_flags(ctx: Ctx) -> Any:
         raise ApiError(
             501, f"Method 'GET /nodes/{node.name}/capabilities/qemu/cpu-flags' not implemented"
         )
+    new = node.qemu_server >= SUPPORTED_ON_SINCE
+    if ctx.text("accel") is not None and not new:
+        raise _accel_unknown()  # older servers: no such parameter
     out = []
     for name in node.cpu_flags_supported or _CPU_FLAGS:
-        supported = [
-            n.name
-            for n in ctx.cluster.nodes.values()
-            if (name == "nested-virt" and re.search(r"\b(vmx|svm)\b", n.cpu_flags))
-            or name in n.cpu_flags.split()
-            or name not in ("vmx", "svm", "nested-virt")
-        ]
-        out.append({"name": name, "description": f"{name} CPU flag", "supported-on": supported})
+        item: dict[str, Any] = {"name": name, "description": f"{name} CPU flag"}
+        if new:
+            item["supported-on"] = _supported_on(ctx, name)
+        out.append(item)
     return out
+
+
+@handles("GET", "/cluster/qemu/cpu-flags")
+def cluster_cpu_flags(ctx: Ctx) -> Any:
+    """pve-manager 14a22df: the cluster-wide listing (Sys.Audit on /nodes, or Mapping rights on
+    /mapping/cpu)."""
+    have = ctx.users.privileges(ctx.who, "/nodes") | ctx.users.privileges(ctx.who, "/mapping/cpu")
+    if not have & {"Sys.Audit", "Mapping.Audit", "Mapping.Use", "Mapping.Modify"}:
+        raise ApiError(403, "Permission check failed (/nodes, Sys.Audit)")
+    names = list(dict.fromkeys(f for n in ctx.cluster.nodes.values()
+                               for f in (n.cpu_flags_supported or _CPU_FLAGS)))  # fmt: skip
+    return [
+        {"name": f, "description": f"{f} CPU flag", "supported-on": _supported_on(ctx, f)}
+        for f in names
+    ]
 
 
 def known_models(node: Node) -> dict[str, str]:

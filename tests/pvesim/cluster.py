@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.pvesim.ctconf import CtConf, parse_ct_conf
+from tests.pvesim.storage import StorageState, default_storages, load_storage
 from tests.pvesim.vmconf import VmConf, parse_conf
 
 _PID_BASE = 0x1000
@@ -140,6 +141,19 @@ class Node:
     tasks: dict[str, Task] = field(default_factory=dict)
     cpu_flags_supported: list[str] | None = None  # for capabilities/qemu/cpu-flags
     root: Path | None = None  # the local-mode fixture root it was built from
+    # Storage "local" on this node: (used, total) bytes as /cluster/resources reports them (a
+    # test fills it under `lock`); backups live in `Cluster.storage` (storage.py).
+    storage_usage: dict[str, tuple[int, int]] = field(
+        default_factory=lambda: {"local": (12_884_901_888, 101_203_873_792)}
+    )
+    #: The kvm module's nested parameter (fixture sys/module/kvm_*/parameters/nested), as
+    #: pvestatd's last probe saw it: what cpu-flags' `supported-on` reports (9.1.17+).
+    nested_param: bool | None = None
+
+    @property
+    def qemu_server(self) -> tuple[int, ...]:
+        """qemu-server's version (dpkg status or node.json `packages`); () when unknown."""
+        return tuple(int(x) for x in re.findall(r"\d+", self.packages.get("qemu-server", "")))[:3]
 
     @property
     def major_minor(self) -> tuple[int, int]:
@@ -167,6 +181,7 @@ class Cluster:
     node_reboot_seconds: float = 1.0  # how long a rebooting node is unreachable
     lock: threading.RLock = field(default_factory=threading.RLock)
     running_tasks: list[Task] = field(default_factory=list)
+    storage: StorageState = field(default_factory=default_storages)  # storage.cfg, backups, jobs
     _next_pid: int = _PID_BASE
 
     @property
@@ -262,6 +277,7 @@ def load_cluster(directory: Path) -> Cluster:
     if "firewall" in meta:
         cluster.firewall_options = dict(meta["firewall"].get("options", {}))
         cluster.firewall_rules = [dict(r) for r in meta["firewall"].get("rules", [])]
+    cluster.storage = load_storage(meta)
     for node_dir in sorted(p for p in (directory / "nodes").iterdir() if p.is_dir()):
         node = load_node(node_dir, cluster)
         cluster.nodes[node.name] = node
@@ -277,6 +293,11 @@ def load_node(root: Path, cluster: Cluster) -> Node:
         extra = json.loads((root / "node.json").read_text())
     node = Node(name=extra.get("name", root.name), root=root)
     node.packages = dpkg_versions(_text(root / "var/lib/dpkg/status"))
+    node.packages.update({str(k): str(v) for k, v in extra.get("packages", {}).items()})
+    for module in ("kvm_intel", "kvm_amd"):
+        raw = _text(root / f"sys/module/{module}/parameters/nested").strip()
+        if raw:
+            node.nested_param = raw in ("Y", "1")
     node.version = extra.get("pve_manager", node.packages.get("pve-manager", node.version))
     apply_cpuinfo(node, _text(root / "proc/cpuinfo"))
     for key in (

@@ -223,9 +223,14 @@ def test_missing_vmid_and_all_nodes(tmp_path: Path) -> None:
     vm_conf(tmp_path, 200, "ostype: l26\n", node_name="pve2")
     run_vm(tmp_path, 200, 33, KVM64)  # a pid file here says nothing about pve2's VM
     rc, data = vm_json(tmp_path, "999")
-    assert rc == 1
+    assert rc == 2  # nothing was checked: never "not ready"
     assert data["vms"] == []
     assert data["findings"][-1]["code"] == "vm.not-found"
+    assert data["findings"][-1]["message"] == "no VM 999 on this cluster"
+    # VM 200 is pve2's: named here without --all-nodes, the message says where it is.
+    rc, data = vm_json(tmp_path, "200")
+    assert rc == 2
+    assert "it is on node pve2" in data["findings"][-1]["message"]
     _, data = vm_json(tmp_path, "--all-nodes")
     vms = by_id(data)
     assert vms[100]["node"] == "pve1"
@@ -362,7 +367,9 @@ def test_enable_plans_exact_argv(
     args = ["100", "--profile", profile, "--dry-run"] + (["--migratable"] if migratable else [])
     rc, data, rec = enable(tmp_path, monkeypatch, *args)
     assert rc == 0
-    assert data["commands"] == [["qm", "set", "100", *expected, *digest_args(tmp_path, 100)]]
+    # `vm enable` also marks the VM as meant to nest: the tag, in the same change.
+    tagged = [*expected, "--tags", "nested"]
+    assert data["commands"] == [["qm", "set", "100", *tagged, *digest_args(tmp_path, 100)]]
     assert rec.calls == []  # dry run: nothing ran, nothing recorded
 
 
@@ -403,7 +410,7 @@ def test_enable_applies_through_qm_and_reports_restart(
     digest = tuple(digest_args(tmp_path, 100))
     rc, data, rec = enable(tmp_path, monkeypatch, "100", "--profile", "linux-kvm")
     # --digest: Proxmox refuses the change if the config changed since nestctl checked it.
-    assert rec.calls == [("qm", "set", "100", "--cpu", "host", *digest)]
+    assert rec.calls == [("qm", "set", "100", "--cpu", "host", "--tags", "nested", *digest)]
     assert data["applied"] is True
     assert "vm.restart-required" in [f["code"] for f in data["findings"]]
     # Proxmox's file is changed only by qm (here recorded), never by nestctl.
@@ -439,7 +446,10 @@ def test_enable_restart_reboots_and_verifies_the_running_cpu(
         "--restart",
         runner=RecordingRunner(respond=fake_qm),
     )
-    assert rec.calls == [("qm", "set", "100", "--cpu", "host", *digest), ("qm", "reboot", "100")]
+    assert rec.calls == [
+        ("qm", "set", "100", "--cpu", "host", "--tags", "nested", *digest),
+        ("qm", "reboot", "100"),
+    ]
     assert data["restart"] == {"running_cpu_arg": HOST, "expected_cpu_arg": HOST, "matches": True}
     assert "vm.enable.verified" in [f["code"] for f in data["findings"]]
     assert rc == 0
@@ -463,7 +473,7 @@ def test_enable_failed_qm_is_reported(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_enable_unknown_vm_and_bad_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     node(tmp_path)
     rc, data, _ = enable(tmp_path, monkeypatch, "100", "--profile", "linux-kvm")
-    assert rc == 1
+    assert rc == 2  # nothing to change, nothing checked: the same exit code as `vm 100`
     assert data["blocked"] == "no such VM on this node"
     vm_conf(tmp_path, 100, LINUX)
     args = ["vm", "enable", "100", "--profile", "linux-kvm", "--root", str(tmp_path)]
@@ -567,3 +577,24 @@ def test_text_shows_lock_and_per_vm_notes(tmp_path: Path) -> None:
     assert "lock" in result.output
     assert "backup" in result.output
     assert "VM is locked (backup)" in result.output.replace("\n", " ")
+
+
+def test_an_unknown_vmid_is_the_same_words_and_exit_2_from_every_command(tmp_path: Path) -> None:
+    node(tmp_path)
+    vm_conf(tmp_path, 101, "ostype: l26\ncpu: host\n")
+    vm_conf(tmp_path, 1010, "ostype: l26\n")
+    want = "no VM 1011 on this cluster (did you mean 101 or 1010?)"
+    rc, data = vm_json(tmp_path, "1011")
+    assert (rc, data["verdict"]) == (2, "unknown")
+    assert [f["message"] for f in data["findings"] if f["code"] == "vm.not-found"] == [want]
+    text = CliRunner().invoke(cli, ["vm", "--root", str(tmp_path), "1011"])
+    assert text.exit_code == 2
+    assert want in text.output
+    assert "0 of 0" not in text.output
+    for verb in (["enable", "1011", "--profile", "linux-kvm"], ["disable", "1011"]):
+        res = CliRunner().invoke(cli, ["vm", *verb, "--root", str(tmp_path), "--json"])
+        assert res.exit_code == 2, (verb, res.output)
+        found = json.loads(res.output)["findings"]
+        assert [f["message"] for f in found if f["code"] == "vm.not-found"] == [
+            want.replace("on this cluster", "on this node")
+        ], verb

@@ -38,7 +38,7 @@ def test_unreadable_config_is_could_not_check_not_not_found(tmp_path: Path) -> N
     assert codes(data) == ["vm.config.unreadable"]
     assert data["verdict"] == "unknown"
     rc, data = invoke(tmp_path, "vm", "102")
-    assert rc == 1
+    assert rc == 2  # an unknown VMID: nothing checked (the same exit code everywhere)
     assert "vm.not-found" in codes(data)
 
 

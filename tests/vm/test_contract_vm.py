@@ -105,6 +105,8 @@ def test_enable_json_contract(tmp_path: Path) -> None:
     vm_conf(tmp_path, 100, "ostype: l26\n")
     data = run(tmp_path, "vm", "enable", "100", "--profile", "linux-kvm", "--dry-run")
     assert set(data) == ENABLE_KEYS
-    assert data["commands"] == [["qm", "set", "100", "--cpu", "host", *digest_args(tmp_path, 100)]]
+    assert data["commands"] == [
+        ["qm", "set", "100", "--cpu", "host", "--tags", "nested", *digest_args(tmp_path, 100)]
+    ]
     for f in data["findings"]:
         check_finding(f)

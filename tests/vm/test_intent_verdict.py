@@ -72,6 +72,10 @@ def test_intent_custom_model_and_order() -> None:
             (False, "none"),
         ),
         ({"os": "windows", "windows": {"hypervisorlaunchtype": "Auto"}}, (True, "guest")),
+        (
+            {"os": "windows", "windows": {"verdicts": {"docker_desktop": {"status": "ready"}}}},
+            (True, "guest"),
+        ),
         (None, (False, "none")),
     ],
 )
@@ -129,6 +133,8 @@ def test_wanted_vm_verdicts() -> None:
     assert judge_vm(seen).verdict == "ready"
     # A warning alone (e.g. "nothing to host an L3 with") does not make a guest unknown.
     assert judge_vm(_vm(True, OK, warning("guest.lab.no-qemu", "no QEMU"))).verdict == "ready"
+    failed = unknown("vm.guest.agent-failed", "VM 100: the guest agent did not answer: timeout")
+    assert judge_vm(_vm(True, OK, failed)).verdict == "unknown"
     assert judge_vm(_vm(None, OK)).verdict == "unknown"
     assert judge_vm({}).verdict == "unknown"  # hostile/odd input: never raises
 
@@ -155,3 +161,21 @@ def test_overall_counts_not_nested_as_ready() -> None:
     assert overall(["not-nested", "unknown"]) == "unknown"
     assert overall(["unknown", "not-ready"]) == "not-ready"
     assert overall([]) == "ready"
+
+
+def test_the_tag_option_renames_the_intent_tag_and_refuses_a_bad_name(tmp_path: Any) -> None:
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from nestctl.cli import cli  # noqa: PLC0415
+    from tests.vm.vmtrees import node, vm_conf  # noqa: PLC0415
+
+    node(tmp_path)
+    vm_conf(tmp_path, 100, "ostype: l26\ncpu: host\ntags: lab\n")
+    base = ["vm", "--root", str(tmp_path), "--json", "--no-qemu"]
+    res = CliRunner().invoke(cli, [*base, "--tag", "LAB"])
+    assert '"intent": "tag"' in res.output
+    res = CliRunner().invoke(cli, base)
+    assert '"intent": "none"' in res.output
+    res = CliRunner().invoke(cli, [*base, "--tag", "a b"])
+    assert res.exit_code == 2
+    assert "is not a Proxmox tag name" in res.output

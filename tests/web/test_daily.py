@@ -264,15 +264,13 @@ def test_a_refused_firewall_form_keeps_what_was_typed(client: TestClient, sim: P
 
 
 def test_node_health_and_storage_levels(client: TestClient, sim: PveSim) -> None:
-    node = sim.cluster.nodes["pve1"]
-    node.storages = [  # type: ignore[attr-defined]
-        {"storage": "local", "type": "dir", "content": "iso", "total": 100, "used": 50},
-        {"storage": "fast", "type": "zfspool", "content": "images", "total": 100, "used": 85},
-        {"storage": "full", "type": "lvmthin", "content": "images", "total": 100, "used": 95},
-    ]
+    from tests.pvesim.storage import StorageDef  # noqa: PLC0415
+
+    for name, used in (("fast", 85), ("full", 95)):
+        sim.cluster.storage.define(StorageDef(name, "zfspool", {"images"}, total=100, used=used))
     login(client, *token(sim))
     html = wait_for(client, "/t/lab/node/pve1", 'id="storage"')
-    assert re.search(r'data-level="ok"><strong>local</strong>', html)
+    assert re.search(r'data-level="ok"><strong>local-lvm</strong>', html)
     assert re.search(r'data-level="warning"><strong>fast</strong>', html)
     assert re.search(r'data-level="error"><strong>full</strong>', html)
     assert "pve-manager/" in html  # the PVE version
@@ -478,13 +476,11 @@ def test_a_running_guest_restarts_in_two_taps_from_the_home_screen(
 
 
 def test_a_full_storage_is_pinned_on_the_home_screen(client: TestClient, sim: PveSim) -> None:
-    sim.cluster.nodes["pve2"].storages = [  # type: ignore[attr-defined]
-        {"storage": "tank", "type": "zfspool", "content": "images", "total": 100, "used": 93},
-        {"storage": "local", "type": "dir", "content": "iso", "total": 100, "used": 10},
-    ]
+    with sim.cluster.lock:
+        sim.cluster.nodes["pve2"].storage_usage["local"] = (93, 100)
     login(client, *token(sim))
     html = client.get("/").text
     pinned = html[html.index('id="problems"') :]
-    assert "storage tank on pve2 is 93% full" in pinned
+    assert "storage local on pve2 is 93% full" in pinned
     assert 'href="/t/lab/node/pve2#storage"' in pinned
-    assert "storage local on pve2" not in html
+    assert "storage local on pve1" not in html  # 13%

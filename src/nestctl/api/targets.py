@@ -32,7 +32,11 @@ KEYS = {
     "ca_file": "CA bundle to verify the certificate with",
     "parent": "TARGET/VMID: the VM this Proxmox runs in",
     "ssh": "true: read what the API cannot (the nested module parameter) over SSH as root",
+    "prometheus": "a Prometheus URL whose nestctl_host_nested_enabled series give each node's "
+    "nested value",
+    "intent_tag": "the Proxmox tag that marks VMs meant to nest (default: nested)",
 }
+_TAG = re.compile(r"[a-z0-9_][a-z0-9_+.-]*", re.ASCII | re.IGNORECASE)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*", re.ASCII)
 _HEADER = re.compile(r"\[([^\[\]]*)\][ \t]*(?:#.*)?", re.ASCII)
 _KEY = re.compile(r"([A-Za-z0-9_\-\"'.]+)[ \t]*=", re.ASCII)
@@ -58,7 +62,12 @@ class Target:
     ca_file: str | None = None
     parent: tuple[str, int] | None = None
     ssh: bool = False
+    prometheus: str | None = None
+    intent_tag: str | None = None
 
+
+#: Tables other commands read from the same file (each checks its own): `nestctl watch`'s.
+OTHER_TABLES = frozenset({"watch"})
 
 #: Far more than any list of clusters; a larger file is not a config someone wrote.
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -102,7 +111,7 @@ def _targets(doc: dict[str, Any], text: str, path: Path) -> dict[str, Target]:
     lines = _Lines(text, path)
     problems: list[str] = []
     for key in doc:
-        if key != "targets":
+        if key not in OTHER_TABLES and key != "targets":
             problems.append(f"{lines.at(key)}: unknown table or key {key!r} (only [targets.NAME])")
     tables = doc.get("targets", {})
     if not isinstance(tables, dict):
@@ -148,6 +157,7 @@ def _target(name: str, table: dict[str, Any], lines: _Lines, problems: list[str]
         problems.append(
             f"{lines.at(where, 'token_file')}: use either token_file or user + password_file"
         )
+    problems += _check_intent_and_prometheus(table, lines, where)
     if "password_file" in table and "user" not in table:
         problems.append(f"{lines.at(where, 'password_file')}: password_file needs 'user'")
     problems += _check_values(table, lines.at(where, "url"), lines.at(where, "fingerprint"))
@@ -170,7 +180,20 @@ def _target(name: str, table: dict[str, Any], lines: _Lines, problems: list[str]
         ca_file=table.get("ca_file"),
         parent=parent,
         ssh=bool(table.get("ssh", False)),
+        prometheus=table.get("prometheus"),
+        intent_tag=table.get("intent_tag"),
     )
+
+
+def _check_intent_and_prometheus(table: dict[str, Any], lines: _Lines, where: str) -> list[str]:
+    problems = []
+    tag = table.get("intent_tag")
+    if isinstance(tag, str) and tag.strip() and not _TAG.fullmatch(tag):
+        problems.append(f"{lines.at(where, 'intent_tag')}: {tag!r} is not a Proxmox tag name")
+    prom = table.get("prometheus")
+    if isinstance(prom, str) and not prom.startswith(("http://", "https://")):
+        problems.append(f"{lines.at(where, 'prometheus')}: 'prometheus' must be an http(s) URL")
+    return problems
 
 
 def _check_values(table: dict[str, Any], url_at: str, fp_at: str) -> list[str]:

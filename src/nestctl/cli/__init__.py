@@ -29,6 +29,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "metrics": ("nestctl.cli.metrics:metrics", "Write every layer as Prometheus metrics."),
     "exporter": ("nestctl.cli.exporter:exporter", "Serve every layer's metrics to Prometheus."),
     "serve": ("nestctl.cli.serve:serve", "Serve a web dashboard with power and firewall control."),
+    "snapshot": ("nestctl.cli.snapshot:snapshot", "List, take, roll back, delete guest snapshots."),
+    "backup": ("nestctl.cli.backup:backup", "Each guest's last backup, back up now, backup jobs."),
+    "watch": ("nestctl.cli.watch:watch", "Alert through Apprise when a layer breaks."),
 }
 
 

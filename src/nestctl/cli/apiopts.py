@@ -69,6 +69,12 @@ def api_options(*, multiple_targets: bool = False) -> Callable[[F], F]:
                 help="Read what the API cannot (the nested parameter) on each node as root.",
             ),
             click.option(
+                "--prometheus",
+                metavar="URL",
+                help="Read each node's nested value from this Prometheus (nestctl's exporter "
+                "or textfile on the nodes).",
+            ),
+            click.option(
                 "--timeout",
                 type=click.FloatRange(min=0.5, max=600),
                 default=10.0,
@@ -88,6 +94,31 @@ def api_options(*, multiple_targets: bool = False) -> Callable[[F], F]:
         return func
 
     return decorate
+
+
+def intent_options(func: F) -> F:
+    """`--all-vms` and `--tag`: which VMs are judged as wanting nesting (nestctl.vm.intent)."""
+    func = click.option(
+        "--tag",
+        metavar="NAME",
+        help="The Proxmox tag that marks VMs meant to nest (default: nested, or the target's "
+        "intent_tag).",
+    )(func)
+    return click.option(
+        "--all-vms",
+        is_flag=True,
+        help="Judge every VM as if it wanted nesting (which of my VMs could nest?).",
+    )(func)
+
+
+def intent_params(params: dict[str, Any]) -> dict[str, Any]:
+    """`VmOptions` keywords from --all-vms / --tag (a bad tag name is a usage error)."""
+    from nestctl.vm.intent import DEFAULT_TAG, valid_tag  # noqa: PLC0415
+
+    tag = params.get("tag")
+    if tag is not None and not valid_tag(tag):
+        raise click.BadParameter(f"{tag!r} is not a Proxmox tag name", param_hint="--tag")
+    return {"all_vms": bool(params.get("all_vms")), "intent_tag": (tag or DEFAULT_TAG).lower()}
 
 
 def api_requested(params: dict[str, Any]) -> bool:
@@ -171,11 +202,21 @@ def progress_bar(label: str) -> Iterator[tuple[Callable[[int], None], Callable[[
 
 
 def nested_reader(params: dict[str, Any], target: Target) -> NestedReader | None:
-    if not (params.get("ssh") or target.ssh):
-        return None
-    from nestctl.vm.collect.ssh import ssh_nested_reader  # noqa: PLC0415
+    """Each node's `nested`: over SSH (--ssh), then from Prometheus (--prometheus URL or the
+    target's `prometheus`); the first that knows a node answers (evidence.py)."""
+    from nestctl.vm.collect.evidence import chain_readers, prometheus_reader  # noqa: PLC0415
 
-    return ssh_nested_reader()
+    readers = []
+    if params.get("ssh") or target.ssh:
+        from nestctl.vm.collect.ssh import ssh_nested_reader  # noqa: PLC0415
+
+        readers.append(ssh_nested_reader())
+    prometheus = params.get("prometheus") or target.prometheus
+    if prometheus:
+        if not str(prometheus).startswith(("http://", "https://")):
+            raise click.BadParameter("must be an http(s) URL", param_hint="--prometheus")
+        readers.append(prometheus_reader(str(prometheus), timeout=params.get("timeout") or 10.0))
+    return chain_readers(readers)
 
 
 def cluster_files(params: dict[str, Any], target: Target) -> ClusterFiles | None:
@@ -191,8 +232,9 @@ def cluster_files(params: dict[str, Any], target: Target) -> ClusterFiles | None
 
 
 def scan_target(target: Target, params: dict[str, Any], opts: VmOptions) -> ApiScan:
-    """The API scan of one target; a failure before any data is exit 2 with nothing printed."""
-    return report_for(target, params, opts, lambda scan, _agents: scan)
+    """The API scan of one target (containers too); a failure before any data is exit 2 with
+    nothing printed."""
+    return report_for(target, params, opts, lambda scan, _agents: scan, cts=True)
 
 
 R = TypeVar("R")
@@ -203,13 +245,24 @@ def report_for(
     params: dict[str, Any],
     opts: VmOptions,
     build: Callable[[ApiScan, AgentsFor | None], R],
+    *,
+    cts: bool = False,
 ) -> R:
-    """Scan `target` and `build` the result while the client is open (guest agents need it)."""
+    """Scan `target` and `build` the result while the client is open (guest agents need it).
+    `cts`: read the containers' configs too (`scan.ct_scan`)."""
     from nestctl.api.errors import ApiError  # noqa: PLC0415
     from nestctl.api.guestagent import ApiGuestAgent  # noqa: PLC0415
     from nestctl.vm.collect.api import collect_api  # noqa: PLC0415
 
     client = open_client(target, params)
+    if target.intent_tag and not params.get("tag"):
+        opts.intent_tag = target.intent_tag.lower()
+    if not params.get("api_url"):  # a named target: its inner targets are declared in the file
+        opts.hosts_inner = frozenset(
+            t.parent[1]
+            for t in load_targets(params).values()
+            if t.parent is not None and t.parent[0] == target.name
+        )
 
     def agents(node: str | None, vmid: int) -> Callable[[], ApiGuestAgent]:
         return lambda: ApiGuestAgent(client, node or "", vmid)
@@ -225,6 +278,15 @@ def report_for(
                 on_total=set_total,
                 files=cluster_files(params, target),
             )
+            if cts:
+                from nestctl.ct.collect import ct_options, scan_api  # noqa: PLC0415
+
+                scan.ct_scan = scan_api(
+                    client,
+                    ct_options(opts),
+                    concurrency=params.get("concurrency") or 16,
+                    resources=scan.resources,
+                )
         return build(scan, agents if opts.guest else None)
     except ApiError as exc:
         raise NestctlError(f"{target.name}: could not check: {exc}") from None

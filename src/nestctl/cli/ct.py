@@ -41,6 +41,11 @@ class _CtGroup(_VmGroup):
 @click.option(
     "--all", "all_cts", is_flag=True, help="Judge every container as if it wanted nesting."
 )
+@click.option(
+    "--tag",
+    metavar="NAME",
+    help="The Proxmox tag that marks containers meant to nest (default: nested).",
+)
 @api_options()
 @root_option
 @json_option
@@ -56,11 +61,16 @@ def ct(
     if ctx.invoked_subcommand is not None:
         return
     from nestctl.ct.collect import CtOptions  # noqa: PLC0415 - lazy: keep start-up fast
+    from nestctl.vm.intent import DEFAULT_TAG, valid_tag  # noqa: PLC0415
 
+    tag = params.get("tag")
+    if tag is not None and not valid_tag(tag):
+        raise click.BadParameter(f"{tag!r} is not a Proxmox tag name", param_hint="--tag")
     opts = CtOptions(
         vmids=ctids,
         all_nodes=params["all_nodes"],
         all_cts=params["all_cts"],
+        tag=(tag or DEFAULT_TAG).lower(),
         sections=not as_json,
     )
     if api_requested(params):
@@ -107,6 +117,7 @@ def _via_api(params: dict[str, Any], build: Any) -> Any:
     help="The kvm group's id inside the container (for --workload kvm; default: mode 0666).",
 )
 @click.option("--dry-run", is_flag=True, help="Print the exact change; make none.")
+@click.option("--tag", metavar="NAME", help="The intent tag the container gets (default: nested).")
 @api_options()
 @root_option
 @json_option
@@ -117,12 +128,17 @@ def enable(ctx: click.Context, /, ctid: int, root: str, as_json: bool, **params:
     With --api URL (or --target NAME): one config update through the API carrying the digest of
     the config that was checked. A running container applies it at its next start."""
     from nestctl.ct.enable import CtEnableOptions  # noqa: PLC0415
+    from nestctl.vm.intent import DEFAULT_TAG, valid_tag  # noqa: PLC0415
 
+    tag = params.get("tag")
+    if tag is not None and not valid_tag(tag):
+        raise click.BadParameter(f"{tag!r} is not a Proxmox tag name", param_hint="--tag")
     eopts = CtEnableOptions(
         ctid,
         tuple(dict.fromkeys(params["workloads"])),
         dry_run=params["dry_run"],
         kvm_gid=params["kvm_gid"],
+        tag=(tag or DEFAULT_TAG).lower(),
     )
     if api_requested(params):
         from nestctl.ct.enable import enable_api  # noqa: PLC0415

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from nestctl.cli.apiopts import api_options, api_requested
+from nestctl.cli.apiopts import api_options, api_requested, intent_options, intent_params
 from nestctl.cli.common import emit, json_option, open_host, root_option
 from nestctl.machine import Host
 
@@ -25,6 +25,7 @@ def make_host(root: str) -> Host:
 @click.option("--guests", is_flag=True, help="Also ask each running VM's guest agent what it sees.")
 @click.option("--all-nodes", is_flag=True, help="Every node's VMs, not only this node's.")
 @click.option("--no-qemu", is_flag=True, help="Do not ask the installed QEMU; use the table.")
+@intent_options
 @api_options()
 @root_option
 @json_option
@@ -35,18 +36,25 @@ def doctor(
     each guest sees. On a machine that is not a Proxmox VE node only the host is checked.
 
     With --api URL (or --target NAME) every node and VM of a cluster, through its API."""
+    intent = intent_params(params)
     if api_requested(params):
         from nestctl.cli.apiopts import report_for, resolve_targets  # noqa: PLC0415
         from nestctl.vm.facts import VmOptions  # noqa: PLC0415
         from nestctl.vm.remote import doctor_report as api_doctor  # noqa: PLC0415
 
-        opts = VmOptions(all_nodes=True, guest=guests, use_qemu=False, sections=not as_json)
+        opts = VmOptions(
+            all_nodes=True, guest=guests, use_qemu=False, sections=not as_json, **intent
+        )
         target = resolve_targets(params)[0]
-        report = report_for(target, params, opts, lambda s, a: api_doctor(s, opts, a))
+        report = report_for(target, params, opts, lambda s, a: api_doctor(s, opts, a), cts=True)
         raise SystemExit(emit(report, as_json))
     from nestctl.doctor import doctor_report  # noqa: PLC0415 - lazy: keep start-up fast
 
     report = doctor_report(
-        make_host(root), guests=guests, all_nodes=all_nodes, use_qemu=False if no_qemu else None
+        make_host(root),
+        guests=guests,
+        all_nodes=all_nodes,
+        use_qemu=False if no_qemu else None,
+        **intent,
     )
     raise SystemExit(emit(report, as_json))

@@ -68,6 +68,12 @@ def parse_listen(text: str) -> tuple[str, int]:
     "machine's SSH trust (the API cannot show them).",
 )
 @click.option(
+    "--prometheus",
+    metavar="URL",
+    help="Read each node's nested value from this Prometheus (nestctl's exporter or textfile "
+    "on the nodes), without SSH.",
+)
+@click.option(
     "--local",
     is_flag=True,
     help="This Proxmox VE node through pvesh, no API login (run as root; only root may act).",
@@ -89,6 +95,7 @@ def serve(  # noqa: PLR0917 - click passes every option positionally
     target_names: tuple[str, ...],
     config_file: str | None,
     ssh: bool,
+    prometheus: str | None,
     local: bool,
     key_file: str,
 ) -> None:
@@ -117,12 +124,23 @@ def serve(  # noqa: PLR0917 - click passes every option positionally
         from nestctl.web.targets import load_targets  # noqa: PLC0415
 
         settings.targets = load_targets(api_url, fingerprint, target_names, config_file)
-        reader = None
+        from nestctl.watch.config import watch_state_of  # noqa: PLC0415
+
+        state = watch_state_of(config_file)  # the events page shows what `nestctl watch` keeps
+        if state is not None:
+            settings.extra["watch_state"] = state
+        from nestctl.vm.collect.evidence import chain_readers  # noqa: PLC0415
+
+        readers = []
         if ssh:
             from nestctl.vm.collect.ssh import ssh_nested_reader  # noqa: PLC0415
 
-            reader = ssh_nested_reader()
-        connector, tree = PveConnector(), tree_builder(nested_reader=reader)
+            readers.append(ssh_nested_reader())
+        if prometheus:
+            if not prometheus.startswith(("http://", "https://")):
+                raise NestctlError(f"--prometheus {prometheus}: expected an http(s) URL")
+            readers.append(_fresh_prometheus(prometheus))
+        connector, tree = PveConnector(), tree_builder(nested_reader=chain_readers(readers))
     if insecure_http and not settings.tls:
         click.echo(
             f"warning: serving plain HTTP on {host}: passwords, tickets and session cookies "
@@ -130,6 +148,22 @@ def serve(  # noqa: PLR0917 - click passes every option positionally
             err=True,
         )
     run(settings, connector, tree)
+
+
+def _fresh_prometheus(url: str) -> Any:
+    """A reader asking Prometheus anew for each scan (the dashboard scans again and again)."""
+    from nestctl.vm.collect.evidence import prometheus_reader  # noqa: PLC0415
+
+    state: dict[str, Any] = {}
+
+    def read(node: str, address: str | None) -> Any:
+        import time  # noqa: PLC0415
+
+        if state.get("at", 0.0) < time.monotonic() - 30.0:
+            state["reader"], state["at"] = prometheus_reader(url), time.monotonic()
+        return state["reader"](node, address)
+
+    return read
 
 
 def _local(settings: ServeSettings, key_file: str) -> tuple[Any, Any]:

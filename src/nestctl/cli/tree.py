@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from nestctl.cli.apiopts import api_options
+from nestctl.cli.apiopts import api_options, intent_options, intent_params
 from nestctl.cli.common import NestctlError, emit, json_option, root_option
 
 EPILOG = "Exit codes: 0 ready, 1 problems found, 2 could not check or usage error."
@@ -27,6 +27,7 @@ EPILOG = "Exit codes: 0 ready, 1 problems found, 2 could not check or usage erro
     "run inside it (e.g. through its guest agent). Implies --local; repeatable.",
 )
 @click.option("--guests", is_flag=True, help="With --local: also ask each running VM's agent.")
+@intent_options
 @root_option
 @json_option
 @click.pass_context
@@ -50,12 +51,13 @@ def tree(ctx: click.Context, /, **params: Any) -> None:
     inner: tuple[str, ...] = params.pop("inner")
     root: str = params.pop("root")
     local, guests = params.pop("local"), params.pop("guests")
+    intent = intent_params(params)
     views: list[TargetView] = []
     if local or inner:
         from nestctl.tree.local import local_views  # noqa: PLC0415
 
         try:
-            views += local_views(root, inner, guests=guests)
+            views += local_views(root, inner, guests=guests, **intent)
         except NestctlError as exc:  # a malformed --inner: a usage error, before any work
             raise click.UsageError(str(exc)) from exc
     targets = resolve_targets(params)
@@ -66,7 +68,7 @@ def tree(ctx: click.Context, /, **params: Any) -> None:
             "no targets: give --api URL, --local, or define [targets.NAME] tables in the config "
             "file"
         )
-    opts = VmOptions(all_nodes=True, use_qemu=False, sections=False)
+    opts = VmOptions(all_nodes=True, use_qemu=False, sections=False, **intent)
     for target in targets:
         try:
             scan = scan_target(target, params, opts)
@@ -74,7 +76,12 @@ def tree(ctx: click.Context, /, **params: Any) -> None:
             views.append(unreachable(target.name, target.parent, str(exc)))
             continue
         views.append(view_from_scan(target.name, target.parent, scan, opts))
-    nodes, findings, verdict = build_tree(views)
+    declared = (
+        frozenset(t.parent for t in load_targets(params).values() if t.parent is not None)
+        if not params.get("api_url")
+        else frozenset()
+    )
+    nodes, findings, verdict = build_tree(views, declared)
     report = tree_report(nodes, findings, verdict)
     if not as_json:
         for line in text_lines(nodes):

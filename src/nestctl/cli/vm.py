@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from nestctl.cli.apiopts import api_options, api_requested
+from nestctl.cli.apiopts import api_options, api_requested, intent_options, intent_params
 from nestctl.cli.common import emit, json_option, open_host, root_option
 from nestctl.machine import Host
 
@@ -133,6 +133,7 @@ def _options(params: dict[str, Any], vmids: tuple[int, ...] = (), *, text: bool 
         cluster_vendors=_vendors(params.get("cluster_vendors")),
         guest=params.get("guest", False),
         sections=text,
+        **intent_params(params),
     )
 
 
@@ -146,6 +147,7 @@ def _options(params: dict[str, Any], vmids: tuple[int, ...] = (), *, text: bool 
 )
 @click.option("--all-nodes", is_flag=True, help="Every node's VMs (/etc/pve/nodes/*/qemu-server).")
 @click.option("--guest", is_flag=True, help="Add the guest's own view (through the guest agent).")
+@intent_options
 @_checks
 @_versions
 @api_options()
@@ -187,6 +189,11 @@ def vm(
 @click.option(
     "--restart", is_flag=True, help="Apply pending changes now with `qm reboot` and re-check."
 )
+@click.option(
+    "--snapshot",
+    is_flag=True,
+    help="Take snapshot nestctl-before-<profile>-<date> first; no change if it cannot be taken.",
+)
 @_versions
 @api_options()
 @root_option
@@ -206,9 +213,89 @@ def enable(ctx: click.Context, /, vmid: int, root: str, as_json: bool, **params:
         migratable=params["migratable"],
         dry_run=params["dry_run"],
         restart=params["restart"],
+        snapshot=params["snapshot"],
     )
     if api_requested(params):
         from nestctl.cli.apiopts import enable_via_api  # noqa: PLC0415
 
         ctx.exit(emit(enable_via_api(params, opts, eopts), as_json))
     ctx.exit(emit(enable_report(make_host(root), opts, eopts), as_json))
+
+
+@vm.command(epilog=EPILOG)
+@click.argument("vmid", type=click.IntRange(min=100, max=999_999_999))
+@click.option("--dry-run", is_flag=True, help="Print the exact commands; change nothing.")
+@click.option(
+    "--tag", metavar="NAME", help="The tag that marks VMs meant to nest (default: nested)."
+)
+@click.option(
+    "--rollback",
+    is_flag=True,
+    help="Instead: roll back to the newest snapshot `vm enable --snapshot` took (all since lost).",
+)
+@click.option("--yes", is_flag=True, help="With --rollback: do not ask for the snapshot's name.")
+@api_options()
+@root_option
+@json_option
+@click.pass_context
+def disable(ctx: click.Context, /, vmid: int, root: str, as_json: bool, **params: Any) -> None:
+    """VM VMID is no longer meant to nest: remove its tag and its config's nesting flags
+    (+nested-virt, +vmx, +svm) in one change carrying the config's digest (never a locked VM).
+
+    cpu: host stays (it is chosen for speed). With --api URL (or --target NAME): through the API.
+    --rollback goes back to the snapshot nestctl took before `vm enable` instead."""
+    if params["rollback"]:
+        ctx.exit(emit(_rollback(vmid, root, params), as_json))
+    tag = intent_params(params)["intent_tag"]
+    if api_requested(params):
+        from nestctl.api.errors import ApiError  # noqa: PLC0415
+        from nestctl.cli.apiopts import open_client, resolve_targets  # noqa: PLC0415
+        from nestctl.cli.common import NestctlError  # noqa: PLC0415
+        from nestctl.vm.disable import disable_report_api  # noqa: PLC0415
+
+        target = resolve_targets(params)[0]
+        if target.intent_tag and not params.get("tag"):
+            tag = target.intent_tag.lower()
+        client = open_client(target, params)
+        try:
+            report = disable_report_api(client, vmid, tag=tag, dry_run=params["dry_run"])
+        except ApiError as exc:
+            raise NestctlError(f"{target.name}: could not check: {exc}") from None
+        finally:
+            client.close()
+        ctx.exit(emit(report, as_json))
+    from nestctl.vm.disable import disable_report  # noqa: PLC0415
+
+    ctx.exit(
+        emit(disable_report(make_host(root), vmid, tag=tag, dry_run=params["dry_run"]), as_json)
+    )
+
+
+def _rollback(vmid: int, root: str, params: dict[str, Any]) -> Any:
+    """`vm disable --rollback`: the snapshot is confirmed by its typed name (or --yes)."""
+    import sys  # noqa: PLC0415
+
+    from nestctl.cli.common import NestctlError  # noqa: PLC0415
+    from nestctl.vm.rollback import rollback_api, rollback_local  # noqa: PLC0415
+
+    def confirm(name: str) -> bool:
+        if params["yes"]:
+            return True
+        if not sys.stdin.isatty():
+            raise click.UsageError("--rollback discards the current state: add --yes to confirm")
+        typed = click.prompt(f"VM {vmid} goes back to {name}; all since is lost. Type {name}")
+        return bool(typed == name)
+
+    if api_requested(params):
+        from nestctl.api.errors import ApiError  # noqa: PLC0415
+        from nestctl.cli.apiopts import open_client, resolve_targets  # noqa: PLC0415
+
+        target = resolve_targets(params)[0]
+        client = open_client(target, params)
+        try:
+            return rollback_api(client, vmid, dry_run=params["dry_run"], confirm=confirm)
+        except ApiError as exc:
+            raise NestctlError(f"{target.name}: {exc}") from None
+        finally:
+            client.close()
+    return rollback_local(make_host(root), vmid, dry_run=params["dry_run"], confirm=confirm)

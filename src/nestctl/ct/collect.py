@@ -17,7 +17,7 @@ from nestctl.ct.config import (
     read_ct_config,
 )
 from nestctl.ct.report import CtResult, analyse_ct, build_report
-from nestctl.findings import Finding, Report, Verdict, error, info, unknown
+from nestctl.findings import Finding, Report, Verdict, info, unknown
 from nestctl.parse import parse_uint
 from nestctl.vm.config import config_access_problem, local_node
 from nestctl.vm.intent import DEFAULT_TAG
@@ -25,6 +25,7 @@ from nestctl.vm.intent import DEFAULT_TAG
 if TYPE_CHECKING:
     from nestctl.api.client import ApiClient
     from nestctl.machine import Host
+    from nestctl.vm.facts import VmOptions
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,40 @@ class CtScan:
     findings: list[Finding] = field(default_factory=list)
     node_kvm: dict[str | None, bool | None] = field(default_factory=dict)
     extra: dict[int, dict[str, Any]] = field(default_factory=dict)
+    known: set[int] = field(default_factory=set)  # every CTID seen (for "did you mean")
+
+
+def not_found(vmid: int, known: set[int], where: str = "on this cluster") -> Finding:
+    """An unknown CTID: nothing was checked (exit 2), in the VMs' words (nestctl.vm.notfound)."""
+    from nestctl.vm.notfound import did_you_mean  # noqa: PLC0415
+
+    guesses = did_you_mean(vmid, known)
+    message = f"no CT {vmid} {where}"
+    if guesses:
+        message += f" (did you mean {' or '.join(str(g) for g in guesses)}?)"
+    return unknown("ct.not-found", message)
+
+
+def ct_options(vm_opts: VmOptions, *, all_nodes: bool = True) -> CtOptions:
+    """The containers' options for a run over VMs (doctor, tree, metrics): the same intent tag,
+    --all-vms judges every container too."""
+    return CtOptions(
+        all_nodes=all_nodes,
+        all_cts=vm_opts.all_vms,
+        tag=vm_opts.intent_tag,
+        sections=vm_opts.sections,
+    )
+
+
+def add_cts(report: Report, cts: Report) -> None:
+    """Join a container report into a doctor report: `cts`, its findings, the worse verdict."""
+    from nestctl.vm.verdict import overall  # noqa: PLC0415
+
+    report.payload["cts"] = cts.payload.get("cts", [])
+    report.findings += cts.findings
+    report.sections += cts.sections
+    if cts.payload["cts"] or cts.findings:
+        report.verdict = Verdict(overall([report.final_verdict.value, cts.final_verdict.value]))
 
 
 def analyse(scan: CtScan, opts: CtOptions) -> tuple[list[CtResult], list[Finding]]:
@@ -61,11 +96,7 @@ def analyse(scan: CtScan, opts: CtOptions) -> tuple[list[CtResult], list[Finding
         results.append(result)
     findings = list(scan.findings)
     found = {c.vmid for c, _r, _n in scan.configs}
-    findings += [
-        error("ct.not-found", f"CT {v}: no such container", None)
-        for v in opts.vmids
-        if v not in found
-    ]
+    findings += [not_found(v, scan.known) for v in opts.vmids if v not in found]
     return results, findings
 
 
@@ -89,6 +120,9 @@ def scan_local(host: Host, opts: CtOptions) -> CtScan:
         )
         return scan
     node = local_node(host)
+    paths = ct_config_paths(host, node, all_nodes=opts.all_nodes)
+    if not paths:  # no containers: nothing more to read (not even /proc/net/unix)
+        return scan
     active = active_containers(host)
     if active is None:
         scan.findings.append(
@@ -97,10 +131,10 @@ def scan_local(host: Host, opts: CtOptions) -> CtScan:
                 "/proc/net/unix could not be read, so whether containers run is unknown",
             )
         )
-    kvm = host.exists("/dev/kvm").present
-    scan.node_kvm[node] = kvm
-    for path in ct_config_paths(host, node, all_nodes=opts.all_nodes):
+    scan.node_kvm[node] = host.exists("/dev/kvm").present
+    for path in paths:
         conf = read_ct_config(host, path, node)
+        scan.known.add(conf.vmid)
         if opts.vmids and conf.vmid not in opts.vmids:
             continue
         here = conf.node in (node, None)
@@ -135,11 +169,7 @@ def config_from_api(
             conf.main[str(key)] = _text(value)
     raw = current.get("lxc")
     if isinstance(raw, list):
-        conf.lxc = [
-            (str(p[0]), str(p[1]))
-            for p in raw
-            if isinstance(p, list) and len(p) == 2  # noqa: PLR2004
-        ]
+        conf.lxc = [(str(p[0]), str(p[1])) for p in raw if isinstance(p, list) and len(p) == 2]
     for entry in pending or []:
         if not isinstance(entry, Mapping) or not isinstance(entry.get("key"), str):
             continue
@@ -150,7 +180,7 @@ def config_from_api(
     return conf
 
 
-def _lxc_rows(resources: Any, vmids: tuple[int, ...]) -> list[Mapping[str, Any]]:
+def lxc_rows(resources: Any, vmids: tuple[int, ...]) -> list[Mapping[str, Any]]:
     rows = []
     for r in resources if isinstance(resources, list) else []:
         if not isinstance(r, Mapping) or r.get("type") != "lxc":
@@ -172,12 +202,17 @@ def scan_api(
     resources: Any = None,
 ) -> CtScan:
     """Every container the cluster lists (or those asked): one config + one pending per CT."""
-    from nestctl.api.errors import ApiError  # noqa: PLC0415
+    from nestctl.api.errors import (  # noqa: PLC0415
+        ApiConnectionError,
+        ApiError,
+        ApiNodeUnreachableError,
+    )
 
     scan = CtScan()
     if resources is None:
         resources = client.get("/cluster/resources", type="vm")
-    rows = _lxc_rows(resources, opts.vmids)
+    rows = lxc_rows(resources, opts.vmids)
+    scan.known = {int(r["vmid"]) for r in lxc_rows(resources, ())}
 
     def fetch(row: Mapping[str, Any]) -> tuple[CtConfig, bool | None, str | None]:
         vmid, node = int(row["vmid"]), str(row["node"])
@@ -185,11 +220,17 @@ def scan_api(
         status = row.get("status")
         running = {"running": True, "stopped": False}.get(str(status))
         name = str(row["name"]) if isinstance(row.get("name"), str) else None
+        if status == "unknown":  # its node is offline: /cluster/resources knows no more
+            conf = CtConfig(vmid=vmid, path=f"{base}/config", node=node, readable=False)
+            conf.unreachable = True
+            conf.problems.append(f"node {node} is not reachable")
+            return conf, None, name
         try:
             current = client.get(f"{base}/config", current=1)
             pending = client.get(f"{base}/pending")
         except ApiError as exc:
             conf = CtConfig(vmid=vmid, path=f"{base}/config", node=node, readable=False)
+            conf.unreachable = isinstance(exc, (ApiNodeUnreachableError, ApiConnectionError))
             conf.problems.append(str(exc))
             return conf, running, name
         if not isinstance(current, Mapping):

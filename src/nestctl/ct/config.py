@@ -42,22 +42,69 @@ _CONF_NAME = re.compile(r"(\d{3,9})\.conf", re.ASCII)
 
 # Config.pm $valid_lxc_conf_keys: 1 = allowed, a string = Proxmox's refusal.
 _VALID_RAW: dict[str, str | None] = dict.fromkeys(
-    (
-        "lxc.apparmor.profile lxc.apparmor.allow_incomplete lxc.apparmor.allow_nesting "
-        "lxc.apparmor.raw lxc.selinux.context lxc.include lxc.arch lxc.uts.name lxc.signal.halt "
-        "lxc.signal.reboot lxc.signal.stop lxc.init.cmd lxc.init.cwd lxc.init.uid lxc.init.gid "
-        "lxc.init.groups lxc.pty.max lxc.console.logfile lxc.console.path lxc.tty.max "
-        "lxc.devtty.dir lxc.hook.autodev lxc.autodev lxc.kmsg lxc.mount.fstab lxc.mount.entry "
-        "lxc.mount.auto lxc.rootfs.mount lxc.cap.drop lxc.cap.keep lxc.seccomp.profile "
-        "lxc.seccomp.notify.proxy lxc.seccomp.notify.cookie lxc.idmap lxc.hook.pre-start "
-        "lxc.hook.pre-mount lxc.hook.mount lxc.hook.start lxc.hook.stop lxc.hook.post-stop "
-        "lxc.hook.clone lxc.hook.destroy lxc.hook.version lxc.log.level lxc.log.file "
-        "lxc.start.auto lxc.start.delay lxc.start.order lxc.group lxc.environment "
-        "lxc.environment.runtime lxc.environment.hooks lxc.sysctl.fs.mqueue "
-        "lxc.sysctl.kernel.msgmax lxc.sysctl.kernel.msgmnb lxc.sysctl.kernel.msgmni "
-        "lxc.sysctl.kernel.sem lxc.sysctl.kernel.shmall lxc.sysctl.kernel.shmmax "
-        "lxc.sysctl.kernel.shmmni lxc.sysctl.kernel.shm_rmid_forced"
-    ).split()
+    [
+        "lxc.apparmor.profile",
+        "lxc.apparmor.allow_incomplete",
+        "lxc.apparmor.allow_nesting",
+        "lxc.apparmor.raw",
+        "lxc.selinux.context",
+        "lxc.include",
+        "lxc.arch",
+        "lxc.uts.name",
+        "lxc.signal.halt",
+        "lxc.signal.reboot",
+        "lxc.signal.stop",
+        "lxc.init.cmd",
+        "lxc.init.cwd",
+        "lxc.init.uid",
+        "lxc.init.gid",
+        "lxc.init.groups",
+        "lxc.pty.max",
+        "lxc.console.logfile",
+        "lxc.console.path",
+        "lxc.tty.max",
+        "lxc.devtty.dir",
+        "lxc.hook.autodev",
+        "lxc.autodev",
+        "lxc.kmsg",
+        "lxc.mount.fstab",
+        "lxc.mount.entry",
+        "lxc.mount.auto",
+        "lxc.rootfs.mount",
+        "lxc.cap.drop",
+        "lxc.cap.keep",
+        "lxc.seccomp.profile",
+        "lxc.seccomp.notify.proxy",
+        "lxc.seccomp.notify.cookie",
+        "lxc.idmap",
+        "lxc.hook.pre-start",
+        "lxc.hook.pre-mount",
+        "lxc.hook.mount",
+        "lxc.hook.start",
+        "lxc.hook.stop",
+        "lxc.hook.post-stop",
+        "lxc.hook.clone",
+        "lxc.hook.destroy",
+        "lxc.hook.version",
+        "lxc.log.level",
+        "lxc.log.file",
+        "lxc.start.auto",
+        "lxc.start.delay",
+        "lxc.start.order",
+        "lxc.group",
+        "lxc.environment",
+        "lxc.environment.runtime",
+        "lxc.environment.hooks",
+        "lxc.sysctl.fs.mqueue",
+        "lxc.sysctl.kernel.msgmax",
+        "lxc.sysctl.kernel.msgmnb",
+        "lxc.sysctl.kernel.msgmni",
+        "lxc.sysctl.kernel.sem",
+        "lxc.sysctl.kernel.shmall",
+        "lxc.sysctl.kernel.shmmax",
+        "lxc.sysctl.kernel.shmmni",
+        "lxc.sysctl.kernel.shm_rmid_forced",
+    ]
 ) | {
     "lxc.rootfs.path": "lxc.rootfs.path is auto generated from rootfs",
     "lxc.rootfs.options": "lxc.rootfs.options is not supported, please use mount point options "
@@ -119,6 +166,7 @@ class CtConfig:
     path: str = ""
     node: str | None = None
     readable: bool = True
+    unreachable: bool = False  # its node could not be reached (API): not judged, not counted
     digest: str = ""
     main: dict[str, str] = field(default_factory=dict)
     lxc: list[tuple[str, str]] = field(default_factory=list)  # raw lxc.* lines, in order
@@ -158,72 +206,95 @@ def raw_key_problem(vmid: int, key: str) -> tuple[bool, str | None]:
     return False, None
 
 
+class _Reader:
+    """One pass over a config: the section being filled and what spans sections."""
+
+    def __init__(self, conf: CtConfig) -> None:
+        self.conf = conf
+        self.values, self.raw, self.section = conf.main, conf.lxc, "main"
+        self.descr = ""
+        self.pending_delete: str | None = None  # like `$conf->{delete}`: the last line wins
+        self.prefix = f"vm {conf.vmid} -"
+
+    def open(self, header: str) -> None:
+        self.flush()
+        if header == "":
+            self.conf.pending.clear()
+            self.values, self.raw, self.section = (
+                self.conf.pending,
+                self.conf.pending_lxc,
+                "pending",
+            )
+        else:
+            snap = self.conf.snapshots[header] = CtSection()
+            self.values, self.raw, self.section = snap.values, snap.lxc, "snapshot"
+
+    def flush(self) -> None:
+        if self.descr:
+            self.values["description"] = self.descr
+        self.descr = ""
+
+    def raw_line(self, key: str, value: str, line: str) -> None:
+        kept, warning = raw_key_problem(self.conf.vmid, key)
+        if key == "lxc.environment.runtime":
+            env = self.values.get("env")
+            self.values["env"] = value if env is None else env + "\0" + value
+        elif kept:
+            self.raw.append((key, value))
+            if warning:
+                self.conf.problems.append(warning)
+        else:
+            self.conf.problems.append(warning or f"{self.prefix} unable to parse config: {line}")
+
+    def line(self, line: str) -> None:
+        if line.startswith("#"):
+            self.descr += decode_text(line[1:]) + "\n"
+            return
+        got = _raw_line(line)
+        if got is not None:
+            self.raw_line(got[0], got[1], line)
+            return
+        m = _DESCRIPTION.match(line)
+        if m and line[m.end() :].strip(_PERL_SPACE):
+            self.descr += decode_text(line[m.end() :].strip(_PERL_SPACE))
+            return
+        if "snapstate" in line and _SNAPSTATE.search(line):
+            return  # parse_pct_config drops it again
+        kv = key_value(line)
+        if kv is None or "-" in kv[0]:
+            self.conf.problems.append(f"{self.prefix} unable to parse config: {line}")
+            return
+        key, value = kv
+        if key != "delete":
+            self.values[key] = value
+        elif self.section == "pending":
+            self.pending_delete = value
+        else:
+            self.conf.problems.append(
+                f"{self.prefix} property 'delete' is only allowed in [pve:pending]"
+            )
+
+
 def parse_ct_config(text: str, vmid: int, path: str = "") -> CtConfig:
     """Parse a container config's text like parse_pct_config (non-strict: warn and go on)."""
     conf = CtConfig(vmid=vmid, path=path)
     conf.digest = hashlib.sha1(  # noqa: S324 - Proxmox's own digest
         text.encode("utf-8", errors="surrogateescape")
     ).hexdigest()
-    values, raw, section = conf.main, conf.lxc, "main"
-    descr = ""
-    pending_delete: str | None = None
-    prefix = f"vm {vmid} -"
+    reader = _Reader(conf)
     for line in text.split("\n"):
         if not line.strip(_PERL_SPACE):
             continue
-        if line.startswith("["):
-            header = _header(line)
-            if header is not None:
-                if descr:
-                    values["description"] = descr
-                descr = ""
-                if header == "":
-                    values, raw, section = conf.pending, conf.pending_lxc, "pending"
-                    conf.pending.clear()
-                else:
-                    snap = conf.snapshots[header] = CtSection()
-                    values, raw, section = snap.values, snap.lxc, "snapshot"
-                continue
-        if line.startswith("#"):
-            descr += decode_text(line[1:]) + "\n"
-            continue
-        got = _raw_line(line)
-        if got is not None:
-            key, value = got
-            kept, warning = raw_key_problem(vmid, key)
-            if key == "lxc.environment.runtime":
-                values["env"] = values["env"] + "\0" + value if "env" in values else value
-            elif kept:
-                raw.append((key, value))
-                if warning:
-                    conf.problems.append(warning)
-            else:
-                conf.problems.append(warning or f"{prefix} unable to parse config: {line}")
-            continue
-        m = _DESCRIPTION.match(line)
-        if m and line[m.end() :].strip(_PERL_SPACE):
-            descr += decode_text(line[m.end() :].strip(_PERL_SPACE))
-            continue
-        if "snapstate" in line and _SNAPSTATE.search(line):
-            continue  # parse_pct_config drops it again
-        kv = key_value(line)
-        if kv is None or "-" in kv[0]:
-            conf.problems.append(f"{prefix} unable to parse config: {line}")
-            continue
-        key, value = kv
-        if key == "delete":
-            if section == "pending":
-                pending_delete = value
-            else:
-                conf.problems.append(f"{prefix} property 'delete' is only allowed in [pve:pending]")
-            continue
-        values[key] = value
-    if descr:
-        values["description"] = descr
+        header = _header(line) if line.startswith("[") else None
+        if header is not None:
+            reader.open(header)
+        else:
+            reader.line(line)
+    reader.flush()
     if "description" in conf.main:
         conf.main["description"] = conf.main["description"].rstrip("\n")
-    if pending_delete is not None:
-        conf.pending_delete = parse_pending_delete(pending_delete)
+    if reader.pending_delete is not None:
+        conf.pending_delete = parse_pending_delete(reader.pending_delete)
     return conf
 
 
@@ -258,7 +329,7 @@ def ct_config_paths(host: Host, node: str | None, *, all_nodes: bool = False) ->
     out: dict[int, str] = {}
     dirs = [LXC_DIR]
     if all_nodes:
-        dirs = [f"{NODES_DIR}/{n}/lxc" for n in sorted(host.listdir(NODES_DIR).names)]
+        dirs += [f"{NODES_DIR}/{n}/lxc" for n in sorted(host.listdir(NODES_DIR).names)]
     elif node:
         dirs.append(f"{NODES_DIR}/{node}/lxc")
     for hostdir in dirs:

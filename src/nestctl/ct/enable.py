@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from nestctl.ct.config import CtConfig, active_containers, read_ct_config
 from nestctl.ct.facts import CtFacts, ct_facts
 from nestctl.ct.rules import CtFix, can_docker, can_fuse, can_kvm, can_systemd, plan_fix
-from nestctl.findings import Finding, Report, error, info
+from nestctl.findings import Finding, Report, error, info, unknown
 
 if TYPE_CHECKING:
     from nestctl.api.client import ApiClient
@@ -33,6 +33,7 @@ class CtEnableOptions:
     workloads: tuple[str, ...]
     dry_run: bool = False
     kvm_gid: int | None = None
+    tag: str = "nested"  # the intent tag it joins (as `vm enable` does), except for systemd alone
 
 
 def _payload(eopts: CtEnableOptions) -> dict[str, Any]:
@@ -69,7 +70,9 @@ def _plan(
                 f"wait for the {facts.lock} to finish (pct unlock {vmid} only if it is stale)",
             )
         ]
-    fix = plan_fix(facts, set(eopts.workloads), kvm_gid=eopts.kvm_gid)
+    fix = with_intent_tag(
+        plan_fix(facts, set(eopts.workloads), kvm_gid=eopts.kvm_gid), facts, eopts
+    )
     if fix is None:
         return None, [
             info(
@@ -79,6 +82,18 @@ def _plan(
         ]
     notes = [info("ct.enable.note", f"CT {vmid}: {fix.note}")] if fix.note else []
     return fix, notes
+
+
+def with_intent_tag(fix: CtFix | None, facts: CtFacts, eopts: CtEnableOptions) -> CtFix | None:
+    """Like `vm enable`: the container is marked as meant to nest by the intent tag, in the same
+    digest-guarded change (tags apply at once, even on a running CT). systemd alone is no nested
+    workload, so it gets no tag."""
+    if set(eopts.workloads) <= {"systemd"} or eopts.tag in facts.tags:
+        return fix
+    tags = ("--tags", ";".join([*facts.tags, eopts.tag]))
+    if fix is None:
+        return CtFix((tags,), needs_root=False)
+    return CtFix((*fix.options, tags), fix.needs_root, fix.note)
 
 
 def _verify(
@@ -121,13 +136,22 @@ def enable_local(host: Host, eopts: CtEnableOptions) -> Report:
     payload = _payload(eopts)
     vmid = eopts.vmid
     path = f"/etc/pve/lxc/{vmid}.conf"
-    conf = read_ct_config(host, path, local_node(host))
-    if not conf.readable:
+    node = local_node(host)
+    if host.exists(path).present is False:
+        from nestctl.ct.collect import not_found  # noqa: PLC0415
+        from nestctl.ct.config import ct_config_paths  # noqa: PLC0415
+
+        known = {int(p.rsplit("/", 1)[1].split(".")[0]) for p in ct_config_paths(host, node)}
         payload["blocked"] = "no such container on this node"
+        return Report(_title(eopts), payload, [not_found(vmid, known, "on this node")])
+    conf = read_ct_config(host, path, node)
+    if not conf.readable:
+        payload["blocked"] = "its config could not be read"
+        why = "; ".join(conf.problems)
         return Report(
             _title(eopts),
             payload,
-            [error("ct.not-found", f"CT {vmid}: no readable config at {path}")],
+            [unknown("ct.unreadable", f"CT {vmid}: its config could not be read ({why})")],
         )
     active = active_containers(host)
     facts = ct_facts(conf, running=(vmid in active) if active is not None else None)
@@ -176,12 +200,11 @@ def enable_api(client: ApiClient, eopts: CtEnableOptions) -> Report:
         None,
     )
     if row is None or not isinstance(row.get("node"), str):
+        from nestctl.ct.collect import lxc_rows, not_found  # noqa: PLC0415
+
+        known = {int(r["vmid"]) for r in lxc_rows(resources, ())}
         payload["blocked"] = "no such container in the cluster"
-        return Report(
-            _title(eopts),
-            payload,
-            [error("ct.not-found", f"CT {vmid}: the cluster does not list it")],
-        )
+        return Report(_title(eopts), payload, [not_found(vmid, known)])
     node = str(row["node"])
     payload["node"] = node
     base = f"/nodes/{node}/lxc/{vmid}"

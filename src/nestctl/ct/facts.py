@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from nestctl.ct.config import CtConfig, parse_device, parse_features
 from nestctl.parse import proxmox_bool
+from nestctl.vm.intent import vm_tags
 
 KVM_DEVICE = (10, 232)
 FUSE_DEVICE = (10, 229)
@@ -87,6 +88,9 @@ class CtFacts:
     digest: str
     problems: list[str] = field(default_factory=list)
     readable: bool = True
+    unreachable: bool = False
+    dev_keys: tuple[str, ...] = ()  # dev<N> keys in use (a new passthrough takes a free one)
+    mount_points: tuple[tuple[str, str, str | None], ...] = ()  # (mpN, volume, mp= path)
 
 
 def _features(text: str | None) -> tuple[dict[str, bool | str], str | None]:
@@ -105,7 +109,7 @@ def _devices(values: dict[str, str], problems: list[str]) -> list[Device]:
     out = []
     for key in sorted(values):
         m = re.fullmatch(r"dev(\d{1,3})", key, re.ASCII)
-        if m is None or int(m.group(1)) >= 256:  # noqa: PLR2004 - $MAX_DEVICES
+        if m is None or int(m.group(1)) >= 256:
             continue
         dev, problem = parse_device(values[key])
         if problem:
@@ -145,7 +149,7 @@ def _allows(rule: str, device: tuple[int, int]) -> bool:
 def _mount_binds(value: str, path: str) -> bool:
     """`lxc.mount.entry: /dev/kvm dev/kvm none bind,optional,create=file` binds `path`."""
     parts = value.split()
-    return len(parts) >= 2 and parts[0] == path and parts[1].lstrip("/") == path.lstrip("/")  # noqa: PLR2004
+    return len(parts) >= 2 and parts[0] == path and parts[1].lstrip("/") == path.lstrip("/")
 
 
 def _passthrough(
@@ -175,7 +179,7 @@ def ct_facts(conf: CtConfig, *, running: bool | None, name: str | None = None) -
     elif any(key == "features" for key, _force in conf.pending_delete):
         pending, _ = _features(None)
     devices = _devices(main, problems)
-    tags = tuple(t for t in re.split(r"[;,\s]+", main.get("tags", "")) if t)
+    tags = tuple(vm_tags(main))  # as the VMs' intent reads them (lower-case, ; , or space)
     lock = main.get("lock") or None
     return CtFacts(
         vmid=conf.vmid,
@@ -201,4 +205,26 @@ def ct_facts(conf: CtConfig, *, running: bool | None, name: str | None = None) -
         digest=conf.digest,
         problems=problems,
         readable=conf.readable,
+        unreachable=conf.unreachable,
+        dev_keys=tuple(k for k in main if re.fullmatch(r"dev\d{1,3}", k, re.ASCII)),
+        mount_points=_mount_points(main),
     )
+
+
+def _mount_points(main: dict[str, str]) -> tuple[tuple[str, str, str | None], ...]:
+    """`mp<N>: <volume>,mp=<path>[,...]` (Config.pm $mp_desc: `volume` is the default key)."""
+    out = []
+    for key in sorted(main):
+        if re.fullmatch(r"mp\d{1,3}", key, re.ASCII) is None:
+            continue
+        volume, path = "", None
+        for part in main[key].split(","):
+            name, eq, value = part.partition("=")
+            if not eq and not volume:
+                volume = part
+            elif name == "volume":
+                volume = value
+            elif name == "mp":
+                path = value
+        out.append((key, volume, path))
+    return tuple(out)

@@ -113,6 +113,7 @@ def ct_json(r: CtResult) -> dict[str, Any]:
         "features": dict(f.features) if f.readable else None,
         "pending_features": f.pending_features,
         "kvm_device": _kvm_json(f),
+        "mount_points": [{"key": k, "volume": v, "path": p} for k, v, p in f.mount_points],
         "wants_nested": r.intent.wants_nested,
         "intent": r.intent.intent,
         "intent_why": r.intent.why,
@@ -137,8 +138,11 @@ def _kvm_json(f: CtFacts) -> dict[str, Any]:
 
 
 def report_verdict(results: list[CtResult], findings: list[Finding]) -> Verdict:
+    """The worst container verdict and the findings outside them. A container on a node that
+    could not be reached does not decide it (the node's own finding says so), as for VMs."""
     rest = verdict_for(findings).value
-    return Verdict(overall([*(r.verdict for r in results), rest]))
+    reached = [r.verdict for r in results if not r.facts.unreachable]
+    return Verdict(overall([*reached, rest]))
 
 
 def _section(r: CtResult) -> Section:
@@ -175,5 +179,5 @@ def build_report(
         summaries=dict(SUMMARIES),
     )
     if not results:
-        report.summaries = {v: "no containers found" for v in Verdict}
+        report.summaries = dict.fromkeys(Verdict, "no containers found")
     return report

@@ -108,9 +108,9 @@ def features_value(f: CtFacts, turn_on: set[str]) -> str:
     return ",".join(f"{k}={values[k]}" for k in sorted(values))
 
 
-def _free_dev(f: CtFacts, used: set[str]) -> str:
+def _free_dev(f: CtFacts) -> str:
     for n in range(256):
-        if f"dev{n}" not in used:
+        if f"dev{n}" not in f.dev_keys:
             return f"dev{n}"
     return "dev255"
 
@@ -131,7 +131,7 @@ def plan_fix(f: CtFacts, wanted: set[str], *, kvm_gid: int | None = None) -> CtF
     note = None
     if "kvm" in wanted and can_kvm(f) is not True:
         dev = f.kvm.device
-        key = dev.key if dev is not None else _free_dev(f, set())
+        key = dev.key if dev is not None else _free_dev(f)
         if kvm_gid is not None:
             value = f"/dev/kvm,gid={kvm_gid}"
         else:
@@ -169,7 +169,7 @@ def judged(f: CtFacts, wants: bool | None, *, docker: bool, all_cts: bool) -> se
     return out
 
 
-def ct_findings(  # noqa: C901, PLR0912 - one list of independent checks
+def ct_findings(
     f: CtFacts,
     wants: bool | None,
     *,
@@ -182,7 +182,8 @@ def ct_findings(  # noqa: C901, PLR0912 - one list of independent checks
     label = f"CT {f.vmid}"
     if not f.readable:
         why = "; ".join(f.problems) or "unreadable"
-        return [unknown("ct.unreadable", f"{label}: its config could not be read ({why})")]
+        code = "ct.unreachable" if f.unreachable else "ct.unreadable"
+        return [unknown(code, f"{label}: its config could not be read ({why})")]
     out: list[Finding] = [
         warning("ct.config.problem", f"{label}: Proxmox warns about its config: {p}")
         for p in f.problems
@@ -238,12 +239,12 @@ def ct_findings(  # noqa: C901, PLR0912 - one list of independent checks
                 "ct.locked",
                 f"{label}: Proxmox has it locked ({f.lock}); nestctl will not "
                 "change it until the lock is gone",
-            )  # fmt: skip
+            )
         )
     return out
 
 
-def _workload_findings(  # noqa: PLR0911 - one answer per workload
+def _workload_findings(
     f: CtFacts, key: str, fix: CtFix | None, label: str, node_kvm: bool | None
 ) -> list[Finding]:
     text = _fix_text(f, fix)

@@ -9,13 +9,17 @@ from typing import Any
 
 from nestctl.metrics.family import Families
 
-#: The states each chain link of `nestctl vm --json` can take (vm/report.py `_chain`).
+#: The states each chain link of `nestctl vm --json` can take (vm/report.py `_chain`), and
+#: "not-nested": the link would be broken or unknown, but the VM does not want nesting.
 LINK_STATES: dict[str, tuple[str, ...]] = {
-    "host": ("ok", "broken", "unknown"),
-    "config": ("ok", "broken", "unknown"),
-    "process": ("ok", "stale", "broken", "not-running"),
-    "guest": ("ok", "broken", "unknown"),
+    "host": ("ok", "broken", "unknown", "not-nested"),
+    "config": ("ok", "broken", "unknown", "not-nested"),
+    "process": ("ok", "stale", "broken", "not-running", "not-nested"),
+    "guest": ("ok", "broken", "unknown", "not-nested"),
 }
+#: A VM's verdict (nestctl.vm.verdict.judge_vm).
+VM_VERDICTS = ("ready", "not-ready", "unknown", "not-nested")
+INTENTS = frozenset({"tag", "inner-layer", "config", "guest", "none"})
 
 
 def nested_configured(vm: Mapping[str, Any], vendor: object) -> bool | None:
@@ -59,11 +63,20 @@ def vm_families(fam: Families, vid: str, vm: Mapping[str, Any], vendor: object) 
     fam.gauge("nestctl_vm_nested_exposed", exposed, vid, id=vid)
     fam.gauge("nestctl_vm_restart_pending", vm.get("restart_required"), vid, id=vid)
     fam.gauge("nestctl_vm_config_mismatch", config_mismatch(vm), vid, id=vid)
+    from nestctl.vm.verdict import judge_vm  # noqa: PLC0415 - the one verdict, as every view
+
+    judged = judge_vm(vm)
+    intent = judged.intent if judged.intent in INTENTS else "none"
+    if "wants_nested" in vm:  # absent from an older nestctl's report: nothing to export
+        fam.gauge("nestctl_vm_wants_nested", judged.wants_nested, vid, id=vid, intent=intent)
+    fam.enum("nestctl_vm_verdict", VM_VERDICTS, judged.verdict, id=vid)
     chain = vm.get("chain")
     if not isinstance(chain, Mapping):
         return
     for link, states in LINK_STATES.items():
         state = chain.get(link)
+        if judged.verdict == "not-nested" and state in ("broken", "unknown"):
+            state = "not-nested"  # a fact, but no fault: nobody wants this VM to nest
         if state in states:
             fam.enum("nestctl_check_status", states, state, id=vid, check=link)
         else:

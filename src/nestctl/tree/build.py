@@ -11,11 +11,13 @@ from typing import Any
 from nestctl.findings import Finding, Verdict, warning
 from nestctl.tree.views import TargetView, VmView
 
-_ORDER = {"ready": 0, "unknown": 1, "not-ready": 2}
+_ORDER = {"ready": 0, "not-nested": 0, "unknown": 1, "not-ready": 2}
 
 
 def worst(verdicts: list[str]) -> str:
-    return max(verdicts, key=lambda v: _ORDER.get(v, 1), default="ready")
+    """The worst verdict, as the exit code counts it: "not-nested" (neutral) is ready."""
+    found = max(verdicts, key=lambda v: _ORDER.get(v, 1), default="ready")
+    return "ready" if found == "not-nested" else found
 
 
 def _parents(views: dict[str, TargetView]) -> tuple[dict[str, tuple[str, int]], list[Finding]]:
@@ -59,17 +61,32 @@ def _parents(views: dict[str, TargetView]) -> tuple[dict[str, tuple[str, int]], 
 
 
 def vm_verdict(vm: VmView) -> str:
-    """A VM's own verdict in the tree: can it run nested guests?
-
-    A broken link says it cannot, whatever its findings' severity: a VM nobody asked to nest
-    only gets notes, so the overall verdict (from the findings) stays calm while the VM's row
-    still shows where its chain breaks.
-    """
-    return "not-ready" if vm.broken_link is not None else vm.verdict
+    """A VM's own verdict in the tree: the one judgement (`nestctl.vm.verdict.judge_vm`) of its
+    VM object, kept on the view ("not-nested" for a VM that does not want nesting)."""
+    return vm.verdict
 
 
-def build_tree(views: list[TargetView]) -> tuple[list[dict[str, Any]], list[Finding], Verdict]:
-    """The `tree` list of the JSON contract, the top-level findings and the overall verdict."""
+def ct_children(view: TargetView, node: str, verdicts: list[str]) -> list[dict[str, Any]]:
+    """A node's containers as tree children (kind "ct"); their verdicts count like VMs'."""
+    out: list[dict[str, Any]] = []
+    for ct in (c for c in view.cts if c.get("node") == node):
+        verdict = str(ct.get("verdict") or "unknown")
+        verdicts.append(verdict)
+        out.append(
+            {"kind": "ct", "vmid": ct.get("vmid"), "name": ct.get("name"), "verdict": verdict,
+             "broken_link": None, "wants_nested": ct.get("wants_nested"),
+             "intent": ct.get("intent"), "workloads": ct.get("workloads"), "children": []}
+        )  # fmt: skip
+    return out
+
+
+def build_tree(
+    views: list[TargetView], declared: frozenset[tuple[str, int]] = frozenset()
+) -> tuple[list[dict[str, Any]], list[Finding], Verdict]:
+    """The `tree` list of the JSON contract, the top-level findings and the overall verdict.
+
+    `declared`: (target, vmid) pairs an inner target names as its parent in the config, so the
+    VM hosts an inner layer even while that target is not shown (not logged in, unreachable)."""
     by_name = {v.name: v for v in views}
     parents, findings = _parents(by_name)
     children: dict[tuple[str, int], list[str]] = {}
@@ -90,17 +107,26 @@ def build_tree(views: list[TargetView]) -> tuple[list[dict[str, Any]], list[Find
         for node in view.nodes:
             vms = []
             for vm in (v for v in view.vms if v.node == node.node):
+                tied = children.get((view.name, vm.vmid), [])
+                hosts = bool(tied) or (view.name, vm.vmid) in declared
+                if hosts and vm.wants_nested is not True and vm.body:
+                    # An inner target runs in it: intent "inner-layer". The view keeps the
+                    # re-judged entry, so every page showing this VM says the same.
+                    vm = vm.judged(hosts_inner=True)  # noqa: PLW2901 - the same VM, re-judged
+                    view.vms = [vm if v.vmid == vm.vmid else v for v in view.vms]
                 inner = [
                     n
-                    for name in sorted(children.get((view.name, vm.vmid), []))
+                    for name in sorted(tied)
                     if name not in seen
                     for n in render(by_name[name], level + 1, seen)
                 ]
                 verdicts.append(vm.verdict)
                 vms.append(
                     {"kind": "vm", "vmid": vm.vmid, "name": vm.name, "verdict": vm_verdict(vm),
-                     "broken_link": vm.broken_link, "children": inner}
+                     "broken_link": vm.broken_link, "wants_nested": vm.wants_nested,
+                     "intent": vm.intent, "children": inner}
                 )  # fmt: skip
+            vms += ct_children(view, node.node, verdicts)
             verdicts.append(node.verdict)
             findings.extend(f.with_message(f"{view.name}/{node.node}: {f.message}")
                             for f in node.findings if f.severity.value != "info")  # fmt: skip

@@ -27,7 +27,7 @@ def parse_inner(spec: str) -> tuple[int, str]:
     return int(m.group(1)), m.group(2)
 
 
-def _inner_view(vmid: int, path: str) -> TargetView:
+def _inner_view(vmid: int, path: str, *, all_vms: bool = False) -> TargetView:
     name, parent = f"vm{vmid}", (LOCAL, vmid)
     try:  # a file the user named: a FIFO or a device is refused, never read forever
         data = read_user_file(path, MAX_BYTES, what="doctor report")
@@ -39,17 +39,26 @@ def _inner_view(vmid: int, path: str) -> TargetView:
         body = json.loads(data)
     except (ValueError, RecursionError) as exc:
         return unreachable(name, parent, f"{path}: not JSON ({exc!s:.80})")
-    return from_doctor(name, body, parent)
+    return from_doctor(name, body, parent, all_vms=all_vms)
 
 
-def local_views(root: str, inner: tuple[str, ...], *, guests: bool) -> list[TargetView]:
+def local_views(
+    root: str,
+    inner: tuple[str, ...],
+    *,
+    guests: bool,
+    all_vms: bool = False,
+    intent_tag: str = "nested",
+) -> list[TargetView]:
     """This node's view (its own doctor report) and one view per `--inner VMID=FILE`."""
     from nestctl.doctor import doctor_report  # noqa: PLC0415 - lazy: keep start-up fast
     from nestctl.vm.config import local_node  # noqa: PLC0415
 
     specs = [parse_inner(s) for s in inner]  # usage errors before any work
     host = open_host(root)
-    report = doctor_report(host, guests=guests, all_nodes=True, use_qemu=False)
-    views = [from_doctor(LOCAL, report.to_json(), node=local_node(host))]
-    views += [_inner_view(vmid, path) for vmid, path in specs]
+    report = doctor_report(
+        host, guests=guests, all_nodes=True, use_qemu=False, all_vms=all_vms, intent_tag=intent_tag
+    )
+    views = [from_doctor(LOCAL, report.to_json(), node=local_node(host), all_vms=all_vms)]
+    views += [_inner_view(vmid, path, all_vms=all_vms) for vmid, path in specs]
     return views

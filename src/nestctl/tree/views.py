@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,12 +20,61 @@ def smbios_uuid(smbios1: str | None) -> str | None:
 
 @dataclass
 class VmView:
+    """A VM in the tree: its VM object (as `nestctl vm --json` prints it) and the one verdict
+    (`nestctl.vm.verdict.judge_vm`) of it. `verdict` and `broken_link` are that judgement's."""
+
     vmid: int
     name: str | None
     node: str | None
     verdict: str
     broken_link: str | None
     smbios_uuid: str | None = None
+    body: dict[str, Any] = field(default_factory=dict)
+    wants_nested: bool | None = None
+    intent: str = "none"
+    message: str | None = None
+    fix: str | None = None
+    all_vms: bool = False
+
+    def judged(self, *, hosts_inner: bool = False) -> VmView:
+        """The same VM judged again: `hosts_inner` when a tied inner target runs in it (that
+        is intent: "inner-layer")."""
+        return vm_view(self.body, self.smbios_uuid, hosts_inner=hosts_inner, all_vms=self.all_vms)
+
+
+def vm_view(
+    body: Mapping[str, Any],
+    uuid: str | None = None,
+    *,
+    hosts_inner: bool = False,
+    all_vms: bool = False,
+) -> VmView:
+    """A `VmView` from one VM object, judged by the one function."""
+    from nestctl.vm.verdict import judge_vm  # noqa: PLC0415
+
+    data = dict(body)
+    legacy = "wants_nested" not in data  # from a nestctl before intent: judge as it did
+    if "chain" not in data and isinstance(data.get("broken_link"), str):
+        data["chain"] = {data["broken_link"]: "broken"}
+    if hosts_inner and data.get("wants_nested") is not True:
+        data["wants_nested"], data["intent"] = True, "inner-layer"
+    v = judge_vm(data, all_vms=all_vms or legacy)
+    name = data.get("name")
+    node = data.get("node")
+    return VmView(
+        int(data["vmid"]),
+        name if isinstance(name, str) else None,
+        node if isinstance(node, str) else None,
+        v.verdict,
+        v.broken_link,
+        uuid,
+        body=data,
+        wants_nested=v.wants_nested,
+        intent=v.intent,
+        message=v.message,
+        fix=v.fix,
+        all_vms=all_vms,
+    )
 
 
 @dataclass
@@ -44,9 +94,10 @@ class TargetView:
     nodes: list[NodeView] = field(default_factory=list)
     vms: list[VmView] = field(default_factory=list)
     problem: Finding | None = None
+    cts: list[dict[str, Any]] = field(default_factory=list)  # `nestctl ct --json` objects
 
     @classmethod
-    def from_json(cls, name: str, body: dict[str, Any]) -> TargetView:
+    def from_json(cls, name: str, body: dict[str, Any], *, all_vms: bool = False) -> TargetView:
         """From `nestctl doctor --api --json` output (plus optional `product_uuid` per node and
         `smbios_uuid` per VM): a lab can bring this back from inside a VM."""
         from nestctl.findings import Severity as Sev  # noqa: PLC0415
@@ -64,17 +115,11 @@ class TargetView:
             for n in body.get("nodes", [])
         ]
         vms = [
-            VmView(
-                int(v["vmid"]),
-                v.get("name"),
-                v.get("node"),
-                _verdict_of([f for f in v.get("findings", []) if f.get("severity") != "info"]),
-                v.get("broken_link"),
-                (v.get("smbios_uuid") or "").lower() or None,
-            )
+            vm_view(v, (v.get("smbios_uuid") or "").lower() or None, all_vms=all_vms)
             for v in body.get("vms", [])
         ]
-        return cls(name, nodes=nodes, vms=vms)
+        cts = [c for c in body.get("cts", []) if isinstance(c, dict) and "vmid" in c]
+        return cls(name, nodes=nodes, vms=vms, cts=cts)
 
 
 #: Finding codes of a node's own layer in a doctor report (the rest belong to its VMs).
@@ -86,6 +131,8 @@ def from_doctor(
     body: dict[str, Any],
     parent: tuple[str, int] | None = None,
     node: str | None = None,
+    *,
+    all_vms: bool = False,
 ) -> TargetView:
     """From a node's own `nestctl doctor --all-nodes --json` (local mode: one node, its VMs),
     run on that node or inside a VM and brought back (a lab's inner level without an API).
@@ -106,7 +153,13 @@ def from_doctor(
                     if isinstance(f, dict) and str(f.get("code", "")).startswith(NODE_CODES)
                 ]}],
                 "vms": [{**v, "node": node} for v in vms_json],
+                "cts": [
+                    {**c, "node": c.get("node") or node}
+                    for c in body.get("cts", [])
+                    if isinstance(c, dict)
+                ],
             },
+            all_vms=all_vms,
         )  # fmt: skip
     except (KeyError, ValueError, TypeError) as exc:
         return unreachable(name, parent, f"malformed `nestctl doctor --json` output ({exc!r:.80})")

@@ -45,6 +45,7 @@ class VmContext:
     node_level: int | None = None  # NodeFacts.level
     intent_tag: str = DEFAULT_TAG  # the Proxmox tag that marks a VM meant to nest
     all_vms: bool = False  # --all-vms: judge every VM as if it wanted nesting
+    hosts_inner: frozenset[int] = frozenset()  # VMs an inner target names as its parent
 
 
 @dataclass
@@ -104,6 +105,11 @@ def effective_cpu(pred: CpuPrediction) -> str | None:
     if pred.error is not None:
         return None
     return pred.replaced_by_args or pred.value
+
+
+def kvm_on(conf: Mapping[str, str]) -> bool:
+    """The VM runs under KVM (not TCG: `kvm: 0`, a template)."""
+    return _kvm_on(conf)
 
 
 def _kvm_on(conf: Mapping[str, str]) -> bool:
@@ -271,6 +277,7 @@ def finish_vm(
     """Decide the VM's intent (config, tag, guest role, inner layer), grade its findings by it
     and compute its verdict with the one judge (`nestctl.vm.verdict.judge_vm`)."""
     tag = ctx.intent_tag if ctx is not None else DEFAULT_TAG
+    hosts_inner = hosts_inner or (ctx is not None and r.vmid in ctx.hosts_inner)
     all_vms = all_vms or (ctx is not None and ctx.all_vms)
     custom = ctx.env.custom_models if ctx is not None else None
     if r.conf is not None or hosts_inner:
@@ -486,12 +493,13 @@ def context_for(
         node_level=node.level,
         intent_tag=opts.intent_tag,
         all_vms=opts.all_vms,
+        hosts_inner=opts.hosts_inner,
     )
 
 
 def unreachable_result(vm: UnreachableVm) -> VmResult:
     """A VM whose facts could not be gathered: every answer null, one finding saying why."""
-    why = f"VM {vm.vmid}: could not check: {vm.why}"
+    why = f"VM {vm.vmid}: could not read its config: {vm.why}"
     return VmResult(
         vmid=vm.vmid,
         name=vm.name,

@@ -7,7 +7,7 @@ the config changed in between (another admin, a migration): no change is made on
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ from nestctl.vm.running import RunningCheck, check_running
 
 if TYPE_CHECKING:
     from nestctl.vm.profiles import Plan
+    from nestctl.vm.safety import SafetySnapshot
 
 #: How long to wait for the VM's new QEMU after `qm reboot` returns (seconds).
 RESTART_WAIT_S = 60.0
@@ -42,6 +43,16 @@ def build_context(host: Host, opts: VmOptions, findings: list[Finding]) -> VmCon
     return context_for(node, opts, named=True, oracle=oracle_for(host, opts.use_qemu, vendor))
 
 
+def add_intent_tag(plan: Plan, conf: Mapping[str, str], tag: str) -> None:
+    """`vm enable` marks the VM as meant to nest: the intent tag joins its tags (one `--tags`
+    in the same change, so the same digest covers it)."""
+    from nestctl.vm.intent import vm_tags  # noqa: PLC0415
+
+    tags = vm_tags(conf)
+    if tag not in tags:
+        plan.options.append(("--tags", ";".join([*tags, tag])))
+
+
 @dataclass
 class EnableOptions:
     vmid: int
@@ -49,6 +60,7 @@ class EnableOptions:
     migratable: bool = False
     dry_run: bool = False
     restart: bool = False
+    snapshot: bool = False  # take `nestctl-before-<profile>-<date>` first (nestctl.vm.safety)
 
 
 def new_payload(eopts: EnableOptions) -> dict[str, Any]:
@@ -101,6 +113,8 @@ def plan_vm(
         running=run.running is not False,  # unknown: plan as if it ran (changes wait)
         custom_models=ctx.env.custom_models,
     )
+    if plan.blocked is None:
+        add_intent_tag(plan, cfg.with_pending(), ctx.intent_tag)
     if run.running is None:
         findings.append(
             unknown(
@@ -113,7 +127,9 @@ def plan_vm(
     # an earlier change still waits in [PENDING] (or the process runs an older -cpu).
     running = run.running is True
     stale = running and (bool(pending_restart_keys(cfg)) or _running_differs(cfg, run, ctx))
-    needs_restart = running and (plan.argv is not None or stale)
+    # Tags apply at once (Proxmox's fast-plug options); only the rest waits for a restart.
+    changes = any(opt != "--tags" for opt, _value in plan.options)
+    needs_restart = running and (changes or stale)
     findings += [f for f in plan.findings if f.code != "vm.enable.restart" or not eopts.restart]
     commands = render(plan, needs_restart and eopts.restart)
     payload.update(commands=[list(c) for c in commands], blocked=plan.blocked, manual=plan.manual)
@@ -160,9 +176,10 @@ def enable_report(host: Host, opts: VmOptions, eopts: EnableOptions) -> Report:
     payload = new_payload(eopts)
     title = f"VM {vmid}: enable {eopts.profile}"
     if not configs:
-        findings.append(
-            error("vm.not-found", f"VM {vmid}: no config at /etc/pve/qemu-server/{vmid}.conf")
-        )
+        from nestctl.vm.config import QEMU_SERVER_DIR, _dir_vmids  # noqa: PLC0415
+        from nestctl.vm.notfound import not_found  # noqa: PLC0415
+
+        findings.append(not_found(vmid, _dir_vmids(host, QEMU_SERVER_DIR), where="on this node"))
         payload["blocked"] = "no such VM on this node"
         return Report(title, payload, findings)
     cfg = configs[0]
@@ -174,14 +191,39 @@ def enable_report(host: Host, opts: VmOptions, eopts: EnableOptions) -> Report:
         return [*out, ("qm", "reboot", str(vmid))] if restart else out
 
     planned = plan_vm(cfg, run, ctx, eopts, payload=payload, findings=findings, render=qm)
+    safety = _plan_safety_local(host, cfg, eopts, planned, payload) if eopts.snapshot else None
     if planned.done:
         return Report(title, payload, planned.findings, planned.sections)
     commands = [tuple(c) for c in payload["commands"]]
+    if safety is not None:
+        from nestctl.vm.safety_local import take_local  # noqa: PLC0415
+
+        said, commands = take_local(host, cfg, eopts, safety, commands=commands, payload=payload)
+        findings += said
+        if not commands:
+            return Report(title, payload, findings, planned.sections)
     findings += _apply(host, commands, payload)
     if payload["applied"] and eopts.restart and planned.needs_restart:
         old_pid = run.vm.pid if run.vm else None
         findings += _verify_restart(host, ctx, vmid, payload, old_pid)
     return Report(title, payload, findings, planned.sections)
+
+
+def _plan_safety_local(
+    host: Host, cfg: VmConfig, eopts: EnableOptions, planned: Planned, payload: dict[str, Any]
+) -> SafetySnapshot | None:
+    """The snapshot `--snapshot` takes first (shown in the plan, taken only on apply)."""
+    from nestctl.vm.safety import plan_local, qm_argv  # noqa: PLC0415
+
+    if planned.plan.argv is None:
+        return None
+    cfg_text = host.read_text("/etc/pve/storage.cfg")
+    safety = plan_local(cfg.main, set(cfg.snapshots), cfg_text, eopts.profile)
+    payload["snapshot"] = safety.to_json()
+    row = ("snapshot first", shlex.join(qm_argv(eopts.vmid, safety, eopts.profile)))
+    head = planned.sections[0]
+    planned.sections[0] = Section(head.title, (row, *head.rows))
+    return safety
 
 
 def _running_differs(cfg: VmConfig, run: RunningCheck, ctx: VmContext) -> bool:

@@ -28,6 +28,9 @@ class VmOptions:
     sections: bool = True  # the human view's per-VM tables (not needed for --json)
     all_vms: bool = False  # --all-vms: judge every VM as if it wanted nesting
     intent_tag: str = "nested"  # the Proxmox tag that marks a VM meant to nest (intent.py)
+    #: VMs an inner target declares as its parent (config file `parent = "T/VMID"`): they host
+    #: an inner layer (intent "inner-layer") even when that target is not scanned with them.
+    hosts_inner: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,9 @@ class NodeFacts:
     #: The node's own nesting level, at least: 0 bare metal, 1 a VM ("L1+": a VM cannot see how
     #: deep it is). None: unknown (over the API). Its guests are one level deeper.
     level: int | None = None
+    #: Where `nested_live` came from when not read on the node itself (over the API: the
+    #: Prometheus sample, a guest that sees the flag, pvestatd's dated CPU-flag listing).
+    nested_decided_by: str | None = None
 
 
 @dataclass
@@ -84,3 +90,5 @@ class ScanFacts:
     unreachable: list[UnreachableVm] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)  # about the scan as a whole
     config_findings: list[Finding] = field(default_factory=list)  # VMs that could not be read
+    #: Node -> what showed its `nested` on after the scan (a guest's own view), for its report.
+    evidence: dict[str, str] = field(default_factory=dict)

@@ -29,6 +29,8 @@ DEFAULT_TAG = "nested"
 
 IntentKind = Literal["tag", "inner-layer", "config", "guest", "none"]
 
+#: Proxmox's tag names (pve-common `pve-tag`), case-insensitive.
+_TAG_NAME = re.compile(r"[a-z0-9_][a-z0-9_+.-]*", re.ASCII | re.IGNORECASE)
 #: Proxmox separates tags with ';' (also accepts ',' and spaces when parsing).
 _TAG_SPLIT = re.compile(r"[;,\s]+", re.ASCII)
 #: vmx/svm switched on in `args: -cpu ...` (QEMU: `+vmx`, `vmx=on`; qapi booleans).
@@ -51,6 +53,10 @@ class Intent(NamedTuple):
 
 UNREAD = Intent(None, "none", "its config could not be read")
 NONE = Intent(False, "none", "nothing asks for nesting (no tag, no vmx/svm flag, no hypervisor)")
+
+
+def valid_tag(name: str) -> bool:
+    return _TAG_NAME.fullmatch(name) is not None
 
 
 def vm_tags(conf: Mapping[str, str]) -> list[str]:
@@ -102,7 +108,11 @@ def guest_role(guest: Mapping[str, Any] | None) -> tuple[IntentKind, str] | None
             return "inner-layer", f"its guest runs {len(running)} Hyper-V VM(s)"
         verdicts = windows.get("verdicts")
         if isinstance(verdicts, Mapping):
-            for key, label in (("hyperv", "Hyper-V"), ("wsl2", "WSL2"), ("docker", "Docker")):
+            for key, label in (
+                ("hyperv", "Hyper-V"),
+                ("wsl2", "WSL2"),
+                ("docker_desktop", "Docker Desktop"),
+            ):
                 v = verdicts.get(key)
                 if isinstance(v, Mapping) and v.get("status") in ("ready", "not-ready"):
                     return "guest", f"its guest has {label} enabled"

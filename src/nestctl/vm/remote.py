@@ -6,6 +6,7 @@ checked, and unknown (exit 2) only when nothing at all could be checked.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from nestctl.findings import Finding, Report, Section, Verdict
@@ -34,6 +35,11 @@ def analyse_remote(
     from nestctl.vm.report import analyse_scan  # noqa: PLC0415
 
     results, findings = analyse_scan(scan, opts, agents=agents)
+    for report in scan.node_reports:  # a guest's own view showed this node's nested on
+        if report.node in scan.evidence:
+            report.nested = dataclasses.replace(
+                report.nested, live=True, decided_by=scan.evidence[report.node], problem=None
+            )
     api_findings = [f for r in scan.node_reports for f in r.findings]
     return results, api_findings + findings + warn_partial(scan)
 
@@ -62,9 +68,13 @@ def doctor_report(scan: ApiScan, opts: VmOptions, agents: AgentsFor | None = Non
     vrep = build_report(results, findings, guest=opts.guest, with_sections=opts.sections)
     nodes: list[dict[str, Any]] = []
     rows: list[Section] = []
+    from nestctl.vm.verdict import settle  # noqa: PLC0415
+
+    wanting = {r.node for r in results if r.intent.wants_nested or opts.all_vms}
     for node in scan.node_reports:
         facts = scan.nodes.get(node.node)
-        extra = node_findings(facts) if facts is not None else []
+        # A node's nesting findings matter only where one of its VMs wants nesting.
+        extra = settle(node_findings(facts), strict=node.node in wanting) if facts else []
         body = node.to_json()
         body["findings"] += [f.to_json() for f in extra]
         nodes.append(body)
@@ -87,4 +97,8 @@ def doctor_report(scan: ApiScan, opts: VmOptions, agents: AgentsFor | None = Non
         summaries=dict(SUMMARIES),
     )
     report.verdict = _verdict(scan, findings, results)
+    if scan.ct_scan is not None:  # containers, when the scan read them (doctor, tree, metrics)
+        from nestctl.ct.collect import add_cts, ct_options, ct_report  # noqa: PLC0415
+
+        add_cts(report, ct_report(scan.ct_scan, ct_options(opts)))
     return report

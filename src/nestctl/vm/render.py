@@ -22,9 +22,23 @@ def summary(results: list[VmResult]) -> str:
     exposed = sum(1 for r in results if r.nested.exposed)
     restart = sum(1 for r in results if r.restart_required)
     text = f"{exposed} of {len(results)} VM(s) give the guest vmx/svm"
+    plain = sum(1 for r in results if r.verdict is not None and r.verdict.verdict == "not-nested")
+    if plain:
+        text += f"; {plain} not nested (nothing asks for nesting: no tag, flag or hypervisor)"
     if restart:
         text += f", {restart} need a restart (qm reboot)"
     return text
+
+
+def _no_cpu_arg(r: VmResult) -> str:
+    """Why a VM has no -cpu: only Proxmox's own refusal is "refused by Proxmox"; a config that
+    could not be read (node offline, 595, 403) was refused by nobody."""
+    codes = {f.code for f in r.findings}
+    if "vm.cpu.refused" in codes:
+        return "refused by Proxmox"
+    if "vm.unreachable" in codes:
+        return "could not read"
+    return "unknown"
 
 
 def sections(results: list[VmResult]) -> list[Section]:
@@ -33,7 +47,7 @@ def sections(results: list[VmResult]) -> list[Section]:
         rows = [
             ("node", r.node or "local"),
             ("running", "yes" if r.running else "no"),
-            ("-cpu (config)", r.cpu_arg or "refused by Proxmox"),
+            ("-cpu (config)", r.cpu_arg or _no_cpu_arg(r)),
         ]
         if r.cpu_arg_pending is not None:
             rows.append(("-cpu (pending)", r.cpu_arg_pending))
@@ -46,6 +60,8 @@ def sections(results: list[VmResult]) -> list[Section]:
         rows.append(("guest gets vmx/svm", f"{shown} ({flag}answered by {r.nested.source})"))
         rows.append(("why", r.nested.reason))
         rows.append(("chain", " -> ".join(f"{k}:{v}" for k, v in r.chain.items())))
+        if r.verdict is not None:
+            rows.append(("verdict", _verdict_words(r)))
         if r.restart_required:
             rows.append(("restart required", f"yes: qm reboot {r.vmid}"))
         if r.guest is not None:
@@ -75,6 +91,26 @@ def report_verdict(
     return Verdict(overall([*(r.verdict for r in results if r.verdict is not None), rest]))
 
 
+def _verdict_words(r: VmResult) -> str:
+    v = r.verdict
+    assert v is not None
+    wants = {
+        "tag": "wants nesting (its tag)",
+        "inner-layer": "wants nesting (it hosts an inner layer)",
+        "config": "wants nesting (its config asks)",
+        "guest": "wants nesting (its guest is a hypervisor)",
+    }.get(v.intent, "does not want nesting")
+    if v.wants_nested is None:
+        wants = "whether it wants nesting is unknown (its config could not be read)"
+    word = {"not-nested": "not nested", "not-ready": "NOT READY"}.get(v.verdict, v.verdict)
+    text = f"{word}: {wants}"
+    if v.broken_link:
+        text += f", first broken link: {v.broken_link}"
+    if v.verdict == "ready" and v.can_host:
+        text += ", could host an L3"
+    return text
+
+
 def build_report(
     results: list[VmResult], findings: list[Finding], *, guest: bool, with_sections: bool
 ) -> Report:
@@ -87,5 +123,7 @@ def build_report(
         sections=sections(results) if with_sections else [],
         verdict=report_verdict(results, findings),
     )
-    report.summaries = {v: summary(results) for v in Verdict}
+    missing = [f.message for f in findings if f.code == "vm.not-found"]
+    words = "; ".join(missing) if missing and not results else summary(results)
+    report.summaries = dict.fromkeys(Verdict, words)
     return report

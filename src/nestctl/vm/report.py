@@ -83,22 +83,34 @@ def analyse_scan(
     for each in contexts.values():
         prefetch(each, [v for v in scan.vms if contexts.get(v.config.node, local) is each])
     results: list[VmResult] = []
-    for vm in scan.vms:
-        ctx = contexts.get(vm.config.node, local)
-        if ctx is None:  # a collector gives every VM's node; a missing one is our bug
-            raise KeyError(f"no facts for node {vm.config.node}")
+    views: dict[int, tuple[dict[str, Any] | None, list[Finding]]] = {}
+
+    def one(vm: VmFacts, ctx: VmContext) -> VmResult:
         result = analyse_vm(vm.config, vm.run, ctx)
         if opts.guest and (host is not None or agents is not None):
             from nestctl.vm import guestview  # noqa: PLC0415
 
-            if host is not None:
+            if vm.config.vmid in views:  # asked once; a second analysis reuses the answer
+                result.guest, notes = views[vm.config.vmid]
+            elif host is not None:
                 result.guest, notes = guestview.guest_view(host, result, vm.config, vm.run, ctx)
             else:
                 assert agents is not None
                 result.guest, notes = remote_guest(agents, result, vm, ctx)
+            views[vm.config.vmid] = (result.guest, notes)
             result.findings += notes
             guestview.join_guest_view(result)
-        results.append(finish_vm(result, ctx))
+        return finish_vm(result, ctx)
+
+    for vm in scan.vms:
+        ctx = contexts.get(vm.config.node, local)
+        if ctx is None:  # a collector gives every VM's node; a missing one is our bug
+            raise KeyError(f"no facts for node {vm.config.node}")
+        results.append(one(vm, ctx))
+    if agents is not None:
+        results = _with_guest_evidence(
+            scan, opts, results, contexts=contexts, per_node=per_node, one=one
+        )
     # A node's nesting findings matter only where one of its VMs wants nesting.
     wanting = {r.node if r.node in per_node else None for r in results if r.intent.wants_nested}
     for name, notes in per_node.items():
@@ -108,6 +120,46 @@ def analyse_scan(
         results += [unreachable_result(u) for u in scan.unreachable]
         results.sort(key=lambda r: r.vmid)
     return results, findings
+
+
+def _with_guest_evidence(
+    scan: ScanFacts,
+    opts: VmOptions,
+    results: list[VmResult],
+    *,
+    contexts: dict[str | None, VmContext],
+    per_node: dict[str | None, list[Finding]],
+    one: Callable[[VmFacts, VmContext], VmResult],
+) -> list[VmResult]:
+    """A running KVM guest that sees vmx/svm (its agent) shows its node's `nested` is on now:
+    where nothing better said so (unknown, or only pvestatd's dated listing), that node's VMs
+    are analysed again with it, and `scan.evidence` names the VM that showed it."""
+    import dataclasses  # noqa: PLC0415
+
+    from nestctl.vm.analyse import kvm_on  # noqa: PLC0415
+    from nestctl.vm.collect.evidence import guest_evidence  # noqa: PLC0415
+
+    by_vmid = {v.config.vmid: v for v in scan.vms}
+    seen = guest_evidence(
+        results, lambda r: r.vmid in by_vmid and kvm_on(by_vmid[r.vmid].config.current())
+    )
+    changed: set[str | None] = set()
+    for name, why in seen.items():
+        node = scan.nodes.get(name)
+        dated = node is not None and (node.nested_decided_by or "").startswith("cpu-flags")
+        if node is None or not (node.nested_live is None or dated):
+            continue
+        node = dataclasses.replace(node, nested_live=True, nested_decided_by=why)
+        scan.nodes[name] = node
+        scan.evidence[name] = why
+        contexts[name] = context_for(node, opts, named=bool(opts.vmids))
+        prefix = f"node {name}: " if len(scan.nodes) > 1 else ""
+        per_node[name] = [f.with_message(prefix + f.message) for f in node_findings(node)]
+        changed.add(name)
+    if not changed:
+        return results
+    again = {v.config.vmid: v for v in scan.vms if v.config.node in changed}
+    return [one(again[r.vmid], contexts[r.node]) if r.vmid in again else r for r in results]
 
 
 def remote_guest(

@@ -59,7 +59,7 @@ LINK_CODES: dict[str, tuple[str, ...]] = {
         "ct.systemd.",
         "ct.kvm.",
         "ct.fuse.",
-    ),  # fmt: skip
+    ),
     "process": ("vm.restart-required",),
     "guest": ("vm.nested.not-exposed", "guest.", "vm.guest."),
 }
@@ -74,7 +74,8 @@ _DEFAULT_WHY = {
     "guest": ("its guest does not see vmx/svm", None),
 }
 _UNKNOWN_WHY = {
-    "host": "whether its node's KVM has nested on could not be read",
+    "host": "whether its node's KVM has nested on could not be read (the node's finding says "
+    "what would tell it)",
     "config": "what its config gives the guest could not be told",
     "process": "whether it runs could not be told",
     "guest": "whether its guest sees vmx/svm could not be told",
@@ -141,6 +142,10 @@ def _guest_sees(vm: Mapping[str, Any], chain: Mapping[str, Any]) -> bool:
 def judge_vm(vm: Mapping[str, Any], *, all_vms: bool = False) -> VmVerdict:
     """The verdict of one VM object (see the module docstring). Pure; never raises on odd
     input (a missing key is "unknown")."""
+    if "wants_nested" not in vm:
+        # An object from a nestctl before intent (an older inner node's report): it judged
+        # every VM as if it wanted nesting, so do the same rather than call it unknown.
+        all_vms = True
     wants = vm.get("wants_nested")
     wants = wants if isinstance(wants, bool) else None
     intent = str(vm.get("intent") or "none")
@@ -155,7 +160,8 @@ def judge_vm(vm: Mapping[str, Any], *, all_vms: bool = False) -> VmVerdict:
     ]
     broken = next((k for k in LINKS if chain.get(k) == "broken"), None)
     strict = wants is True or all_vms
-    if "vm.unreachable" in codes or (wants is None and not all_vms):
+    unread = not any(isinstance(chain.get(k), str) for k in LINKS)
+    if "vm.unreachable" in codes or unread or (wants is None and not all_vms):
         message, fix = _explain(None, findings, ("warning", "error"))
         return VmVerdict("unknown", wants, intent, None, message, fix, None)
     if not strict:
@@ -179,6 +185,14 @@ def judge_vm(vm: Mapping[str, Any], *, all_vms: bool = False) -> VmVerdict:
     if _guest_sees(vm, chain):
         return VmVerdict("ready", wants, intent, None, None, None, True)
     unknown = next((k for k in LINKS if chain.get(k) == "unknown"), None)
+    # The guest's own view was asked for and its agent did not answer: the one "could not
+    # check" that leaves no mark on the chain (which keeps the prediction).
+    failed = [f for f in findings if f.get("code") == "vm.guest.agent-failed"]
+    if unknown is None and failed:
+        return VmVerdict(
+            "unknown", wants, intent, None, str(failed[0].get("message")), failed[0].get("fix"),
+            can_host,
+        )  # fmt: skip
     if unknown is not None:
         match = [
             f

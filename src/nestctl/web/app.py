@@ -17,8 +17,10 @@ from nestctl.web.cache import Refresher
 from nestctl.web.follow import Followers
 from nestctl.web.pages import (
     assets,
+    backups,
     ct,
     enable,
+    events,
     firewall,
     fwfix,
     inventory,
@@ -26,6 +28,7 @@ from nestctl.web.pages import (
     node,
     overview,
     power,
+    snapshots,
     tasklist,
     tasks,
     vm,
@@ -91,6 +94,9 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
         *fwfix.routes,
         *firewall.routes,
         *enable.routes,
+        *snapshots.routes,
+        *backups.routes,
+        *events.routes,
     ]
     app = Starlette(
         routes=routes,

@@ -27,19 +27,14 @@ class EngineView:
 
 
 def explain(result: Any) -> dict[str, Any] | None:
-    """The first broken link and the finding that explains it (errors first), with its fix."""
-    if not result.broken_link:
+    """The first broken link and the finding that explains it, with its fix: the one verdict's
+    (`nestctl.vm.verdict.judge_vm`, kept on the result and on the tree's `VmView`)."""
+    v = getattr(result, "verdict", None)
+    if not hasattr(v, "broken_link"):  # a tree `VmView` carries the judgement's fields itself
+        v = result
+    if v is None or getattr(v, "broken_link", None) is None:
         return None
-    verdict = getattr(result, "verdict", None)
-    if verdict is not None and verdict.message:  # the one verdict's own explanation
-        return {"link": result.broken_link, "message": verdict.message, "fix": verdict.fix}
-    ranked = sorted(result.findings, key=lambda f: (f.severity.value != "error", f.fix is None))
-    why = ranked[0] if ranked else None
-    return {
-        "link": result.broken_link,
-        "message": why.message if why else None,
-        "fix": why.fix if why else None,
-    }
+    return {"link": v.broken_link, "message": v.message, "fix": v.fix}
 
 
 def parent_of(spec: TargetSpec) -> tuple[str, int] | None:
@@ -83,9 +78,6 @@ def tree_builder(concurrency: int = 16, nested_reader: Any = None) -> TreeBuilde
                 "findings": [f.to_json() for f in r.findings],
                 "chain": dict(r.chain),
                 "broken": explain(r),
-                # The one verdict (nestctl.vm.verdict.judge_vm), as every view shows it.
-                "verdict": r.verdict.verdict if r.verdict is not None else None,
-                "wants_nested": r.intent.wants_nested,
             }
             for r in results
         }

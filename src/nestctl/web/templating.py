@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import time
 from typing import Any
 from urllib.parse import quote
 
@@ -37,11 +36,13 @@ def _duration(value: Any) -> str:
     return f"{d}d {h}h" if d else (f"{h}h {m}m" if h else f"{m}m")
 
 
-def _when(value: Any) -> str:
-    """A Unix time as the server's local time (the nodes' own clock is what Proxmox shows)."""
-    if not isinstance(value, int | float):
+def _datetime(value: Any) -> str:
+    """A Unix time as UTC date and minute (what Proxmox stores: snapshot and backup times)."""
+    import time  # noqa: PLC0415
+
+    if not isinstance(value, int | float) or isinstance(value, bool):
         return "?"
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(value))
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(value))
 
 
 @functools.cache
@@ -54,7 +55,7 @@ def environment() -> Environment:
     )
     env.filters["bytes"] = _bytes
     env.filters["duration"] = _duration
-    env.filters["when"] = _when
+    env.filters["datetime"] = _datetime
     env.filters["u"] = lambda v: quote(str(v), safe="")
     env.filters["svg"] = Markup  # only for SVG our own sparkline module drew from numbers
     env.globals["version"] = __version__

@@ -33,8 +33,10 @@ from nestctl.api.errors import (
     ApiNotImplementedError,
     ApiPermissionError,
 )
-from nestctl.findings import Finding, error, unknown, warning
+from nestctl.findings import Finding, unknown, warning
 from nestctl.parse import cpuid_vendor, parse_uint
+from nestctl.vm.collect.nested import NestedReader as NestedReader  # noqa: PLC0414 - re-exported for callers
+from nestctl.vm.collect.nested import NestedReading as NestedReading  # noqa: PLC0414 - re-exported
 from nestctl.vm.collect.pmxcfs import ClusterFiles
 from nestctl.vm.facts import NodeFacts, ScanFacts, UnreachableVm, VmFacts, VmOptions
 from nestctl.vm.model import CpuEnv, VmConfig
@@ -43,22 +45,6 @@ from nestctl.vm.running import RunningCheck, RunningVm
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:[.-](\d+))?", re.ASCII)
 
 
-@dataclass(frozen=True)
-class NestedReading:
-    """The KVM module's nested parameter as read on the node (over SSH), or why not."""
-
-    live: bool | None
-    after_reboot: bool | None = None
-    decided_by: str | None = None
-    problem: str | None = None  # why live is None
-    product_uuid: str | None = None  # the node's DMI product_uuid (read with it over SSH)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"live": self.live, "after_reboot": self.after_reboot, "decided_by": self.decided_by}
-
-
-#: Reads one node's nested parameter: (node name, address or None) -> reading.
-NestedReader = Callable[[str, str | None], NestedReading]
 #: Called once per finished request group (a node or a VM), for a progress bar.
 Progress = Callable[[], None]
 
@@ -75,7 +61,9 @@ class NodeReport:
     reachable: bool
     vendor: str | None = None
     virt_flag: str | None = None
-    nested: NestedReading = NestedReading(None, problem=API_CANNOT_SEE)
+    nested: NestedReading = field(
+        default_factory=lambda: NestedReading(None, problem=API_CANNOT_SEE)
+    )
     findings: list[Finding] = field(default_factory=list)
     vm_status: dict[int, dict[str, Any]] = field(default_factory=dict)  # from qemu?full=1
 
@@ -97,6 +85,8 @@ class ApiScan(ScanFacts):
     node_reports: list[NodeReport] = field(default_factory=list)
     version: str | None = None
     names: dict[int, str | None] = field(default_factory=dict)
+    resources: list[Any] = field(default_factory=list)  # /cluster/resources as read
+    ct_scan: Any = None  # nestctl.ct.collect.CtScan, when containers were asked for
 
 
 # -- normalising what the API sends (numbers often arrive as strings) --------------------------
@@ -191,6 +181,7 @@ def collect_api(
         raise ApiBadReplyError(
             "/cluster/resources is not a list", method="GET", path="/cluster/resources"
         )
+    scan.resources = resources
     nodes, vms = _inventory(resources, scan, opts)
     addresses = _addresses(client) if nested_reader is not None else {}
     if on_total is not None:
@@ -287,13 +278,11 @@ def _inventory(
         wanted = set(opts.vmids)
         listed = {r["vmid"] for r in vms}
         vms = [r for r in vms if r["vmid"] in wanted]
+        from nestctl.vm.notfound import not_found  # noqa: PLC0415
+
         for vmid in sorted(wanted - listed):
             scan.config_findings.append(
-                error(
-                    "vm.not-found",
-                    f"VM {vmid}: the cluster does not list it (or this user may not see it: "
-                    f"VM.Audit on /vms/{vmid})",
-                )
+                not_found(vmid, listed, fix=f"check VM.Audit on /vms/{vmid} if it exists")
             )
         used = {r["node"] for r in vms}
         nodes = {n: online for n, online in nodes.items() if n in used}
@@ -353,10 +342,23 @@ def node_from_api(
     report.virt_flag = "vmx" if "vmx" in flags else "svm" if "svm" in flags else None
     versions, problems = _versions(client, base, name, report)
     report.vm_status = _vm_statuses(client, base)
-    nested_virt = _nested_virt_flag(client, base)
+    nested_virt, cpu_flags = _nested_virt_flag(client, base)
     reading = NestedReading(None, problem=API_CANNOT_SEE)
     if nested_reader is not None:
         reading = nested_reader(name, address)
+    if reading.live is None:
+        from nestctl.vm.collect.evidence import cpu_flags_reading  # noqa: PLC0415
+
+        uptime = status.get("uptime") if isinstance(status, dict) else None
+        dated = cpu_flags_reading(
+            cpu_flags, name, float(uptime) if isinstance(uptime, (int, float)) else None
+        )
+        if dated is not None:
+            reading = dated
+        elif nested_reader is None:
+            from nestctl.vm.collect.evidence import UNKNOWN_WHY  # noqa: PLC0415
+
+            reading = NestedReading(None, problem=UNKNOWN_WHY)
     report.nested = reading
     facts = _node_facts(
         name,
@@ -406,17 +408,21 @@ def _versions(client: ApiClient, base: str, name: str, report: NodeReport) -> tu
     return package_versions(installed), []
 
 
-def _nested_virt_flag(client: ApiClient, base: str) -> bool | None:
-    """Whether the node offers the nested-virt CPU flag (qemu-server 9.0.27+); None: unknown."""
+def _nested_virt_flag(client: ApiClient, base: str) -> tuple[bool | None, Any]:
+    """Whether the node offers the nested-virt CPU flag (qemu-server 9.0.27+; None: unknown),
+    and the listing itself: from 9.1.17 its `supported-on` is evidence of `nested`
+    (`evidence.cpu_flags_reading`). `accel` is not sent: it defaults to kvm there, and older
+    servers refuse it as an unknown parameter."""
     try:
         flags = client.get(f"{base}/capabilities/qemu/cpu-flags")
     except ApiNotImplementedError:
-        return False  # an older Proxmox: no such endpoint, so no nested-virt flag either
+        return False, None  # an older Proxmox: no such endpoint, so no nested-virt flag either
     except ApiError:
-        return None
+        return None, None
     if not isinstance(flags, list):
-        return None
-    return any(isinstance(f, dict) and f.get("name") == "nested-virt" for f in flags)
+        return None, None
+    offered = any(isinstance(f, dict) and f.get("name") == "nested-virt" for f in flags)
+    return offered, flags
 
 
 def _node_facts(
@@ -459,8 +465,10 @@ def _node_facts(
         vendor=vendor,
         flags=flags,
         nested_live=reading.live,
+        nested_decided_by=reading.decided_by,
         nested_unknown_why=reading.problem or "not read",
-        nested_unknown_fix=None if reading.problem != API_CANNOT_SEE else "add --ssh",
+        # The message names what the user can turn on; no command (none runs from a phone).
+        nested_unknown_fix=None,
         env_problems=tuple(problems),
         qemu_version_known=qemu is not None
         or (versions is not None and versions.pve_qemu_kvm is not None),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nestctl.findings import error, unknown
+from nestctl.findings import Finding, unknown
 from nestctl.host.pidfiles import scan_pidfiles
 from nestctl.machine import Host
 from nestctl.vm.facts import NodeFacts, ScanFacts, VmFacts, VmOptions
@@ -77,14 +77,7 @@ def collect_vms(host: Host, opts: VmOptions, scan: ScanFacts) -> None:
     for cfg in configs:
         if not cfg.readable:
             if host.exists(cfg.path).present is False:
-                scan.config_findings.append(
-                    error(
-                        "vm.not-found",
-                        f"VM {cfg.vmid}: "
-                        + "; ".join(cfg.problems)
-                        + ("" if opts.all_nodes else " (--all-nodes looks on every node)"),
-                    )
-                )
+                scan.config_findings.append(_not_found(host, cfg.vmid, all_nodes=opts.all_nodes))
             else:
                 # It exists (or we cannot tell): "not found" would send the admin looking for
                 # a VM that is there.
@@ -109,3 +102,24 @@ def collect_local(host: Host, opts: VmOptions, host_facts: HostFacts | None = No
     node = node_facts(host, opts, host_facts)
     scan.nodes[None] = node
     return scan
+
+
+def _not_found(host: Host, vmid: int, *, all_nodes: bool) -> Finding:
+    """No config for `vmid` here: on another node (then --all-nodes finds it), or nowhere in
+    the cluster file system (with the VMIDs the user may have meant)."""
+    from nestctl.vm.config import NODES_DIR, QEMU_SERVER_DIR, _dir_vmids  # noqa: PLC0415
+    from nestctl.vm.notfound import not_found  # noqa: PLC0415
+
+    where: dict[int, str] = {}
+    for name in host.listdir(NODES_DIR).names:
+        for each in _dir_vmids(host, f"{NODES_DIR}/{name}/qemu-server"):
+            where.setdefault(each, name)
+    known = set(where) | set(_dir_vmids(host, QEMU_SERVER_DIR))
+    if vmid in where and not all_nodes:
+        return not_found(
+            vmid,
+            (),
+            where=f"on this node (it is on node {where[vmid]})",
+            fix=f"nestctl vm {vmid} --all-nodes (or run nestctl on {where[vmid]})",
+        )
+    return not_found(vmid, known)

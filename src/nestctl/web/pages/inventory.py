@@ -18,9 +18,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nestctl.web import inventory as inv
+from nestctl.web.engine import explain
 from nestctl.web.errors import one_line, sentence
 from nestctl.web.pages.common import session, web
-from nestctl.web.pages.overview import snapshot
+from nestctl.web.pages.overview import snapshot, tree_view
 from nestctl.web.templating import render
 from nestctl.web.verdicts import nested_badge
 
@@ -94,7 +95,6 @@ def _rows(request: Request, name: str, res: inv.Resources) -> tuple[list[inv.Row
     # Only what the analysis already has: it is started after the page went out (see `home`),
     # so its thousands of requests do not compete with the first view.
     tree = web(request).cache.peek((session(request).id, "target", name))
-    detail = tree.detail if tree is not None else (lambda _vmid: {})
     rows = []
     for g in res.guests:
         badge = nested_badge(tree, g.vmid, g.kind)
@@ -102,7 +102,7 @@ def _rows(request: Request, name: str, res: inv.Resources) -> tuple[list[inv.Row
         if badge == "not-ready" and g.kind == "lxc":
             why = "its config does not allow the nested workload it wants"
         elif badge == "not-ready":
-            broken = detail(g.vmid).get("broken") or {}
+            broken = (explain(tree.vm(g.vmid)) if tree is not None else None) or {}
             why = " · ".join(str(x) for x in (broken.get("link"), broken.get("message")) if x)
         rows.append(inv.Row(g, badge, why, res.node_online(g.node)))
     return rows, tree is not None and tree.engine is not None
@@ -138,6 +138,9 @@ def build(request: Request) -> tuple[list[TargetInv], list[tuple[str, inv.Row]]]
 async def home(request: Request) -> Response:
     s = session(request)
     await asyncio.gather(*(resources_now(request, name) for name in list(s.logins)))
+    cache = web(request).cache
+    if all(cache.peek((s.id, "target", name)) is not None for name in s.logins):
+        tree_view(request)  # ties targets as /tree does: a VM running one is re-judged
     targets, problems = build(request)
     storage = [(t.name, node, text) for t in targets for node, text in t.storage_problems]
     query = request.query_params.get("q", "").strip().lower()

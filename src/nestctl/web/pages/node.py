@@ -11,7 +11,7 @@ from nestctl.web import inventory as inv
 from nestctl.web import nodehealth
 from nestctl.web.pages.common import api_for, session, web
 from nestctl.web.pages.inventory import resources_now
-from nestctl.web.pages.overview import snapshot
+from nestctl.web.pages.overview import snapshot, tree_view
 from nestctl.web.sparkline import TIMEFRAMES
 from nestctl.web.templating import render
 from nestctl.web.verdicts import nested_badge
@@ -46,6 +46,8 @@ async def node_page(request: Request) -> Response:
         await web(request).cache.wait_change(key, 0, 3.0)
         h = health(request, target, node, tf)
     snap = snapshot(request, target)
+    tree_view(request)  # ties targets as the overview does: a VM running one is re-judged
+    tree_view(request)  # ties targets as the overview does: a VM running one is re-judged
     entry = next((n for n in snap.nodes if n.node == node), None) if snap is not None else None
     rows = []
     if res is not None:

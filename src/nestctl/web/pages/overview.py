@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from nestctl.web.engine import explain, parent_of
 from nestctl.web.pages.common import session, web
 from nestctl.web.settings import TargetSpec
 from nestctl.web.snapshot import SnapshotSource, TargetSnapshot
@@ -55,13 +56,13 @@ class TreeView:
 
     def broken(self, target: str, vmid: int) -> Any:
         snap = self.snaps.get(target)
-        return snap.detail(vmid).get("broken") if snap is not None else None
+        return explain(snap.vm(vmid)) if snap is not None else None
 
 
 def _prepare(node: dict[str, Any], nested: set[str]) -> None:
     """Counts per verdict and the VMs to list (those running an inner Proxmox first, then those
     not ready), computed here once rather than by filters in the template."""
-    counts = {"ready": 0, "not-ready": 0, "unknown": 0}
+    counts = {"ready": 0, "not-ready": 0, "unknown": 0, "not-nested": 0}
     hosts, broken = [], []
     for vm in node.get("children", []):
         verdict = vm.get("verdict") if vm.get("verdict") in counts else "unknown"
@@ -71,7 +72,7 @@ def _prepare(node: dict[str, Any], nested: set[str]) -> None:
             _prepare(inner, nested)
         if vm.get("children"):
             hosts.append(vm)
-        elif verdict != "ready":
+        elif verdict in ("not-ready", "unknown"):  # "not-nested" is neutral: not listed
             broken.append(vm)
     shown = hosts + broken
     node["_counts"], node["_shown"] = counts, shown[:LIST_LIMIT]
@@ -92,7 +93,8 @@ def tree_view(request: Request) -> TreeView:
             if snap is not None:
                 view.snaps[spec.name] = snap
     loaded = [snap.engine.view for snap in view.snaps.values() if snap.engine is not None]
-    tree, findings, _verdict = build_tree(loaded)
+    declared = frozenset(p for t in state.settings.targets if (p := parent_of(t)) is not None)
+    tree, findings, _verdict = build_tree(loaded, declared)
     view.findings = [f.to_json() for f in findings if f.code.startswith("tree.")]
     nested: set[str] = set()
     for node in tree:

@@ -10,9 +10,10 @@ from starlette.routing import Route
 
 from nestctl.api.actions import vm_path
 from nestctl.web import guestpage, vmdetail
+from nestctl.web.engine import explain
 from nestctl.web.fixes import fix_button, restart_button
 from nestctl.web.pages.common import api_for, session, web
-from nestctl.web.pages.overview import snapshot
+from nestctl.web.pages.overview import snapshot, tree_view
 from nestctl.web.sparkline import TIMEFRAMES
 from nestctl.web.templating import render
 
@@ -39,8 +40,15 @@ async def vm_page(request: Request) -> Response:
         return render(request, "not_found.html", status_code=404, what=f"VM {vmid} on {node}")
     d = detail(request, target, node, vmid)
     snap = snapshot(request, target)
+    tree_view(request)  # ties targets as the overview does: a VM running one is re-judged
     entry = snap.vm(vmid) if snap is not None else None
-    info = snap.detail(vmid) if snap is not None else {}
+    info = dict(snap.detail(vmid)) if snap is not None else {}
+    info["broken"] = explain(entry)  # the one verdict's words, as on the overview
+    if entry is not None and entry.verdict == "not-nested" and isinstance(info.get("chain"), dict):
+        # Facts, not faults: nobody wants this VM to nest (as the metrics say it).
+        info["chain"] = {
+            k: "not-nested" if v in ("broken", "unknown") else v for k, v in info["chain"].items()
+        }
     # The inventory's row (one /cluster/resources, fresh every few seconds) is there at once;
     # the tree's live numbers only after the full scan.
     guest, _res = guestpage.guest_of(request, target, "qemu", vmid)
