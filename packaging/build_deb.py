@@ -46,6 +46,8 @@ COMPLETIONS = {
 #: DEBIAN_NAMES.
 RECOMMENDS = ["python3-requests", "python3-prometheus-client"]
 SUGGESTS = ["python3-starlette", "python3-jinja2", "python3-uvicorn", "python3-matplotlib"]
+#: The dashboard's consoles run noVNC and xterm.js from Debian's packages (or Proxmox's own).
+SUGGESTS += ["novnc", "node-xterm"]
 RECOMMENDED_EXTRAS = frozenset({"api", "metrics", "watch"})
 #: PyPI name -> Debian package, where Debian's python3-<name> rule does not give it.
 DEBIAN_NAMES = {

@@ -143,6 +143,7 @@ class ApiClient(ApiVerbs):
         self.url = self.base.removesuffix("/api2/json")
         self.credentials = credentials
         self.fingerprint = normalize_fingerprint(fingerprint) if fingerprint else None
+        self.ca_file = ca_file
         self.timeout = timeout
         self.retries = retries
         self.on_request = on_request
@@ -221,6 +222,12 @@ class ApiClient(ApiVerbs):
                     upid, node, status, None if exitstatus is None else str(exitstatus)
                 )
             time.sleep(interval)
+
+    def auth_headers(self) -> dict[str, str]:
+        """The headers that authenticate a GET as this identity (the token, or the ticket
+        cookie), for a connection this client does not make itself (a console's WebSocket)."""
+        self.login()
+        return self._headers("GET")
 
     # -- transport -----------------------------------------------------------------------------
 

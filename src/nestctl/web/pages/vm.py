@@ -12,6 +12,7 @@ from nestctl.api.actions import vm_path
 from nestctl.web import guestpage, vmdetail
 from nestctl.web.engine import explain
 from nestctl.web.fixes import fix_button, restart_button
+from nestctl.web.pages import backups
 from nestctl.web.pages.common import api_for, session, web
 from nestctl.web.pages.overview import snapshot, tree_view
 from nestctl.web.sparkline import TIMEFRAMES
@@ -57,8 +58,14 @@ async def vm_page(request: Request) -> Response:
     offer = guestpage.offer_for(request, target, "qemu", node, vmid, status=d.status if d else None)
     base = f"/t/{quote(target, safe='')}/vm/{quote(node, safe='')}/{vmid}"
     broken = info.get("broken") or {}
+    api = api_for(request, target)
+    backup = web(request).cache.want(  # its backups, refreshed each minute (and after a backup)
+        (session(request).id, "backup", target, node, str(vmid)),
+        lambda _poked: backups.summary(api, "qemu", node, vmid),
+        interval=60.0,
+    )
     tf, charts = await guestpage.charts_for(
-        api_for(request, target),
+        api,
         vm_path(node, vmid),
         request.query_params.get("tf", "hour"),
         d.charts if d else [],
@@ -86,6 +93,7 @@ async def vm_page(request: Request) -> Response:
         fw_vm_off=bool(
             d and d.firewall and any(o.startswith("VM firewall is off") for o in d.firewall.off)
         ),
+        backup=backup,
     )
 
 
