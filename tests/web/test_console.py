@@ -295,3 +295,17 @@ def test_a_container_console_and_a_missing_container(client: TestClient, sim: Pv
     with client.websocket_connect(WS + stopped["ws"], headers={"Origin": ORIGIN}) as ws:
         assert close_code(ws) == 1000
     assert consoles(sim.cluster).refused == ["CT 151 not running"]
+
+
+def test_the_websocket_to_proxmox_reads_no_certificate_from_the_environment(
+    sim: PveSim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The API client's rule: SSL_CERT_FILE/SSL_CERT_DIR never decide whom we trust.
+    from nestctl.web.consoles.upstream import UpstreamError, WebSocketUpstream, WsTarget  # noqa: PLC0415
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(sim.cert_path))
+    monkeypatch.setenv("SSL_CERT_DIR", str(sim.cert_path.parent))
+    unpinned = WsTarget(f"{sim.url}/api2/json/nodes/pve1/vncwebsocket?port=5900", (), None, None)
+    with pytest.raises(UpstreamError, match="TLS"):
+        run_async(WebSocketUpstream.connect(unpinned))
+    assert sim.requests == []

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from nestctl.parse import is_ascii_digits
 from nestctl.web.settings import TargetSpec
 
 
@@ -83,7 +84,7 @@ def for_broken_link(
     spec = next((t for t in targets if t.name == target), None)
     if link == "host" and spec is not None and spec.parent:
         outer, _, pvmid = spec.parent.partition("/")
-        if pvmid.isdigit() and any(t.name == outer for t in targets):
+        if is_ascii_digits(pvmid) and any(t.name == outer for t in targets):
             links.append(
                 ConsoleLink(
                     f"Open the screen of {outer} VM {pvmid} (this Proxmox)",

@@ -24,6 +24,9 @@ import struct
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from nestctl.api.transport import TransportTlsError, tls_context
+from nestctl.parse import is_ascii_digits
+
 MAX_FRAME = 16 * 1024 * 1024
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -60,15 +63,6 @@ class WsTarget:
         return f"WsTarget({urlsplit(self.url).path!r})"
 
 
-def tls_context(fingerprint: str | None, ca_file: str | None) -> ssl.SSLContext:
-    if fingerprint:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE  # the fingerprint is checked instead, before any byte
-        return ctx
-    return ssl.create_default_context(cafile=ca_file)
-
-
 def fingerprint_ok(der: bytes | None, fingerprint: str) -> bool:
     return der is not None and hashlib.sha256(der).hexdigest() == fingerprint
 
@@ -83,7 +77,11 @@ class WebSocketUpstream(Upstream):
         parts = urlsplit(target.url)
         host = parts.hostname or ""
         port = parts.port or 443
-        ctx = tls_context(target.fingerprint, target.ca_file)
+        try:
+            # The API client's one TLS policy: pin or CA bundle, the environment never read.
+            ctx = tls_context(fingerprint=target.fingerprint, ca_file=target.ca_file)
+        except TransportTlsError as exc:
+            raise UpstreamError(str(exc)) from None
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(host, port, ssl=ctx, server_hostname=host), timeout
@@ -125,7 +123,7 @@ class WebSocketUpstream(Upstream):
             raise UpstreamError("Proxmox did not answer the console connection") from None
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
         parts3 = status_line.split(" ", 2)
-        status = int(parts3[1]) if len(parts3) > 1 and parts3[1].isdigit() else 0
+        status = int(parts3[1]) if len(parts3) > 1 and is_ascii_digits(parts3[1]) else 0
         if status != 101:
             writer.close()
             reason = parts3[2].strip() if len(parts3) > 2 else ""

@@ -72,9 +72,8 @@ def commonjs_bundle(lib: Path) -> str:
                 modules[path.relative_to(lib).as_posix()] = path.read_text(encoding="utf-8")
     out = ["(function(){", "var defs = {}, cache = {};"]
     for name, source in modules.items():
-        out.append(
-            f"defs[{json.dumps(name)}] = function(require, module, exports) {{\n{source}\n}};"
-        )
+        key = json.dumps(name, allow_nan=False)
+        out.append(f"defs[{key}] = function(require, module, exports) {{\n{source}\n}};")
     out.append(
         """
 function resolve(from, spec) {

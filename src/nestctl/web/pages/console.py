@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from nestctl.parse import is_ascii_digits
 from nestctl.web.consoles import links, vendor
 from nestctl.web.consoles.broker import ConsoleBroker, ConsoleRef, connect_upstream, request_console
 from nestctl.web.consoles.upstream import UpstreamError
@@ -127,7 +128,7 @@ async def open_console(request: Request) -> Response:
     vmid_text = data.get("vmid", "")
     if kind not in ("vnc", "serial", "lxc", "shell") or not node or len(node) > 64:
         return JSONResponse({"error": "unknown console"}, status_code=400)
-    if kind != "shell" and not (vmid_text.isascii() and vmid_text.isdigit()):
+    if kind != "shell" and not is_ascii_digits(vmid_text):
         return JSONResponse({"error": "unknown console"}, status_code=400)
     ref = ConsoleRef(target, kind, node, int(vmid_text) if kind != "shell" else None)
     api = api_for(request, target)
