@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from nestctl.api.actions import Api
-from nestctl.web.messages import network_sentence, tls_sentence
+from nestctl.web.errors import sentence
 from nestctl.web.settings import TargetSpec
 
 
@@ -80,6 +80,16 @@ def presented_fingerprint(url: str, timeout: float = 5.0) -> str | None:
     return colon_hex(hashlib.sha256(der).hexdigest()) if der else None
 
 
+def split_token(username: str, password: str) -> tuple[str, str]:
+    """A token pasted whole in the user field, as the CLI takes it (`USER@REALM!ID=SECRET`),
+    becomes user `USER@REALM!ID` and secret `SECRET` (a user name never holds `=`)."""
+    username = username.strip()
+    if "!" in username and "=" in username and not password:
+        user, _, secret = username.partition("=")
+        return user.strip(), secret.strip()
+    return username, password
+
+
 class PveConnector:
     """Logins through the shared API client."""
 
@@ -93,15 +103,16 @@ class PveConnector:
         from nestctl.api.credentials import ApiToken, CredentialError, UserPassword  # noqa: PLC0415
         from nestctl.api.errors import (  # noqa: PLC0415
             ApiAuthError,
-            ApiConnectionError,
             ApiError,
             ApiSecondFactorError,
             ApiTlsError,
         )
 
-        username = username.strip()
+        username, password = split_token(username, password)
         creds: Any
         try:
+            if not password:
+                raise LoginError("give the password, or the token's secret", counts=False)
             if "!" in username:
                 creds = ApiToken.parse(f"{username}={password}", source="the login form")
             else:
@@ -119,24 +130,20 @@ class PveConnector:
             client.request("GET", "/version")
         except ApiTlsError as exc:
             client.close()
-            words = tls_sentence(
-                exc, target.name, pinned=fingerprint is not None, ca_file=bool(target.ca_file)
-            )
             if fingerprint is None and target.ca_file is None:  # a CA bundle is never overridden
-                raise UntrustedCertificateError(words, presented_fingerprint(target.url)) from None
-            raise LoginError(words, counts=False) from None
+                raise UntrustedCertificateError(
+                    sentence(exc), presented_fingerprint(target.url)
+                ) from None
+            raise LoginError(sentence(exc), counts=False) from None
         except ApiSecondFactorError:
             client.close()
             raise OtpRequiredError from None
         except ApiAuthError:
             client.close()
             raise LoginError("login refused: wrong user name, password or code") from None
-        except ApiConnectionError as exc:
-            client.close()
-            raise LoginError(network_sentence(exc, target.name), counts=False) from None
         except ApiError as exc:
             client.close()
-            raise LoginError(f"{target.name}: {exc}", counts=False) from None
+            raise LoginError(f"{target.name}: {sentence(exc)}", counts=False) from None
         except LoginError:
             client.close()
             raise

@@ -23,6 +23,7 @@ class EngineView:
     view: Any  # nestctl.tree.views.TargetView
     vms: dict[int, dict[str, Any]] = field(default_factory=dict)  # vmid -> findings, chain, why
     findings: list[dict[str, Any]] = field(default_factory=list)  # about the scan as a whole
+    cts: dict[int, dict[str, Any]] = field(default_factory=dict)  # vmid -> the ct engine's verdict
 
 
 def explain(result: Any) -> dict[str, Any] | None:
@@ -39,6 +40,21 @@ def explain(result: Any) -> dict[str, Any] | None:
 def parent_of(spec: TargetSpec) -> tuple[str, int] | None:
     outer, _, vmid = (spec.parent or "").partition("/")
     return (outer, int(vmid)) if outer and is_ascii_digits(vmid) else None
+
+
+def containers(api: Api) -> dict[int, dict[str, Any]]:
+    """Every container's verdict and intent from the `nestctl ct` engine (one config and one
+    pending read per container); empty when they cannot be read (the pages say unknown)."""
+    from nestctl.ct.collect import CtOptions, analyse, scan_api  # noqa: PLC0415 - lazily
+
+    try:
+        results, _ = analyse(scan_api(api, CtOptions()), CtOptions())  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - containers are extra: the VM view stands without them
+        return {}
+    return {
+        r.facts.vmid: {"verdict": r.verdict.verdict, "wants_nested": r.intent.wants_nested}
+        for r in results
+    }
 
 
 def tree_builder(concurrency: int = 16, nested_reader: Any = None) -> TreeBuilder:
@@ -65,6 +81,6 @@ def tree_builder(concurrency: int = 16, nested_reader: Any = None) -> TreeBuilde
             }
             for r in results
         }
-        return EngineView(view, vms, [f.to_json() for f in scan.findings])
+        return EngineView(view, vms, [f.to_json() for f in scan.findings], containers(api))
 
     return build

@@ -6,7 +6,6 @@ the live numbers from `/cluster/resources`; pages never call the API themselves.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -158,25 +157,10 @@ class SnapshotSource:
 
 
 def describe_error(exc: BaseException) -> str:
-    """Proxmox's own message (the client's `ApiError` carries status and text), one line.
+    """One plain sentence plus Proxmox's own message (never a library's exception text)."""
+    from nestctl.web.errors import one_line, sentence  # noqa: PLC0415 - avoids an import cycle
 
-    Only messages written to be shown pass: Proxmox's (ApiError) and nestctl's own refusals
-    (a plain ValueError, RuleError). Anything else is a bug, and a bug's text (a KeyError's key,
-    a path, a repr) never reaches a page: it goes to the server log with its traceback."""
-    from nestctl.api.errors import ApiConnectionError, ApiError, ApiTlsError  # noqa: PLC0415
-    from nestctl.api.firewall import RuleError  # noqa: PLC0415
-    from nestctl.web.messages import network_sentence, tls_sentence  # noqa: PLC0415
-
-    if isinstance(exc, ApiTlsError):
-        return tls_sentence(exc, "the Proxmox API", pinned=True, ca_file=False)
-    if isinstance(exc, ApiConnectionError):  # its text ends in the HTTP library's
-        return network_sentence(exc, "the Proxmox API")
-
-    if not (isinstance(exc, ApiError | RuleError) or type(exc) is ValueError):
-        logging.getLogger("nestctl.web").error("internal error", exc_info=exc)
-        return "internal error: the server log says more"
-    text = str(exc).strip() or type(exc).__name__
-    return " ".join(text.split())[:500]
+    return one_line(sentence(exc))
 
 
 def privilege_of(exc: BaseException) -> str | None:

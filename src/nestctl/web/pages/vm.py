@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from nestctl.web import vmdetail
+from nestctl.api.actions import vm_path
+from nestctl.web import guestpage, vmdetail
 from nestctl.web.engine import explain
+from nestctl.web.fixes import fix_button, restart_button
 from nestctl.web.pages import backups
 from nestctl.web.pages.common import api_for, session, web
 from nestctl.web.pages.overview import snapshot, tree_view
 from nestctl.web.snapshot import TargetSnapshot
+from nestctl.web.sparkline import TIMEFRAMES
 from nestctl.web.templating import render
 
 
@@ -43,10 +48,13 @@ async def vm_page(request: Request) -> Response:
     node = request.path_params["node"]
     vmid = int(request.path_params["vmid"])
     api_for(request, target)
+    exists = await guestpage.exists(request, target, "qemu", node, vmid)
+    if exists is False:  # a made-up VM: no request to Proxmox, no refresh kept alive for it
+        return render(request, "not_found.html", status_code=404, what=f"VM {vmid} on {node}")
     snap = snapshot(request, target)
-    known = in_inventory(snap, node, vmid)
-    if known is False:  # a made-up VM: no request to Proxmox, no refresh kept alive for it
-        return render(request, "not_found.html", status_code=404)
+    known = exists if exists is not None else in_inventory(snap, node, vmid)
+    if known is False:
+        return render(request, "not_found.html", status_code=404, what=f"VM {vmid} on {node}")
     # Its own refresh only once the inventory shows it (until then the page says "loading").
     d = detail(request, target, node, vmid) if known else None
     tree_view(request)  # ties targets as the overview does: a VM running one is re-judged
@@ -58,7 +66,10 @@ async def vm_page(request: Request) -> Response:
         info["chain"] = {
             k: "not-nested" if v in ("broken", "unknown") else v for k, v in info["chain"].items()
         }
-    live = snap.live.get((node, vmid)) if snap is not None else None
+    # The inventory's row (one /cluster/resources, fresh every few seconds) is there at once;
+    # the tree's live numbers only after the full scan.
+    guest, _res = guestpage.guest_of(request, target, "qemu", vmid)
+    live = guest or (snap.live.get((node, vmid)) if snap is not None else None)
     key = "/".join(detail_key(request, target, node, vmid)[1:])
     version = web(request).cache.version(detail_key(request, target, node, vmid))
     if not known:  # the page reloads when the inventory arrives
@@ -66,6 +77,9 @@ async def vm_page(request: Request) -> Response:
             f"target/{target}",
             web(request).cache.version((session(request).id, "target", target)),
         )
+    offer = guestpage.offer_for(request, target, "qemu", node, vmid, status=d.status if d else None)
+    base = f"/t/{quote(target, safe='')}/vm/{quote(node, safe='')}/{vmid}"
+    broken = info.get("broken") or {}
     api = api_for(request, target)
     # Its backups, refreshed each minute (and after a backup): only for a VM the inventory has.
     backup = (
@@ -76,6 +90,12 @@ async def vm_page(request: Request) -> Response:
         )
         if known
         else None
+    )
+    tf, charts = await guestpage.charts_for(
+        api,
+        vm_path(node, vmid),
+        request.query_params.get("tf", "hour"),
+        d.charts if d else [],
     )
     return render(
         request,
@@ -89,6 +109,17 @@ async def vm_page(request: Request) -> Response:
         live=live,
         live_key=key,
         live_version=version,
+        offer=offer,
+        base=base,
+        tf=tf,
+        charts=charts,
+        timeframes=list(TIMEFRAMES),
+        findings=guestpage.with_buttons(info.get("findings") or [], base, offer),
+        broken_button=fix_button(broken.get("fix"), base, offer),
+        restart=restart_button(base, offer),
+        fw_vm_off=bool(
+            d and d.firewall and any(o.startswith("VM firewall is off") for o in d.firewall.off)
+        ),
         backup=backup,
     )
 
