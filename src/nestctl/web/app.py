@@ -23,6 +23,7 @@ from nestctl.web.pages import (
     node,
     overview,
     power,
+    prefs,
     tasks,
     vm,
 )
@@ -83,6 +84,7 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
         *tasks.routes,
         *firewall.routes,
         *enable.routes,
+        *prefs.routes,
     ]
     app = Starlette(
         routes=routes,

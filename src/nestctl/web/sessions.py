@@ -26,6 +26,8 @@ class Session:
     logins: dict[str, tuple[str, Any]] = field(default_factory=dict)
     #: fingerprints this browser confirmed on first use, per target, not yet proven by a login
     pins: dict[str, str] = field(default_factory=dict)
+    #: judge every VM as if it wanted nesting (the dashboard's --all-vms; web/pages/prefs.py)
+    all_vms: bool = False
 
     def identity(self, target: str) -> str | None:
         login = self.logins.get(target)
