@@ -41,13 +41,18 @@ COMPLETIONS = {
     "zsh": "usr/share/zsh/vendor-completions/_nestctl",
     "fish": "usr/share/fish/vendor_completions.d/nestctl.fish",
 }
-#: Debian packages for the optional features (pyproject extras api and metrics are Recommends,
-#: serve and plot Suggests); a dependency an extra adds later joins them through DEBIAN_NAMES.
+#: Debian packages for the optional features (pyproject extras api, metrics and watch are
+#: Recommends, serve and plot Suggests); a dependency an extra adds later joins them through
+#: DEBIAN_NAMES.
 RECOMMENDS = ["python3-requests", "python3-prometheus-client"]
 SUGGESTS = ["python3-starlette", "python3-jinja2", "python3-uvicorn", "python3-matplotlib"]
-RECOMMENDED_EXTRAS = frozenset({"api", "metrics"})
+RECOMMENDED_EXTRAS = frozenset({"api", "metrics", "watch"})
 #: PyPI name -> Debian package, where Debian's python3-<name> rule does not give it.
-DEBIAN_NAMES = {"prometheus-client": "python3-prometheus-client", "pyyaml": "python3-yaml"}
+DEBIAN_NAMES = {
+    "prometheus-client": "python3-prometheus-client",
+    "pyyaml": "python3-yaml",
+    "apprise": "apprise",  # Debian packages Apprise under its own name
+}
 UNIT_SUFFIXES = (".service", ".socket", ".timer", ".target", ".path", ".slice", ".mount")
 RELOAD_UNITS = """# Units ship disabled; let systemd see them (as dh_installsystemd does).
 if [ -d /run/systemd/system ]; then

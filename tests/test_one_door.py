@@ -31,8 +31,6 @@ ALLOWED: dict[str, str] = {
     "bench/runner.py": "the guest-side runner (standalone, stdlib only, run from a zip): writes "
     "the result file its caller named",
     "cli/bench.py": "writes the result file the user named with --save/--output",
-    "host/lock.py": "flock needs a descriptor held for the whole change; the path is rooted "
-    "through host.real",
     "bench/workloads.py": "the fork_exec workload measures process creation itself: "
     "posix_spawn + wait inside the timed loop, where no runner may stand between",
     "qemu/jsonline.py": "opens a directory to name a long socket path relative to it",

@@ -50,7 +50,7 @@ def doctor_report(
     hrep = report_from_facts(facts)
     report = Report(
         title="doctor",
-        payload={**hrep.payload, "proxmox": False, "vms": []},
+        payload={**hrep.payload, "proxmox": False, "vms": [], "cts": []},
         findings=list(hrep.findings),
         sections=list(hrep.sections),
         summaries=dict(SUMMARIES),
@@ -90,4 +90,8 @@ def doctor_report(
     host_codes = {"vm.host.nested-off", "vm.host.nested-unknown", "vm.host.cpuinfo"}
     report.findings += [f for f in vrep.findings if f.code not in host_codes]
     report.sections += vrep.sections
+    from nestctl.ct.collect import CtOptions, add_cts, collect_local  # noqa: PLC0415
+
+    copts = CtOptions(all_nodes=all_nodes, all_cts=all_vms, tag=intent_tag)
+    add_cts(report, collect_local(host, copts))
     return report

@@ -84,7 +84,7 @@ def test_doctor_api_contract(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, url: str, cert: tuple[Path, Path, str]
 ) -> None:
     _code, data = doctor(capsys, tmp_path, url, cert[2])
-    assert list(data) == ["nodes", "vms", "findings", "verdict"]
+    assert list(data) == ["nodes", "vms", "cts", "findings", "verdict"]  # cts: issue 19
     node = data["nodes"][0]
     assert set(node) == {"node", "reachable", "vendor", "virt_flag", "nested", "findings"}
     assert node["vendor"] == "intel"  # derived from the flags: cpuinfo has no vendor

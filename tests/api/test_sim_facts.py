@@ -309,7 +309,7 @@ def test_cluster_resources_and_nodes(pve_sim: PveSim) -> None:
     vms = [r for r in resources if r["type"] == "qemu"]
     assert sorted(r["vmid"] for r in vms) == [101, 102, 103, 104, 201, 202, 301]
     assert all(isinstance(r["template"], int) for r in vms)
-    assert {r["type"] for r in resources} == {"node", "qemu", "storage"}
+    assert {r["type"] for r in resources} == {"node", "qemu", "lxc", "storage"}
     listed = pve_sim.request("GET", "/nodes/pve1/qemu").data
     assert [v["vmid"] for v in sorted(listed, key=lambda v: v["vmid"])] == [101, 102, 103, 104]
     status = pve_sim.request("GET", "/cluster/status").data

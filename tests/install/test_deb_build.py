@@ -61,6 +61,7 @@ def test_control_fields(deb: Path) -> None:
     assert set(deb_field(deb, "Recommends").split(", ")) == {
         "python3-requests",
         "python3-prometheus-client",
+        "apprise",
     }
     suggests = set(deb_field(deb, "Suggests").split(", "))
     assert {

@@ -83,3 +83,36 @@ def test_an_unknown_target_is_a_usage_error_before_any_check(
     assert code == 2
     assert "no target 'nope'" in err
     assert os.listdir(out) == []
+
+
+def test_backups_are_metrics_joinable_with_pve_exporter(
+    pve_sim: PveSim, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time  # noqa: PLC0415
+
+    now = int(time.time())
+    pve_sim.cluster.storage.add_backup("local", "pve1", 101, ctime=now - 600, size=4096)
+    pve_sim.cluster.storage.add_backup("local", "pve1", 102, ctime=now - 9 * 86400)
+    pve_sim.cluster.storage.vzdump_errors[103] = "no space left on device"
+    upid = pve_sim.request("POST", "/nodes/pve1/vzdump", {"vmid": "103", "storage": "local"}).data
+    pve_sim.wait_task("pve1", upid)
+    code, out, err = nestctl(capsys, "metrics", "--backups", "7", *api_args(pve_sim, tmp_path))
+    assert code == 0, err
+    s = parse(out)
+    assert value(s, "nestctl_guest_last_backup_timestamp_seconds", id="qemu/101") == now - 600
+    assert value(s, "nestctl_guest_last_backup_size_bytes", id="qemu/101") == 4096
+    assert value(s, "nestctl_guest_backup_status", id="qemu/101", status="ok") == 1
+    assert value(s, "nestctl_guest_backup_status", id="qemu/102", status="stale") == 1
+    assert value(s, "nestctl_guest_backup_status", id="qemu/103", status="failed") == 1
+    assert value(s, "nestctl_guest_backup_status", id="qemu/104", status="none") == 1
+    assert value(s, "nestctl_guest_backup_status", id="qemu/301", status="unknown") == 1
+    assert value(s, "nestctl_guest_last_backup_timestamp_seconds", id="qemu/104") is None
+    promtool("check", "metrics", stdin=out)
+
+
+def test_backups_without_a_cluster_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = nestctl(capsys, "metrics", "--backups", "7", "--root", str(tmp_path))
+    assert code == 2
+    assert "--backups needs --api or --target" in err

@@ -109,11 +109,14 @@ def test_systemd_units_run_nestctl() -> None:
         "nestctl-metrics.service",
         "nestctl-metrics.timer",
         "nestctl-exporter.service",
+        "nestctl-watch.service",
     }
     assert "ExecStart=/usr/bin/nestctl metrics --textfile " in units["nestctl-metrics.service"]
     assert "Type=oneshot" in units["nestctl-metrics.service"]
     assert "OnUnitActiveSec=" in units["nestctl-metrics.timer"]
     assert "ExecStart=/usr/bin/nestctl exporter" in units["nestctl-exporter.service"]
+    assert "ExecStart=/usr/bin/nestctl watch " in units["nestctl-watch.service"]
+    assert "StateDirectory=nestctl" in units["nestctl-watch.service"]
     # Alerting says stale after 15 minutes: the timer must run far more often.
     every = re.search(r"OnUnitActiveSec=(\d+)min", units["nestctl-metrics.timer"])
     assert every is not None

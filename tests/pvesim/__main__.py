@@ -28,7 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--cluster", type=Path, help="a fixture cluster directory")
-    source.add_argument("--generate", metavar="NODESxVMS", help="a generated cluster, e.g. 16x2000")
+    source.add_argument(
+        "--generate",
+        metavar="NODESxVMS",
+        help="a generated cluster, e.g. 16x2000 or 16x1400+600 (and 600 CTs)",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0: any free port")
     parser.add_argument("--latency-ms", type=float, default=0.0)
@@ -46,10 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         cluster = load_cluster(args.cluster)
     else:
         try:
-            nodes, vms = (int(x) for x in args.generate.lower().split("x"))
+            nodes_text, _, guests = args.generate.lower().partition("x")
+            vms_text, _, cts_text = guests.partition("+")  # 16x1400+600: 600 containers too
+            nodes, vms, cts = int(nodes_text), int(vms_text), int(cts_text or "0")
         except ValueError:
-            parser.error(f"--generate {args.generate}: expected NODESxVMS, e.g. 16x2000")
-        cluster = generate_cluster(nodes=nodes, vms=vms)
+            parser.error(f"--generate {args.generate}: expected NODESxVMS[+CTS], e.g. 16x2000")
+        cluster = generate_cluster(nodes=nodes, vms=vms, cts=cts)
     cluster.task_seconds = args.task_seconds
     sim = PveSim(
         cluster,

@@ -45,6 +45,9 @@ class _Store:
 
 def _store(ctx: Ctx) -> _Store:
     params = ctx.route.uri_params
+    if "vmid" in params and "/lxc/" in ctx.route.template:
+        ct = ctx.ct
+        return _Store(ct.firewall_rules, ct.firewall_options)
     if "vmid" in params:
         vm = ctx.vm
         return _Store(vm.firewall_rules, vm.firewall_options)
@@ -98,6 +101,7 @@ def _clean(rule: dict[str, Any]) -> dict[str, Any]:
 @handles("GET", "/cluster/firewall/rules")
 @handles("GET", "/nodes/{node}/firewall/rules")
 @handles("GET", "/nodes/{node}/qemu/{vmid}/firewall/rules")
+@handles("GET", "/nodes/{node}/lxc/{vmid}/firewall/rules")
 def list_rules(ctx: Ctx) -> Any:
     return [_clean(r) for r in _listed(_store(ctx).rules)]
 
@@ -112,6 +116,7 @@ def _rule_at(store: _Store, ctx: Ctx) -> int:
 @handles("GET", "/cluster/firewall/rules/{pos}")
 @handles("GET", "/nodes/{node}/firewall/rules/{pos}")
 @handles("GET", "/nodes/{node}/qemu/{vmid}/firewall/rules/{pos}")
+@handles("GET", "/nodes/{node}/lxc/{vmid}/firewall/rules/{pos}")
 def get_rule(ctx: Ctx) -> Any:
     store = _store(ctx)
     return _clean(_listed(store.rules)[_rule_at(store, ctx)])
@@ -142,6 +147,7 @@ def _verify(rule: dict[str, Any]) -> None:
 @handles("POST", "/cluster/firewall/rules")
 @handles("POST", "/nodes/{node}/firewall/rules")
 @handles("POST", "/nodes/{node}/qemu/{vmid}/firewall/rules")
+@handles("POST", "/nodes/{node}/lxc/{vmid}/firewall/rules")
 def create_rule(ctx: Ctx) -> Any:
     rule = _rule_values(ctx)
     rule.setdefault("enable", 0)  # pve-firewall writes a new rule disabled unless told
@@ -155,6 +161,7 @@ def create_rule(ctx: Ctx) -> Any:
 @handles("PUT", "/cluster/firewall/rules/{pos}")
 @handles("PUT", "/nodes/{node}/firewall/rules/{pos}")
 @handles("PUT", "/nodes/{node}/qemu/{vmid}/firewall/rules/{pos}")
+@handles("PUT", "/nodes/{node}/lxc/{vmid}/firewall/rules/{pos}")
 def update_rule(ctx: Ctx) -> Any:
     with _changing_rules(ctx) as store:
         pos = _rule_at(store, ctx)
@@ -179,6 +186,7 @@ def update_rule(ctx: Ctx) -> Any:
 @handles("DELETE", "/cluster/firewall/rules/{pos}")
 @handles("DELETE", "/nodes/{node}/firewall/rules/{pos}")
 @handles("DELETE", "/nodes/{node}/qemu/{vmid}/firewall/rules/{pos}")
+@handles("DELETE", "/nodes/{node}/lxc/{vmid}/firewall/rules/{pos}")
 def delete_rule(ctx: Ctx) -> Any:
     with _changing_rules(ctx) as store:
         del store.rules[_rule_at(store, ctx)]
@@ -188,6 +196,7 @@ def delete_rule(ctx: Ctx) -> Any:
 @handles("GET", "/cluster/firewall/options")
 @handles("GET", "/nodes/{node}/firewall/options")
 @handles("GET", "/nodes/{node}/qemu/{vmid}/firewall/options")
+@handles("GET", "/nodes/{node}/lxc/{vmid}/firewall/options")
 def get_options(ctx: Ctx) -> Any:
     options = _store(ctx).options
     return {**options, "digest": _digest(options)}
@@ -196,6 +205,7 @@ def get_options(ctx: Ctx) -> Any:
 @handles("PUT", "/cluster/firewall/options")
 @handles("PUT", "/nodes/{node}/firewall/options")
 @handles("PUT", "/nodes/{node}/qemu/{vmid}/firewall/options")
+@handles("PUT", "/nodes/{node}/lxc/{vmid}/firewall/options")
 def set_options(ctx: Ctx) -> Any:
     store = _store(ctx)
     props = ctx.route.properties
@@ -212,6 +222,7 @@ def set_options(ctx: Ctx) -> Any:
 @handles("GET", "/cluster/firewall")
 @handles("GET", "/nodes/{node}/firewall")
 @handles("GET", "/nodes/{node}/qemu/{vmid}/firewall")
+@handles("GET", "/nodes/{node}/lxc/{vmid}/firewall")
 def firewall_index(ctx: Ctx) -> Any:
     _store(ctx)
     return index("rules", "options")

@@ -136,6 +136,7 @@ def cluster_resources(ctx: Ctx) -> Any:
             out.append(_node_resource(node))
         if kind in (None, "vm"):
             out += [_vm_resource(vm, node) for vm in node.vms.values() if _can_see(ctx, vm)]
+            out += _ct_resources(ctx, node)
         if kind in (None, "storage"):
             out.append(
                 {
@@ -149,7 +150,21 @@ def cluster_resources(ctx: Ctx) -> Any:
                     "shared": 0,
                 }
             )
+            used, total = node.storage_usage.get("local", (0, 0))
+            if node.online and total:
+                out[-1].update(disk=used, maxdisk=total)
     return out
+
+
+def _ct_resources(ctx: Ctx, node: Node) -> list[dict[str, Any]]:
+    """Containers are `type=vm` resources too (type lxc, id lxc/<vmid>)."""
+    from tests.pvesim.api_lxc import ct_resource  # noqa: PLC0415 - api_lxc imports this module
+
+    return [
+        ct_resource(ct, node)
+        for ct in node.cts.values()
+        if ctx.users.privileges(ctx.who, f"/vms/{ct.vmid}") & {"VM.Audit"}
+    ]
 
 
 def _can_see(ctx: Ctx, vm: Vm) -> bool:

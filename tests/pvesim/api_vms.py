@@ -447,20 +447,4 @@ def rrddata(ctx: Ctx) -> Any:
     return out
 
 
-@handles("GET", "/nodes/{node}/qemu/{vmid}/snapshot")
-def snapshots(ctx: Ctx) -> Any:
-    conf = ctx.vm.conf
-    out: list[dict[str, Any]] = []
-    for name, values in conf.sections.items():
-        if name.startswith("special:"):
-            continue
-        entry: dict[str, Any] = {"name": name, "description": values.get("description", "")}
-        if "snaptime" in values:
-            entry["snaptime"] = int(values["snaptime"])
-        if "parent" in values:
-            entry["parent"] = values["parent"]
-        out.append(entry)
-    out.append(
-        {"name": "current", "description": "You are here!", "running": 1 if ctx.vm.running else 0}
-    )
-    return out
+# Snapshots: api_snapshots.py.

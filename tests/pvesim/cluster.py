@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.pvesim.ctconf import CtConf, parse_ct_conf
+from tests.pvesim.storage import StorageState, default_storages, load_storage
 from tests.pvesim.vmconf import VmConf, parse_conf
 
 _PID_BASE = 0x1000
@@ -75,6 +77,27 @@ class Vm:
 
 
 @dataclass
+class Ct:
+    """A container (pve-container): its config, and whether it runs or is frozen (suspended)."""
+
+    vmid: int
+    node: str
+    conf: CtConf
+    # running | stopped | suspended (pct suspend is a CRIU checkpoint: the CT stops, its state
+    # is dumped, and `resume` restores it; the API reports a suspended CT as stopped)
+    status: str = "stopped"
+    pid: int | None = None
+    started: float = 0.0
+    firewall_options: dict[str, Any] = field(default_factory=dict)
+    firewall_rules: list[dict[str, Any]] = field(default_factory=list)
+    task_errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+
+@dataclass
 class Task:
     upid: str
     node: str
@@ -112,11 +135,17 @@ class Node:
     memory_total: int = 67_413_229_568
     uptime_since: float = field(default_factory=lambda: time.time() - 86_400)
     vms: dict[int, Vm] = field(default_factory=dict)
+    cts: dict[int, Ct] = field(default_factory=dict)
     firewall_options: dict[str, Any] = field(default_factory=dict)
     firewall_rules: list[dict[str, Any]] = field(default_factory=list)
     tasks: dict[str, Task] = field(default_factory=dict)
     cpu_flags_supported: list[str] | None = None  # for capabilities/qemu/cpu-flags
     root: Path | None = None  # the local-mode fixture root it was built from
+    # Storage "local" on this node: (used, total) bytes as /cluster/resources reports them (a
+    # test fills it under `lock`); backups live in `Cluster.storage` (storage.py).
+    storage_usage: dict[str, tuple[int, int]] = field(
+        default_factory=lambda: {"local": (12_884_901_888, 101_203_873_792)}
+    )
     #: The kvm module's nested parameter (fixture sys/module/kvm_*/parameters/nested), as
     #: pvestatd's last probe saw it: what cpu-flags' `supported-on` reports (9.1.17+).
     nested_param: bool | None = None
@@ -152,6 +181,7 @@ class Cluster:
     node_reboot_seconds: float = 1.0  # how long a rebooting node is unreachable
     lock: threading.RLock = field(default_factory=threading.RLock)
     running_tasks: list[Task] = field(default_factory=list)
+    storage: StorageState = field(default_factory=default_storages)  # storage.cfg, backups, jobs
     _next_pid: int = _PID_BASE
 
     @property
@@ -168,6 +198,17 @@ class Cluster:
     def all_vms(self) -> list[Vm]:
         return sorted(
             (vm for n in self.nodes.values() for vm in n.vms.values()), key=lambda v: v.vmid
+        )
+
+    def ct(self, vmid: int) -> Ct:
+        for node in self.nodes.values():
+            if vmid in node.cts:
+                return node.cts[vmid]
+        raise KeyError(vmid)
+
+    def all_cts(self) -> list[Ct]:
+        return sorted(
+            (ct for n in self.nodes.values() for ct in n.cts.values()), key=lambda c: c.vmid
         )
 
     def next_pid(self) -> int:
@@ -193,6 +234,14 @@ class Cluster:
         """Change a VM's config as another admin would; returns the new digest."""
         with self.lock:
             conf = self.vm(vmid).conf
+            conf.main.update(values)
+            conf.touch()
+            return conf.digest
+
+    def edit_ct_config(self, vmid: int, **values: str) -> str:
+        """Change a container's config as another admin would; returns the new digest."""
+        with self.lock:
+            conf = self.ct(vmid).conf
             conf.main.update(values)
             conf.touch()
             return conf.digest
@@ -228,6 +277,7 @@ def load_cluster(directory: Path) -> Cluster:
     if "firewall" in meta:
         cluster.firewall_options = dict(meta["firewall"].get("options", {}))
         cluster.firewall_rules = [dict(r) for r in meta["firewall"].get("rules", [])]
+    cluster.storage = load_storage(meta)
     for node_dir in sorted(p for p in (directory / "nodes").iterdir() if p.is_dir()):
         node = load_node(node_dir, cluster)
         cluster.nodes[node.name] = node
@@ -278,7 +328,31 @@ def load_node(root: Path, cluster: Cluster) -> Node:
             vm.status = "paused"
         vm.guest = _load_guest(root / "guests" / str(vmid))
         node.vms[vmid] = vm
+    _load_cts(root, node, extra, cluster)
     return node
+
+
+def _load_cts(root: Path, node: Node, extra: dict[str, Any], cluster: Cluster) -> None:
+    """Containers from etc/pve/lxc/<vmid>.conf; running ones have their command socket in
+    proc/net/unix (`@/var/lib/lxc/<vmid>/command`, as PVE::LXC::list_active_containers reads)."""
+    active = set(re.findall(r"@/var/lib/lxc/(\d+)/command$", _text(root / "proc/net/unix"), re.M))
+    found: dict[str, Path] = {}
+    for where in (root / "etc/pve/nodes" / node.name / "lxc", root / "etc/pve/lxc"):
+        if where.is_dir():
+            for p in where.glob("*.conf"):
+                if p.stem.isdigit():
+                    found.setdefault(p.stem, p)
+    for stem in sorted(found, key=int):
+        vmid = int(stem)
+        ct = Ct(vmid, node.name, parse_ct_conf(found[stem].read_text()))
+        ct_extra = extra.get("cts", {}).get(stem, {})
+        if stem in active:
+            ct.status, ct.pid, ct.started = "running", cluster.next_pid(), time.time() - 3600
+        elif ct_extra.get("status") == "suspended":
+            ct.status = "suspended"
+        ct.firewall_options = dict(ct_extra.get("firewall", {}).get("options", {}))
+        ct.firewall_rules = [dict(r) for r in ct_extra.get("firewall", {}).get("rules", [])]
+        node.cts[vmid] = ct
 
 
 def _conf_files(root: Path, name: str) -> list[Path]:

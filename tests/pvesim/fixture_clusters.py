@@ -14,6 +14,7 @@ from typing import Any
 
 from tests.guest import linux_trees
 from tests.helpers import write_tree
+from tests.pvesim.generate import ct_socket_line
 from tests.vm import vmtrees
 
 CLUSTERS = Path(__file__).resolve().parents[1] / "data" / "clusters"
@@ -40,6 +41,20 @@ def _guest(node_root: Path, vmid: int, tree: dict[str, str | bytes], meta: dict[
     where = node_root / "guests" / str(vmid)
     write_tree(where / "root", tree)
     _json(where / "guest.json", meta)
+
+
+def _ct(node_root: Path, vmid: int, text: str, *, running: bool = False) -> None:
+    """A container: etc/pve/lxc/<vmid>.conf, and when running its lxc command socket in
+    proc/net/unix (PVE::LXC::list_active_containers reads it)."""
+    conf = node_root / "etc/pve/lxc" / f"{vmid}.conf"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(text)
+    if running:
+        unix = node_root / "proc/net/unix"
+        unix.parent.mkdir(parents=True, exist_ok=True)
+        head = "" if unix.is_file() else "Num       RefCount Protocol Flags    Type St Inode Path\n"
+        with unix.open("a") as out:
+            out.write(head + ct_socket_line(vmid) + "\n")
 
 
 def build_lab(base: Path) -> None:
@@ -132,6 +147,31 @@ def build_lab(base: Path) -> None:
         "cores: 2\ncpu: host\nlock: backup\nmemory: 2048\nname: being-backed-up\n"
         "scsi0: local-lvm:vm-104-disk-0,size=8G\n",
     )
+    # Containers: 150 runs Docker (nesting+keyctl, unprivileged, tagged nested); 151 is a plain
+    # CT (not nested); 152 is locked by a backup.
+    _ct(
+        pve1,
+        150,
+        "arch: amd64\ncores: 2\nfeatures: keyctl=1,nesting=1\nhostname: docker-host\n"
+        "memory: 2048\nnet0: name=eth0,bridge=vmbr0,firewall=1,hwaddr=BC:24:11:CC:01:50,"
+        "ip=dhcp,type=veth\nostype: debian\nrootfs: local-lvm:vm-150-disk-0,size=16G\n"
+        "swap: 512\ntags: nested\nunprivileged: 1\n",
+        running=True,
+    )
+    _ct(
+        pve1,
+        151,
+        "arch: amd64\ncores: 1\nhostname: dns\nmemory: 512\nnet0: name=eth0,bridge=vmbr0,"
+        "hwaddr=BC:24:11:CC:01:51,ip=dhcp,type=veth\nostype: alpine\n"
+        "rootfs: local-lvm:vm-151-disk-0,size=2G\nswap: 512\nunprivileged: 1\n",
+    )
+    _ct(
+        pve1,
+        152,
+        "arch: amd64\ncores: 1\nhostname: backing-up\nlock: backup\nmemory: 512\n"
+        "ostype: debian\nrootfs: local-lvm:vm-152-disk-0,size=4G\nunprivileged: 1\n",
+        running=True,
+    )
     _json(
         pve1 / "node.json",
         {
@@ -195,6 +235,23 @@ def build_lab(base: Path) -> None:
         202,
         "agent: 1\ncores: 2\ncpu: host\nmemory: 4096\nname: amd-host\n"
         "scsi0: local-lvm:vm-202-disk-0,size=32G\n",
+    )
+    # 250 wants Docker (tagged nested) but has no nesting/keyctl; 251 has /dev/kvm bound in.
+    _ct(
+        pve2,
+        250,
+        "arch: amd64\ncores: 2\nhostname: wants-docker\nmemory: 1024\n"
+        "net0: name=eth0,bridge=vmbr0,hwaddr=BC:24:11:CC:02:50,ip=dhcp,type=veth\n"
+        "ostype: ubuntu\nrootfs: local-lvm:vm-250-disk-0,size=8G\nswap: 512\ntags: nested\n"
+        "unprivileged: 1\n",
+        running=True,
+    )
+    _ct(
+        pve2,
+        251,
+        "arch: amd64\ncores: 4\ndev0: /dev/kvm,gid=104\nfeatures: nesting=1\nhostname: kvm-in-ct\n"
+        "memory: 4096\nostype: debian\nrootfs: local-lvm:vm-251-disk-0,size=32G\n"
+        "unprivileged: 1\n",
     )
     _json(pve2 / "node.json", {"ip": "192.0.2.12", "cpus": 64, "sockets": 1, "cores": 32})
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tests.pvesim.auth import Identity, Users
-    from tests.pvesim.cluster import Cluster, Node, Vm
+    from tests.pvesim.cluster import Cluster, Ct, Node, Vm
     from tests.pvesim.schema import Param, Route, Schema
 
 
@@ -88,6 +88,17 @@ class Ctx:
                 f"Configuration file 'nodes/{node.name}/qemu-server/{vmid}.conf' does not exist",
             )
         return vm
+
+    @property
+    def ct(self) -> Ct:
+        node = self.node
+        vmid = int(self.route.uri_params["vmid"])
+        ct = node.cts.get(vmid)
+        if ct is None:
+            raise ApiError(
+                500, f"Configuration file 'nodes/{node.name}/lxc/{vmid}.conf' does not exist"
+            )
+        return ct
 
     def require(self, path: str, *privs: str, any_of: bool = False) -> None:
         """A check made inside a handler (per-option config privileges)."""

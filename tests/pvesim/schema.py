@@ -37,6 +37,18 @@ INDEXED_MAX = {
     "virtiofs": 10,
 }
 
+#: Parameters the reference copy lost when its descriptions were stripped (every key named
+#: `description` went, the snapshot's `description` *parameter* with them). Restored from the
+#: sources: qemu-server src/PVE/API2/Qemu.pm (e6352be) `snapshot`, `update_snapshot_config`;
+#: pve-container src/PVE/API2/LXC/Snapshot.pm (94f5585) the same two.
+RESTORED: dict[tuple[str, str], dict[str, Any]] = {
+    (method, f"/nodes/{{node}}/{kind}/{{vmid}}/snapshot{tail}"): {
+        "description": {"type": "string", "optional": 1}
+    }
+    for kind in ("qemu", "lxc")
+    for method, tail in (("POST", ""), ("PUT", "/{snapname}/config"))
+}
+
 Param = str | list[str]
 _UNDEFINED = "property is not defined in schema and the schema does not allow additional properties"
 
@@ -67,6 +79,10 @@ class Route:
 class Schema:
     def __init__(self, data: Mapping[str, Any]) -> None:
         self.paths: Mapping[str, Mapping[str, Any]] = data["paths"]
+        for (method, template), props in RESTORED.items():
+            spec = self.paths.get(template, {}).get(method)
+            if spec is not None:
+                spec.setdefault("parameters", {}).setdefault("properties", {}).update(props)
         self._routes: list[tuple[re.Pattern[str], str, tuple[str, ...]]] = []
         for template in self.paths:
             names = tuple(re.findall(r"\{([^}]+)\}", template))

@@ -25,7 +25,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.pvesim import api_agent, api_firewall, api_nodes, api_vms  # noqa: F401 - register
+from tests.pvesim import (  # noqa: F401 - register (api_snapshots after api_lxc: its list wins)
+    api_agent,
+    api_backup,
+    api_firewall,
+    api_lxc,
+    api_nodes,
+    api_snapshots,
+    api_vms,
+)
 from tests.pvesim.auth import AuthError, Identity, Users
 from tests.pvesim.cluster import Cluster, load_cluster
 from tests.pvesim.handlers import HANDLERS, ApiError, Ctx, Extra

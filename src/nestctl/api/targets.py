@@ -66,6 +66,9 @@ class Target:
     intent_tag: str | None = None
 
 
+#: Tables other commands read from the same file (each checks its own): `nestctl watch`'s.
+OTHER_TABLES = frozenset({"watch"})
+
 #: Far more than any list of clusters; a larger file is not a config someone wrote.
 MAX_CONFIG_BYTES = 1024 * 1024
 
@@ -108,7 +111,7 @@ def _targets(doc: dict[str, Any], text: str, path: Path) -> dict[str, Target]:
     lines = _Lines(text, path)
     problems: list[str] = []
     for key in doc:
-        if key != "targets":
+        if key not in OTHER_TABLES and key != "targets":
             problems.append(f"{lines.at(key)}: unknown table or key {key!r} (only [targets.NAME])")
     tables = doc.get("targets", {})
     if not isinstance(tables, dict):

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "host": ("nestctl.cli.host:host", "Check (and enable) nested virtualization on this host."),
     "vm": ("nestctl.cli.vm:vm", "Check (and prepare) Proxmox VMs for nested virtualization."),
+    "ct": ("nestctl.cli.ct:ct", "Check (and prepare) containers for Docker, KVM, FUSE inside."),
     "guest": ("nestctl.cli.guest:guest", "Run inside a guest: can it host VMs of its own?"),
     "completion": ("nestctl.cli.completion:completion", "Print the shell completion script."),
     "bench": ("nestctl.cli.bench:bench", "Measure what nesting costs here, in VMs, per level."),
@@ -28,6 +29,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "metrics": ("nestctl.cli.metrics:metrics", "Write every layer as Prometheus metrics."),
     "exporter": ("nestctl.cli.exporter:exporter", "Serve every layer's metrics to Prometheus."),
     "serve": ("nestctl.cli.serve:serve", "Serve a web dashboard with power and firewall control."),
+    "snapshot": ("nestctl.cli.snapshot:snapshot", "List, take, roll back, delete guest snapshots."),
+    "backup": ("nestctl.cli.backup:backup", "Each guest's last backup, back up now, backup jobs."),
+    "watch": ("nestctl.cli.watch:watch", "Alert through Apprise when a layer breaks."),
 }
 
 

@@ -232,8 +232,9 @@ def cluster_files(params: dict[str, Any], target: Target) -> ClusterFiles | None
 
 
 def scan_target(target: Target, params: dict[str, Any], opts: VmOptions) -> ApiScan:
-    """The API scan of one target; a failure before any data is exit 2 with nothing printed."""
-    return report_for(target, params, opts, lambda scan, _agents: scan)
+    """The API scan of one target (containers too); a failure before any data is exit 2 with
+    nothing printed."""
+    return report_for(target, params, opts, lambda scan, _agents: scan, cts=True)
 
 
 R = TypeVar("R")
@@ -244,8 +245,11 @@ def report_for(
     params: dict[str, Any],
     opts: VmOptions,
     build: Callable[[ApiScan, AgentsFor | None], R],
+    *,
+    cts: bool = False,
 ) -> R:
-    """Scan `target` and `build` the result while the client is open (guest agents need it)."""
+    """Scan `target` and `build` the result while the client is open (guest agents need it).
+    `cts`: read the containers' configs too (`scan.ct_scan`)."""
     from nestctl.api.errors import ApiError  # noqa: PLC0415
     from nestctl.api.guestagent import ApiGuestAgent  # noqa: PLC0415
     from nestctl.vm.collect.api import collect_api  # noqa: PLC0415
@@ -274,6 +278,15 @@ def report_for(
                 on_total=set_total,
                 files=cluster_files(params, target),
             )
+            if cts:
+                from nestctl.ct.collect import ct_options, scan_api  # noqa: PLC0415
+
+                scan.ct_scan = scan_api(
+                    client,
+                    ct_options(opts),
+                    concurrency=params.get("concurrency") or 16,
+                    resources=scan.resources,
+                )
         return build(scan, agents if opts.guest else None)
     except ApiError as exc:
         raise NestctlError(f"{target.name}: could not check: {exc}") from None

@@ -46,7 +46,7 @@ def doctor(
             all_nodes=True, guest=guests, use_qemu=False, sections=not as_json, **intent
         )
         target = resolve_targets(params)[0]
-        report = report_for(target, params, opts, lambda s, a: api_doctor(s, opts, a))
+        report = report_for(target, params, opts, lambda s, a: api_doctor(s, opts, a), cts=True)
         raise SystemExit(emit(report, as_json))
     from nestctl.doctor import doctor_report  # noqa: PLC0415 - lazy: keep start-up fast
 

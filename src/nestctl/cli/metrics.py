@@ -29,7 +29,10 @@ def make_check(opts: dict[str, Any]) -> Check:
     from nestctl.metrics import sources  # noqa: PLC0415
 
     if api_requested(opts):
-        return sources.api_check(resolve_targets(opts)[0], opts, guests=opts["guests"])
+        target = resolve_targets(opts)[0]
+        return sources.api_check(target, opts, guests=opts["guests"], backups=opts["backups"])
+    if opts["backups"] is not None:
+        raise click.UsageError("--backups needs --api or --target (backups are read over the API)")
     return sources.local_check(
         opts["root"],
         guests=opts["guests"],
@@ -56,6 +59,13 @@ def check_options(func: click.decorators.FC) -> click.decorators.FC:
                 "--all-nodes", is_flag=True, help="Every node's VMs, not only this one's."
             ),
             click.option("--no-qemu", is_flag=True, help="Do not ask the installed QEMU."),
+            click.option(
+                "--backups",
+                type=click.FloatRange(min=0.01),
+                default=None,
+                metavar="DAYS",
+                help="Also each guest's last backup (stale after DAYS; with --api/--target).",
+            ),
             click.option(
                 "--check-timeout",
                 type=click.FloatRange(min=0.1),

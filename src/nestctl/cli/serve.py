@@ -124,6 +124,11 @@ def serve(  # noqa: PLR0917 - click passes every option positionally
         from nestctl.web.targets import load_targets  # noqa: PLC0415
 
         settings.targets = load_targets(api_url, fingerprint, target_names, config_file)
+        from nestctl.watch.config import watch_state_of  # noqa: PLC0415
+
+        state = watch_state_of(config_file)  # the events page shows what `nestctl watch` keeps
+        if state is not None:
+            settings.extra["watch_state"] = state
         from nestctl.vm.collect.evidence import chain_readers  # noqa: PLC0415
 
         readers = []

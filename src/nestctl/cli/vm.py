@@ -189,6 +189,11 @@ def vm(
 @click.option(
     "--restart", is_flag=True, help="Apply pending changes now with `qm reboot` and re-check."
 )
+@click.option(
+    "--snapshot",
+    is_flag=True,
+    help="Take snapshot nestctl-before-<profile>-<date> first; no change if it cannot be taken.",
+)
 @_versions
 @api_options()
 @root_option
@@ -208,6 +213,7 @@ def enable(ctx: click.Context, /, vmid: int, root: str, as_json: bool, **params:
         migratable=params["migratable"],
         dry_run=params["dry_run"],
         restart=params["restart"],
+        snapshot=params["snapshot"],
     )
     if api_requested(params):
         from nestctl.cli.apiopts import enable_via_api  # noqa: PLC0415
@@ -222,6 +228,12 @@ def enable(ctx: click.Context, /, vmid: int, root: str, as_json: bool, **params:
 @click.option(
     "--tag", metavar="NAME", help="The tag that marks VMs meant to nest (default: nested)."
 )
+@click.option(
+    "--rollback",
+    is_flag=True,
+    help="Instead: roll back to the newest snapshot `vm enable --snapshot` took (all since lost).",
+)
+@click.option("--yes", is_flag=True, help="With --rollback: do not ask for the snapshot's name.")
 @api_options()
 @root_option
 @json_option
@@ -230,7 +242,10 @@ def disable(ctx: click.Context, /, vmid: int, root: str, as_json: bool, **params
     """VM VMID is no longer meant to nest: remove its tag and its config's nesting flags
     (+nested-virt, +vmx, +svm) in one change carrying the config's digest (never a locked VM).
 
-    cpu: host stays (it is chosen for speed). With --api URL (or --target NAME): through the API."""
+    cpu: host stays (it is chosen for speed). With --api URL (or --target NAME): through the API.
+    --rollback goes back to the snapshot nestctl took before `vm enable` instead."""
+    if params["rollback"]:
+        ctx.exit(emit(_rollback(vmid, root, params), as_json))
     tag = intent_params(params)["intent_tag"]
     if api_requested(params):
         from nestctl.api.errors import ApiError  # noqa: PLC0415
@@ -254,3 +269,33 @@ def disable(ctx: click.Context, /, vmid: int, root: str, as_json: bool, **params
     ctx.exit(
         emit(disable_report(make_host(root), vmid, tag=tag, dry_run=params["dry_run"]), as_json)
     )
+
+
+def _rollback(vmid: int, root: str, params: dict[str, Any]) -> Any:
+    """`vm disable --rollback`: the snapshot is confirmed by its typed name (or --yes)."""
+    import sys  # noqa: PLC0415
+
+    from nestctl.cli.common import NestctlError  # noqa: PLC0415
+    from nestctl.vm.rollback import rollback_api, rollback_local  # noqa: PLC0415
+
+    def confirm(name: str) -> bool:
+        if params["yes"]:
+            return True
+        if not sys.stdin.isatty():
+            raise click.UsageError("--rollback discards the current state: add --yes to confirm")
+        typed = click.prompt(f"VM {vmid} goes back to {name}; all since is lost. Type {name}")
+        return bool(typed == name)
+
+    if api_requested(params):
+        from nestctl.api.errors import ApiError  # noqa: PLC0415
+        from nestctl.cli.apiopts import open_client, resolve_targets  # noqa: PLC0415
+
+        target = resolve_targets(params)[0]
+        client = open_client(target, params)
+        try:
+            return rollback_api(client, vmid, dry_run=params["dry_run"], confirm=confirm)
+        except ApiError as exc:
+            raise NestctlError(f"{target.name}: {exc}") from None
+        finally:
+            client.close()
+    return rollback_local(make_host(root), vmid, dry_run=params["dry_run"], confirm=confirm)

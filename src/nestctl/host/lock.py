@@ -10,12 +10,10 @@ after a crash.
 from __future__ import annotations
 
 import contextlib
-import os
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from nestctl.parse import is_ascii_digits
+from nestctl.machine import locks as machine_locks
 
 if TYPE_CHECKING:
     from nestctl.machine import Host
@@ -31,38 +29,15 @@ class LockBusyError(Exception):
     """Another run holds the lock and did not let go in time."""
 
 
-def _holder(fd: int) -> str:
-    with contextlib.suppress(OSError):
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        if is_ascii_digits(text):
-            return f" (pid {text})"
-    return ""
-
-
 @contextlib.contextmanager
 def change_lock(host: Host, *, wait: float | None = None) -> Iterator[None]:
     """Hold the host-change lock for the block; LockBusyError after `wait` seconds."""
-    import fcntl  # noqa: PLC0415 - POSIX only, and only changes need it
-
     wait = WAIT_SECONDS if wait is None else wait
-    os.makedirs(host.real(LOCK_DIR), mode=0o700, exist_ok=True)
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(host.real(LOCK_FILE), flags, 0o600)
     try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise LockBusyError(
-                        f"another nestctl host enable/disable is running{_holder(fd)}; "
-                        f"waited {wait:.0f} s for it"
-                    ) from None
-                time.sleep(0.1)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
+        with host.lock(LOCK_FILE, wait=wait):
+            yield
+    except machine_locks.LockBusyError as exc:
+        holder = f" (pid {exc.holder})" if exc.holder else ""
+        raise LockBusyError(
+            f"another nestctl host enable/disable is running{holder}; waited {wait:.0f} s for it"
+        ) from None

@@ -349,6 +349,23 @@ class Host:
         except OSError:
             return None
 
+    def lock(
+        self, hostpath: str, *, wait: float | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        """An exclusive lock on `hostpath` for a `with` block (`nestctl.machine.locks.hold`):
+        blocks when `wait` is None, else LockBusyError after `wait` seconds."""
+        from nestctl.machine.locks import hold  # noqa: PLC0415 - only changes need it
+
+        self.manifest.append(ManifestEntry("write", hostpath, "lock"))
+        return hold(self.real(hostpath), wait=wait)
+
+    def rename(self, hostpath: str, new_hostpath: str) -> None:
+        """Move an entry of ours aside (atomic, in one directory; a link is moved, not followed)."""
+        real = self.real(new_hostpath)
+        os.replace(self.real(hostpath), real)
+        self._fsync_dir(os.path.dirname(real))
+        self.manifest.append(ManifestEntry("write", hostpath, f"renamed to {new_hostpath}"))
+
     def make_dirs(self, hostdir: str, mode: int = 0o755) -> None:
         """Create a directory and its missing parents (OSError when it cannot be made)."""
         os.makedirs(self.real(hostdir), mode=mode, exist_ok=True)

@@ -87,6 +87,23 @@ CATALOGUE: dict[str, Spec] = {
         "not want nesting (neutral)",
         ("id", "verdict"),
     ),
+    # Containers (`lxc/<vmid>`): what their config lets them run nested.
+    "nestctl_ct_running": Spec("1 if the container runs, 0 if not", ("id",)),
+    "nestctl_ct_unprivileged": Spec("1 if the container is unprivileged, 0 if privileged", ("id",)),
+    "nestctl_ct_wants_nested": Spec(
+        "1 if the container is meant to run nested workloads (its tag, keyctl or /dev/kvm: the "
+        "intent label says which), 0 if not",
+        ("id", "intent"),
+    ),
+    "nestctl_ct_verdict": Spec(
+        "The container's verdict, one series per state (1 on the active state); not-nested: it "
+        "does not want nested workloads (neutral)",
+        ("id", "verdict"),
+    ),
+    "nestctl_ct_workload": Spec(
+        "1 if the container's config lets it run this workload (docker, systemd, kvm, fuse)",
+        ("id", "workload"),
+    ),
     # Guest-observed (through the guest agent).
     "nestctl_guest_info": Spec(
         "What the guest reports: OS family and accelerator (value 1)", ("id", "os", "accel")
@@ -108,5 +125,15 @@ CATALOGUE: dict[str, Spec] = {
     # Benchmarks (nestctl bench).
     "nestctl_bench_ratio": Spec(
         "Nested speed relative to the shallowest layer measured (1 = no overhead)", ("id", "bench")
+    ),
+    # Backups (`--backups`): the newest backup of each guest and the verdict on its backups.
+    "nestctl_guest_last_backup_timestamp_seconds": Spec(
+        "Unix time of the guest's newest backup on any backup storage", ("id",)
+    ),
+    "nestctl_guest_last_backup_size_bytes": Spec("Size of the guest's newest backup", ("id",)),
+    "nestctl_guest_backup_status": Spec(
+        "The guest's backups, one series per state (1 on the active state): ok, failed (the "
+        "last backup task failed), stale (older than the limit), none, running, unknown",
+        ("id", "status"),
     ),
 }

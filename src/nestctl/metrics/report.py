@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from nestctl.metrics.ct import ct_families, ct_id
 from nestctl.metrics.family import Families, node_id, vm_id
 from nestctl.metrics.guest import guest_families
 from nestctl.metrics.host import host_families
@@ -45,10 +46,24 @@ def report_families(
         if guests and vm.get("running") is True:
             guest_families(fam, vid, vm)
         attributed |= _findings(fam, vid, vm.get("findings"))
+    for ct in _dicts(body.get("cts")):
+        cid = ct_id(ct.get("vmid"))
+        if cid is None:
+            continue
+        node = nodes.get(ct.get("node")) or nodes.get(None) or Node(True, None)
+        if not node.reachable:
+            fam.add("nestctl_up", 0.0, id=cid, layer="ct")
+            continue
+        ct_families(fam, cid, ct)
+        attributed |= _findings(fam, cid, ct.get("findings"))
     # Top-level findings not already counted for a VM belong to the node (local) or to the
     # cluster as a whole (no id).
     rest = [f for f in _dicts(body.get("findings")) if _key(f) not in attributed]
     _findings(fam, node_id(local_node) if "host" in body else None, rest)
+    if isinstance(body.get("backups"), list):
+        from nestctl.metrics.backup import backup_families  # noqa: PLC0415
+
+        backup_families(fam, _dicts(body["backups"]))
     fam.enum("nestctl_verdict", VERDICTS, body.get("verdict"))
     return fam
 

@@ -26,7 +26,9 @@ def local_check(root: str, *, guests: bool, all_nodes: bool, use_qemu: bool | No
     return check
 
 
-def api_check(target: Target, params: dict[str, Any], *, guests: bool) -> Check:
+def api_check(
+    target: Target, params: dict[str, Any], *, guests: bool, backups: float | None = None
+) -> Check:
     """`nestctl doctor --api --json` for one target (every node and VM of the cluster).
 
     The client is opened for each check (a rotated token file is picked up); any failure to
@@ -39,6 +41,20 @@ def api_check(target: Target, params: dict[str, Any], *, guests: bool) -> Check:
         from nestctl.vm.remote import doctor_report  # noqa: PLC0415
 
         opts = VmOptions(all_nodes=True, guest=guests, use_qemu=False, sections=False)
-        return Checked(doctor_report(scan_target(target, params, opts), opts).to_json())
+        body = doctor_report(scan_target(target, params, opts), opts).to_json()
+        if backups is not None:  # `--backups DAYS`: each guest's backups too
+            body["backups"] = _backups(target, params, backups)
+        return Checked(body)
 
     return check
+
+
+def _backups(target: Target, params: dict[str, Any], max_age_days: float) -> list[dict[str, Any]]:
+    from nestctl.cli.apiopts import open_client  # noqa: PLC0415
+    from nestctl.metrics.backup import backup_body  # noqa: PLC0415
+
+    client = open_client(target, params)
+    try:
+        return backup_body(client, max_age_days=max_age_days)
+    finally:
+        client.close()

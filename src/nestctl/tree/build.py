@@ -66,6 +66,20 @@ def vm_verdict(vm: VmView) -> str:
     return vm.verdict
 
 
+def ct_children(view: TargetView, node: str, verdicts: list[str]) -> list[dict[str, Any]]:
+    """A node's containers as tree children (kind "ct"); their verdicts count like VMs'."""
+    out: list[dict[str, Any]] = []
+    for ct in (c for c in view.cts if c.get("node") == node):
+        verdict = str(ct.get("verdict") or "unknown")
+        verdicts.append(verdict)
+        out.append(
+            {"kind": "ct", "vmid": ct.get("vmid"), "name": ct.get("name"), "verdict": verdict,
+             "broken_link": None, "wants_nested": ct.get("wants_nested"),
+             "intent": ct.get("intent"), "workloads": ct.get("workloads"), "children": []}
+        )  # fmt: skip
+    return out
+
+
 def build_tree(
     views: list[TargetView], declared: frozenset[tuple[str, int]] = frozenset()
 ) -> tuple[list[dict[str, Any]], list[Finding], Verdict]:
@@ -112,6 +126,7 @@ def build_tree(
                      "broken_link": vm.broken_link, "wants_nested": vm.wants_nested,
                      "intent": vm.intent, "children": inner}
                 )  # fmt: skip
+            vms += ct_children(view, node.node, verdicts)
             verdicts.append(node.verdict)
             findings.extend(f.with_message(f"{view.name}/{node.node}: {f.message}")
                             for f in node.findings if f.severity.value != "info")  # fmt: skip

@@ -36,4 +36,9 @@ def view_from_scan(
         view.nested = report.nested.to_json()
         nodes.append(view)
     vms = [vm_view(_vm_body(r), uuids.get(r.vmid), all_vms=opts.all_vms) for r in results]
-    return TargetView(name, parent, nodes, vms)
+    target = TargetView(name, parent, nodes, vms)
+    if scan.ct_scan is not None:
+        from nestctl.ct.collect import ct_options, ct_report  # noqa: PLC0415
+
+        target.cts = ct_report(scan.ct_scan, ct_options(opts)).payload["cts"]
+    return target

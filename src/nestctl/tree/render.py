@@ -28,6 +28,9 @@ def text_lines(tree: list[dict[str, Any]]) -> list[str]:
         if item["kind"] == "node":
             where = item["node"] or "(not reachable)"
             lines.append(f"{pad}L{item['level']} {item['target']}/{where}  [{mark}]")
+        elif item["kind"] == "ct":
+            name = f" ({item['name']})" if item["name"] else ""
+            lines.append(f"{pad}CT {item['vmid']}{name}  [{mark}]")
         else:
             name = f" ({item['name']})" if item["name"] else ""
             broken = f", first broken link: {item['broken_link']}" if item["broken_link"] else ""

@@ -97,6 +97,7 @@ class TargetView:
     nodes: list[NodeView] = field(default_factory=list)
     vms: list[VmView] = field(default_factory=list)
     problem: Finding | None = None
+    cts: list[dict[str, Any]] = field(default_factory=list)  # `nestctl ct --json` objects
 
     @classmethod
     def from_json(cls, name: str, body: dict[str, Any], *, all_vms: bool = False) -> TargetView:
@@ -120,7 +121,8 @@ class TargetView:
             vm_view(v, (v.get("smbios_uuid") or "").lower() or None, all_vms=all_vms)
             for v in body.get("vms", [])
         ]
-        return cls(name, nodes=nodes, vms=vms)
+        cts = [c for c in body.get("cts", []) if isinstance(c, dict) and "vmid" in c]
+        return cls(name, nodes=nodes, vms=vms, cts=cts)
 
 
 #: Finding codes of a node's own layer in a doctor report (the rest belong to its VMs).
@@ -154,6 +156,11 @@ def from_doctor(
                     if isinstance(f, dict) and str(f.get("code", "")).startswith(NODE_CODES)
                 ]}],
                 "vms": [{**v, "node": node} for v in vms_json],
+                "cts": [
+                    {**c, "node": c.get("node") or node}
+                    for c in body.get("cts", [])
+                    if isinstance(c, dict)
+                ],
             },
             all_vms=all_vms,
         )  # fmt: skip

@@ -26,6 +26,7 @@ from nestctl.vm.running import RunningCheck, check_running
 
 if TYPE_CHECKING:
     from nestctl.vm.profiles import Plan
+    from nestctl.vm.safety import SafetySnapshot
 
 #: How long to wait for the VM's new QEMU after `qm reboot` returns (seconds).
 RESTART_WAIT_S = 60.0
@@ -59,6 +60,7 @@ class EnableOptions:
     migratable: bool = False
     dry_run: bool = False
     restart: bool = False
+    snapshot: bool = False  # take `nestctl-before-<profile>-<date>` first (nestctl.vm.safety)
 
 
 def new_payload(eopts: EnableOptions) -> dict[str, Any]:
@@ -189,14 +191,39 @@ def enable_report(host: Host, opts: VmOptions, eopts: EnableOptions) -> Report:
         return [*out, ("qm", "reboot", str(vmid))] if restart else out
 
     planned = plan_vm(cfg, run, ctx, eopts, payload=payload, findings=findings, render=qm)
+    safety = _plan_safety_local(host, cfg, eopts, planned, payload) if eopts.snapshot else None
     if planned.done:
         return Report(title, payload, planned.findings, planned.sections)
     commands = [tuple(c) for c in payload["commands"]]
+    if safety is not None:
+        from nestctl.vm.safety_local import take_local  # noqa: PLC0415
+
+        said, commands = take_local(host, cfg, eopts, safety, commands=commands, payload=payload)
+        findings += said
+        if not commands:
+            return Report(title, payload, findings, planned.sections)
     findings += _apply(host, commands, payload)
     if payload["applied"] and eopts.restart and planned.needs_restart:
         old_pid = run.vm.pid if run.vm else None
         findings += _verify_restart(host, ctx, vmid, payload, old_pid)
     return Report(title, payload, findings, planned.sections)
+
+
+def _plan_safety_local(
+    host: Host, cfg: VmConfig, eopts: EnableOptions, planned: Planned, payload: dict[str, Any]
+) -> SafetySnapshot | None:
+    """The snapshot `--snapshot` takes first (shown in the plan, taken only on apply)."""
+    from nestctl.vm.safety import plan_local, qm_argv  # noqa: PLC0415
+
+    if planned.plan.argv is None:
+        return None
+    cfg_text = host.read_text("/etc/pve/storage.cfg")
+    safety = plan_local(cfg.main, set(cfg.snapshots), cfg_text, eopts.profile)
+    payload["snapshot"] = safety.to_json()
+    row = ("snapshot first", shlex.join(qm_argv(eopts.vmid, safety, eopts.profile)))
+    head = planned.sections[0]
+    planned.sections[0] = Section(head.title, (row, *head.rows))
+    return safety
 
 
 def _running_differs(cfg: VmConfig, run: RunningCheck, ctx: VmContext) -> bool:

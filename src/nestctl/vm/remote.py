@@ -97,4 +97,8 @@ def doctor_report(scan: ApiScan, opts: VmOptions, agents: AgentsFor | None = Non
         summaries=dict(SUMMARIES),
     )
     report.verdict = _verdict(scan, findings, results)
+    if scan.ct_scan is not None:  # containers, when the scan read them (doctor, tree, metrics)
+        from nestctl.ct.collect import add_cts, ct_options, ct_report  # noqa: PLC0415
+
+        add_cts(report, ct_report(scan.ct_scan, ct_options(opts)))
     return report

@@ -9,16 +9,19 @@ task is polled until it ends.
 
 from __future__ import annotations
 
+import shlex
+import time
 from typing import Any
 
 from nestctl.api.client import ApiClient
 from nestctl.api.errors import ApiError, ApiPermissionError
-from nestctl.findings import Finding, Report, error, info
+from nestctl.findings import Finding, Report, Section, error, info
 from nestctl.vm.analyse import context_for, effective_cpu, node_findings, pending_restart_keys
 from nestctl.vm.collect.api import config_from_pending, int_of, node_from_api, vm_from_api
 from nestctl.vm.enable import EnableOptions, new_payload, plan_vm
 from nestctl.vm.facts import UnreachableVm, VmOptions
 from nestctl.vm.profiles import Plan
+from nestctl.vm.safety import SafetySnapshot, rollback_hint
 
 #: How long a reboot task may take before we stop waiting (seconds).
 REBOOT_TIMEOUT_S = 900.0
@@ -77,6 +80,7 @@ def enable_report_api(
     current = client.get(f"{base}/config", current=1)
     digest = str(current.get("digest", "")) if isinstance(current, dict) else ""
     ctx = context_for(node, opts, named=True)
+    safety = _plan_safety(client, name, eopts, current, payload) if eopts.snapshot else None
 
     def pvesh(plan: Plan, restart: bool) -> list[tuple[str, ...]]:
         out: list[tuple[str, ...]] = []
@@ -104,12 +108,109 @@ def enable_report_api(
             )
         )
         return Report(title, payload, findings, planned.sections)
+    if safety is not None and planned.plan.options:
+        planned.sections[0] = _with_snapshot_row(planned.sections[0], base, safety.name)
     if planned.done:
         return Report(title, payload, planned.findings, planned.sections)
+    if safety is not None:
+        said, after = _take_safety(
+            client,
+            name,
+            vmid,
+            profile=eopts.profile,
+            safety=safety,
+            before=current,
+            payload=payload,
+        )
+        findings += said
+        if after is None:
+            return Report(title, payload, findings, planned.sections)
+        digest = after
     findings += _apply(client, base, planned.plan, digest, payload)
     if payload["applied"] and eopts.restart and planned.needs_restart:
         findings += _restart(client, base, ctx, payload, poll)
     return Report(title, payload, findings, planned.sections)
+
+
+def _plan_safety(
+    client: ApiClient, node: str, eopts: EnableOptions, current: Any, payload: dict[str, Any]
+) -> SafetySnapshot:
+    from nestctl.vm.safety import plan_api  # noqa: PLC0415
+
+    config = current if isinstance(current, dict) else {}
+    safety = plan_api(client, node, eopts.vmid, eopts.profile, config=config, now=time.time())
+    payload["snapshot"] = safety.to_json()
+    return safety
+
+
+def _with_snapshot_row(section: Section, base: str, name: str) -> Section:
+    argv = ("pvesh", "create", f"{base}/snapshot", "--snapname", name)
+    return Section(section.title, (("snapshot first", shlex.join(argv)), *section.rows))
+
+
+def _take_safety(
+    client: ApiClient,
+    node: str,
+    vmid: int,
+    *,
+    profile: str,
+    safety: SafetySnapshot,
+    before: Any,
+    payload: dict[str, Any],
+) -> tuple[list[Finding], str | None]:
+    """Take the safety snapshot: (findings, the digest to change the config with), the digest
+    None when the change must not go on (then nothing was changed)."""
+    refused = _safety_refusal(client, node, vmid, profile, safety, before, payload)
+    if refused is not None:
+        return [refused], None
+    said = info(
+        "vm.enable.snapshot",
+        f"VM {vmid}: snapshot {safety.name} taken first.",
+        rollback_hint(vmid, safety.name),
+    )
+    return [said], payload.pop("_digest")
+
+
+def _safety_refusal(  # noqa: PLR0917 - one caller, all needed
+    client: ApiClient,
+    node: str,
+    vmid: int,
+    profile: str,
+    safety: SafetySnapshot,
+    before: Any,
+    payload: dict[str, Any],
+) -> Finding | None:
+    from nestctl.vm.safety import digest_after_snapshot, take_api  # noqa: PLC0415
+
+    backup = f"nestctl backup now {vmid} --storage STORAGE"
+    if safety.supported is False:
+        payload["blocked"] = f"no snapshot possible: {safety.why}"
+        return error(
+            "vm.enable.no-snapshot",
+            f"VM {vmid}: not changed: no snapshot possible: {safety.why}",
+            f"back it up first ({backup}), then run again without --snapshot",
+        )
+    take_api(client, node, vmid, safety, profile)
+    payload["snapshot"] = safety.to_json()
+    if not safety.taken:
+        payload["blocked"] = f"the snapshot {safety.name} could not be taken"
+        return error(
+            "vm.enable.snapshot-failed",
+            f"VM {vmid}: not changed: the snapshot {safety.name} could not be taken: "
+            f"{safety.error}",
+            f"fix the cause, or back it up first ({backup}) and run again without --snapshot",
+        )
+    after = digest_after_snapshot(client, node, vmid, before if isinstance(before, dict) else {})
+    if after is None:
+        payload["blocked"] = "the config changed since nestctl checked it"
+        return error(
+            "vm.enable.conflict",
+            f"VM {vmid}: not changed: the config changed since nestctl checked it (another "
+            f"admin or task); the snapshot {safety.name} was taken.",
+            "run nestctl vm enable again to plan on the new config",
+        )
+    payload["_digest"] = after
+    return None
 
 
 def _apply(

@@ -42,11 +42,24 @@ NESTING_PREFIXES = (
     "vm.cpu.host-mixed-cluster",
     "vm.cpu.vendor-mismatch",
     "vm.cpu.nested-virt-abstract-windows",
+    # containers (nestctl.ct.rules): what a nested workload needs, not what the CT itself needs
+    "ct.docker.",
+    "ct.systemd.",
+    "ct.kvm.",
+    "ct.fuse.",
 )
 #: Codes that explain each broken link, best first.
 LINK_CODES: dict[str, tuple[str, ...]] = {
-    "host": ("vm.host.", "host."),
-    "config": ("vm.nested.not-exposed", "vm.cpu.", "vm.args."),
+    "host": ("vm.host.", "host.", "ct.kvm.node-missing"),
+    "config": (
+        "vm.nested.not-exposed",
+        "vm.cpu.",
+        "vm.args.",
+        "ct.docker.",
+        "ct.systemd.",
+        "ct.kvm.",
+        "ct.fuse.",
+    ),
     "process": ("vm.restart-required",),
     "guest": ("vm.nested.not-exposed", "guest.", "vm.guest."),
 }

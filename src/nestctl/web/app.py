@@ -17,13 +17,16 @@ from nestctl.web.cache import Refresher
 from nestctl.web.follow import Followers
 from nestctl.web.pages import (
     assets,
+    backups,
     enable,
+    events,
     firewall,
     login,
     node,
     overview,
     power,
     prefs,
+    snapshots,
     tasks,
     vm,
 )
@@ -85,6 +88,9 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
         *firewall.routes,
         *enable.routes,
         *prefs.routes,
+        *snapshots.routes,
+        *backups.routes,
+        *events.routes,
     ]
     app = Starlette(
         routes=routes,

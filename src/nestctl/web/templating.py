@@ -36,6 +36,15 @@ def _duration(value: Any) -> str:
     return f"{d}d {h}h" if d else (f"{h}h {m}m" if h else f"{m}m")
 
 
+def _datetime(value: Any) -> str:
+    """A Unix time as UTC date and minute (what Proxmox stores: snapshot and backup times)."""
+    import time  # noqa: PLC0415
+
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "?"
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(value))
+
+
 @functools.cache
 def environment() -> Environment:
     env = Environment(
@@ -46,6 +55,7 @@ def environment() -> Environment:
     )
     env.filters["bytes"] = _bytes
     env.filters["duration"] = _duration
+    env.filters["datetime"] = _datetime
     env.filters["u"] = lambda v: quote(str(v), safe="")
     env.filters["svg"] = Markup  # only for SVG our own sparkline module drew from numbers
     env.globals["version"] = __version__

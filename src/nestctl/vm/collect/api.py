@@ -85,6 +85,8 @@ class ApiScan(ScanFacts):
     node_reports: list[NodeReport] = field(default_factory=list)
     version: str | None = None
     names: dict[int, str | None] = field(default_factory=dict)
+    resources: list[Any] = field(default_factory=list)  # /cluster/resources as read
+    ct_scan: Any = None  # nestctl.ct.collect.CtScan, when containers were asked for
 
 
 # -- normalising what the API sends (numbers often arrive as strings) --------------------------
@@ -179,6 +181,7 @@ def collect_api(
         raise ApiBadReplyError(
             "/cluster/resources is not a list", method="GET", path="/cluster/resources"
         )
+    scan.resources = resources
     nodes, vms = _inventory(resources, scan, opts)
     addresses = _addresses(client) if nested_reader is not None else {}
     if on_total is not None:

@@ -29,7 +29,9 @@ def plan(api: Any, vmid: int, profile: str) -> dict[str, Any]:
     from nestctl.vm.remote_enable import enable_report_api  # noqa: PLC0415
 
     report = enable_report_api(
-        api, VmOptions(vmids=(vmid,)), EnableOptions(vmid=vmid, profile=profile, dry_run=True)
+        api,
+        VmOptions(vmids=(vmid,)),
+        EnableOptions(vmid=vmid, profile=profile, dry_run=True, snapshot=True),
     )
     body = report.to_json()
     body["options"], body["digest"] = [], ""
@@ -46,6 +48,32 @@ def plan(api: Any, vmid: int, profile: str) -> dict[str, Any]:
             "not by an API token or another user: Proxmox refuses it"
         )
     return body
+
+
+def _safety_first(
+    api: Any, node: str, vmid: int, profile: str, digest: str
+) -> tuple[str, str] | str:
+    """Take `nestctl-before-<profile>-<date>` before the change: (its name, the digest to change
+    the config with), or one sentence why the change must not go on (nothing was changed)."""
+    import time  # noqa: PLC0415
+
+    from nestctl.vm import safety  # noqa: PLC0415
+
+    path = f"/nodes/{quote(node, safe='')}/qemu/{int(vmid)}/config"
+    before = api.request("GET", path, {"current": 1})
+    if not isinstance(before, dict) or before.get("digest") != digest:
+        return "The config changed since the plan was shown (another admin or task)."
+    planned = safety.plan_api(api, node, vmid, profile, config=before, now=time.time())
+    safety.take_api(api, node, vmid, planned, profile)
+    if not planned.taken:
+        return f"The snapshot {planned.name} could not be taken: {planned.error}."
+    after = safety.digest_after_snapshot(api, node, vmid, before)
+    if after is None:
+        return (
+            f"The snapshot {planned.name} was taken, but the config changed meanwhile "
+            "(another admin or task)."
+        )
+    return planned.name, after
 
 
 def _profiles() -> tuple[str, ...]:
@@ -105,6 +133,13 @@ async def apply(request: Request) -> Response:
     if body.get("blocked") or not body["options"]:
         return render(request, "enable.html", status_code=409, **ctx)
     options, delete = actions.plan_params(body["options"])
+    safety = body.get("snapshot") or {}
+    if data.get("snapshot") == "1" and safety.get("supported") is not False:
+        taken = await asyncio.to_thread(_safety_first, api, p["node"], p["vmid"], profile, digest)
+        if isinstance(taken, str):  # not changed: say why
+            ctx["snapshot_error"] = taken
+            return render(request, "enable.html", status_code=409, **ctx)
+        ctx["safety"], digest = taken
     try:
         # The digest the visitor saw, not the one just read: a change in between is refused.
         await asyncio.to_thread(

@@ -19,8 +19,16 @@ from nestctl.parse import is_ascii_digits
 from nestctl.web.pages.common import api_for, failure, session, web
 from nestctl.web.templating import render
 
+_SNAPSHOT_TASKS = {"qmsnapshot", "qmrollback", "qmdelsnapshot", "vzsnapshot", "vzrollback",
+                   "vzdelsnapshot"}  # fmt: skip
+
 
 def _back(target: str, upid: actions.Upid) -> str:
+    if is_ascii_digits(upid.id) and upid.type in _SNAPSHOT_TASKS:  # back to the tree
+        segment = "vm" if upid.type.startswith("qm") else "ct"
+        return f"/t/{target}/{segment}/{upid.node}/{upid.id}/snapshots"
+    if upid.type == "vzdump":  # the UPID does not say VM or CT: the page for both
+        return f"/t/{target}/backups"
     if is_ascii_digits(upid.id) and upid.type.startswith("qm"):
         return f"/t/{target}/vm/{upid.node}/{upid.id}"
     return f"/t/{target}/node/{upid.node}"

@@ -1,0 +1,77 @@
+"""What `nestctl snapshot` and `nestctl backup` share: the API door and finding a guest.
+
+With --api URL or --target NAME the cluster's API (the caller's own identity); without, this
+node's `pvesh` (as root), through the one door to the machine (`Host.run`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from nestctl.cli.common import NestctlError, open_host
+
+if TYPE_CHECKING:
+    from nestctl.api.actions import Api, TaskState, Upid
+    from nestctl.api.backups import Guest
+
+
+@contextmanager
+def open_api(params: dict[str, Any], root: str) -> Iterator[tuple[Api, str]]:
+    """(api, name of where it points); API errors while used become one-line exit-2 errors."""
+    from nestctl.api.errors import ApiError  # noqa: PLC0415
+    from nestctl.cli.apiopts import api_requested, open_client, resolve_targets  # noqa: PLC0415
+
+    if api_requested(params):
+        target = resolve_targets(params)[0]
+        client = open_client(target, params)
+        try:
+            yield client, target.name
+        except ApiError as exc:
+            raise NestctlError(f"{target.name}: {exc}") from None
+        finally:
+            client.close()
+        return
+    from nestctl.web.local import PveshApi  # noqa: PLC0415
+
+    try:
+        yield PveshApi(open_host(root)), "this node"
+    except ApiError as exc:
+        raise NestctlError(f"this node: {exc}") from None
+
+
+def find_guest(api: Api, vmid: int) -> Guest:
+    """The VM or container `vmid` as /cluster/resources lists it (its type and node)."""
+    from nestctl.api.backups import guests_from_resources  # noqa: PLC0415
+
+    for guest in guests_from_resources(api.request("GET", "/cluster/resources", {"type": "vm"})):
+        if guest.vmid == vmid:
+            return guest
+    raise NestctlError(f"no VM or container {vmid} in the cluster (or no VM.Audit on it)")
+
+
+def guest_json(guest: Guest) -> dict[str, Any]:
+    return {
+        "id": guest.id,
+        "type": guest.kind,
+        "vmid": guest.vmid,
+        "node": guest.node,
+        "name": guest.name,
+    }
+
+
+def follow(api: Api, upid: Upid, timeout: float) -> TaskState:
+    from nestctl.api.actions import follow_task  # noqa: PLC0415
+
+    return follow_task(api, upid, timeout=timeout)
+
+
+def task_json(state: TaskState) -> dict[str, Any]:
+    return {
+        "upid": state.upid,
+        "running": state.running,
+        "ok": state.ok,
+        "exitstatus": state.exitstatus,
+        "log_tail": list(state.log_tail),
+    }

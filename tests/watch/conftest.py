@@ -1,0 +1,1 @@
+from tests.pvesim.fixtures import pve_cluster, pve_sim  # noqa: F401
