@@ -3,6 +3,7 @@ inner-layer), read over the Proxmox API's guest agent endpoints by `doctor --gue
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,17 @@ def _api(sim: PveSim, tmp_path: Path) -> list[str]:
 def _vm(body: dict[str, Any], vmid: int) -> dict[str, Any]:
     found: dict[str, Any] = next(v for v in body["vms"] if v["vmid"] == vmid)
     return found
+
+
+def _start(sim: PveSim) -> None:
+    """Start VM 103 and wait for its task to end (the simulator's tasks take a moment)."""
+    upid = sim.request("POST", "/nodes/pve1/qemu/103/status/start").data
+    for _ in range(400):
+        status = sim.request("GET", f"/nodes/pve1/tasks/{upid}/status").data
+        if status["status"] == "stopped":
+            break
+        time.sleep(0.01)
+    assert sim.request("GET", "/nodes/pve1/qemu/103/status/current").data["status"] == "running"
 
 
 def _make_103_an_inner_proxmox(sim: PveSim, *, lists_proc: bool) -> None:
@@ -44,9 +56,10 @@ def test_an_inner_proxmox_seen_through_the_agent_is_inner_layer(
     pve_sim: PveSim, tmp_path: Path, capsys: Any
 ) -> None:
     _make_103_an_inner_proxmox(pve_sim, lists_proc=True)
-    pve_sim.request("POST", "/nodes/pve1/qemu/103/status/start")
+    _start(pve_sim)
     _code, body = nestctl_json(capsys, "doctor", "--guests", *_api(pve_sim, tmp_path))
     vm = _vm(body, 103)
+    assert vm["guest"] is not None, [f["message"] for f in vm["findings"]]
     linux = vm["guest"]["linux"]
     assert linux["pve_node"] is True
     assert linux["pve_evidence"] == ["/var/lib/dpkg/info/pve-manager.list", "/usr/bin/qm"]
@@ -62,9 +75,10 @@ def test_an_agent_that_cannot_list_proc_leaves_running_vms_null(
     pve_sim.cluster.nodes["pve1"].vms[103].guest.files.pop(  # type: ignore[union-attr]
         "/var/lib/dpkg/info/pve-manager.list"
     )
-    pve_sim.request("POST", "/nodes/pve1/qemu/103/status/start")
+    _start(pve_sim)
     _code, body = nestctl_json(capsys, "doctor", "--guests", *_api(pve_sim, tmp_path))
     vm = _vm(body, 103)
+    assert vm["guest"] is not None, [f["message"] for f in vm["findings"]]
     linux = vm["guest"]["linux"]
     # `ls` and `test` do not run in this guest: unknown, never "no".
     assert (linux["pve_node"], linux["running_vms"]) == (None, None)

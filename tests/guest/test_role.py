@@ -13,7 +13,7 @@ from nestctl.guest.agent import GuestAgent
 from nestctl.guest.agent_machine import AgentMachine
 from nestctl.guest.linux import probe_linux
 from nestctl.guest.report import guest_json
-from nestctl.guest.role import probe_role
+from nestctl.guest.role import probe_role, probe_running_vms
 from nestctl.machine import Host
 from nestctl.vm.intent import decide_intent
 from tests.guest.fake_agent import FakeAgent, FakeProgram, serving
@@ -142,3 +142,18 @@ def test_agent_refusing_guest_exec(fake: FakeAgent) -> None:
     assert decide_intent({}, guest={"linux": {"pve_node": None, "running_vms": None}}).intent == (
         "none"
     )
+
+
+def test_through_the_agent_ps_is_one_command(fake: FakeAgent) -> None:
+    """`ps` first: one guest-exec instead of a read per process; only `kvm` has its cmdline read
+    (a kernel thread named kvm has an empty one)."""
+    fake.files.update({k: v.encode() for k, v in {**PVE_KVM, **ORDINARY}.items()})
+    fake.programs["ps"] = FakeProgram(
+        stdout=b"    1 systemd\n   77 kvm-pit/42\n   78 kvm\n  900 qemu-system-x86\n 4242 kvm\n"
+    )
+    machine = _agent_machine(fake)
+    running = probe_running_vms(machine)
+    machine.agent.close()
+    assert running == ("qemu-system-x86 (pid 900)", "kvm (pid 4242)")
+    opened = [e.target for e in machine.manifest if e.kind == "read"]
+    assert opened == ["agent:/proc/78/cmdline", "agent:/proc/4242/cmdline"]

@@ -15,7 +15,8 @@ from nestctl.machine import Machine, ReadStatus
 #: (files, so they are read even where guest-exec is refused), and the pmxcfs mount /etc/pve.
 PVE_FILES = ("/var/lib/dpkg/info/pve-manager.list", "/usr/bin/pveversion", "/usr/bin/qm")
 PVE_DIRS = ("/etc/pve",)
-#: More processes than this are not all read (each is one read through the agent).
+#: More processes than this are not all read (each is one read through the agent; `ps`, one
+#: command, is asked first).
 MAX_PROCESSES = 4096
 
 
@@ -51,9 +52,29 @@ def probe_pve_node(machine: Machine) -> tuple[bool | None, tuple[str, ...]]:
     return (None if unknown else False), ()
 
 
-def probe_running_vms(machine: Machine) -> tuple[str, ...] | None:
-    """The QEMU/KVM processes running in this guest ("kvm (pid 1234)"), or None when /proc could
-    not be listed (or a process could not be read and none was found)."""
+def _from_ps(machine: Machine) -> tuple[str, ...] | None:
+    """Through `ps` (one command, where guest-exec and procps are there): None when it did not
+    run. Only Proxmox's `kvm` needs its cmdline read (one read each)."""
+    result = machine.run(["ps", "-e", "-o", "pid=,comm="], timeout=15.0)
+    if not result.ok:
+        return None
+    found: list[str] = []
+    for line in result.stdout.splitlines():
+        pid, _, name = line.strip().partition(" ")
+        name = name.strip()
+        if not (pid.isascii() and pid.isdigit()):
+            continue
+        cmdline = None
+        if name == "kvm":
+            cmd = machine.read(f"/proc/{pid}/cmdline", max_bytes=4096)
+            cmdline = cmd.text if cmd.ok else None
+        if _is_vm_process(name, cmdline):
+            found.append(f"{name} (pid {pid})")
+    return tuple(found)
+
+
+def _from_proc(machine: Machine) -> tuple[str, ...] | None:
+    """Each /proc/<pid>/comm read (where no command runs: a fake tree, no procps)."""
     listing = machine.listdir("/proc")
     if not listing.ok:
         return None
@@ -77,6 +98,13 @@ def probe_running_vms(machine: Machine) -> tuple[str, ...] | None:
     if not found and (unread or len(pids) > MAX_PROCESSES):
         return None
     return tuple(found)
+
+
+def probe_running_vms(machine: Machine) -> tuple[str, ...] | None:
+    """The QEMU/KVM processes running in this guest ("kvm (pid 1234)"), or None when that could
+    not be told (no command ran and /proc could not be listed, or a process was unreadable)."""
+    found = _from_ps(machine)
+    return found if found is not None else _from_proc(machine)
 
 
 def probe_role(machine: Machine) -> RoleFacts:
