@@ -52,11 +52,7 @@ def test_inner_proxmox_node_is_inner_layer(tmp_path: Path) -> None:
     linux = guest["linux"]
     assert isinstance(linux, dict)
     assert linux["pve_node"] is True
-    assert linux["pve_evidence"] == [
-        "/var/lib/dpkg/info/pve-manager.list",
-        "/usr/bin/qm",
-        "/etc/pve",
-    ]
+    assert linux["pve_evidence"] == ["/var/lib/dpkg/info/pve-manager.list", "/usr/bin/qm"]
     assert linux["running_vms"] == ["kvm (pid 4242)"]
     intent = decide_intent({"cpu": "host"}, guest=guest)
     assert (intent.wants_nested, intent.intent) == (True, "inner-layer")
@@ -67,6 +63,13 @@ def test_pve_node_alone_is_inner_layer(tmp_path: Path) -> None:
     guest = _guest(tmp_path, {"/usr/bin/qm": "#!/usr/bin/perl\n"})
     intent = decide_intent({}, guest=guest)
     assert (intent.intent, intent.why) == ("inner-layer", "its guest is a Proxmox VE node")
+
+
+def test_pmxcfs_mount_alone_says_proxmox(tmp_path: Path) -> None:
+    guest = _guest(tmp_path, {"/etc/pve/.version": "{}\n"})
+    linux = guest["linux"]
+    assert isinstance(linux, dict)
+    assert (linux["pve_node"], linux["pve_evidence"]) == (True, ["/etc/pve"])
 
 
 def test_guest_running_qemu_is_inner_layer(tmp_path: Path) -> None:

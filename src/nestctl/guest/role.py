@@ -43,7 +43,7 @@ def probe_pve_node(machine: Machine) -> tuple[bool | None, tuple[str, ...]]:
             presence = machine.exists(path)  # e.g. 0700 and not root: it may still be seen
             found += [path] if presence.present else []
             unknown = unknown or presence.present is None
-    for path in PVE_DIRS:
+    for path in PVE_DIRS if not found else ():  # one command each through the agent
         presence = machine.exists(path)
         found += [path] if presence.present else []
         unknown = unknown or presence.present is None
