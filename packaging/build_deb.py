@@ -43,9 +43,11 @@ COMPLETIONS = {
 }
 #: Debian packages for the optional features (pyproject extras api, metrics and watch are
 #: Recommends, serve and plot Suggests); a dependency an extra adds later joins them through
-#: DEBIAN_NAMES.
-RECOMMENDS = ["python3-requests", "python3-prometheus-client"]
+#: DEBIAN_NAMES. The API needs none since issue 24 (the standard library's ssl and socket).
+RECOMMENDS = ["python3-prometheus-client"]
 SUGGESTS = ["python3-starlette", "python3-jinja2", "python3-uvicorn", "python3-matplotlib"]
+#: The dashboard's consoles run noVNC and xterm.js from Debian's packages (or Proxmox's own).
+SUGGESTS += ["novnc", "node-xterm"]
 RECOMMENDED_EXTRAS = frozenset({"api", "metrics", "watch"})
 #: PyPI name -> Debian package, where Debian's python3-<name> rule does not give it.
 DEBIAN_NAMES = {

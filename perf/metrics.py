@@ -81,7 +81,8 @@ def exporter_medians(
 
     proc, url = serve("0")
     try:
-        scrape(url)  # warm-up: imports, page cache
+        first, first_cpu = timed_scrapes(url, proc.pid, 1)  # imports, page cache, an empty memo
+        FIRST.append((first[0], first_cpu[0]))
         fresh, fresh_cpu = timed_scrapes(url, proc.pid, runs)
     finally:
         proc.terminate()
@@ -113,13 +114,17 @@ def process_medians(argv: list[str], env: dict[str, str], runs: int) -> tuple[fl
 
 #: (fresh, cached) medians of each exporter measurement, for the verdict.
 RESULTS: list[tuple[float, float]] = []
+#: (wall, CPU) of each exporter's first scrape: a fresh process, nothing remembered yet.
+FIRST: list[tuple[float, float]] = []
 
 
 def report(what: str, fresh: float, fresh_cpu: float, cached: float) -> None:
     RESULTS.append((fresh, cached))
+    first, first_cpu = FIRST[-1]
     print(f"exporter, 2,000 VMs ({what}): fresh scrape median {fresh:.3f} s (exporter CPU "
           f"{fresh_cpu:.3f} s; target <= 1 s), cached median {cached * 1000:.1f} ms "
-          f"(target <= 20 ms)")  # fmt: skip
+          f"(target <= 20 ms); the process's first scrape {first:.3f} s (CPU {first_cpu:.3f} s: "
+          f"imports, and over the API an empty scan memo)")  # fmt: skip
 
 
 def main() -> None:
@@ -127,6 +132,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--python", default=str(REPO / ".venv" / "latest" / "bin" / "python"))
     ap.add_argument("--no-simulator", action="store_true", help="Fixture roots only.")
+    ap.add_argument("--simulator-only", action="store_true", help="The API exporter only.")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="nestctl-metricsbench."))
     env = dict(os.environ)
@@ -134,10 +140,11 @@ def main() -> None:
     env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
     env["XDG_CACHE_HOME"] = str(work / "cache")
 
-    cluster = work / "cluster-2000"
-    build_tree(cluster, 2000, 8)
-    source = ["--root", str(cluster), "--all-nodes", "--no-qemu"]
-    report("fixture root", *exporter_medians(args.python, source, env, args.runs))
+    if not args.simulator_only:
+        cluster = work / "cluster-2000"
+        build_tree(cluster, 2000, 8)
+        source = ["--root", str(cluster), "--all-nodes", "--no-qemu"]
+        report("fixture root", *exporter_medians(args.python, source, env, args.runs))
     if not args.no_simulator:
         from tests.pvesim import PveSim  # noqa: PLC0415 - the test suite's simulator
         from tests.pvesim.generate import generate_cluster  # noqa: PLC0415
@@ -147,7 +154,12 @@ def main() -> None:
             token.write_text(sim.root_token + "\n")
             source = ["--api", sim.url, "--fingerprint", sim.fingerprint, "--token-file",
                       str(token), "--timeout", "60"]  # fmt: skip
-            report("API simulator, 5 ms/request", *exporter_medians(args.python, source, env, 3))
+            runs = max(5, args.runs)  # issue 24: a median of at least 5
+            report("API simulator, 5 ms/request", *exporter_medians(args.python, source, env, runs))
+    if args.simulator_only:
+        ok = all(f <= 1.0 and c <= 0.020 for f, c in RESULTS)
+        print("targets met" if ok else "TARGETS MISSED")
+        sys.exit(0 if ok else 1)
 
     node = work / "node-500"
     build_tree(node, 500, 1)

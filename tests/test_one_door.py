@@ -27,6 +27,8 @@ ALLOWED: dict[str, str] = {
     "userfile.py": "files the user names (secrets, configs, reports) are on the machine nestctl "
     "runs on, not under --root; read with the door's guards (no FIFO, bounded)",
     "web/pages/assets.py": "the dashboard's own static files, shipped in the package",
+    "web/consoles/vendor.py": "the browser's console clients (noVNC, xterm.js) from the packages "
+    "installed where the dashboard runs, not files of the inspected machine",
     "bench/ship.py": "reads nestctl's own source files to build the runner zip",
     "bench/runner.py": "the guest-side runner (standalone, stdlib only, run from a zip): writes "
     "the result file its caller named",

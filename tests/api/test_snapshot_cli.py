@@ -195,3 +195,11 @@ def test_a_locked_container_refuses_in_its_own_words(
     code, data = snap(pve_sim, tmp_path, capsys, "create", "152", "x1")  # fixture: lock backup
     assert code == 1
     assert data["task"]["exitstatus"] == "CT is locked (backup)"
+
+
+def test_without_api_and_without_pvesh_it_says_what_to_give(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _out, err = nestctl(capsys, "snapshot", "list", "101", "--root", str(tmp_path))
+    assert code == 2
+    assert "no pvesh here (not a Proxmox VE node): give --api URL or --target NAME" in err

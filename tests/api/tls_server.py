@@ -22,6 +22,8 @@ class Reply:
     status: int = 200
     body: bytes = b'{"data": null}'
     reason: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    close: bool = False  # hang up after this reply without saying so (an idle timeout)
 
 
 @dataclass
@@ -30,6 +32,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: bytes
+    peer: int = 0  # the client's port: one per connection
 
 
 @dataclass
@@ -56,25 +59,31 @@ def make_cert(directory: Path) -> tuple[Path, Path, str]:
 
 
 @contextmanager
-def serve(canned: Canned, cert: Path, key: Path) -> Iterator[str]:
-    """Serve `canned` on 127.0.0.1 over TLS; yields the base URL."""
+def serve(canned: Canned, cert: Path, key: Path, *, keep_alive: bool = False) -> Iterator[str]:
+    """Serve `canned` on 127.0.0.1 over TLS (HTTP/1.1 keep-alive if asked); yields the base URL."""
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
         def log_message(self, *args: object) -> None:
             pass
 
         def _any(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             path = self.path.split("?")[0].removeprefix("/api2/json")
-            seen = Seen(self.command, self.path, dict(self.headers), self.rfile.read(length))
+            body = self.rfile.read(length)
+            seen = Seen(self.command, self.path, dict(self.headers), body, self.client_address[1])
             canned.seen.append(seen)
             route = canned.routes.get((self.command, path))
             reply = route(seen) if route else Reply(501, b'{"data": null}', "Method not found")
             self.send_response(reply.status, reply.reason)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(reply.body)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(reply.body)
+            self.close_connection = self.close_connection or reply.close
 
         do_GET = do_POST = do_PUT = do_DELETE = _any  # noqa: N815
 

@@ -28,6 +28,7 @@ from typing import Any
 from tests.pvesim import (  # noqa: F401 - register (api_snapshots after api_lxc: its list wins)
     api_agent,
     api_backup,
+    api_console,
     api_firewall,
     api_lxc,
     api_nodes,
@@ -612,9 +613,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         sim = self.server.sim
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        outcome = sim.handle(self.command, self.path, dict(self.headers.items()), body)
+        if (
+            self.command == "GET"
+            and self.headers.get("Upgrade", "").lower() == "websocket"
+            and self.path.split("?", 1)[0].endswith("websocket")
+        ):
+            outcome = api_console.serve_upgrade(self, sim)  # None: upgraded and served
+            if outcome is None:
+                return
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            outcome = sim.handle(self.command, self.path, dict(self.headers.items()), body)
         if isinstance(outcome, Fault):
             self._act_out(outcome)
             return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 from tests.pvesim.storage import BackupJob, StorageDef
-from tests.web.conftest import ALICE, csrf_of, login, token
+from tests.web.conftest import ALICE, csrf_of, login, token, wait_for
 
 
 def _post(client, page_url: str, action: str, **data: str):
@@ -145,3 +145,31 @@ def test_a_locked_guest_offers_no_snapshot_change(client, sim):
     assert 'id="take-snapshot"' not in page
     page = client.get("/t/lab/vm/pve1/103/snapshots").text
     assert 'id="take-snapshot"' in page
+
+
+def test_the_vm_page_says_its_last_backup_failed(client, sim):
+    sim.cluster.storage.vzdump_errors[103] = "unable to open the archive"
+    upid = sim.request("POST", "/nodes/pve1/vzdump", {"vmid": "103", "storage": "local"}).data
+    sim.wait_task("pve1", upid)
+    login(client, *token(sim))
+    page = wait_for(client, "/t/lab/vm/pve1/103", 'id="vm-backup"')
+    line = page.split('id="vm-backup"')[1].split("</p>")[0]
+    assert "Last backup failed: unable to open the archive" in line
+
+
+def test_a_container_snapshot_and_backup_from_the_dashboard(client, sim):
+    login(client, *token(sim))
+    url = "/t/lab/ct/pve1/151/snapshots"
+    page = client.get(url).text
+    assert "Snapshots of CT 151" in page
+    assert 'name="vmstate"' not in page  # containers have no RAM snapshots
+    r = _post(client, url, url, name="ct-base")
+    assert ":vzsnapshot:151:" in unquote(r.headers["location"])
+    assert _end(client, r)["ok"] is True
+    assert 'href="/t/lab/ct/pve1/151/snapshots"' in client.get(r.headers["location"]).text
+    assert 'id="snap-ct-base"' in client.get(url).text
+    panel = "/t/lab/ct/pve1/151/backup"
+    assert _end(client, _post(client, panel, panel, storage="local", mode="suspend", compress="0"))[
+        "ok"
+    ]
+    assert "pct restore 151 local:backup/vzdump-lxc-151-" in client.get(panel).text

@@ -435,8 +435,7 @@ def collect_backups(api: Api, *, log_reads: int = LOG_READS) -> BackupFacts:
     except ApiError as exc:
         not_backed = None
         problems.append(f"Could not read which guests no backup job covers: {exc}.")
-    for node in sorted(offline):
-        problems.append(f"Node {node} is offline: its own backup storages could not be read.")
+    # An offline node's own storages are unseen: each of its guests says so (backup.unknown).
     return BackupFacts(guests, volumes, runs, jobs, not_backed, storages, problems, unread)
 
 
@@ -594,7 +593,12 @@ def backup_findings(
 
 def unknowns(facts: BackupFacts) -> list[Finding]:
     return [
-        unknown("backup.unreadable", p, "grant Datastore.Audit on /storage and Sys.Audit on /")
+        unknown(
+            "backup.unreadable",
+            p,
+            "check that the node answers, and that you have Datastore.Audit on /storage and "
+            "Sys.Audit on /",
+        )
         for p in facts.problems
     ]
 

@@ -10,7 +10,8 @@ Everything in nestctl that talks to Proxmox over HTTPS goes through this interfa
 - Auth: an API token (header) or user + password (a ticket + CSRF token, obtained at the first
   request through the same pinned session).
 - TLS: verified, or pinned to a SHA-256 fingerprint; the environment cannot change either
-  (see `tls.py`). Plain http:// is refused.
+  (see `transport.py`: `http.client` with our own keep-alive pool, no requests). Plain http://
+  is refused.
 - Errors: every failure is an `ApiError` subclass with the HTTP status and Proxmox's message
   (the `message` field of newer servers, else the HTTP reason phrase that older ones use).
 - Reads (GET) are retried on connection errors, timeouts and 502/503/504; writes never are.
@@ -29,12 +30,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
 
 from nestctl.api.credentials import ApiToken, Credentials, UserPassword
 from nestctl.api.errors import (
-    DEBIAN_PACKAGES,
     ApiAuthError,
     ApiBadReplyError,
     ApiConnectionError,
@@ -42,14 +42,10 @@ from nestctl.api.errors import (
     ApiSecondFactorError,
     ApiTimeoutError,
     ApiTlsError,
-    ApiUnavailableError,
     error_for_status,
 )
 from nestctl.api.tls import normalize_fingerprint
 from nestctl.api.verbs import ApiVerbs
-
-if TYPE_CHECKING:
-    import requests
 
 __all__ = [
     "ApiClient",
@@ -66,6 +62,15 @@ DEFAULT_PORT = 8006
 MAX_REPLY_BYTES = 64 * 1024 * 1024
 #: Statuses worth a retry for a read: a proxy or a busy pveproxy in the way.
 _RETRY_STATUSES = frozenset({502, 503, 504})
+
+
+class _Unchanged:
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+#: `get_if_changed`'s data when the reply is byte for byte the one given.
+UNCHANGED = _Unchanged()
 
 #: Called before every request with (method, path, params): tests check each against the schema.
 RequestLog = Callable[[str, str, Mapping[str, Any]], None]
@@ -113,17 +118,6 @@ def base_url(url: str) -> str:
     return f"https://{host}:{port}/api2/json"
 
 
-def _requests() -> Any:
-    try:
-        import requests  # noqa: PLC0415 - optional dependency
-    except ImportError:
-        raise ApiUnavailableError(
-            "the Proxmox API needs the Python package requests: "
-            f"apt install {DEBIAN_PACKAGES} (or pip install 'nestctl[api]')"
-        ) from None
-    return requests
-
-
 class ApiClient(ApiVerbs):
     """See the module docstring."""
 
@@ -143,6 +137,7 @@ class ApiClient(ApiVerbs):
         self.url = self.base.removesuffix("/api2/json")
         self.credentials = credentials
         self.fingerprint = normalize_fingerprint(fingerprint) if fingerprint else None
+        self.ca_file = ca_file
         self.timeout = timeout
         self.retries = retries
         self.on_request = on_request
@@ -150,11 +145,28 @@ class ApiClient(ApiVerbs):
         self._lock = threading.Lock()
         self._ticket: tuple[str, str] | None = None  # (ticket, CSRF token)
         self._userid: str | None = None
-        _requests()
-        from nestctl.api.tls import make_session  # noqa: PLC0415
+        from nestctl.api import transport  # noqa: PLC0415
 
-        self._session: requests.Session = make_session(
-            fingerprint=self.fingerprint, ca_file=ca_file, pool_size=pool_size
+        parts = urlsplit(self.base)
+        self._path = parts.path  # /api2/json
+        self._base_headers = {
+            "Host": parts.netloc,
+            "User-Agent": transport.USER_AGENT,
+            "Accept-Encoding": "gzip, deflate",
+            "Accept": "*/*",
+        }
+        try:
+            context = transport.tls_context(fingerprint=self.fingerprint, ca_file=ca_file)
+        except transport.TransportTlsError as exc:
+            raise ApiTlsError(str(exc)) from None
+        self._pool = transport.HttpsPool(
+            parts.hostname or "",
+            parts.port or DEFAULT_PORT,
+            context,
+            fingerprint=self.fingerprint,
+            timeout=timeout,
+            size=pool_size,
+            limit=MAX_REPLY_BYTES,
         )
 
     # -- public interface ----------------------------------------------------------------------
@@ -166,7 +178,7 @@ class ApiClient(ApiVerbs):
         self.close()
 
     def close(self) -> None:
-        self._session.close()
+        self._pool.close()
 
     def __repr__(self) -> str:
         return f"ApiClient({self.url!r}, user={self.credentials.userid!r})"
@@ -190,12 +202,26 @@ class ApiClient(ApiVerbs):
 
     def request(self, method: str, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """One API call; the decoded `data` of the reply. Raises an `ApiError` subclass."""
+        return self._request(method, path, params, None)[1]
+
+    def get_if_changed(self, path: str, previous: bytes | None) -> tuple[bytes, Any]:
+        """GET `path`: (the reply's bytes, its data), or (bytes, `UNCHANGED`) without decoding
+        when the bytes equal `previous` (a scan's memo: see nestctl.vm.collect.memo)."""
+        return self._request("GET", path, None, previous)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        previous: bytes | None,
+    ) -> tuple[bytes, Any]:
         params = {k: _encode(v) for k, v in (params or {}).items() if v is not None}
         self.login()
         attempts = 1 + (self.retries if method == "GET" else 0)
         for attempt in range(attempts):
             try:
-                return self._once(method, path, params)
+                return self._once(method, path, params, previous=previous)
             except ApiError as exc:
                 retry = isinstance(exc, ApiConnectionError) and not isinstance(exc, ApiTlsError)
                 retry = retry or exc.status in _RETRY_STATUSES
@@ -222,6 +248,12 @@ class ApiClient(ApiVerbs):
                 )
             time.sleep(interval)
 
+    def auth_headers(self) -> dict[str, str]:
+        """The headers that authenticate a GET as this identity (the token, or the ticket
+        cookie), for a connection this client does not make itself (a console's WebSocket)."""
+        self.login()
+        return self._headers("GET")
+
     # -- transport -----------------------------------------------------------------------------
 
     def _headers(self, method: str) -> dict[str, str]:
@@ -237,7 +269,7 @@ class ApiClient(ApiVerbs):
         return headers
 
     def _fetch_ticket(self, creds: UserPassword) -> tuple[str, str]:
-        data = self._once(
+        _raw, data = self._once(
             "POST",
             "/access/ticket",
             {"username": creds.user, "password": creds.password},
@@ -252,7 +284,7 @@ class ApiClient(ApiVerbs):
                     method="POST",
                     path="/access/ticket",
                 )
-            data = self._once(
+            _raw, data = self._once(
                 "POST",
                 "/access/ticket",
                 {
@@ -272,77 +304,66 @@ class ApiClient(ApiVerbs):
         self._userid = str(data.get("username") or creds.user)
         return data["ticket"], str(data.get("CSRFPreventionToken", ""))
 
-    def _once(self, method: str, path: str, params: dict[str, Any], *, auth: bool = True) -> Any:
-        requests = _requests()
+    def _once(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any],
+        *,
+        auth: bool = True,
+        previous: bytes | None = None,
+    ) -> tuple[bytes, Any]:
+        from nestctl.api import transport  # noqa: PLC0415
+
         if self.on_request is not None:
             # The log never sees a password.
             shown = {k: ("***" if k == "password" else v) for k, v in params.items()}
             self.on_request(method, path, shown)
         self.requests_sent += 1
-        url = self.base + path
-        body = method in ("POST", "PUT")
+        headers = {**self._base_headers, **(self._headers(method) if auth else {})}
+        target = self._path + _quote_path(path)
+        body = None
+        if method in ("POST", "PUT"):
+            body = urlencode(params, doseq=True).encode() if params else None
+            if body is not None:
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
+        elif params:
+            target += "?" + urlencode(params, doseq=True)
         try:
-            resp = self._send(
-                requests,
-                method,
-                url,
-                params=None if body else params,
-                data=params if body else None,
-                headers=self._headers(method) if auth else {},
-            )
-            try:
-                raw = _read_capped(resp)
-            finally:
-                resp.close()
-        except requests.exceptions.SSLError as exc:
+            resp = self._pool.request(method, target, headers, body)
+        except transport.TransportTlsError as exc:
             raise ApiTlsError(
                 _tls_message(exc, self.fingerprint), method=method, path=path
             ) from None
-        except requests.exceptions.Timeout:
+        except transport.TransportTimeoutError:
             raise ApiTimeoutError(
                 f"no answer within {self.timeout:g} s", method=method, path=path
             ) from None
-        except requests.exceptions.RequestException as exc:
-            raise ApiConnectionError(
-                f"cannot reach {self.url}: {_short(exc)}", method=method, path=path
-            ) from None
-        if resp.status_code >= 400:
-            raise _http_error(resp.status_code, resp.reason, raw, method=method, path=path)
-        if resp.status_code != 200:
+        except transport.ReplyTooLargeError:
             raise ApiBadReplyError(
-                f"unexpected HTTP {resp.status_code} {resp.reason}", method=method, path=path
+                f"reply larger than {MAX_REPLY_BYTES} bytes", method=method, path=path
+            ) from None
+        except transport.TransportError as exc:
+            raise ApiConnectionError(
+                f"cannot reach {self.url}: {exc}", method=method, path=path
+            ) from None
+        if resp.status >= 400:
+            raise _http_error(resp.status, resp.reason, resp.body, method=method, path=path)
+        if resp.status != 200:
+            raise ApiBadReplyError(
+                f"unexpected HTTP {resp.status} {resp.reason}", method=method, path=path
             )
-        return _decode_data(raw, method=method, path=path)
+        if previous is not None and resp.body == previous:
+            return resp.body, UNCHANGED
+        return resp.body, decode_data(resp.body, method=method, path=path)
 
-    def _send(
-        self,
-        requests: Any,
-        method: str,
-        url: str,
-        *,
-        params: dict[str, Any] | None,
-        data: dict[str, Any] | None,
-        headers: dict[str, str],
-    ) -> Any:
-        """One request, straight to the session's adapter for `url` (the pinned one, or the one
-        refusing http://). `Session.request` would also merge cookies, hooks, auth and proxy
-        settings we never use (`trust_env` is off, the ticket travels as an explicit header), a
-        third of a scan's client CPU. The same bytes go on the wire; TLS stays the adapter's."""
-        prepared = requests.PreparedRequest()
-        prepared.prepare_method(method)
-        prepared.prepare_url(url, params)
-        prepared.prepare_headers({**self._session.headers, **headers})
-        prepared.prepare_body(data, None)
-        adapter = self._session.get_adapter(prepared.url)
-        verify = self._session.verify  # what Session.request passed (the adapter forces its own)
-        return adapter.send(
-            prepared,
-            stream=True,
-            timeout=self.timeout,
-            verify=True if verify is None else verify,
-            cert=None,
-            proxies={},
-        )
+
+#: What requests' `requote_uri` leaves as it is in a path: callers quote each segment.
+_PATH_SAFE = "!#$%&'()*+,/:;=@[]~"
+
+
+def _quote_path(path: str) -> str:
+    return quote(path, safe=_PATH_SAFE)
 
 
 def _encode(value: Any) -> str | list[str]:
@@ -352,17 +373,6 @@ def _encode(value: Any) -> str | list[str]:
     if isinstance(value, list | tuple):
         return [str(v) for v in value]
     return str(value)
-
-
-def _read_capped(resp: Any) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in resp.iter_content(65536):
-        size += len(chunk)
-        if size > MAX_REPLY_BYTES:
-            raise ApiBadReplyError(f"reply larger than {MAX_REPLY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _loads(raw: bytes) -> Any:
@@ -375,7 +385,8 @@ def _loads(raw: bytes) -> Any:
 _BAD = object()
 
 
-def _decode_data(raw: bytes, *, method: str, path: str) -> Any:
+def decode_data(raw: bytes, *, method: str, path: str) -> Any:
+    """The `data` of a Proxmox API reply's bytes. Raises ApiBadReplyError."""
     body = _loads(raw)
     if not isinstance(body, dict) or "data" not in body:
         raise ApiBadReplyError(
@@ -402,8 +413,7 @@ def _http_error(status: int, reason: str, raw: bytes, *, method: str, path: str)
 
 
 def _tls_message(exc: Exception, fingerprint: str | None) -> str:
-    text = str(exc)
-    if fingerprint and "ingerprint" in text:
+    if getattr(exc, "pin_mismatch", False):
         return (
             "TLS: the server's certificate does not match the pinned SHA-256 fingerprint "
             "(compare with `pvenode cert info` on the node)"

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import re
 
-#: Debian's packages for the `api` extra (named in the "missing dependency" message).
-DEBIAN_PACKAGES = "python3-requests"
-
 _PERMISSION = re.compile(r"Permission check failed \(([^,()]*),\s*([^()]*)\)", re.ASCII)
 
 
@@ -38,10 +35,6 @@ class ApiError(Exception):
         code = f"HTTP {self.status}: " if self.status is not None else ""
         detail = "".join(f"; {k}: {v.strip()}" for k, v in sorted(self.errors.items()))
         return f"{where}{code}{self.message}{detail}"
-
-
-class ApiUnavailableError(ApiError):
-    """The `api` extra (requests) is not installed."""
 
 
 class ApiConnectionError(ApiError):

@@ -86,7 +86,9 @@ def api_options(*, multiple_targets: bool = False) -> Callable[[F], F]:
                 type=click.IntRange(min=1, max=128),
                 default=16,
                 show_default=True,
-                help="API requests in flight at once.",
+                help="API requests in flight at once (pveproxy runs API calls in 3 worker "
+                "processes per node: 16 hides a network round trip without queueing much; "
+                "raise it for a slow link).",
             ),
         ]
         for option in reversed(options):

@@ -35,8 +35,11 @@ def open_api(params: dict[str, Any], root: str) -> Iterator[tuple[Api, str]]:
         return
     from nestctl.web.local import PveshApi  # noqa: PLC0415
 
+    host = open_host(root)
+    if host.find_program("pvesh") is None:
+        raise NestctlError("no pvesh here (not a Proxmox VE node): give --api URL or --target NAME")
     try:
-        yield PveshApi(open_host(root)), "this node"
+        yield PveshApi(host), "this node"
     except ApiError as exc:
         raise NestctlError(f"this node: {exc}") from None
 

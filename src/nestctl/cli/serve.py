@@ -85,6 +85,14 @@ def parse_listen(text: str) -> tuple[str, int]:
     type=click.Path(dir_okay=False),
     help="With --local: where the one-time login key is written (root-only).",
 )
+@click.option(
+    "--console-idle",
+    default=900,
+    show_default=True,
+    type=click.IntRange(10, 86400),
+    metavar="SECONDS",
+    help="Close a console (screen or terminal) after this long without input.",
+)
 def serve(  # noqa: PLR0917 - click passes every option positionally
     listen: str,
     tls_cert: str | None,
@@ -98,6 +106,7 @@ def serve(  # noqa: PLR0917 - click passes every option positionally
     prometheus: str | None,
     local: bool,
     key_file: str,
+    console_idle: int,
 ) -> None:
     """Serve a web dashboard of every layer, with power and firewall control.
 
@@ -114,6 +123,13 @@ def serve(  # noqa: PLR0917 - click passes every option positionally
     settings = ServeSettings(
         [], host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, insecure_http=insecure_http
     )
+    settings.console_idle = float(console_idle)
+    if not any(importlib.util.find_spec(m) for m in ("websockets", "wsproto")):
+        click.echo(
+            "note: consoles need a WebSocket library for uvicorn: "
+            "apt install python3-websockets (or pip install websockets)",
+            err=True,
+        )
     if local:
         if api_url or target_names or config_file or ssh:
             raise NestctlError("--local serves this node: give no --api, --target, --config, --ssh")

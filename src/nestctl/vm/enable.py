@@ -198,7 +198,15 @@ def enable_report(host: Host, opts: VmOptions, eopts: EnableOptions) -> Report:
     if safety is not None:
         from nestctl.vm.safety_local import take_local  # noqa: PLC0415
 
-        said, commands = take_local(host, cfg, eopts, safety, commands=commands, payload=payload)
+        said, commands = take_local(
+            host,
+            cfg,
+            safety,
+            vmid=eopts.vmid,
+            profile=eopts.profile,
+            commands=commands,
+            payload=payload,
+        )
         findings += said
         if not commands:
             return Report(title, payload, findings, planned.sections)

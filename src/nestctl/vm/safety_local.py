@@ -7,13 +7,14 @@ changed it does `qm set` go on, with the new digest.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nestctl.findings import Finding, error, info
-from nestctl.machine import Host
-from nestctl.vm.enable import EnableOptions
-from nestctl.vm.model import VmConfig
 from nestctl.vm.safety import SafetySnapshot, qm_argv, rollback_hint
+
+if TYPE_CHECKING:  # vm.enable calls this module: it takes vmid and profile, not EnableOptions
+    from nestctl.machine import Host
+    from nestctl.vm.model import VmConfig
 
 _SNAPSHOT_KEYS = {"parent", "lock"}
 
@@ -21,16 +22,16 @@ _SNAPSHOT_KEYS = {"parent", "lock"}
 def take_local(
     host: Host,
     cfg: VmConfig,
-    eopts: EnableOptions,
     safety: SafetySnapshot,
     *,
+    vmid: int,
+    profile: str,
     commands: list[tuple[str, ...]],
     payload: dict[str, Any],
 ) -> tuple[list[Finding], list[tuple[str, ...]]]:
     """(findings, the commands to run now); no commands when the change must not go on."""
     from nestctl.vm.config import load_vm_configs  # noqa: PLC0415
 
-    vmid = eopts.vmid
     backup = f"nestctl backup now {vmid} --storage STORAGE"
     if safety.supported is False:
         payload["blocked"] = f"no snapshot possible: {safety.why}"
@@ -41,7 +42,7 @@ def take_local(
                 f"back it up first ({backup}), then run again without --snapshot",
             )
         ], []
-    argv = qm_argv(vmid, safety, eopts.profile)
+    argv = qm_argv(vmid, safety, profile)
     res = host.run(argv, timeout=900.0)
     payload["snapshot"] = {**safety.to_json(), "argv": list(argv), "status": res.status.value}
     if res.status.value == "recorded":  # a test's recorded run: nothing to read back

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from nestctl.findings import Severity
+from nestctl.parse import is_ascii_digits
 from nestctl.watch.events import Evaluation, Event
 from nestctl.watch.paths import SEP, Paths
 from nestctl.watch.snapshot import TargetSnap, TaskSnap, VmSnap
@@ -379,8 +380,8 @@ def _tasks(
         if now - task.endtime > limits.task_window:
             continue
         label = TASK_LABELS.get(kind, kind)
-        subject = f"VM {ident}" if ident.isdigit() else (ident or node)
-        vmid = int(ident) if ident.isdigit() else None
+        subject = f"VM {ident}" if is_ascii_digits(ident) else (ident or node)
+        vmid = int(ident) if is_ascii_digits(ident) else None
         path = paths.vm(t, vmid) if vmid is not None and vmid in snap.vms else paths.node(t, node)
         events.append(
             Event(

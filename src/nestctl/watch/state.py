@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from nestctl.parse import is_ascii_digits
 from nestctl.watch.rules import Memory
 
 VERSION = 1
@@ -56,7 +57,7 @@ class WatchState:
         mem = body.get("memory") or {}
         memory = Memory(
             last_status={
-                str(t): {int(v): str(s) for v, s in m.items() if str(v).isdigit()}
+                str(t): {int(v): str(s) for v, s in m.items() if is_ascii_digits(str(v))}
                 for t, m in (mem.get("last_status") or {}).items()
                 if isinstance(m, dict)
             },

@@ -14,10 +14,12 @@ from starlette.responses import Response
 
 from nestctl.web.backend import Connector
 from nestctl.web.cache import Refresher
+from nestctl.web.consoles.broker import ConsoleBroker
 from nestctl.web.follow import Followers
 from nestctl.web.pages import (
     assets,
     backups,
+    console,
     enable,
     events,
     firewall,
@@ -47,10 +49,12 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
     cache = Refresher(settings.refresh_interval)
 
     followers = Followers()
+    consoles = ConsoleBroker(settings.console_idle)
 
     def ended(s: Session) -> None:
         cache.drop(s.id)
         followers.drop(s.id)
+        consoles.drop_session(s.id)
 
     state = WebState(
         settings=settings,
@@ -91,6 +95,7 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
         *snapshots.routes,
         *backups.routes,
         *events.routes,
+        *console.routes,
     ]
     app = Starlette(
         routes=routes,
@@ -103,4 +108,5 @@ def create_app(settings: ServeSettings, connector: Connector, tree: TreeBuilder)
     )
     app.state.web = state
     app.state.settings = settings
+    app.state.consoles = consoles
     return app

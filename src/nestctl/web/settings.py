@@ -31,6 +31,7 @@ class ServeSettings:
     analysis_interval: float = 60.0  # seconds between full scans (the tree) of a viewed target
     login_attempts: int = 5  # failed logins allowed per window, per client and per user name
     login_window: float = 300.0
+    console_idle: float = 15 * 60.0  # a console without input this long is closed
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

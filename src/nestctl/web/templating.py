@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from nestctl import __version__
+from nestctl.web.consoles.links import console_globals
 from nestctl.web.pages import assets
 
 
@@ -60,6 +61,7 @@ def environment() -> Environment:
     env.filters["svg"] = Markup  # only for SVG our own sparkline module drew from numbers
     env.globals["version"] = __version__
     env.globals["static"] = assets.url
+    env.globals.update(console_globals())
     return env
 
 

@@ -115,9 +115,35 @@ def test_a_failed_last_backup_shows_the_error(phone, server, sim: PveSim, artifa
     assert "failed: got timeout while waiting for the guest agent" in task
     assert "its last backup failed" in phone.locator("#backup-findings").inner_text()
     shot(phone, artifacts, "backup-failed-guest", "phone")
+    for _ in range(50):  # the VM page reads backups in the background: the first view may wait
+        phone.goto(f"{server}/t/api/vm/pve1/104")
+        if phone.locator("#vm-backup").count():
+            break
+        phone.wait_for_timeout(200)
+    line = phone.locator("#vm-backup").inner_text()
+    assert "Last backup failed: got timeout while waiting for the guest agent" in line
+    shot(phone, artifacts, "backup-failed-vm-page", "phone")
     phone.goto(f"{server}/t/api/backups")
     row = phone.locator("#bk-qemu-104").inner_text()
     assert "last backup failed" in row
     assert "got timeout while waiting for the guest agent" in row
     tap_targets_and_text(phone)
     shot(phone, artifacts, "backups-page", "phone")
+
+
+def test_make_nested_ready_takes_a_snapshot_first_and_offers_the_way_back(
+    phone, server, sim: PveSim, artifacts: Path
+):
+    log_in(phone, server, *token_login(sim))
+    phone.goto(f"{server}/t/api/vm/pve2/202/enable?profile=linux-kvm")
+    first = phone.locator("#snapshot-first").inner_text()
+    assert "nestctl-before-linux-kvm-" in first
+    shot(phone, artifacts, "enable-with-snapshot", "phone")
+    phone.click("#confirm")
+    phone.wait_for_selector("#rollback-safety")
+    assert "was taken first" in phone.locator("#safety").inner_text()
+    tap_targets_and_text(phone)
+    shot(phone, artifacts, "enable-done-rollback", "phone")
+    assert any(n.startswith("nestctl-before-") for n in sim.cluster.vm(202).conf.sections)
+    phone.click("#rollback-safety")
+    phone.wait_for_selector("text=Roll VM 202 back to nestctl-before-linux-kvm-")

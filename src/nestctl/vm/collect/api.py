@@ -19,12 +19,13 @@ What the API cannot show:
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
-from nestctl.api.client import ApiClient
+from nestctl.api.client import UNCHANGED, ApiClient, decode_data
 from nestctl.api.errors import (
     ApiBadReplyError,
     ApiConnectionError,
@@ -35,12 +36,16 @@ from nestctl.api.errors import (
 )
 from nestctl.findings import Finding, unknown, warning
 from nestctl.parse import cpuid_vendor, parse_uint
+from nestctl.vm.collect.fanout import fan_out
 from nestctl.vm.collect.nested import NestedReader as NestedReader  # noqa: PLC0414 - re-exported for callers
 from nestctl.vm.collect.nested import NestedReading as NestedReading  # noqa: PLC0414 - re-exported
 from nestctl.vm.collect.pmxcfs import ClusterFiles
 from nestctl.vm.facts import NodeFacts, ScanFacts, UnreachableVm, VmFacts, VmOptions
 from nestctl.vm.model import CpuEnv, VmConfig
 from nestctl.vm.running import RunningCheck, RunningVm
+
+if TYPE_CHECKING:
+    from nestctl.vm.collect.memo import MemoRound
 
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:[.-](\d+))?", re.ASCII)
 
@@ -173,6 +178,7 @@ def collect_api(
     `files` (the cluster file system, read over SSH) replaces the per-VM config requests.
     """
     scan = ApiScan()
+    memo = _memo_for(client)
     models = _custom_models(files, scan)
     version = client.get("/version")
     scan.version = text_of(version.get("version")) if isinstance(version, dict) else None
@@ -186,74 +192,116 @@ def collect_api(
     addresses = _addresses(client) if nested_reader is not None else {}
     if on_total is not None:
         on_total(len(nodes) + len(vms))
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        node_jobs = {
-            name: pool.submit(
-                node_from_api,
+    gates = {name: _NodeGate() for name in nodes}
+
+    def node_task(name: str) -> None:
+        gate = gates[name]
+        try:
+            got, gate.report = node_from_api(
                 client,
                 name,
-                online,
+                nodes[name],
                 opts=opts,
                 pve_version=scan.version,
                 nested_reader=nested_reader,
                 custom_models=models,
                 address=addresses.get(name),
+                on_reachable=gate.open,
             )
-            for name, online in nodes.items()
-        }
-        facts: dict[str, NodeFacts | None] = {}
-        for name, node_job in node_jobs.items():
-            facts[name], report = node_job.result()
-            scan.node_reports.append(report)
-            if progress:
-                progress()
-        _collect_vms(
-            pool, client, scan, vms, facts=facts, files=files, progress=progress or (lambda: None)
-        )
-    scan.nodes = {name: f for name, f in facts.items() if f is not None}
-    scan.vms.sort(key=lambda v: v.config.vmid)
-    return scan
+            gate.facts = memo.node(name, got) if memo is not None else got
+        finally:
+            gate.close()
 
+    def vm_task(res: dict[str, Any]) -> VmFacts | UnreachableVm:
+        return _vm_after_node(client, res, gates[res["node"]], files, memo)
 
-def _collect_vms(
-    pool: ThreadPoolExecutor,
-    client: ApiClient,
-    scan: ApiScan,
-    vms: list[dict[str, Any]],
-    *,
-    facts: dict[str, NodeFacts | None],
-    files: ClusterFiles | None,
-    progress: Progress,
-) -> None:
-    """Every VM's facts, its requests through `pool`; a VM that fails is kept as unreachable."""
-    jobs: list[Future[VmFacts | UnreachableVm]] = []
-    statuses = {r.node: r.vm_status for r in scan.node_reports}
-    for res in vms:
-        node, vmid = res["node"], res["vmid"]
-        node_facts = facts.get(node)
-        if node_facts is None:
-            why = next(
-                (f.message for r in scan.node_reports if r.node == node for f in r.findings),
-                f"node {node} could not be reached",
-            )
-            scan.unreachable.append(_unreachable(res, why))
-            progress()
-            continue
-        status = statuses.get(node, {})
-        known = files.configs.get(vmid) if files else None
-        if known is not None and known.node == node and vmid in status:
-            # The cluster file system gave the config, the node list its status: no request.
-            scan.vms.append(VmFacts(known, _run_state(client, known, node_facts, status[vmid])))
-            progress()
-            continue
-        jobs.append(pool.submit(vm_from_api, client, res, node_facts, status.get(vmid)))
-    for job in jobs:
-        got = job.result()
+    # One pool of `concurrency` workers takes the nodes first, then the VMs; a VM's config is
+    # asked as soon as its node answered (its status), while the node's other requests run.
+    tasks: list[Callable[[], Any]] = [partial(node_task, name) for name in nodes]
+    tasks += [partial(vm_task, res) for res in vms]
+    done = fan_out(lambda task: task(), tasks, max(1, concurrency), progress)
+    if memo is not None:
+        memo.commit()
+    scan.node_reports = [gates[name].report or NodeReport(name, False) for name in nodes]
+    for got in done[len(nodes) :]:
         if isinstance(got, UnreachableVm):
             scan.unreachable.append(got)
         else:
             scan.vms.append(got)
-        progress()
+    scan.nodes = {name: g.facts for name, g in gates.items() if g.facts is not None}
+    scan.vms.sort(key=lambda v: v.config.vmid)
+    return scan
+
+
+class _NodeGate:
+    """One node's progress, for the VMs waiting on it: answered (reachable) and done (facts)."""
+
+    def __init__(self) -> None:
+        self.answered = threading.Event()
+        self.finished = threading.Event()
+        self.reachable = False
+        self.facts: NodeFacts | None = None
+        self.report: NodeReport | None = None
+
+    def open(self) -> None:
+        self.reachable = True
+        self.answered.set()
+
+    def close(self) -> None:
+        self.answered.set()
+        self.finished.set()
+
+
+def _vm_after_node(
+    client: ApiClient,
+    res: dict[str, Any],
+    gate: _NodeGate,
+    files: ClusterFiles | None,
+    memo: MemoRound | None,
+) -> VmFacts | UnreachableVm:
+    """One VM: its config asked once its node answered, its facts built once the node's are."""
+    vmid, node = res["vmid"], res["node"]
+    known = files.configs.get(vmid) if files else None
+    from_files = known is not None and known.node == node
+    gate.answered.wait()
+    early: _Early | None = None
+    if gate.reachable and not from_files:
+        early = _Early.fetch(client, res, memo)
+    gate.finished.wait()
+    node_facts = gate.facts
+    if node_facts is None:
+        findings = gate.report.findings if gate.report else []
+        why = next((f.message for f in findings), f"node {node} could not be reached")
+        return _unreachable(res, why)
+    status = gate.report.vm_status if gate.report else {}
+    if known is not None and from_files and vmid in status:
+        # The cluster file system gave the config, the node list its status: no request.
+        return VmFacts(known, _run_state(client, known, node_facts, status[vmid]))
+    return vm_from_api(client, res, node_facts, status.get(vmid), memo=memo, early=early)
+
+
+class _Early:
+    """A VM's `pending` reply, asked before its node's facts were complete (or its error)."""
+
+    def __init__(self, raw: bytes | None, items: Any, error: ApiError | None) -> None:
+        self.raw, self.items, self.error = raw, items, error
+
+    @classmethod
+    def fetch(cls, client: ApiClient, res: Mapping[str, Any], memo: MemoRound | None) -> _Early:
+        path = f"/nodes/{res['node']}/qemu/{res['vmid']}/pending"
+        try:
+            if memo is None:
+                return cls(None, client.get(path), None)
+            old = memo.lookup(res["node"], res["vmid"])
+            raw, items = client.get_if_changed(path, old.reply if old else None)
+            return cls(raw, items, None)
+        except ApiError as exc:
+            return cls(None, None, exc)
+
+    def result(self) -> tuple[bytes | None, Any]:
+        if self.error is not None:
+            raise self.error
+        return self.raw, self.items
 
 
 def _inventory(
@@ -305,6 +353,7 @@ def node_from_api(
     nested_reader: NestedReader | None,
     custom_models: dict[str, dict[str, str]] | None = None,
     address: str | None = None,
+    on_reachable: Callable[[], None] | None = None,
 ) -> tuple[NodeFacts | None, NodeReport]:
     report = NodeReport(node=name, reachable=False)
     if not online:
@@ -331,6 +380,8 @@ def node_from_api(
         status = None
         report.findings.append(_node_problem(name, "status", exc))
     report.reachable = True
+    if on_reachable is not None:
+        on_reachable()  # the node answers: its VMs may be asked now
     cpuinfo = status.get("cpuinfo") if isinstance(status, dict) else None
     flags: frozenset[str] = frozenset()
     model = None
@@ -511,21 +562,82 @@ def vm_from_api(
     res: Mapping[str, Any],
     node: NodeFacts,
     status: dict[str, Any] | None = None,
+    *,
+    memo: MemoRound | None = None,
+    early: _Early | None = None,
 ) -> VmFacts | UnreachableVm:
     vmid, name = res["vmid"], res["node"]
     base = f"/nodes/{name}/qemu/{vmid}"
     try:
-        cfg = config_from_pending(vmid, name, client.get(f"{base}/pending"))
-        if status is None and res.get("status") != "running":
-            run = RunningCheck(False, reason="stopped (the cluster says so)")
+        if memo is not None and (status is not None or res.get("status") != "running"):
+            return _vm_remembered(client, memo, res, node, status, early=early)
+        if early is not None:
+            _raw, items = early.result()
+            if items is UNCHANGED:
+                items = decode_data(_raw or b"", method="GET", path=f"{base}/pending")
         else:
-            run = _run_state(client, cfg, node, status)
+            items = client.get(f"{base}/pending")
+        cfg = config_from_pending(vmid, name, items)
+        run = _vm_run(client, cfg, res, node, status)
     except ApiPermissionError as exc:
         priv = exc.privilege or "VM.Audit"
         return _unreachable(res, f"not permitted: {exc.message} (grant {priv} on /vms/{vmid})")
     except ApiError as exc:
         return _unreachable(res, str(exc))
     return VmFacts(cfg, run)
+
+
+def _vm_run(
+    client: ApiClient,
+    cfg: VmConfig,
+    res: Mapping[str, Any],
+    node: NodeFacts,
+    status: dict[str, Any] | None,
+) -> RunningCheck:
+    if status is None and res.get("status") != "running":
+        return RunningCheck(False, reason="stopped (the cluster says so)")
+    return _run_state(client, cfg, node, status)
+
+
+def _vm_remembered(
+    client: ApiClient,
+    memo: MemoRound,
+    res: Mapping[str, Any],
+    node: NodeFacts,
+    status: dict[str, Any] | None,
+    *,
+    early: _Early | None = None,
+) -> VmFacts:
+    """One VM through the scan memo: its one request, and nothing more when nothing changed."""
+    from nestctl.vm.collect.memo import VmEntry, run_key  # noqa: PLC0415
+
+    vmid, name = res["vmid"], res["node"]
+    path = f"/nodes/{name}/qemu/{vmid}/pending"
+    old = memo.lookup(name, vmid)
+    key = run_key(status, res.get("status"))
+    same = old is not None and old.node is node and old.run_key == key
+    if early is not None:  # asked against the last reply, before the node's facts were known
+        raw, items = early.result()
+    else:
+        raw, items = client.get_if_changed(path, old.reply if same and old else None)
+    if items is UNCHANGED and old is not None and same:
+        return memo.reuse(name, vmid, old)
+    if items is UNCHANGED:  # the same bytes, but the node or the run state changed
+        items = decode_data(raw or b"", method="GET", path=path)
+    cfg = config_from_pending(vmid, name, items)
+    facts = VmFacts(cfg, _vm_run(client, cfg, res, node, status))
+    if raw is not None:
+        memo.keep(name, vmid, VmEntry(raw, key, node, facts))
+    return facts
+
+
+def _memo_for(client: Any) -> MemoRound | None:
+    """This cluster's scan memo, for a client that can tell an unchanged reply (ApiClient)."""
+    if not isinstance(client, ApiClient):
+        return None
+    from nestctl.vm.collect.memo import begin  # noqa: PLC0415
+
+    return begin(client.url, client.userid)
 
 
 def _run_state(

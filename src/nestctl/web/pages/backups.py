@@ -50,6 +50,17 @@ def _guest_panel(api: Any, kind: str, node: str, vmid: int) -> dict[str, Any]:
     }
 
 
+def summary(api: Any, kind: str, node: str, vmid: int) -> dict[str, Any]:
+    """The guest page's backup line (kept fresh in the background): the panel's facts, or one
+    sentence why they could not be read."""
+    try:
+        return _guest_panel(api, kind, node, vmid)
+    except Exception as exc:  # noqa: BLE001 - said on the page, in one sentence
+        from nestctl.web.snapshot import describe_error  # noqa: PLC0415
+
+        return {"error": describe_error(exc)}
+
+
 def _ctx(request: Request) -> dict[str, Any]:
     p = request.path_params
     segment = request.url.path.split("/")[3]

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from nestctl.parse import parse_uint
 from nestctl.web.pages.common import form, see_other, session, web
 from nestctl.web.templating import render
 
@@ -94,7 +95,7 @@ async def events_action(request: Request) -> Response:
     data = form(request)
     action = request.path_params["action"]
     key = data.get("key", "")
-    hours = int(data["hours"]) if data.get("hours", "").isdigit() else 0
+    hours = parse_uint(data.get("hours", ""), max_digits=4) or 0
     if store is None or action not in ("ack", "silence", "unsilence"):
         return see_other("/events")
     if action == "silence" and hours not in SILENCES:

@@ -41,6 +41,8 @@ def _ended(request: Request, target: str, upid: actions.Upid) -> None:
     cache.poke((s.id, "target", target))
     if is_ascii_digits(upid.id):
         cache.poke((s.id, "vm", target, upid.node, upid.id))
+        if upid.type == "vzdump":  # the guest page's backup line
+            cache.poke((s.id, "backup", target, upid.node, upid.id))
 
 
 async def task_page(request: Request) -> Response:

@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from nestctl.web import vmdetail
 from nestctl.web.engine import explain
+from nestctl.web.pages import backups
 from nestctl.web.pages.common import api_for, session, web
 from nestctl.web.pages.overview import snapshot, tree_view
 from nestctl.web.templating import render
@@ -43,6 +44,12 @@ async def vm_page(request: Request) -> Response:
         }
     live = snap.live.get((node, vmid)) if snap is not None else None
     key = "/".join(detail_key(request, target, node, vmid)[1:])
+    api = api_for(request, target)
+    backup = web(request).cache.want(  # its backups, refreshed each minute (and after a backup)
+        (session(request).id, "backup", target, node, str(vmid)),
+        lambda _poked: backups.summary(api, "qemu", node, vmid),
+        interval=60.0,
+    )
     return render(
         request,
         "vm.html",
@@ -55,6 +62,7 @@ async def vm_page(request: Request) -> Response:
         live=live,
         live_key=key,
         live_version=web(request).cache.version(detail_key(request, target, node, vmid)),
+        backup=backup,
     )
 
 
