@@ -43,6 +43,9 @@ GETS = [
     ("/nodes/{node}/tasks", {}),
     ("/nodes/{node}/tasks/{upid}/status", {}),
     ("/nodes/{node}/tasks/{upid}/log", {}),
+    ("/nodes/{node}/storage", {}),
+    ("/nodes/{node}/rrddata", {"timeframe": "day"}),
+    ("/cluster/firewall/macros", {}),
 ]
 
 

@@ -30,6 +30,7 @@ from tests.pvesim import (  # noqa: F401 - register (api_snapshots after api_lxc
     api_backup,
     api_console,
     api_firewall,
+    api_health,
     api_lxc,
     api_nodes,
     api_snapshots,

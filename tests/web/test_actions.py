@@ -37,12 +37,17 @@ def test_start_a_stopped_vm_and_follow_the_task_to_its_end(client, sim):
     assert "Ended: OK" in page.text
 
 
-def test_every_vm_action_has_a_confirmation_page(client, sim):
+def test_every_vm_action_that_fits_has_a_confirmation_page(client, sim):
     login(client, *token(sim))
-    for action in ("start", "shutdown", "stop", "reboot", "reset", "suspend", "resume"):
+    assert sim.cluster.vm(101).running
+    for action in ("shutdown", "stop", "reboot", "reset", "suspend"):
         page = client.get(f"/t/lab/vm/pve1/101/power/{action}")
         assert page.status_code == 200, action
         assert f"{action.capitalize()} VM 101?" in page.text
+    for action in ("start", "resume"):  # a running VM: refused before any confirmation
+        page = client.get(f"/t/lab/vm/pve1/101/power/{action}")
+        assert page.status_code == 409, action
+        assert "does not fit its state" in page.text
     assert client.get("/t/lab/vm/pve1/101/power/destroy").status_code == 404
 
 
@@ -93,9 +98,25 @@ def test_node_shutdown_without_sys_powermgmt_is_refused(client, sim):
     assert sim.cluster.nodes["pve2"].online
 
 
-def test_a_failed_task_shows_its_exit_status(client, sim):
+def test_a_locked_vm_explains_its_lock_instead_of_buttons(client, sim):
     login(client, *token(sim))
-    # VM 104 is locked (backup): the task starts, then fails with Proxmox's own text.
+    page = client.get("/t/lab/vm/pve1/104").text
+    assert "Proxmox has locked it (backup): a backup is running" in page
+    assert "/power/" not in page
+    r = client.get("/t/lab/vm/pve1/104/power/start")
+    assert r.status_code == 409
+    assert "a backup is running" in r.text
+    assert not [q for q in sim.requests if q.path.endswith("/status/start")]
+
+
+def test_a_failed_task_shows_its_exit_status(client, sim):
+    # VM 104 is locked (backup) only after the dashboard listed it: the page offered Start,
+    # the task starts, then fails with Proxmox's own text.
+    lock = sim.cluster.vm(104).conf.main.pop("lock")
+    login(client, *token(sim))
+    # Listed unlocked on the home screen (its own page is never read: its status would say locked).
+    assert "/t/lab/vm/pve1/104" in client.get("/").text
+    sim.cluster.vm(104).conf.main["lock"] = lock
     r = _confirm_and_post(client, "/t/lab/vm/pve1/104/power/start")
     assert r.status_code == 303
     done = client.get(r.headers["location"] + "/wait").json()

@@ -43,6 +43,8 @@ def test_a_config_changed_after_the_plan_was_shown_is_refused(client, sim):
     )
     assert r.status_code == 409
     assert "The config changed since the plan was shown" in r.text
+    assert "detected modified configuration" in r.text  # Proxmox's words, in a sentence
+    assert "HTTP 500" not in r.text
     assert sim.cluster.vm(103).conf.main.get("cpu") != "host"
 
 

@@ -28,8 +28,9 @@ def _post(client, url: str, page_url: str = VM, **data: str):
 
 
 def _digest(html: str, action: str) -> str | None:
-    start = html.find(f'action="{action}"')
-    assert start >= 0, f"no form for {action}"
+    found = re.search(rf'action="{re.escape(action)}(#[^"]*)?"', html)
+    assert found, f"no form for {action}"
+    start = found.start()
     m = re.search(r'name="digest" value="([^"]*)"', html[start : html.find("</form>", start)])
     return m.group(1) if m else None
 

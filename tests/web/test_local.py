@@ -78,7 +78,7 @@ def _login(client: TestClient, password: str):
 def test_local_mode_shows_the_tree_and_reads_nested_from_sysfs(local):
     client, runner = local
     assert _login(client, "the-key").status_code == 303
-    html = wait_for(client, "/", "epyc-nested")
+    html = wait_for(client, "/tree", "epyc-nested")
     assert "201 epyc-nested" in html
     assert "node pve1: the host's live nested value is unknown" not in html
     assert "pve2 is another node" in html  # only this node's sysfs is read here

@@ -12,7 +12,7 @@ from tests.web.conftest import ALICE, LAB, csrf_of, login, token, wait_for
 
 def test_overview_shows_the_tree_with_broken_links_and_fixes(client, sim):
     login(client, *token(sim))
-    html = wait_for(client, "/", "epyc-nested")
+    html = wait_for(client, "/tree", "epyc-nested")
     assert "pve1" in html
     assert "pve2" in html
     assert "201 epyc-nested" in html
@@ -26,14 +26,14 @@ def test_overview_shows_the_tree_with_broken_links_and_fixes(client, sim):
 
 def test_a_node_that_is_down_stays_in_the_tree_as_unknown(client, sim):
     login(client, *token(sim))
-    html = wait_for(client, "/", "epyc-nested")
+    html = wait_for(client, "/tree", "epyc-nested")
     part = html[html.index('href="/t/lab/node/pve3"') :]
     assert "unknown" in part[:300]
 
 
 def test_vm_page_shows_findings_pending_history_and_agent(client, sim):
     login(client, *token(sim))
-    wait_for(client, "/", "epyc-nested")
+    wait_for(client, "/tree", "epyc-nested")
     html = wait_for(client, "/t/lab/vm/pve1/102", "Pending changes")
     assert "win11" in html
     assert "qm reboot 102" in html  # the finding's fix
@@ -57,7 +57,7 @@ def test_pages_render_while_the_cache_is_still_empty(client, sim):
     sim.fail(kind="delay", seconds=1.0, path="/pending")
     login(client, *token(sim))
     start = time.perf_counter()
-    html = client.get("/").text
+    html = client.get("/tree").text
     assert time.perf_counter() - start < 0.5  # never waits for the scan
     assert "Reading lab" in html
     sim.clear_faults()
@@ -66,13 +66,13 @@ def test_pages_render_while_the_cache_is_still_empty(client, sim):
 def test_a_visitor_sees_what_their_identity_may_see(client, sim):
     sim.add_user("carol@pve", "carol-password", privs={"/vms/101": ["PVEAuditor"]})
     login(client, "carol@pve", "carol-password")
-    html = wait_for(client, "/", "L0")
+    html = wait_for(client, "/tree", "L0")
     assert "epyc-nested" not in html  # VM 201 is outside carol's permissions
 
 
 def test_changes_long_poll_answers_when_the_view_is_refreshed(client, sim):
     login(client, *token(sim))
-    wait_for(client, "/", "epyc-nested")
+    wait_for(client, "/tree", "epyc-nested")
     got = client.get("/changes?key=target/lab&v=0", headers={"accept": "application/json"})
     assert got.json()["v"] >= 1
     assert client.get("/changes?key=other/x").status_code == 400
@@ -80,7 +80,7 @@ def test_changes_long_poll_answers_when_the_view_is_refreshed(client, sim):
 
 def test_auditor_sees_the_pages_but_may_not_act(client, sim):
     login(client, *ALICE)
-    html = wait_for(client, "/", "epyc-nested")
+    html = wait_for(client, "/tree", "epyc-nested")
     assert "alice@pve" in html
 
 
@@ -109,8 +109,8 @@ def test_an_inner_proxmox_is_shown_under_the_vm_that_runs_it(make_client, sim):
             follow_redirects=False,
         )
         assert r.status_code == 303
-        html = wait_for(client, "/", "read in", timeout=15)
-        html = wait_for(client, "/", 'class="inner"', timeout=15)
+        html = wait_for(client, "/tree", "read in", timeout=15)
+        html = wait_for(client, "/tree", 'class="inner"', timeout=15)
         vm101 = html[html.index("101 pve-inner") :]
         inner_block = vm101[vm101.index('class="inner"') :]
         # The inner target's node sits inside VM 101's entry, one level down.

@@ -51,9 +51,15 @@ def test_a_switch_we_could_not_read_is_unknown_never_no():
 
 def test_rule_forms():
     params, delete = fw.rule_params(
-        {"type": "in", "action": "ACCEPT", "dport": " 22 ", "enable": "on"}, new=True
+        {"type": "in", "action": "ACCEPT", "proto": "tcp", "dport": " 22 ", "enable": "on"},
+        new=True,
     )
-    assert params == {"type": "in", "action": "ACCEPT", "dport": "22", "enable": "1"}
+    assert params == {
+        "type": "in", "action": "ACCEPT", "proto": "tcp", "dport": "22", "enable": "1",
+    }  # fmt: skip
+    with pytest.raises(fw.RuleError, match="a port needs a protocol") as refused:
+        fw.rule_params({"type": "in", "action": "ACCEPT", "dport": "22"}, new=True)
+    assert refused.value.field == "proto"
     assert delete == []
     params, delete = fw.rule_params({"type": "out", "action": "DROP"}, new=False)
     assert params["enable"] == "0"

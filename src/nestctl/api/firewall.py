@@ -33,11 +33,14 @@ class Scope:
 
     node: str
     vmid: int | None = None
+    kind: str = "qemu"  # "lxc" for a container (the same firewall API under .../lxc/VMID)
 
     @property
     def base(self) -> str:
         if self.vmid is None:
             return f"/nodes/{quote(self.node, safe='')}/firewall"
+        if self.kind == "lxc":
+            return f"/nodes/{quote(self.node, safe='')}/lxc/{int(self.vmid)}/firewall"
         return f"{vm_path(self.node, self.vmid)}/firewall"
 
     @property
@@ -82,7 +85,12 @@ def list_rules(api: Api, scope: Scope) -> tuple[list[Rule], str | None]:
 
 
 class RuleError(ValueError):
-    """A rule form that cannot be sent (checked here so the message is ours and exact)."""
+    """A rule form that cannot be sent (checked here so the message is ours and exact);
+    `field` names the form field at fault, when one is."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 _ACTION = re.compile(r"[A-Za-z][A-Za-z0-9\-_]+", re.ASCII)
@@ -102,15 +110,21 @@ def rule_params(form: Mapping[str, str], *, new: bool) -> tuple[dict[str, str], 
         elif not new and name not in ("type", "action"):
             delete.append(name)
     if new and "type" not in params:
-        raise RuleError("a rule needs a direction (type: in, out, forward or group)")
+        raise RuleError("a rule needs a direction (type: in, out, forward or group)", "type")
     if "type" in params and params["type"] not in RULE_TYPES:
-        raise RuleError(f"type must be one of {', '.join(RULE_TYPES)}")
+        raise RuleError(f"type must be one of {', '.join(RULE_TYPES)}", "type")
     if new and "action" not in params:
-        raise RuleError("a rule needs an action (ACCEPT, DROP, REJECT or a security group)")
+        raise RuleError(
+            "a rule needs an action (ACCEPT, DROP, REJECT or a security group)", "action"
+        )
     if "action" in params and not _ACTION.fullmatch(params["action"]):
-        raise RuleError("action must be ACCEPT, DROP, REJECT or a security group name")
+        raise RuleError("action must be ACCEPT, DROP, REJECT or a security group name", "action")
+    for port in ("dport", "sport"):
+        # pve-firewall's verify_rule: a port needs a protocol, its own or its macro's.
+        if port in params and "proto" not in params and "macro" not in params:
+            raise RuleError("a port needs a protocol: pick tcp or udp", "proto")
     if "log" in params and params["log"] not in LOG_LEVELS:
-        raise RuleError(f"log must be one of {', '.join(LOG_LEVELS)}")
+        raise RuleError(f"log must be one of {', '.join(LOG_LEVELS)}", "log")
     return params, delete
 
 

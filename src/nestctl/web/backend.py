@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from nestctl.api.actions import Api
+from nestctl.web.errors import sentence
 from nestctl.web.settings import TargetSpec
 
 
@@ -79,6 +80,16 @@ def presented_fingerprint(url: str, timeout: float = 5.0) -> str | None:
     return colon_hex(hashlib.sha256(der).hexdigest()) if der else None
 
 
+def split_token(username: str, password: str) -> tuple[str, str]:
+    """A token pasted whole in the user field, as the CLI takes it (`USER@REALM!ID=SECRET`),
+    becomes user `USER@REALM!ID` and secret `SECRET` (a user name never holds `=`)."""
+    username = username.strip()
+    if "!" in username and "=" in username and not password:
+        user, _, secret = username.partition("=")
+        return user.strip(), secret.strip()
+    return username, password
+
+
 class PveConnector:
     """Logins through the shared API client."""
 
@@ -97,9 +108,11 @@ class PveConnector:
             ApiTlsError,
         )
 
-        username = username.strip()
+        username, password = split_token(username, password)
         creds: Any
         try:
+            if not password:
+                raise LoginError("give the password, or the token's secret", counts=False)
             if "!" in username:
                 creds = ApiToken.parse(f"{username}={password}", source="the login form")
             else:
@@ -119,9 +132,9 @@ class PveConnector:
             client.close()
             if fingerprint is None:
                 raise UntrustedCertificateError(
-                    exc.message, presented_fingerprint(target.url)
+                    sentence(exc), presented_fingerprint(target.url)
                 ) from None
-            raise LoginError(exc.message, counts=False) from None
+            raise LoginError(sentence(exc), counts=False) from None
         except ApiSecondFactorError:
             client.close()
             raise OtpRequiredError from None
@@ -130,7 +143,7 @@ class PveConnector:
             raise LoginError("login refused: wrong user name, password or code") from None
         except ApiError as exc:
             client.close()
-            raise LoginError(f"{target.name}: {exc}", counts=False) from None
+            raise LoginError(f"{target.name}: {sentence(exc)}", counts=False) from None
         except LoginError:
             client.close()
             raise

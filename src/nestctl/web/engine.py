@@ -24,6 +24,7 @@ class EngineView:
     view: Any  # nestctl.tree.views.TargetView
     vms: dict[int, dict[str, Any]] = field(default_factory=dict)  # vmid -> findings, chain, why
     findings: list[dict[str, Any]] = field(default_factory=list)  # about the scan as a whole
+    cts: dict[int, dict[str, Any]] = field(default_factory=dict)  # vmid -> the ct engine's verdict
     #: What it was judged from, to judge the same scan again for a visitor who asks to judge
     #: every VM as if it wanted nesting (`judged`); None for views built otherwise.
     scan: Any = None
@@ -48,7 +49,24 @@ def parent_of(spec: TargetSpec) -> tuple[str, int] | None:
     return (outer, int(vmid)) if outer and is_ascii_digits(vmid) else None
 
 
-def _judge(target: TargetSpec, scan: Any, *, all_vms: bool = False) -> EngineView:
+def containers(api: Api) -> dict[int, dict[str, Any]]:
+    """Every container's verdict and intent from the `nestctl ct` engine (one config and one
+    pending read per container); empty when they cannot be read (the pages say unknown)."""
+    from nestctl.ct.collect import CtOptions, analyse, scan_api  # noqa: PLC0415 - lazily
+
+    try:
+        results, _ = analyse(scan_api(api, CtOptions()), CtOptions())  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - containers are extra: the VM view stands without them
+        return {}
+    return {
+        r.facts.vmid: {"verdict": r.verdict.verdict, "wants_nested": r.intent.wants_nested}
+        for r in results
+    }
+
+
+def _judge(
+    target: TargetSpec, scan: Any, *, all_vms: bool = False, cts: dict[int, dict[str, Any]]
+) -> EngineView:
     """One scan judged: the tree's view and each VM's findings, chain and first broken link."""
     from nestctl.tree.collect import view_from_scan  # noqa: PLC0415 - heavy, when serving
     from nestctl.vm.facts import VmOptions  # noqa: PLC0415
@@ -65,9 +83,8 @@ def _judge(target: TargetSpec, scan: Any, *, all_vms: bool = False) -> EngineVie
         }
         for r in results
     }
-    return EngineView(
-        view, vms, [f.to_json() for f in scan.findings], scan, target, all_vms=all_vms
-    )
+    findings = [f.to_json() for f in scan.findings]
+    return EngineView(view, vms, findings, cts, scan, target, all_vms=all_vms)
 
 
 def judged(engine: EngineView, *, all_vms: bool) -> EngineView:
@@ -76,7 +93,7 @@ def judged(engine: EngineView, *, all_vms: bool) -> EngineView:
     if not all_vms or engine.all_vms or engine.scan is None or engine.target is None:
         return engine
     if engine._every_vm is None:
-        engine._every_vm = _judge(engine.target, engine.scan, all_vms=True)
+        engine._every_vm = _judge(engine.target, engine.scan, all_vms=True, cts=engine.cts)
     return engine._every_vm
 
 
@@ -99,6 +116,6 @@ def tree_builder(concurrency: int = 16, nested_reader: Any = None) -> TreeBuilde
             concurrency=concurrency,
             nested_reader=nested_reader,
         )
-        return _judge(target, scan)
+        return _judge(target, scan, cts=containers(api))
 
     return build

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nestctl.api import actions
+from nestctl.web.snapshot import describe_error
 
 
 @dataclass
@@ -73,7 +74,7 @@ class Followers:
                     break
                 await asyncio.sleep(actions.poll_delay(time.monotonic() - start))
         except Exception as exc:  # noqa: BLE001 - shown on the task page
-            follower.error = " ".join(str(exc).split())
+            follower.error = describe_error(exc)
         follower.ended_at = time.monotonic()
         follower.polled.set()
         follower.done.set()

@@ -157,9 +157,10 @@ class SnapshotSource:
 
 
 def describe_error(exc: BaseException) -> str:
-    """Proxmox's own message (the client's `ApiError` carries status and text), one line."""
-    text = str(exc).strip() or type(exc).__name__
-    return " ".join(text.split())[:500]
+    """One plain sentence plus Proxmox's own message (never a library's exception text)."""
+    from nestctl.web.errors import one_line, sentence  # noqa: PLC0415 - avoids an import cycle
+
+    return one_line(sentence(exc))
 
 
 def privilege_of(exc: BaseException) -> str | None:

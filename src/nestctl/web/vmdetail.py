@@ -14,7 +14,7 @@ from typing import Any
 from nestctl.api import firewall as fw
 from nestctl.api.actions import Api, vm_path
 from nestctl.web.snapshot import describe_error
-from nestctl.web.sparkline import series, svg
+from nestctl.web.sparkline import guest_charts, series, svg
 
 
 @dataclass
@@ -28,6 +28,7 @@ class VmDetail:
     pending: list[dict[str, str]] = field(default_factory=list)
     cpu_svg: str = ""
     mem_svg: str = ""
+    charts: list[str] = field(default_factory=list)  # the last hour, with axes
     agent: str = "unknown"  # "off", "not running", "responding", "not responding", "unknown"
     firewall: fw.Applies | None = None
     errors: dict[str, str] = field(default_factory=dict)  # part -> why it could not be read
@@ -70,6 +71,7 @@ def fetch(api: Api, node: str, vmid: int) -> VmDetail:
     if rrd is not None:
         d.cpu_svg = svg(series(rrd, "cpu"))
         d.mem_svg = svg(series(rrd, "mem", scale_by="maxmem"))
+        d.charts = guest_charts(rrd)
     d.agent = _agent_state(api, d, base)
     d.firewall = _applies(api, d, base, conf)
     d.taken = time.time()

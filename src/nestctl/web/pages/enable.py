@@ -16,7 +16,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nestctl.api import actions
+from nestctl.web import guestpage
+from nestctl.web.fixes import restart_button
 from nestctl.web.pages.common import api_for, failure, form, session, web
+from nestctl.web.snapshot import describe_error
 from nestctl.web.templating import render
 
 _CONFLICT = "detected modified configuration"
@@ -153,12 +156,22 @@ async def apply(request: Request) -> Response:
         )
     except Exception as exc:  # noqa: BLE001
         if _CONFLICT in str(exc) or "digest" in getattr(exc, "errors", {}):
-            ctx["conflict"] = " ".join(str(exc).split())
+            ctx["conflict"] = describe_error(exc)
             return render(request, "enable.html", status_code=409, **ctx)
         return failure(request, f"enable VM {p['vmid']}", exc, base)
     s = session(request)
     web(request).cache.poke((s.id, "target", p["target"]))
     web(request).cache.poke((s.id, "vm", p["target"], p["node"], str(p["vmid"])))
+    # A stopped VM takes the change when it starts: offer Start, not a restart that would fail.
+    try:
+        status = await asyncio.to_thread(
+            api.request, "GET", f"{actions.vm_path(p['node'], p['vmid'])}/status/current"
+        )
+    except Exception:  # noqa: BLE001 - then the inventory's state decides
+        status = None
+    known = status if isinstance(status, dict) else None
+    offer = guestpage.offer_for(request, p["target"], "qemu", p["node"], p["vmid"], status=known)
+    ctx["restart"] = restart_button(base, offer)
     return render(request, "enable_done.html", **ctx)
 
 

@@ -16,19 +16,24 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nestctl.api import firewall as fw
-from nestctl.web import vmdetail
+from nestctl.web import fwforms, vmdetail
+from nestctl.web.errors import field_errors
 from nestctl.web.pages.common import api_for, failure, form, see_other
+from nestctl.web.snapshot import describe_error, status_of
 from nestctl.web.templating import render
 
 
 def _scope(request: Request) -> fw.Scope:
     p = request.path_params
-    return fw.Scope(p["node"], p.get("vmid"))
+    kind = "lxc" if request.url.path.split("/")[3:4] == ["ct"] else "qemu"
+    return fw.Scope(p["node"], p.get("vmid"), kind)
 
 
 def _base(target: str, scope: fw.Scope) -> str:
     t, n = quote(target, safe=""), quote(scope.node, safe="")
-    return f"/t/{t}/node/{n}" if scope.vmid is None else f"/t/{t}/vm/{n}/{scope.vmid}"
+    if scope.vmid is None:
+        return f"/t/{t}/node/{n}"
+    return f"/t/{t}/{'ct' if scope.kind == 'lxc' else 'vm'}/{n}/{scope.vmid}"
 
 
 def _read(api: Any, scope: fw.Scope) -> dict[str, Any]:
@@ -37,13 +42,21 @@ def _read(api: Any, scope: fw.Scope) -> dict[str, Any]:
     try:
         out["options"] = fw.get_options(api, scope)
     except Exception as exc:  # noqa: BLE001 - shown as unknown with the reason
-        out["options_error"] = " ".join(str(exc).split())
-    if scope.vmid is not None:
+        out["options_error"] = describe_error(exc)
+    if scope.vmid is not None and scope.kind == "qemu":
         out["applies"] = vmdetail.fetch_firewall_applies(api, scope.node, scope.vmid)
+    out["macros"] = fwforms.macros(api)
     return out
 
 
-async def page(request: Request, *, status: int = 200, error: str | None = None) -> Response:
+async def page(
+    request: Request,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    draft: dict[str, str] | None = None,
+    field_errors: dict[str, str] | None = None,
+) -> Response:
     target = request.path_params["target"]
     scope = _scope(request)
     api = api_for(request, target)
@@ -63,6 +76,9 @@ async def page(request: Request, *, status: int = 200, error: str | None = None)
         actions=fw.ACTIONS,
         policies=fw.POLICIES,
         levels=fw.LOG_LEVELS,
+        protocols=fwforms.PROTOCOLS,
+        draft=fw.Rule(-1, draft, None) if draft is not None else None,
+        field_errors=field_errors or {},
         **data,
     )
 
@@ -75,10 +91,24 @@ async def _change(request: Request, what: str, call: Any) -> Response:
     try:
         await asyncio.to_thread(call, api, scope)
     except fw.RuleError as exc:
-        return await page(request, status=400, error=str(exc))
+        errors = {exc.field: str(exc)} if exc.field else {}
+        return await _refused(request, str(exc), errors)
     except Exception as exc:  # noqa: BLE001
+        if status_of(exc) == 400 and field_errors(exc):
+            # Proxmox refused a field: the form comes back as typed, the field's error beside it.
+            return await _refused(request, describe_error(exc), field_errors(exc))
         return failure(request, what, exc, f"{_base(target, scope)}/firewall")
     return see_other(f"{_base(target, scope)}/firewall")
+
+
+async def _refused(request: Request, error: str, errors: dict[str, str]) -> Response:
+    """The page again with what was typed (an add: the add form; an edit: the edit form)."""
+    data = {k: v for k, v in form(request).items() if k in fw.RULE_FIELDS}
+    if "pos" in request.path_params:
+        return await _rule_page(
+            request, "rule_edit.html", status=400, error=error, draft=data, field_errors=errors
+        )
+    return await page(request, status=400, error=error, draft=data, field_errors=errors)
 
 
 def _pos(request: Request) -> int:
@@ -99,7 +129,15 @@ async def add(request: Request) -> Response:
     return await _change(request, "add rule", call)
 
 
-async def _rule_page(request: Request, template: str) -> Response:
+async def _rule_page(
+    request: Request,
+    template: str,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    draft: dict[str, str] | None = None,
+    field_errors: dict[str, str] | None = None,
+) -> Response:
     """A page about one rule (edit, delete), with the digest of the rule set as it is now."""
     target = request.path_params["target"]
     scope = _scope(request)
@@ -111,17 +149,23 @@ async def _rule_page(request: Request, template: str) -> Response:
     rule = next((r for r in rules if r.pos == _pos(request)), None)
     if rule is None:
         return render(request, "not_found.html", status_code=404)
+    macros = await asyncio.to_thread(fwforms.macros, api)
     return render(
         request,
         template,
+        status_code=status,
         target=target,
         scope=scope,
         base=_base(target, scope),
-        rule=rule,
+        rule=fw.Rule(rule.pos, draft, rule.digest) if draft is not None else rule,
         digest=digest,
         types=fw.RULE_TYPES,
         actions=fw.ACTIONS,
         levels=fw.LOG_LEVELS,
+        macros=macros,
+        protocols=fwforms.PROTOCOLS,
+        error=error,
+        field_errors=field_errors or {},
     )
 
 
@@ -214,4 +258,8 @@ def _routes(prefix: str) -> list[Route]:
     ]
 
 
-routes = _routes("/t/{target}/vm/{node}/{vmid:int}") + _routes("/t/{target}/node/{node}")
+routes = (
+    _routes("/t/{target}/vm/{node}/{vmid:int}")
+    + _routes("/t/{target}/ct/{node}/{vmid:int}")
+    + _routes("/t/{target}/node/{node}")
+)

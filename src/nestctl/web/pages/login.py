@@ -15,13 +15,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from nestctl.web.backend import LoginError, OtpRequiredError, UntrustedCertificateError
+from nestctl.web.backend import Login, LoginError, OtpRequiredError, UntrustedCertificateError
 from nestctl.web.pages.common import form, see_other, web
 from nestctl.web.security import LOGIN_NONCE_COOKIE, cookie_name
 from nestctl.web.sessions import Session
+from nestctl.web.settings import TargetSpec
 from nestctl.web.templating import render
 
 log = logging.getLogger("nestctl.web")
+
+#: How long a login waits for the other targets sharing its identity (they join later if slower).
+SAME_IDENTITY_WAIT = 2.0
 
 
 def _safe_next(value: str | None) -> str:
@@ -74,7 +78,8 @@ async def login(request: Request) -> Response:
     state = web(request)
     data = form(request)
     target = state.settings.target(data.get("target", ""))
-    username = data.get("username", "")
+    # A token pasted whole: the secret never goes back into the page or a log line.
+    username = data.get("username", "").split("=", 1)[0].strip()
     nxt = _safe_next(data.get("next"))
     if target is None:
         return _page(request, 400, error="unknown target", username=username)
@@ -98,7 +103,7 @@ async def login(request: Request) -> Response:
         result = await asyncio.to_thread(
             state.connector.login,
             target,
-            username,
+            data.get("username", ""),
             data.get("password", ""),
             data.get("otp", "").strip(),
             pin,
@@ -139,10 +144,41 @@ async def login(request: Request) -> Response:
     s = state.sessions.rotate(current)
     s.logins[target.name] = (result.identity, result.api)
     log.info("login to %s as %s from %s", target.name, result.identity, client)
+    if not data.get("otp"):  # a one-time code cannot serve twice
+        await _same_identity(request, s, data.get("username", ""), data.get("password", ""))
     response = see_other(nxt)
     _set_session_cookie(request, response, s)
     response.delete_cookie(LOGIN_NONCE_COOKIE, path="/")
     return response
+
+
+async def _same_identity(request: Request, s: Session, username: str, password: str) -> None:
+    """Log in to the other targets with the identity just proven, where they share it (the same
+    realm user or token): a lab of several targets needs one login. Only targets whose
+    certificate is pinned or CA-verified are tried (the client checks it before any credential
+    is sent); a refusal there is silent and does not count against the rate limit."""
+    state = web(request)
+    others = [t for t in state.settings.targets if t.name not in s.logins]
+
+    def attempt(spec: TargetSpec) -> tuple[TargetSpec, Login | None]:
+        pin = state.pins.get(spec.name)
+        try:
+            return spec, state.connector.login(spec, username, password, "", pin)
+        except LoginError:
+            return spec, None
+
+    def keep(task: asyncio.Future[tuple[TargetSpec, Login | None]]) -> None:
+        spec, result = task.result()
+        if result is not None and state.sessions.get(s.id) is s:  # the session still lives
+            s.logins[spec.name] = (result.identity, result.api)
+            log.info("login to %s as %s (same identity)", spec.name, result.identity)
+
+    tasks = [asyncio.ensure_future(asyncio.to_thread(attempt, t)) for t in others]
+    for task in tasks:
+        task.add_done_callback(keep)
+    if tasks:
+        # A target that does not answer must not hold the first view: it joins when it does.
+        await asyncio.wait(tasks, timeout=SAME_IDENTITY_WAIT)
 
 
 async def trust(request: Request) -> Response:
@@ -162,7 +198,7 @@ async def trust(request: Request) -> Response:
         200,
         notice=f"certificate {fingerprint} confirmed for {target.name}: log in to use it",
         target=target.name,
-        username=data.get("username", ""),
+        username=data.get("username", "").split("=", 1)[0],
         next=_safe_next(data.get("next")),
     )
     _set_session_cookie(request, response, s)

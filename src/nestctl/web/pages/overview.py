@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,13 +123,34 @@ async def changes(request: Request) -> Response:
         after = int(request.query_params.get("v", "0"))
     except ValueError:
         after = 0
-    if parts[:1] not in (("target",), ("vm",)):
+    if parts[:1] == ("inv",) and len(parts) == 2:  # the home screen: inventory and analysis
+        return await _home_changes(request, parts[1], request.query_params.get("v", "0"))
+    if parts[:1] not in (("target",), ("vm",), ("node",), ("ct",)):
         return JSONResponse({"error": "unknown key"}, status_code=400)
     version = await state.cache.wait_change((s.id, *parts), after, timeout=25.0)
     return JSONResponse({"v": version})
 
 
+async def _home_changes(request: Request, target: str, after: str) -> Response:
+    """The home screen's version is "INVENTORY.ANALYSIS": answer when either is newer."""
+    state = web(request)
+    s = session(request)
+    before_inv, _, before_tree = after.partition(".")
+    keys = [((s.id, "inv", target), before_inv), ((s.id, "target", target), before_tree)]
+    waits = [
+        asyncio.ensure_future(state.cache.wait_change(k, int(v) if v.isdigit() else 0, 25.0))
+        for k, v in keys
+    ]
+    _done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for p in pending:
+        p.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await p
+    version = f"{state.cache.version(keys[0][0])}.{state.cache.version(keys[1][0])}"
+    return JSONResponse({"v": version})
+
+
 routes = [
-    Route("/", overview, methods=["GET"]),
+    Route("/tree", overview, methods=["GET"]),
     Route("/changes", changes, methods=["GET"]),
 ]

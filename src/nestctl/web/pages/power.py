@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nestctl.api import actions
+from nestctl.web import guestpage
 from nestctl.web.pages.common import api_for, failure, form, see_other, session, web
 from nestctl.web.templating import render
 
@@ -32,12 +33,37 @@ def _back(target: str, node: str, vmid: int) -> str:
     return f"/t/{target}/vm/{node}/{vmid}"
 
 
+async def _refused(request: Request) -> Response | None:
+    """A page saying why the action does not fit the VM's state now (or 404), or None."""
+    p = request.path_params
+    target, node, vmid, action = p["target"], p["node"], p["vmid"], p["action"]
+    if await guestpage.exists(request, target, "qemu", node, vmid) is False:
+        return render(request, "not_found.html", status_code=404, what=f"VM {vmid} on {node}")
+    cached = web(request).cache.peek((session(request).id, "vm", target, node, str(vmid)))
+    status = cached.status if cached is not None else None
+    offer = guestpage.known_offer(request, target, "qemu", node, vmid, status=status)
+    if offer is None or action in offer.actions:
+        return None
+    return render(
+        request,
+        "not_now.html",
+        status_code=409,
+        action=action,
+        what=f"VM {vmid}",
+        offer=offer,
+        base=_back(quote(target, safe=""), quote(node, safe=""), vmid),
+    )
+
+
 async def confirm_vm(request: Request) -> Response:
     p = request.path_params
     action = p["action"]
     if action not in VM_ACTIONS:
         return render(request, "not_found.html", status_code=404)
     api_for(request, p["target"])
+    refused = await _refused(request)
+    if refused is not None:
+        return refused
     return render(
         request,
         "confirm_vm.html",
@@ -56,6 +82,9 @@ async def do_vm(request: Request) -> Response:
     if action not in VM_ACTIONS:
         return render(request, "not_found.html", status_code=404)
     api = api_for(request, p["target"])
+    refused = await _refused(request)
+    if refused is not None:
+        return refused
     try:
         upid = await asyncio.to_thread(actions.vm_power, api, p["node"], p["vmid"], action)
     except Exception as exc:  # noqa: BLE001 - Proxmox's own message is the answer

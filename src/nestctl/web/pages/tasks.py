@@ -31,6 +31,8 @@ def _back(target: str, upid: actions.Upid) -> str:
         return f"/t/{target}/backups"
     if is_ascii_digits(upid.id) and upid.type.startswith("qm"):
         return f"/t/{target}/vm/{upid.node}/{upid.id}"
+    if is_ascii_digits(upid.id) and upid.type.startswith("vz") and upid.type != "vzdump":
+        return f"/t/{target}/ct/{upid.node}/{upid.id}"
     return f"/t/{target}/node/{upid.node}"
 
 

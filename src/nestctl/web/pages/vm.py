@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from nestctl.web import vmdetail
+from nestctl.api.actions import vm_path
+from nestctl.web import guestpage, vmdetail
 from nestctl.web.engine import explain
+from nestctl.web.fixes import fix_button, restart_button
 from nestctl.web.pages import backups
 from nestctl.web.pages.common import api_for, session, web
 from nestctl.web.pages.overview import snapshot, tree_view
+from nestctl.web.sparkline import TIMEFRAMES
 from nestctl.web.templating import render
 
 
@@ -31,6 +36,9 @@ async def vm_page(request: Request) -> Response:
     target = request.path_params["target"]
     node = request.path_params["node"]
     vmid = int(request.path_params["vmid"])
+    api_for(request, target)
+    if await guestpage.exists(request, target, "qemu", node, vmid) is False:
+        return render(request, "not_found.html", status_code=404, what=f"VM {vmid} on {node}")
     d = detail(request, target, node, vmid)
     snap = snapshot(request, target)
     tree_view(request)  # ties targets as the overview does: a VM running one is re-judged
@@ -42,13 +50,25 @@ async def vm_page(request: Request) -> Response:
         info["chain"] = {
             k: "not-nested" if v in ("broken", "unknown") else v for k, v in info["chain"].items()
         }
-    live = snap.live.get((node, vmid)) if snap is not None else None
+    # The inventory's row (one /cluster/resources, fresh every few seconds) is there at once;
+    # the tree's live numbers only after the full scan.
+    guest, _res = guestpage.guest_of(request, target, "qemu", vmid)
+    live = guest or (snap.live.get((node, vmid)) if snap is not None else None)
     key = "/".join(detail_key(request, target, node, vmid)[1:])
+    offer = guestpage.offer_for(request, target, "qemu", node, vmid, status=d.status if d else None)
+    base = f"/t/{quote(target, safe='')}/vm/{quote(node, safe='')}/{vmid}"
+    broken = info.get("broken") or {}
     api = api_for(request, target)
     backup = web(request).cache.want(  # its backups, refreshed each minute (and after a backup)
         (session(request).id, "backup", target, node, str(vmid)),
         lambda _poked: backups.summary(api, "qemu", node, vmid),
         interval=60.0,
+    )
+    tf, charts = await guestpage.charts_for(
+        api,
+        vm_path(node, vmid),
+        request.query_params.get("tf", "hour"),
+        d.charts if d else [],
     )
     return render(
         request,
@@ -62,6 +82,17 @@ async def vm_page(request: Request) -> Response:
         live=live,
         live_key=key,
         live_version=web(request).cache.version(detail_key(request, target, node, vmid)),
+        offer=offer,
+        base=base,
+        tf=tf,
+        charts=charts,
+        timeframes=list(TIMEFRAMES),
+        findings=guestpage.with_buttons(info.get("findings") or [], base, offer),
+        broken_button=fix_button(broken.get("fix"), base, offer),
+        restart=restart_button(base, offer),
+        fw_vm_off=bool(
+            d and d.firewall and any(o.startswith("VM firewall is off") for o in d.firewall.off)
+        ),
         backup=backup,
     )
 

@@ -25,6 +25,7 @@
         if (fresh && old && !old.contains(document.activeElement)) {
           old.replaceWith(fresh);
           watch(fresh);
+          document.dispatchEvent(new CustomEvent("nestctl:replaced"));
         }
       });
   }

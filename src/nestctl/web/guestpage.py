@@ -1,0 +1,100 @@
+"""What VM and container pages share: does the guest exist, and which actions fit it now."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.requests import Request
+
+from nestctl.web import offers
+from nestctl.web.fixes import FixButton, fix_button
+
+
+async def exists(request: Request, target: str, kind: str, node: str, vmid: int) -> bool | None:
+    """Whether `/cluster/resources` lists this guest on this node (None: the list is unknown)."""
+    from nestctl.web.pages.inventory import resources_now  # noqa: PLC0415 - page module
+
+    snap = await resources_now(request, target)
+    if snap is None or snap.res is None:
+        return None
+    guest = snap.res.guest(kind, vmid)
+    return guest is not None and guest.node == node
+
+
+def guest_of(request: Request, target: str, kind: str, vmid: int) -> Any:
+    from nestctl.web.pages.inventory import resources  # noqa: PLC0415
+
+    snap = resources(request, target)
+    if snap is None or snap.res is None:
+        return None, None
+    return snap.res.guest(kind, vmid), snap.res
+
+
+def offer_for(
+    request: Request,
+    target: str,
+    kind: str,
+    node: str,
+    vmid: int,
+    *,
+    status: Mapping[str, Any] | None,
+) -> offers.Offer:
+    """The one decision (offers.valid_actions) from the freshest facts: the guest's own status
+    when read, else the inventory's row; the node's state from the inventory."""
+    guest, res = guest_of(request, target, kind, vmid)
+    node_online = res.node_online(node) if res is not None else None
+    state = status.get("status") if status else (guest.status if guest else None)
+    lock = status.get("lock") if status else (guest.lock if guest else None)
+    template = bool(status.get("template")) if status else bool(guest and guest.template)
+    return offers.valid_actions(
+        kind,
+        str(state) if state is not None else None,
+        qmpstatus=str(status["qmpstatus"]) if status and status.get("qmpstatus") else None,
+        lock=str(lock) if lock else None,
+        node_online=node_online,
+        template=template,
+        node=node,
+    )
+
+
+def known_offer(
+    request: Request,
+    target: str,
+    kind: str,
+    node: str,
+    vmid: int,
+    *,
+    status: Mapping[str, Any] | None,
+) -> offers.Offer | None:
+    """The offer, or None when nothing is known yet about the guest (then Proxmox decides)."""
+    guest, _res = guest_of(request, target, kind, vmid)
+    if status is None and guest is None:
+        return None
+    return offer_for(request, target, kind, node, vmid, status=status)
+
+
+def with_buttons(
+    findings: list[dict[str, Any]], base: str, offer: offers.Offer, kind: str = "qemu"
+) -> list[tuple[dict[str, Any], FixButton | None]]:
+    return [(f, fix_button(f.get("fix"), base, offer, kind=kind)) for f in findings]
+
+
+async def charts_for(
+    api: Any, path: str, timeframe: str, hourly: list[str]
+) -> tuple[str, list[str]]:
+    """(timeframe shown, charts): the cached hour's, or the day's or week's read now (one
+    rrddata request; a refusal shows no chart rather than failing the page)."""
+    import asyncio  # noqa: PLC0415
+
+    from nestctl.web.sparkline import TIMEFRAMES, guest_charts  # noqa: PLC0415
+
+    if timeframe not in TIMEFRAMES or timeframe == "hour":
+        return "hour", hourly
+    try:
+        rows = await asyncio.to_thread(
+            api.request, "GET", f"{path}/rrddata", {"timeframe": timeframe, "cf": "AVERAGE"}
+        )
+    except Exception:  # noqa: BLE001 - the page stands without its graph
+        return timeframe, []
+    return timeframe, guest_charts(rows, timeframe)
