@@ -13,6 +13,12 @@ from tests.web.conftest import csrf_of, login, token, wait_for
 VM103 = "/t/lab/vm/pve1/103"  # default-cpu: no tag, no flags: not meant to nest
 
 
+def _row(html: str, href: str) -> str:
+    """A guest's row on the home screen (or the tree's entry where the home is the tree)."""
+    start = html.index(f'href="{href}"')
+    return html[start : html.index("</li>", start)]
+
+
 #: pve1's VMs as the tree counts them: all four meant for nothing (neutral), then judged.
 NEUTRAL = "4 VMs: 0 ready, 0 not ready, 0 unknown, 4 not nested"
 JUDGED = "4 VMs: 2 ready, 2 not ready, 0 unknown, 0 not nested"
@@ -53,6 +59,9 @@ def test_a_not_nested_vm_is_judged_with_the_toggle_and_neutral_without(
     assert JUDGED in overview
     assert "103 default-cpu" in overview  # now listed among the not ready
     assert "Judge only VMs meant to nest" in overview
+    home = client.get("/").text  # the home screen's inventory badges the same VM
+    assert "v-not-ready" in _row(home, VM103)
+    assert "Judge only VMs meant to nest" in home
 
     # Another visitor's pages are their own: still neutral there.
     other = make_client()
@@ -61,6 +70,7 @@ def test_a_not_nested_vm_is_judged_with_the_toggle_and_neutral_without(
     assert "First broken link" not in other.get(VM103).text
 
     _toggle(client, False, "/")
+    assert "v-not-ready" not in _row(client.get("/").text, VM103)
     assert "First broken link" not in client.get(VM103).text
     assert NEUTRAL in client.get(tree).text
 

@@ -31,6 +31,9 @@ def test_the_all_vms_toggle(page: Any, server: str, sim: PveSim, artifacts: Path
         "not ready"
     )
     shot(page, artifacts, "all-vms-on", viewport)
+    page.goto(f"{server}/")
+    page.wait_for_selector("form.all-vms button")
+    shot(page, artifacts, "all-vms-home", viewport)
     page.goto(f"{server}/t/api/vm/pve1/103")
     assert "First broken link: config" in page.locator("main").inner_text()
     page.goto(f"{server}{tree}")
