@@ -77,6 +77,15 @@ class LabFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class RoleFacts:
+    """Whether this guest is a hypervisor itself (it then hosts an inner layer); None: unknown."""
+
+    pve_node: bool | None  # a Proxmox VE node (pve-manager, qm, /etc/pve)
+    pve_evidence: tuple[str, ...]  # the paths that said so
+    running_vms: tuple[str, ...] | None  # QEMU/KVM processes running ("kvm (pid 1234)")
+
+
+@dataclass(frozen=True, slots=True)
 class LinuxFacts:
     cpu: CpuInfo | None  # None: /proc/cpuinfo unreadable
     cpuinfo_problem: str | None
@@ -98,6 +107,7 @@ class LinuxFacts:
     kvm_module_known: bool = True  # False: kvm_module None means "could not check"
     unchecked: tuple[str, ...] = ()  # facts that could not be checked ("/dev/kvm", "libvirt")
     blocker: Blocker | None = None  # why, and what would let nestctl check them
+    role: RoleFacts | None = None  # None: not probed (facts built by hand)
 
 
 @dataclass(frozen=True, slots=True)

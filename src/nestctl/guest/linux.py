@@ -19,6 +19,7 @@ from nestctl.guest.facts import (
     LabFacts,
     LinuxFacts,
 )
+from nestctl.guest.role import probe_role
 from nestctl.host.cpuinfo import CpuInfo, parse_cpuinfo
 from nestctl.host.values import sysfs_bool
 from nestctl.host.virt import dmi_hypervisor
@@ -374,5 +375,6 @@ def probe_linux(machine: Machine) -> GuestFacts:
         kvm_module_known=module_gap is None,
         unchecked=tuple(gaps.what),
         blocker=_blocker(machine, gaps),
+        role=probe_role(machine),
     )
     return GuestFacts(os="linux", linux=linux)

@@ -63,6 +63,12 @@ def _linux_json(lf: LinuxFacts, hs: HostSide | None) -> dict[str, Any]:
                 "libvirtd_state": lf.lab.libvirtd_state,
             },
             "unchecked": list(lf.unchecked),
+            # A hypervisor itself (its VM hosts an inner layer): null when it could not be read.
+            "pve_node": lf.role.pve_node if lf.role else None,
+            "pve_evidence": list(lf.role.pve_evidence) if lf.role else [],
+            "running_vms": None
+            if lf.role is None or lf.role.running_vms is None
+            else list(lf.role.running_vms),
         },
     }
 
@@ -150,6 +156,11 @@ def _sections(facts: GuestFacts, obj: dict[str, Any]) -> list[Section]:
             "qemu-system unknown" if binaries is None else ", ".join(binaries) or "no qemu-system"
         )
         rows.append(("lab", f"{qemu}; libvirtd {show(lf.lab.libvirtd_state)}"))
+        if lf.role is not None:
+            vms = lf.role.running_vms
+            running = "unknown" if vms is None else str(len(vms))
+            rows.append(("Proxmox VE node", show(lf.role.pve_node)))
+            rows.append(("VMs running", running))
     sections = [Section("Guest", tuple(rows))]
     if facts.linux is not None:
         ev = [(e.certainty, e.signal) for e in facts.linux.accel_evidence]

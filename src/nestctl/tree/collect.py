@@ -33,6 +33,7 @@ def view_from_scan(
         findings = settle(findings, strict=report.node in wanting)
         view = NodeView(report.node, node_verdict(findings), findings)
         view.product_uuid = report.nested.product_uuid  # known with --ssh
+        view.nested = report.nested.to_json()
         nodes.append(view)
     vms = [vm_view(_vm_body(r), uuids.get(r.vmid), all_vms=opts.all_vms) for r in results]
     target = TargetView(name, parent, nodes, vms)

@@ -83,6 +83,9 @@ class NodeView:
     verdict: str
     findings: list[Finding] = field(default_factory=list)
     product_uuid: str | None = None  # the node's DMI product_uuid, when known (SSH, JSON)
+    #: The KVM module's `nested` as read (`NestedReading.to_json`: live, after_reboot,
+    #: decided_by), None when not known to this view (a tree read back from JSON).
+    nested: dict[str, Any] | None = None
 
 
 @dataclass

@@ -7,8 +7,9 @@ this order (the first one names the intent):
 
 * ``tag``: it carries the Proxmox tag ``nested`` (the name is configurable; `vm enable` adds it,
   `vm disable` removes it);
-* ``inner-layer``: it hosts an inner layer: a tied inner target (`tree`), or a guest that runs
-  VMs of its own (Hyper-V VMs seen through the agent);
+* ``inner-layer``: it hosts an inner layer: a tied inner target (`tree`), or a guest that is
+  itself a hypervisor, seen through the agent: a Proxmox VE node (``linux.pve_node``), Linux
+  running QEMU/KVM processes (``linux.running_vms``), Hyper-V VMs running;
 * ``config``: its config asks explicitly: ``+vmx``/``+svm``/``+nested-virt`` in the `cpu`
   flags, a custom CPU model carrying ``+vmx``/``+svm``, or vmx/svm switched on in ``args``.
   ``cpu: host`` alone is *not* intent: it is widely used for speed;
@@ -119,6 +120,11 @@ def guest_role(guest: Mapping[str, Any] | None) -> tuple[IntentKind, str] | None
         if str(windows.get("hypervisorlaunchtype") or "").lower() == "auto":
             return "guest", "its guest starts the Windows hypervisor (VBS / Hyper-V)"
     linux = guest.get("linux")
+    if isinstance(linux, Mapping) and linux.get("pve_node") is True:
+        return "inner-layer", "its guest is a Proxmox VE node"
+    running_vms = linux.get("running_vms") if isinstance(linux, Mapping) else None
+    if isinstance(running_vms, list) and running_vms:
+        return "inner-layer", f"its guest runs {len(running_vms)} VM(s) of its own (QEMU/KVM)"
     if isinstance(linux, Mapping) and linux.get("kvm_module") in ("kvm_intel", "kvm_amd"):
         return "guest", f"its guest has {linux['kvm_module']} loaded (a KVM host)"
     return None

@@ -7,13 +7,14 @@ shows the verdicts and first broken links `nestctl tree` prints.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from nestctl.api.actions import Api
 from nestctl.parse import is_ascii_digits
 from nestctl.web.settings import TargetSpec
-from nestctl.web.snapshot import TreeBuilder
+from nestctl.web.snapshot import TargetSnapshot, TreeBuilder
 
 
 @dataclass
@@ -24,6 +25,12 @@ class EngineView:
     vms: dict[int, dict[str, Any]] = field(default_factory=dict)  # vmid -> findings, chain, why
     findings: list[dict[str, Any]] = field(default_factory=list)  # about the scan as a whole
     cts: dict[int, dict[str, Any]] = field(default_factory=dict)  # vmid -> the ct engine's verdict
+    #: What it was judged from, to judge the same scan again for a visitor who asks to judge
+    #: every VM as if it wanted nesting (`judged`); None for views built otherwise.
+    scan: Any = None
+    target: TargetSpec | None = None
+    all_vms: bool = False
+    _every_vm: EngineView | None = field(default=None, repr=False, compare=False)
 
 
 def explain(result: Any) -> dict[str, Any] | None:
@@ -57,12 +64,50 @@ def containers(api: Api) -> dict[int, dict[str, Any]]:
     }
 
 
+def _judge(
+    target: TargetSpec, scan: Any, *, all_vms: bool = False, cts: dict[int, dict[str, Any]]
+) -> EngineView:
+    """One scan judged: the tree's view and each VM's findings, chain and first broken link."""
+    from nestctl.tree.collect import view_from_scan  # noqa: PLC0415 - heavy, when serving
+    from nestctl.vm.facts import VmOptions  # noqa: PLC0415
+    from nestctl.vm.remote import analyse_remote  # noqa: PLC0415
+
+    opts = VmOptions(all_nodes=True, sections=False, all_vms=all_vms)
+    view = view_from_scan(target.name, parent_of(target), scan, opts)
+    results, _ = analyse_remote(scan, opts)
+    vms = {
+        r.vmid: {
+            "findings": [f.to_json() for f in r.findings],
+            "chain": dict(r.chain),
+            "broken": explain(r),
+        }
+        for r in results
+    }
+    findings = [f.to_json() for f in scan.findings]
+    return EngineView(view, vms, findings, cts, scan, target, all_vms=all_vms)
+
+
+def judged(engine: EngineView, *, all_vms: bool) -> EngineView:
+    """`engine`, or with `all_vms` the same scan judged as if every VM wanted nesting (the
+    dashboard's `--all-vms`), computed once per scan and only when a visitor asks for it."""
+    if not all_vms or engine.all_vms or engine.scan is None or engine.target is None:
+        return engine
+    if engine._every_vm is None:
+        engine._every_vm = _judge(engine.target, engine.scan, all_vms=True, cts=engine.cts)
+    return engine._every_vm
+
+
+def snapshot_judged(snap: TargetSnapshot | None, *, all_vms: bool) -> TargetSnapshot | None:
+    """A `TargetSnapshot` whose engine is `judged(..., all_vms=...)` (the cached one is kept)."""
+    if not all_vms or snap is None or not isinstance(snap.engine, EngineView):
+        return snap
+    return dataclasses.replace(snap, engine=judged(snap.engine, all_vms=True))
+
+
 def tree_builder(concurrency: int = 16, nested_reader: Any = None) -> TreeBuilder:
     def build(api: Api, target: TargetSpec) -> EngineView:
-        from nestctl.tree.collect import view_from_scan  # noqa: PLC0415 - heavy, when serving
-        from nestctl.vm.collect.api import collect_api  # noqa: PLC0415
+        from nestctl.vm.collect.api import collect_api  # noqa: PLC0415 - heavy, when serving
         from nestctl.vm.facts import VmOptions  # noqa: PLC0415
-        from nestctl.vm.remote import analyse_remote  # noqa: PLC0415
 
         opts = VmOptions(all_nodes=True, sections=False)
         scan = collect_api(
@@ -71,16 +116,6 @@ def tree_builder(concurrency: int = 16, nested_reader: Any = None) -> TreeBuilde
             concurrency=concurrency,
             nested_reader=nested_reader,
         )
-        view = view_from_scan(target.name, parent_of(target), scan, opts)
-        results, _ = analyse_remote(scan, opts)
-        vms = {
-            r.vmid: {
-                "findings": [f.to_json() for f in r.findings],
-                "chain": dict(r.chain),
-                "broken": explain(r),
-            }
-            for r in results
-        }
-        return EngineView(view, vms, [f.to_json() for f in scan.findings], containers(api))
+        return _judge(target, scan, cts=containers(api))
 
     return build

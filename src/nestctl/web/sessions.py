@@ -28,6 +28,8 @@ class Session:
     pins: dict[str, str] = field(default_factory=dict)
     #: the client address that made it (pre-login sessions are capped per client)
     client: str = ""
+    #: judge every VM as if it wanted nesting (the dashboard's --all-vms; web/pages/prefs.py)
+    all_vms: bool = False
 
     def identity(self, target: str) -> str | None:
         login = self.logins.get(target)

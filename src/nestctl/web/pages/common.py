@@ -31,6 +31,13 @@ def session(request: Request) -> Session:
     return s
 
 
+def all_vms(request: Request) -> bool:
+    """This visitor judges every VM as if it wanted nesting (`/prefs/all-vms`; off by default).
+    `overview.snapshot` applies it, so every page that shows a verdict honours it."""
+    s: Session | None = request.state.session
+    return s is not None and s.all_vms
+
+
 def api_for(request: Request, target: str) -> Any:
     """The visitor's API for `target`, or NotLoggedInError (shown as a link to log in there)."""
     s = session(request)

@@ -18,9 +18,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nestctl.web import inventory as inv
-from nestctl.web.engine import explain
+from nestctl.web.engine import explain, snapshot_judged
 from nestctl.web.errors import one_line, sentence
-from nestctl.web.pages.common import session, web
+from nestctl.web.pages.common import all_vms, session, web
 from nestctl.web.pages.overview import snapshot, tree_view
 from nestctl.web.templating import render
 from nestctl.web.verdicts import nested_badge
@@ -95,6 +95,7 @@ def _rows(request: Request, name: str, res: inv.Resources) -> tuple[list[inv.Row
     # Only what the analysis already has: it is started after the page went out (see `home`),
     # so its thousands of requests do not compete with the first view.
     tree = web(request).cache.peek((session(request).id, "target", name))
+    tree = snapshot_judged(tree, all_vms=all_vms(request))  # the visitor's --all-vms
     rows = []
     for g in res.guests:
         badge = nested_badge(tree, g.vmid, g.kind)

@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from nestctl.web.engine import explain, parent_of
-from nestctl.web.pages.common import session, web
+from nestctl.web.engine import explain, parent_of, snapshot_judged
+from nestctl.web.pages.common import all_vms, session, web
 from nestctl.web.settings import TargetSpec
 from nestctl.web.snapshot import SnapshotSource, TargetSnapshot
 from nestctl.web.templating import render
@@ -32,7 +32,7 @@ def snapshot(request: Request, target: str) -> TargetSnapshot | None:
     )
     if snap is not None:
         snap.version = state.cache.version(key)
-    return snap
+    return snapshot_judged(snap, all_vms=all_vms(request))  # the visitor's --all-vms
 
 
 #: The overview lists at most this many VMs per node (the rest are on the node's page).
