@@ -179,8 +179,19 @@ def test_chunked_and_interim_replies_are_read(
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 200 + b"\r\n",
         b"",  # hung up without a word
+        "HTTP/1.1 200 OK\r\nContent-Length: \u00b9\r\n\r\n{}".encode(),  # isdigit() is true
+        "HTTP/1.1 \u0662\u0660\u0660 OK\r\nContent-Length: 2\r\n\r\n{}".encode(),
     ],
-    ids=["not-http", "two-lengths", "short", "bad-chunk", "many-headers", "silence"],
+    ids=[
+        "not-http",
+        "two-lengths",
+        "short",
+        "bad-chunk",
+        "many-headers",
+        "silence",
+        "superscript-length",
+        "arabic-indic-status",
+    ],
 )
 def test_a_broken_reply_is_a_connection_error_never_a_traceback(
     raw_replies: tuple[str, list[bytes], list[bytes]],

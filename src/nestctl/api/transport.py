@@ -34,6 +34,8 @@ import threading
 import zlib
 from dataclasses import dataclass
 
+from nestctl.parse import is_ascii_digits
+
 __all__ = [
     "HttpsPool",
     "Reply",
@@ -199,7 +201,7 @@ class _Connection:
             raw = self._chunked(limit)
         elif "content-length" in headers:
             length = headers["content-length"]
-            if not length.isdigit():
+            if not is_ascii_digits(length):
                 raise TransportConnectError("a malformed Content-Length")
             if int(length) > limit:
                 raise ReplyTooLargeError
@@ -255,7 +257,7 @@ def _parse_head(head: bytes) -> tuple[int, str, str, dict[str, str]]:
         raise TransportConnectError("the reply has too many headers")
     version, _, rest = lines[0].rstrip("\r").partition(" ")
     code, _, reason = rest.partition(" ")
-    if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
+    if not version.startswith("HTTP/1.") or len(code) != 3 or not is_ascii_digits(code):
         raise TransportConnectError(f"not an HTTP reply: {lines[0][:60]!r}")
     headers: dict[str, str] = {}
     name = ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from nestctl.guest.facts import RoleFacts
 from nestctl.host.pidfiles import is_qemu_program, split_cmdline
 from nestctl.machine import Machine, ReadStatus
+from nestctl.parse import is_ascii_digits
 
 #: What a Proxmox VE node has: pve-manager's dpkg file list and `pveversion`, qemu-server's `qm`
 #: (files, so they are read even where guest-exec is refused), and the pmxcfs mount /etc/pve.
@@ -62,7 +63,7 @@ def _from_ps(machine: Machine) -> tuple[str, ...] | None:
     for line in result.stdout.splitlines():
         pid, _, name = line.strip().partition(" ")
         name = name.strip()
-        if not (pid.isascii() and pid.isdigit()):
+        if not is_ascii_digits(pid):
             continue
         cmdline = None
         if name == "kvm":
@@ -78,7 +79,7 @@ def _from_proc(machine: Machine) -> tuple[str, ...] | None:
     listing = machine.listdir("/proc")
     if not listing.ok:
         return None
-    pids = sorted((n for n in listing.names if n.isascii() and n.isdigit()), key=int)
+    pids = sorted((n for n in listing.names if is_ascii_digits(n)), key=int)
     found: list[str] = []
     unread = False
     for pid in pids[:MAX_PROCESSES]:

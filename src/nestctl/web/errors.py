@@ -91,7 +91,7 @@ def sentence(exc: BaseException) -> str:
     return "Something went wrong inside nestctl (the server's log has the details)."
 
 
-_WS = re.compile(r"\s+")
+_WS = re.compile(r"\s+", re.ASCII)
 
 
 def one_line(text: str, limit: int = 500) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nestctl.parse import is_ascii_digits
 from nestctl.web.offers import valid_actions
 from nestctl.web.snapshot import _num
 
@@ -226,9 +227,13 @@ class NodeGroup:
     rows: list[Row]
 
 
+_DIGITS = re.compile(r"(\d+)", re.ASCII)
+
+
 def natural(name: str) -> tuple[tuple[int, int | str], ...]:
     """pve2 before pve10, as people number their nodes."""
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", name) if p)
+    parts = _DIGITS.split(name)
+    return tuple((0, int(p)) if is_ascii_digits(p) else (1, p) for p in parts if p)
 
 
 def group(target: str, res: Resources, rows: Iterable[Row]) -> list[NodeGroup]:

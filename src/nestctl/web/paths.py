@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from nestctl.parse import is_ascii_digits
+
 VMID_MIN = 100
 VMID_MAX = 999_999_999  # PVE::JSONSchema pve-vmid
 # PVE::JSONSchema pve_verify_node_name: one host-name label.
@@ -24,7 +26,7 @@ def valid_node(name: str) -> bool:
 
 def valid_vmid(text: str) -> bool:
     # Digits only, and at most 9 of them before int(): 5000 digits is no VMID (and no 500).
-    return text.isascii() and text.isdigit() and len(text) <= 9 and int(text) >= VMID_MIN
+    return is_ascii_digits(text) and len(text) <= 9 and int(text) >= VMID_MIN
 
 
 def path_problem(path: str) -> str | None:

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from nestctl.parse import parse_uint
 from nestctl.web.engine import explain, parent_of, snapshot_judged
 from nestctl.web.pages.common import all_vms, session, web
 from nestctl.web.settings import TargetSpec
@@ -138,8 +139,7 @@ async def _home_changes(request: Request, target: str, after: str) -> Response:
     before_inv, _, before_tree = after.partition(".")
     keys = [((s.id, "inv", target), before_inv), ((s.id, "target", target), before_tree)]
     waits = [
-        asyncio.ensure_future(state.cache.wait_change(k, int(v) if v.isdigit() else 0, 25.0))
-        for k, v in keys
+        asyncio.ensure_future(state.cache.wait_change(k, parse_uint(v) or 0, 25.0)) for k, v in keys
     ]
     _done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     for p in pending:
