@@ -37,10 +37,6 @@ ALLOWED: dict[str, str] = {
     "posix_spawn + wait inside the timed loop, where no runner may stand between",
     "qemu/jsonline.py": "opens a directory to name a long socket path relative to it",
 }
-#: Still going around the door: each is to move behind Host (issue 23, item 1).
-PENDING: dict[str, str] = {
-    "web/local.py": "the --local key file is written with its own atomic write",
-}
 
 
 def violations(path: Path) -> list[str]:
@@ -85,7 +81,7 @@ def test_nothing_goes_around_the_door() -> None:
     bad = {}
     for path in sorted(SRC.rglob("*.py")):
         rel = path.relative_to(SRC).as_posix()
-        if _listed(rel, ALLOWED) or _listed(rel, PENDING):
+        if _listed(rel, ALLOWED):
             continue
         found = violations(path)
         if found:
@@ -95,10 +91,9 @@ def test_nothing_goes_around_the_door() -> None:
 
 def test_every_listed_exception_is_still_needed() -> None:
     # A stale entry would let the next violation in that file pass unseen.
-    for table in (ALLOWED, PENDING):
-        for key in table:
-            paths = [SRC / key] if not key.endswith("/") else sorted((SRC / key).rglob("*.py"))
-            assert any(p.is_file() and violations(p) for p in paths), f"{key} needs no exception"
+    for key in ALLOWED:
+        paths = [SRC / key] if not key.endswith("/") else sorted((SRC / key).rglob("*.py"))
+        assert any(p.is_file() and violations(p) for p in paths), f"{key} needs no exception"
 
 
 def test_the_scan_sees_each_way_around_the_door(tmp_path: Path) -> None:

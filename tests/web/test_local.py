@@ -17,6 +17,7 @@ from nestctl.web.engine import tree_builder
 from nestctl.web.local import LocalConnector, PveshApi, local_target, nested_reader, write_key
 from nestctl.web.settings import ServeSettings
 from tests.helpers import write_tree
+from tests.privileges import needs_root
 from tests.pvesim import PveSim
 from tests.web.conftest import BASE, csrf_of, wait_for
 
@@ -186,8 +187,7 @@ def test_a_key_directory_of_another_user_or_a_link_is_refused(tmp_path):
 
     from nestctl.web.local import KeyFileError  # noqa: PLC0415
 
-    if os.geteuid() != 0:
-        pytest.skip("giving a directory to another user needs root")
+    needs_root()  # giving a directory to another user needs root (CI runs as root)
     theirs = tmp_path / "theirs"
     theirs.mkdir(mode=0o700)
     os.chown(theirs, os.geteuid() + 1, -1)

@@ -366,6 +366,29 @@ class Host:
         self._fsync_dir(os.path.dirname(real))
         self.manifest.append(ManifestEntry("write", hostpath, f"renamed to {new_hostpath}"))
 
+    def make_private_dir(self, hostdir: str) -> None:
+        """`hostdir` exists, is a real directory (no link followed) of this user, mode 0700:
+        made so, or an existing one forced to 0700 (an open one let anyone swap its files).
+        UnsafeWriteError says why when it cannot be (a link, another user's directory)."""
+        real = self.real(hostdir)
+        os.makedirs(real, mode=0o700, exist_ok=True)
+        try:
+            fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as exc:
+            raise UnsafeWriteError(
+                f"{hostdir} is not a directory (a symbolic link?): {exc.strerror}"
+            ) from None
+        try:
+            st = os.fstat(fd)
+            me = getattr(os, "geteuid", lambda: 0)()
+            if st.st_uid != me:
+                raise UnsafeWriteError(f"{hostdir} belongs to uid {st.st_uid}, not to this user")
+            if stat.S_IMODE(st.st_mode) != 0o700:
+                os.fchmod(fd, 0o700)
+        finally:
+            os.close(fd)
+        self.manifest.append(ManifestEntry("write", hostdir, "private directory"))
+
     def make_dirs(self, hostdir: str, mode: int = 0o755) -> None:
         """Create a directory and its missing parents (OSError when it cannot be made)."""
         os.makedirs(self.real(hostdir), mode=mode, exist_ok=True)

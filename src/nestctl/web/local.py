@@ -9,20 +9,18 @@ module's `nested` parameter, which the API cannot show, is read from this node's
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import json
 import logging
 import os
 import secrets
-import stat
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from nestctl.api.verbs import ApiVerbs
-from nestctl.machine import Host
+from nestctl.machine import Host, UnsafeWriteError
 from nestctl.web.backend import Login, LoginError
 from nestctl.web.settings import TargetSpec
 
@@ -69,38 +67,19 @@ class KeyFileError(Exception):
     """The key's directory is not private to root and cannot be made so; `str()` says why."""
 
 
-def _private_dir(directory: Path) -> None:
-    """`directory` exists, is a real directory of this (root) user, mode 0700 — forced so."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    except OSError as exc:
-        msg = f"{directory} is not a directory (a symbolic link?): {exc.strerror}"
-        raise KeyFileError(msg) from None
-    try:
-        st = os.fstat(fd)
-        if st.st_uid != os.geteuid():
-            msg = (
-                f"{directory} belongs to uid {st.st_uid}, not to this user: give another --key-file"
-            )
-            raise KeyFileError(msg)
-        if stat.S_IMODE(st.st_mode) != 0o700:
-            os.fchmod(fd, 0o700)  # an existing 0777 directory let anyone swap the key file
-    finally:
-        os.close(fd)
-
-
 def write_key(path: Path) -> str:
     """A fresh login key in a file only root can read (its directory too). Never printed."""
-    _private_dir(path.parent)
+    host = Host()  # the key lives on this node, whatever else is inspected
+    directory = os.path.abspath(path.parent)
+    try:
+        host.make_private_dir(directory)
+    except UnsafeWriteError as exc:
+        raise KeyFileError(f"{exc}: give another --key-file") from None
     key = secrets.token_urlsafe(24)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(key + "\n")
-    os.replace(tmp, path)
+    # 0600, ours; a link planted at the path is replaced, never written through.
+    host.write_atomic(
+        os.path.join(directory, path.name), key + "\n", mode=0o600, replace_symlink=True
+    )
     return key
 
 
