@@ -59,6 +59,8 @@ async def confirm_vm(request: Request) -> Response:
         vmid=p["vmid"],
         action=action,
         what=VM_ACTIONS[action],
+        label=f"VM {p['vmid']}",
+        base=_back(quote(p["target"], safe=""), quote(p["node"], safe=""), p["vmid"]),
         apply_pending=request.query_params.get("why") == "pending",
     )
 
