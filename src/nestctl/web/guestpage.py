@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -117,7 +116,7 @@ async def start_power(
     visitor to the task page; a refusal is the failure page with a way `back`."""
     import asyncio  # noqa: PLC0415
 
-    from nestctl.web.pages.common import failure, see_other, session, web  # noqa: PLC0415
+    from nestctl.web.pages.common import failure, follow_task  # noqa: PLC0415
 
     p = request.path_params
     action = p["action"]
@@ -125,9 +124,7 @@ async def start_power(
         upid = await asyncio.to_thread(power, api, p["node"], p["vmid"], action)
     except Exception as exc:  # noqa: BLE001 - Proxmox's own message is the answer
         return failure(request, f"{action} {label} {p['vmid']}", exc, back)
-    # Follow it from now on: the task page and /wait read this follower's state.
-    web(request).followers.start(session(request).id, api, upid)
-    return see_other(f"/t/{quote(p['target'], safe='')}/task/{quote(upid.text, safe='')}")
+    return follow_task(request, p["target"], api, upid)
 
 
 def with_buttons(
