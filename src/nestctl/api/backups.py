@@ -389,10 +389,32 @@ def _read_storages(
     return storages, volumes, unread
 
 
+def _read_jobs(api: Api, problems: list[str]) -> list[BackupJob] | None:
+    """The cluster's backup jobs; None (and the problem said) when they could not be read."""
+    from nestctl.api.errors import ApiError  # noqa: PLC0415
+
+    try:
+        return parse_jobs(api.request("GET", "/cluster/backup"))
+    except ApiError as exc:
+        problems.append(f"Could not read the backup jobs: {exc}.")
+        return None
+
+
+def _runs_read(api: Api, tasks: Any, log_reads: int, problems: list[str]) -> list[BackupRun]:
+    """The backup runs in a task list, reading at most `log_reads` task logs for their
+    per-guest results; what could not be read goes to `problems`."""
+    from nestctl.api.actions import task_log_tail  # noqa: PLC0415
+
+    runs, more = runs_from_tasks(
+        tasks, lambda upid: task_log_tail(api, upid, 10_000), log_reads=log_reads
+    )
+    problems += more
+    return runs
+
+
 def collect_backups(api: Api, *, log_reads: int = LOG_READS) -> BackupFacts:
     """Everything the backup view needs, in a bounded number of requests (one per node and
     backup storage, one task list, logs only of failed job tasks)."""
-    from nestctl.api.actions import task_log_tail  # noqa: PLC0415
     from nestctl.api.errors import ApiError  # noqa: PLC0415
 
     resources = api.request("GET", "/cluster/resources")
@@ -414,16 +436,8 @@ def collect_backups(api: Api, *, log_reads: int = LOG_READS) -> BackupFacts:
     except ApiError as exc:
         tasks = []
         problems.append(f"Could not read the cluster's task list: {exc}.")
-    runs, more = runs_from_tasks(
-        tasks, lambda upid: task_log_tail(api, upid, 10_000), log_reads=log_reads
-    )
-    problems += more
-    jobs: list[BackupJob] | None
-    try:
-        jobs = parse_jobs(api.request("GET", "/cluster/backup"))
-    except ApiError as exc:
-        jobs = None
-        problems.append(f"Could not read the backup jobs: {exc}.")
+    runs = _runs_read(api, tasks, log_reads, problems)
+    jobs = _read_jobs(api, problems)
     not_backed: set[int] | None
     try:
         reply = api.request("GET", "/cluster/backup-info/not-backed-up")
@@ -442,7 +456,6 @@ def collect_backups(api: Api, *, log_reads: int = LOG_READS) -> BackupFacts:
 def collect_guest_backup(api: Api, guest: Guest, *, log_reads: int = 5) -> BackupFacts:
     """One guest's backup facts, for its own page: its node's backup storages (content for its
     VMID), that node's recent vzdump tasks, and the cluster's jobs."""
-    from nestctl.api.actions import task_log_tail  # noqa: PLC0415
     from nestctl.api.errors import ApiError  # noqa: PLC0415
 
     node = quote(guest.node, safe="")
@@ -471,17 +484,9 @@ def collect_guest_backup(api: Api, guest: Guest, *, log_reads: int = 5) -> Backu
     except ApiError as exc:
         tasks = []
         problems.append(f"Could not read node {guest.node}'s task list: {exc}.")
-    runs, more = runs_from_tasks(
-        tasks, lambda upid: task_log_tail(api, upid, 10_000), log_reads=log_reads
-    )
-    problems += more
+    runs = _runs_read(api, tasks, log_reads, problems)
     runs = [r for r in runs if r.vmid == guest.vmid]
-    jobs: list[BackupJob] | None
-    try:
-        jobs = parse_jobs(api.request("GET", "/cluster/backup"))
-    except ApiError as exc:
-        jobs = None
-        problems.append(f"Could not read the backup jobs: {exc}.")
+    jobs = _read_jobs(api, problems)
     return BackupFacts([guest], volumes, runs, jobs, None, storages, problems)
 
 

@@ -13,20 +13,13 @@ from typing import Any
 
 import click
 
-from nestctl.cli.apiopts import api_options
-from nestctl.cli.common import emit, json_option, root_option
+from nestctl.cli.common import emit
+from nestctl.cli.guestapi import VMID, guest_options
 
 EPILOG = (
     "Exit codes: 0 all backed up / done, 1 problems found or the task failed, 2 could not check."
 )
 TASK_TIMEOUT = 3600.0
-VMID = click.IntRange(min=100, max=999_999_999)
-
-
-def _common(func: Any) -> Any:
-    for option in (api_options(), root_option, json_option):
-        func = option(func)
-    return func
 
 
 @click.group(epilog=EPILOG)
@@ -45,7 +38,7 @@ def backup() -> None:
     metavar="DAYS",
     help="Warn when a guest's newest backup is older than this.",
 )
-@_common
+@guest_options
 def status(vmids: tuple[int, ...], root: str, as_json: bool, **params: Any) -> None:
     """Each guest's last backup: age, size, storage, whether its task succeeded, its jobs."""
     from nestctl.api.backups import backup_findings, collect_backups, per_guest, unknowns  # noqa: PLC0415
@@ -94,7 +87,7 @@ def status(vmids: tuple[int, ...], root: str, as_json: bool, **params: Any) -> N
     default=None,
     help="Compression (default zstd; none on a Proxmox Backup Server).",
 )
-@_common
+@guest_options
 def now(vmid: int, root: str, as_json: bool, **params: Any) -> None:
     """Back VMID up now (vzdump) and follow the task to its end."""
     from nestctl.api.backups import backup_choices, backup_now, parse_volumes  # noqa: PLC0415
@@ -159,7 +152,7 @@ def now(vmid: int, root: str, as_json: bool, **params: Any) -> None:
 
 
 @backup.command(epilog=EPILOG)
-@_common
+@guest_options
 def jobs(root: str, as_json: bool, **params: Any) -> None:
     """The cluster's backup jobs: schedule, next run, the guests each covers; and the guests
     no job covers."""

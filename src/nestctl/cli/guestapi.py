@@ -10,11 +10,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from nestctl.cli.common import NestctlError, open_host
+import click
+
+from nestctl.cli.apiopts import api_options
+from nestctl.cli.common import NestctlError, json_option, open_host, root_option
 
 if TYPE_CHECKING:
     from nestctl.api.actions import Api, TaskState, Upid
     from nestctl.api.backups import Guest
+
+#: A guest's id as Proxmox allows it.
+VMID = click.IntRange(min=100, max=999_999_999)
+
+
+def guest_options(func: Any) -> Any:
+    """The options every `snapshot` and `backup` verb takes: the API's, --root and --json."""
+    for option in (api_options(), root_option, json_option):
+        func = option(func)
+    return func
 
 
 @contextmanager

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from nestctl.cli.apiopts import api_options
-from nestctl.cli.common import NestctlError, emit, json_option, root_option
+from nestctl.cli.common import NestctlError, emit
+from nestctl.cli.guestapi import VMID, guest_options
 
 if TYPE_CHECKING:
     from nestctl.api.actions import Api
@@ -21,13 +21,6 @@ if TYPE_CHECKING:
 
 EPILOG = "Exit codes: 0 done, 1 refused or the task failed, 2 could not ask or usage error."
 TASK_TIMEOUT = 900.0
-VMID = click.IntRange(min=100, max=999_999_999)
-
-
-def _common(func: Any) -> Any:
-    for option in (api_options(), root_option, json_option):
-        func = option(func)
-    return func
 
 
 @click.group(epilog=EPILOG)
@@ -37,7 +30,7 @@ def snapshot() -> None:
 
 @snapshot.command("list", epilog=EPILOG)
 @click.argument("vmid", type=VMID)
-@_common
+@guest_options
 def list_cmd(vmid: int, root: str, as_json: bool, **params: Any) -> None:
     """The snapshot tree of VMID, with 'now' under the snapshot it descends from."""
     from nestctl.api.snapshots import list_snapshots  # noqa: PLC0415
@@ -72,7 +65,7 @@ def list_cmd(vmid: int, root: str, as_json: bool, **params: Any) -> None:
 @click.argument("name")
 @click.option("--description", metavar="TEXT", help="A note kept with the snapshot.")
 @click.option("--vmstate", is_flag=True, help="Include the RAM of a running VM.")
-@_common
+@guest_options
 def create(vmid: int, name: str, root: str, as_json: bool, **params: Any) -> None:
     """Take snapshot NAME of VMID (a name as Proxmox allows: a letter, then letters, digits,
     '-' or '_', at most 40 characters)."""
@@ -114,7 +107,7 @@ def create(vmid: int, name: str, root: str, as_json: bool, **params: Any) -> Non
 )
 @click.option("--start", is_flag=True, help="Start the guest after the rollback.")
 @click.option("--yes", is_flag=True, help="Do not ask: the current state is discarded.")
-@_common
+@guest_options
 def rollback(vmid: int, name: str | None, root: str, as_json: bool, **params: Any) -> None:
     """Roll VMID back to snapshot NAME. Everything since is lost: type NAME to confirm."""
     import sys  # noqa: PLC0415
@@ -155,7 +148,7 @@ def rollback(vmid: int, name: str | None, root: str, as_json: bool, **params: An
 @click.argument("vmid", type=VMID)
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Remove it from the config even if a disk refuses.")
-@_common
+@guest_options
 def delete(vmid: int, name: str, root: str, as_json: bool, **params: Any) -> None:
     """Delete snapshot NAME of VMID (the guest's current state is kept)."""
     from nestctl.api.snapshots import delete_snapshot  # noqa: PLC0415

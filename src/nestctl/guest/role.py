@@ -65,13 +65,18 @@ def _from_ps(machine: Machine) -> tuple[str, ...] | None:
         name = name.strip()
         if not is_ascii_digits(pid):
             continue
-        cmdline = None
-        if name == "kvm":
-            cmd = machine.read(f"/proc/{pid}/cmdline", max_bytes=4096)
-            cmdline = cmd.text if cmd.ok else None
-        if _is_vm_process(name, cmdline):
+        if _vm_process(machine, pid, name):
             found.append(f"{name} (pid {pid})")
     return tuple(found)
+
+
+def _vm_process(machine: Machine, pid: str, name: str) -> bool:
+    """Whether process `pid` named `name` runs a VM (a `kvm` one is judged by its cmdline)."""
+    cmdline = None
+    if name == "kvm":
+        cmd = machine.read(f"/proc/{pid}/cmdline", max_bytes=4096)
+        cmdline = cmd.text if cmd.ok else None
+    return _is_vm_process(name, cmdline)
 
 
 def _from_proc(machine: Machine) -> tuple[str, ...] | None:
@@ -90,11 +95,7 @@ def _from_proc(machine: Machine) -> tuple[str, ...] | None:
             unread = True
             continue
         name = comm.text.strip()
-        cmdline = None
-        if name == "kvm":
-            cmd = machine.read(f"/proc/{pid}/cmdline", max_bytes=4096)
-            cmdline = cmd.text if cmd.ok else None
-        if _is_vm_process(name, cmdline):
+        if _vm_process(machine, pid, name):
             found.append(f"{name} (pid {pid})")
     if not found and (unread or len(pids) > MAX_PROCESSES):
         return None

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from nestctl.findings import Finding, Report, Section, error, info, warning
 from nestctl.vm.intent import config_asks, vm_tags
 from nestctl.vm.lint import parse_cpu_prop, print_cpu_prop
-from nestctl.vm.profiles import Plan
+from nestctl.vm.profiles import Plan, locked
 
 if TYPE_CHECKING:
     from nestctl.api.client import ApiClient
@@ -36,16 +36,7 @@ def plan_disable(
 ) -> Plan:
     """The smallest change after which nothing in the config asks for nesting."""
     plan = Plan(vmid, "disable")
-    lock = conf.get("lock")
-    if lock:
-        plan.blocked = f"VM is locked ({lock})"
-        plan.findings.append(
-            error(
-                "vm.enable.locked",
-                f"VM {vmid}: VM is locked ({lock}); nestctl does not touch a locked VM.",
-                f"wait for the {lock} to finish, or if it is stale: qm unlock {vmid}",
-            )
-        )
+    if locked(plan, conf):
         return plan
     tags = vm_tags(conf)
     if tag in tags:

@@ -276,6 +276,24 @@ def _plan_pve_lab(plan: Plan, conf: Mapping[str, str]) -> None:
     )
 
 
+def locked(plan: Plan, conf: Mapping[str, str]) -> bool:
+    """Whether Proxmox holds a lock on the VM; if so the plan is blocked, with the finding
+    saying so (nestctl never touches a locked VM)."""
+    lock = conf.get("lock")
+    if not lock:
+        return False
+    vmid = plan.vmid
+    plan.blocked = f"VM is locked ({lock})"
+    plan.findings.append(
+        error(
+            "vm.enable.locked",
+            f"VM {vmid}: VM is locked ({lock}); nestctl does not touch a locked VM.",
+            f"wait for the {lock} to finish, or if it is stale: qm unlock {vmid}",
+        )
+    )
+    return True
+
+
 def plan_enable(
     vmid: int,
     conf: Mapping[str, str],
@@ -296,16 +314,7 @@ def plan_enable(
     if profile not in PROFILES:
         plan.blocked = f"unknown profile {profile!r} (one of {', '.join(PROFILES)})"
         return plan
-    lock = conf.get("lock")
-    if lock:
-        plan.blocked = f"VM is locked ({lock})"
-        plan.findings.append(
-            error(
-                "vm.enable.locked",
-                f"VM {vmid}: VM is locked ({lock}); nestctl does not touch a locked VM.",
-                f"wait for the {lock} to finish, or if it is stale: qm unlock {vmid}",
-            )
-        )
+    if locked(plan, conf):
         return plan
     if proxmox_bool(conf.get("template")):
         plan.blocked = (

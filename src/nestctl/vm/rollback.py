@@ -9,6 +9,7 @@ snapshot is lost, so the CLI asks for the snapshot's name (or --yes).
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nestctl.findings import Finding, Report, Section, error, info
@@ -34,6 +35,44 @@ def _none(vmid: int) -> Finding:
     )
 
 
+def _roll_back(
+    title: str,
+    payload: dict[str, Any],
+    vmid: int,
+    *,
+    name: str,
+    argv: Sequence[str],
+    run: Callable[[], str | None],
+    dry_run: bool,
+    confirm: Any,
+) -> Report:
+    """The plan (`argv`), the user's confirmation, then `run()`: it records its task in the
+    payload and says why the rollback failed, or None. Shared by the API and the node."""
+    payload.update(snapshot=name, commands=[list(argv)])
+    sections = [Section("Plan", (("command", shlex.join(argv)),))]
+    if dry_run:
+        return Report(title, payload, [], sections)
+    if confirm is not None and not confirm(name):
+        return Report(
+            title,
+            payload,
+            [error("vm.disable.not-confirmed", "Not confirmed: nothing was changed.")],
+            sections,
+        )
+    why = run()
+    if why is not None:
+        return Report(
+            title, payload, [error("vm.disable.rollback-failed", f"VM {vmid}: {why}")], sections
+        )
+    payload["applied"] = True
+    return Report(
+        title,
+        payload,
+        [info("vm.disable.rolled-back", f"VM {vmid}: back to {name}.")],
+        sections,
+    )
+
+
 def rollback_api(api: Api, vmid: int, *, dry_run: bool, confirm: Any = None) -> Report:
     """`confirm(name) -> bool` asks the user (None: already confirmed)."""
     from nestctl.api.actions import follow_task  # noqa: PLC0415
@@ -56,39 +95,18 @@ def rollback_api(api: Api, vmid: int, *, dry_run: bool, confirm: Any = None) -> 
     if snap is None:
         return Report(title, payload, [_none(vmid)])
     base = f"/nodes/{node}/qemu/{vmid}/snapshot/{snap.name}/rollback"
+
+    def run() -> str | None:
+        upid = rollback_snapshot(api, "qemu", node, vmid, snap.name)
+        state = follow_task(api, upid, timeout=ROLLBACK_TIMEOUT_S)
+        payload["task"] = {"upid": state.upid, "ok": state.ok, "exitstatus": state.exitstatus}
+        if not state.ok:
+            return f"the rollback task ended with: {state.exitstatus or 'still running'}"
+        return None
+
     argv = ["pvesh", "create", base]
-    payload.update(snapshot=snap.name, commands=[argv])
-    sections = [Section("Plan", (("command", shlex.join(argv)),))]
-    if dry_run:
-        return Report(title, payload, [], sections)
-    if confirm is not None and not confirm(snap.name):
-        return Report(
-            title,
-            payload,
-            [error("vm.disable.not-confirmed", "Not confirmed: nothing was changed.")],
-            sections,
-        )
-    upid = rollback_snapshot(api, "qemu", node, vmid, snap.name)
-    state = follow_task(api, upid, timeout=ROLLBACK_TIMEOUT_S)
-    payload["task"] = {"upid": state.upid, "ok": state.ok, "exitstatus": state.exitstatus}
-    if not state.ok:
-        why = state.exitstatus or "still running"
-        return Report(
-            title,
-            payload,
-            [
-                error(
-                    "vm.disable.rollback-failed", f"VM {vmid}: the rollback task ended with: {why}"
-                )
-            ],
-            sections,
-        )
-    payload["applied"] = True
-    return Report(
-        title,
-        payload,
-        [info("vm.disable.rolled-back", f"VM {vmid}: back to {snap.name}.")],
-        sections,
+    return _roll_back(
+        title, payload, vmid, name=snap.name, argv=argv, run=run, dry_run=dry_run, confirm=confirm
     )
 
 
@@ -109,30 +127,14 @@ def rollback_local(host: Host, vmid: int, *, dry_run: bool, confirm: Any = None)
     if snap is None:
         return Report(title, payload, [_none(vmid)])
     argv = ("qm", "rollback", str(vmid), snap.name)
-    payload.update(snapshot=snap.name, commands=[list(argv)])
-    sections = [Section("Plan", (("command", shlex.join(argv)),))]
-    if dry_run:
-        return Report(title, payload, [], sections)
-    if confirm is not None and not confirm(snap.name):
-        return Report(
-            title,
-            payload,
-            [error("vm.disable.not-confirmed", "Not confirmed: nothing was changed.")],
-            sections,
-        )
-    res = host.run(argv, timeout=ROLLBACK_TIMEOUT_S)
-    payload["task"] = {"status": res.status.value, "rc": res.rc}
-    if not res.ok and res.status.value != "recorded":
-        return Report(
-            title,
-            payload,
-            [error("vm.disable.rollback-failed", f"VM {vmid}: {res.describe()}")],
-            sections,
-        )
-    payload["applied"] = True
-    return Report(
-        title,
-        payload,
-        [info("vm.disable.rolled-back", f"VM {vmid}: back to {snap.name}.")],
-        sections,
+
+    def run() -> str | None:
+        res = host.run(argv, timeout=ROLLBACK_TIMEOUT_S)
+        payload["task"] = {"status": res.status.value, "rc": res.rc}
+        if not res.ok and res.status.value != "recorded":
+            return res.describe()
+        return None
+
+    return _roll_back(
+        title, payload, vmid, name=snap.name, argv=argv, run=run, dry_run=dry_run, confirm=confirm
     )

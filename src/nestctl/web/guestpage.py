@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from nestctl.web import offers
 from nestctl.web.fixes import FixButton, fix_button
@@ -72,6 +73,58 @@ def known_offer(
     if status is None and guest is None:
         return None
     return offer_for(request, target, kind, node, vmid, status=status)
+
+
+async def power_refused(
+    request: Request, kind: str, label: str, key: tuple[str, ...], base: str
+) -> Response | None:
+    """A page saying why the power action in the path does not fit the guest's state now (or
+    404 when the guest is not on that node), or None. `label` is "VM" or "CT"; `key` the cache
+    key of the guest's detail (its status, when read)."""
+    from nestctl.web.pages.common import web  # noqa: PLC0415 - page module
+    from nestctl.web.templating import render  # noqa: PLC0415
+
+    p = request.path_params
+    target, node, vmid, action = p["target"], p["node"], p["vmid"], p["action"]
+    if await exists(request, target, kind, node, vmid) is False:
+        what = f"{label} {vmid} on {node}"
+        return render(request, "not_found.html", status_code=404, what=what)
+    cached = web(request).cache.peek(key)
+    status = cached.status if cached is not None else None
+    offer = known_offer(request, target, kind, node, vmid, status=status)
+    if offer is None or action in offer.actions:
+        return None
+    return render(
+        request,
+        "not_now.html",
+        status_code=409,
+        action=action,
+        what=f"{label} {vmid}",
+        offer=offer,
+        base=base,
+    )
+
+
+async def start_power(
+    request: Request,
+    api: Any,
+    power: Callable[[Any, str, int, str], Any],
+    label: str,
+    back: str,
+) -> Response:
+    """Ask Proxmox for the power action in the path, follow its task from now on and send the
+    visitor to the task page; a refusal is the failure page with a way `back`."""
+    import asyncio  # noqa: PLC0415
+
+    from nestctl.web.pages.common import failure, follow_task  # noqa: PLC0415
+
+    p = request.path_params
+    action = p["action"]
+    try:
+        upid = await asyncio.to_thread(power, api, p["node"], p["vmid"], action)
+    except Exception as exc:  # noqa: BLE001 - Proxmox's own message is the answer
+        return failure(request, f"{action} {label} {p['vmid']}", exc, back)
+    return follow_task(request, p["target"], api, upid)
 
 
 def with_buttons(

@@ -14,13 +14,13 @@ from typing import Any
 
 from nestctl.parse import is_ascii_digits
 from nestctl.web.offers import valid_actions
-from nestctl.web.snapshot import _num
+from nestctl.web.snapshot import Usage, _num
 
 GUEST_TYPES = ("qemu", "lxc")
 
 
 @dataclass(frozen=True)
-class Guest:
+class Guest(Usage):
     """One VM or container as `/cluster/resources` lists it."""
 
     kind: str  # "qemu" or "lxc" (Proxmox's own words, also in the resource id)
@@ -41,16 +41,6 @@ class Guest:
     def id(self) -> str:
         """`qemu/101`, `lxc/200`: the id Proxmox and prometheus-pve-exporter use."""
         return f"{self.kind}/{self.vmid}"
-
-    @property
-    def cpu_pct(self) -> float | None:
-        return None if self.cpu is None else round(self.cpu * 100.0, 1)
-
-    @property
-    def mem_pct(self) -> float | None:
-        if self.mem is None or not self.maxmem:
-            return None
-        return round(100.0 * self.mem / self.maxmem, 1)
 
     @property
     def search_text(self) -> str:

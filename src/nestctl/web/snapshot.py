@@ -33,17 +33,13 @@ def _num(value: Any) -> float | None:
     return None
 
 
-@dataclass
-class Live:
-    """A VM's numbers now, from `/cluster/resources`."""
+class Usage:
+    """CPU and memory use in percent, for a row of `/cluster/resources` (cpu is a fraction of
+    its CPUs; mem and maxmem bytes)."""
 
-    status: str | None = None
-    cpu: float | None = None  # fraction of its vCPUs
-    maxcpu: float | None = None
-    mem: float | None = None
-    maxmem: float | None = None
-    uptime: float | None = None
-    lock: str | None = None
+    cpu: float | None
+    mem: float | None
+    maxmem: float | None
 
     @property
     def cpu_pct(self) -> float | None:
@@ -54,6 +50,19 @@ class Live:
         if self.mem is None or not self.maxmem:
             return None
         return round(100.0 * self.mem / self.maxmem, 1)
+
+
+@dataclass
+class Live(Usage):
+    """A VM's numbers now, from `/cluster/resources`."""
+
+    status: str | None = None
+    cpu: float | None = None  # fraction of its vCPUs
+    maxcpu: float | None = None
+    mem: float | None = None
+    maxmem: float | None = None
+    uptime: float | None = None
+    lock: str | None = None
 
 
 def live_from_resources(rows: Any) -> dict[tuple[str, int], Live]:

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nestctl.api import backups
-from nestctl.web.pages.common import api_for, failure, form, see_other, session, web
+from nestctl.web.pages.common import api_for, failure, follow_task, form
 from nestctl.web.pages.snapshots import base_url
 from nestctl.web.templating import render
 
@@ -133,8 +133,7 @@ async def now(request: Request) -> Response:
         return failure(
             request, f"back up {ctx['word']} {ctx['vmid']}", exc, ctx["base"] + "/backup"
         )
-    web(request).followers.start(session(request).id, api, upid)
-    return see_other(f"/t/{quote(ctx['target'], safe='')}/task/{quote(upid.text, safe='')}")
+    return follow_task(request, ctx["target"], api, upid)
 
 
 def _cluster(api: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -55,6 +56,13 @@ def form(request: Request) -> dict[str, str]:
 
 def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
+
+
+def follow_task(request: Request, target: str, api: Any, upid: Any) -> RedirectResponse:
+    """Follow the task from now on (the task page and /wait read this follower's state) and
+    send the visitor to its page."""
+    web(request).followers.start(session(request).id, api, upid)
+    return see_other(f"/t/{quote(target, safe='')}/task/{quote(upid.text, safe='')}")
 
 
 def failure(request: Request, title: str, exc: BaseException, back: str) -> HTMLResponse:

@@ -92,23 +92,8 @@ async def ct_page(request: Request) -> Response:
 
 async def _refused(request: Request) -> Response | None:
     p = request.path_params
-    missing = await _missing(request)
-    if missing is not None:
-        return missing
-    cached = web(request).cache.peek(_key(request))
-    status = cached.status if cached is not None else None
-    offer = guestpage.known_offer(request, p["target"], "lxc", p["node"], p["vmid"], status=status)
-    if offer is None or p["action"] in offer.actions:
-        return None
-    return render(
-        request,
-        "not_now.html",
-        status_code=409,
-        action=p["action"],
-        what=f"CT {p['vmid']}",
-        offer=offer,
-        base=_base(p["target"], p["node"], p["vmid"]),
-    )
+    base = _base(p["target"], p["node"], p["vmid"])
+    return await guestpage.power_refused(request, "lxc", "CT", _key(request), base)
 
 
 CT_ACTIONS = ("start", "shutdown", "reboot", "stop", "suspend", "resume")
@@ -155,13 +140,8 @@ async def do_power(request: Request) -> Response:
     refused = await _refused(request)
     if refused is not None:
         return refused
-    try:
-        upid = await asyncio.to_thread(ct_power, api, p["node"], p["vmid"], p["action"])
-    except Exception as exc:  # noqa: BLE001 - Proxmox's own message is the answer
-        base = _base(p["target"], p["node"], p["vmid"])
-        return failure(request, f"{p['action']} CT {p['vmid']}", exc, base)
-    web(request).followers.start(session(request).id, api, upid)
-    return see_other(f"/t/{quote(p['target'], safe='')}/task/{quote(upid.text, safe='')}")
+    base = _base(p["target"], p["node"], p["vmid"])
+    return await guestpage.start_power(request, api, ct_power, "CT", base)
 
 
 async def confirm_fix(request: Request) -> Response:

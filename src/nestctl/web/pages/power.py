@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from nestctl.api import actions
 from nestctl.web import guestpage
-from nestctl.web.pages.common import api_for, failure, form, see_other, session, web
+from nestctl.web.pages.common import api_for, failure, form, session, web
 from nestctl.web.templating import render
 
 #: What each action does, for the confirmation page.
@@ -36,23 +36,10 @@ def _back(target: str, node: str, vmid: int) -> str:
 async def _refused(request: Request) -> Response | None:
     """A page saying why the action does not fit the VM's state now (or 404), or None."""
     p = request.path_params
-    target, node, vmid, action = p["target"], p["node"], p["vmid"], p["action"]
-    if await guestpage.exists(request, target, "qemu", node, vmid) is False:
-        return render(request, "not_found.html", status_code=404, what=f"VM {vmid} on {node}")
-    cached = web(request).cache.peek((session(request).id, "vm", target, node, str(vmid)))
-    status = cached.status if cached is not None else None
-    offer = guestpage.known_offer(request, target, "qemu", node, vmid, status=status)
-    if offer is None or action in offer.actions:
-        return None
-    return render(
-        request,
-        "not_now.html",
-        status_code=409,
-        action=action,
-        what=f"VM {vmid}",
-        offer=offer,
-        base=_back(quote(target, safe=""), quote(node, safe=""), vmid),
-    )
+    target, node, vmid = p["target"], p["node"], p["vmid"]
+    key = (session(request).id, "vm", target, node, str(vmid))
+    base = _back(quote(target, safe=""), quote(node, safe=""), vmid)
+    return await guestpage.power_refused(request, "qemu", "VM", key, base)
 
 
 async def confirm_vm(request: Request) -> Response:
@@ -72,6 +59,8 @@ async def confirm_vm(request: Request) -> Response:
         vmid=p["vmid"],
         action=action,
         what=VM_ACTIONS[action],
+        label=f"VM {p['vmid']}",
+        base=_back(quote(p["target"], safe=""), quote(p["node"], safe=""), p["vmid"]),
         apply_pending=request.query_params.get("why") == "pending",
     )
 
@@ -85,14 +74,8 @@ async def do_vm(request: Request) -> Response:
     refused = await _refused(request)
     if refused is not None:
         return refused
-    try:
-        upid = await asyncio.to_thread(actions.vm_power, api, p["node"], p["vmid"], action)
-    except Exception as exc:  # noqa: BLE001 - Proxmox's own message is the answer
-        back = _back(p["target"], p["node"], p["vmid"])
-        return failure(request, f"{action} VM {p['vmid']}", exc, back)
-    # Follow it from now on: the task page and /wait read this follower's state.
-    web(request).followers.start(session(request).id, api, upid)
-    return see_other(f"/t/{quote(p['target'], safe='')}/task/{quote(upid.text, safe='')}")
+    back = _back(p["target"], p["node"], p["vmid"])
+    return await guestpage.start_power(request, api, actions.vm_power, "VM", back)
 
 
 async def confirm_node(request: Request) -> Response:

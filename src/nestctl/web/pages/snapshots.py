@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nestctl.api import snapshots
-from nestctl.web.pages.common import api_for, failure, form, see_other, session, web
+from nestctl.web.pages.common import api_for, failure, follow_task, form
 from nestctl.web.templating import render
 
 _KINDS = {"vm": "qemu", "ct": "lxc"}
@@ -45,11 +45,6 @@ def _context(request: Request) -> dict[str, Any]:
         "base": base,
         "snapbase": base + "/snapshots",
     }
-
-
-def _follow(request: Request, target: str, api: Any, upid: Any) -> Response:
-    web(request).followers.start(session(request).id, api, upid)
-    return see_other(f"/t/{quote(target, safe='')}/task/{quote(upid.text, safe='')}")
 
 
 def _tree_and_lock(api: Any, kind: str, node: str, vmid: int) -> tuple[Any, str | None]:
@@ -112,7 +107,7 @@ async def create(request: Request) -> Response:
         )
     except Exception as exc:  # noqa: BLE001
         return failure(request, f"snapshot {name}", exc, ctx["snapbase"])
-    return _follow(request, ctx["target"], api, upid)
+    return follow_task(request, ctx["target"], api, upid)
 
 
 async def confirm(request: Request) -> Response:
@@ -160,7 +155,7 @@ async def act(request: Request) -> Response:
             )
     except Exception as exc:  # noqa: BLE001
         return failure(request, f"{action} {name}", exc, ctx["snapbase"])
-    return _follow(request, ctx["target"], api, upid)
+    return follow_task(request, ctx["target"], api, upid)
 
 
 routes = [
