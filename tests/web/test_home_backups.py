@@ -37,6 +37,7 @@ def test_a_guest_backed_up_fine_is_not_pinned(sim: PveSim, client: TestClient) -
     # The scan answered once the page's version has a backups part above 0.
     for _ in range(200):
         body = client.get("/").text
+        time.sleep(0.05)
         if 'data-v="' in body and not body.split('data-v="')[1].split('"')[0].endswith(".0"):
             break
     assert "Last backup failed" not in body
