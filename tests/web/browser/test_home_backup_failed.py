@@ -1,0 +1,44 @@
+"""The home screen at 390x844 pins a guest whose last backup failed, in Proxmox's words."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.pvesim import PveSim
+from tests.web.browser.conftest import VIEWPORTS
+from tests.web.browser.test_dashboard import log_in, shot, token_login
+
+REASON = "got timeout while waiting for the guest agent"
+
+
+@pytest.fixture
+def phone(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(**VIEWPORTS["phone"])
+    pg = context.new_page()
+    pg.set_default_timeout(15_000)
+    yield pg
+    context.close()
+
+
+def test_the_home_screen_pins_a_failed_last_backup(phone, server, sim: PveSim, artifacts: Path):
+    sim.cluster.storage.vzdump_errors[103] = REASON
+    upid = sim.request("POST", "/nodes/pve1/vzdump", {"vmid": "103", "storage": "local"}).data
+    assert sim.wait_task("pve1", upid)["exitstatus"] == "job errors"
+    log_in(phone, server, *token_login(sim))  # lands on the home screen
+    # The backup scan starts after the first view went out; the page updates itself.
+    pinned = phone.locator('#problems li:has(a[href="/t/api/vm/pve1/103"])')
+    pinned.wait_for(timeout=30_000)
+    assert f"Last backup failed: {REASON}" in pinned.inner_text()
+    row = pinned.locator("a.g")
+    box = row.bounding_box()
+    assert box is not None and box["height"] >= 44
+    size = row.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
+    assert size >= 16
+    pinned.scroll_into_view_if_needed()
+    shot(phone, artifacts, "home-backup-failed", "phone")
+    row.click()
+    phone.wait_for_url(f"{server}/t/api/vm/pve1/103")
