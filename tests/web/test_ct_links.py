@@ -9,7 +9,7 @@ from tests.web.conftest import login, token, wait_for
 
 
 def _card(body: str, card: str) -> str:
-    return body.split(f'id="{card}"')[1].split("</section>")[0]
+    return body.split(f'id="{card}"')[1].split("</section>", maxsplit=1)[0]
 
 
 def test_the_container_page_links_its_snapshots_and_backups(
@@ -32,9 +32,7 @@ def test_a_running_container_links_its_console(sim: PveSim, client: TestClient) 
     assert client.get("/t/lab/ct/pve1/150/console").status_code == 200
 
 
-def test_a_stopped_container_says_why_there_is_no_console(
-    sim: PveSim, client: TestClient
-) -> None:
+def test_a_stopped_container_says_why_there_is_no_console(sim: PveSim, client: TestClient) -> None:
     login(client, *token(sim))
     body = wait_for(client, "/t/lab/ct/pve1/151", 'id="ct-status">stopped')
     card = _card(body, "ct-console")

@@ -11,12 +11,14 @@ from tests.web.conftest import login, token, wait_for
 
 
 def _problems(body: str) -> str:
-    return body.split('id="problems"')[1].split("</section>")[0] if 'id="problems"' in body else ""
+    return (
+        body.split('id="problems"')[1].split("</section>", maxsplit=1)[0]
+        if 'id="problems"' in body
+        else ""
+    )
 
 
-def test_a_failed_last_backup_is_pinned_on_the_home_screen(
-    sim: PveSim, client: TestClient
-) -> None:
+def test_a_failed_last_backup_is_pinned_on_the_home_screen(sim: PveSim, client: TestClient) -> None:
     sim.cluster.storage.vzdump_errors[103] = "unable to open the archive"
     upid = sim.request("POST", "/nodes/pve1/vzdump", {"vmid": "103", "storage": "local"}).data
     assert sim.wait_task("pve1", upid)["exitstatus"] == "job errors"

@@ -35,7 +35,8 @@ def test_the_home_screen_pins_a_failed_last_backup(phone, server, sim: PveSim, a
     assert f"Last backup failed: {REASON}" in pinned.inner_text()
     row = pinned.locator("a.g")
     box = row.bounding_box()
-    assert box is not None and box["height"] >= 44
+    assert box is not None
+    assert box["height"] >= 44
     size = row.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
     assert size >= 16
     pinned.scroll_into_view_if_needed()

@@ -143,9 +143,7 @@ def _rows(request: Request, name: str, res: inv.Resources) -> tuple[list[inv.Row
         elif badge == "not-ready":
             broken = (explain(tree.vm(g.vmid)) if tree is not None else None) or {}
             why = " · ".join(str(x) for x in (broken.get("link"), broken.get("message")) if x)
-        rows.append(
-            inv.Row(g, badge, why, res.node_online(g.node), failed.get((g.kind, g.vmid)))
-        )
+        rows.append(inv.Row(g, badge, why, res.node_online(g.node), failed.get((g.kind, g.vmid))))
     return rows, tree is not None and tree.engine is not None
 
 
