@@ -33,13 +33,15 @@ def test_the_home_screen_pins_a_failed_last_backup(phone, server, sim: PveSim, a
     pinned = phone.locator('#problems li:has(a[href="/t/api/vm/pve1/103"])')
     pinned.wait_for(timeout=30_000)
     assert f"Last backup failed: {REASON}" in pinned.inner_text()
-    row = pinned.locator("a.g")
-    box = row.bounding_box()
-    assert box is not None
-    assert box["height"] >= 44
-    size = row.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
+    # One script reads the row (atomic: a live update may replace the list between two reads).
+    height, size = phone.evaluate(
+        """() => {
+            const a = document.querySelector('#problems a.g[href="/t/api/vm/pve1/103"]');
+            return [a.getBoundingClientRect().height, parseFloat(getComputedStyle(a).fontSize)];
+        }"""
+    )
+    assert height >= 44
     assert size >= 16
-    pinned.scroll_into_view_if_needed()
     shot(phone, artifacts, "home-backup-failed", "phone")
-    row.click()
+    pinned.locator("a.g").click()
     phone.wait_for_url(f"{server}/t/api/vm/pve1/103")
