@@ -45,3 +45,26 @@ def test_the_home_screen_pins_a_failed_last_backup(phone, server, sim: PveSim, a
     shot(phone, artifacts, "home-backup-failed", "phone")
     pinned.locator("a.g").click()
     phone.wait_for_url(f"{server}/t/api/vm/pve1/103")
+
+
+def test_the_container_page_links_console_snapshots_and_backups(
+    phone, server, sim: PveSim, artifacts: Path
+):
+    log_in(phone, server, *token_login(sim))
+    phone.goto(f"{server}/t/api/ct/pve1/150")
+    phone.wait_for_selector("#ct-console-link")
+    sizes = phone.evaluate(
+        """() => ['#ct-console-link', '#ct-snapshots', '#ct-backups'].map(s => {
+            const a = document.querySelector(s);
+            return [s, a.getBoundingClientRect().height, parseFloat(getComputedStyle(a).fontSize)];
+        })"""
+    )
+    assert [s for s, h, f in sizes if h < 44 or f < 16] == [], sizes
+    shot(phone, artifacts, "ct-links", "phone")
+    phone.click("#ct-backups")
+    phone.wait_for_url(f"{server}/t/api/ct/pve1/150/backup")
+    phone.goto(f"{server}/t/api/ct/pve1/151")
+    why = phone.locator("#ct-console-why")
+    why.wait_for()
+    assert "start it first" in why.inner_text()
+    assert phone.locator("#ct-console-link").count() == 0
