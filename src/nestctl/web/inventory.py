@@ -175,6 +175,7 @@ class Row:
     nested: str | None = None  # the nested badge's verdict; None: nesting not wanted / not known
     why: str | None = None  # the first broken link's explanation (a problem)
     node_online: bool | None = None
+    backup_failed: str | None = None  # Proxmox's reason its last backup task failed
 
     @property
     def problem(self) -> str | None:
@@ -185,6 +186,8 @@ class Row:
             return f"locked ({self.guest.lock})"
         if self.nested == "not-ready":
             return self.why or "cannot run nested guests"
+        if self.backup_failed is not None:
+            return f"Last backup failed: {self.backup_failed}"
         return None
 
     @property
@@ -233,3 +236,18 @@ def group(target: str, res: Resources, rows: Iterable[Row]) -> list[NodeGroup]:
         by_node.setdefault(r.guest.node, []).append(r)
     ordered = sorted(by_node.items(), key=lambda kv: natural(kv[0]))
     return [NodeGroup(target, n, res.node_online(n), rs) for n, rs in ordered]
+
+
+def failed_backups(entries: Iterable[Any], now: float) -> dict[tuple[str, int], str]:
+    """(kind, vmid) -> Proxmox's reason, for each guest whose last backup task failed: the
+    backup facts engine's own verdict (`backup_findings` sets each entry's status)."""
+    from nestctl.api.backups import backup_findings  # noqa: PLC0415 - only once backups arrive
+
+    listed = list(entries)
+    backup_findings(listed, now)
+    return {
+        (e.guest.kind, e.guest.vmid): (e.last_run.error if e.last_run else None)
+        or "no reason given"
+        for e in listed
+        if e.status == "failed"
+    }

@@ -9,6 +9,7 @@ refreshed every few seconds), so it shows as soon as that request answers; the n
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +71,42 @@ def resources(request: Request, target: str) -> InvSnapshot | None:
     return value
 
 
+#: The failed-backup scan reads every backup storage and the task list (and the logs of failed
+#: job tasks): heavier than the inventory, and backups change rarely, so it is refreshed less often.
+BACKUP_INTERVAL = 60.0
+
+
+def backups_key(request: Request, target: str) -> tuple[str, ...]:
+    return (session(request).id, "inv-backups", target)
+
+
+def _backups_builder(api: Any) -> Any:
+    def build(_poked: bool) -> dict[tuple[str, int], str]:
+        from nestctl.api import backups  # noqa: PLC0415 - the home screen's first view needs none
+
+        try:
+            facts = backups.collect_backups(api)
+        except Exception:  # noqa: BLE001 - the backups page says why; here only failures pin
+            return {}
+        return inv.failed_backups(backups.per_guest(facts), time.time())
+
+    return build
+
+
+def failed_backups(request: Request, target: str, *, start: bool = False) -> Any:
+    """(kind, vmid) -> why its last backup failed, once the background scan answered (None
+    before). Only `start=True` (after the page went out) starts or keeps the scan alive, so it
+    never competes with the first view's `/cluster/resources`."""
+    if not start:
+        return web(request).cache.peek(backups_key(request, target))
+    api = session(request).api(target)
+    if api is None:
+        return None
+    return web(request).cache.want(
+        backups_key(request, target), _backups_builder(api), interval=BACKUP_INTERVAL
+    )
+
+
 async def resources_now(request: Request, target: str, timeout: float = FIRST_WAIT) -> Any:
     """The inventory, waiting up to `timeout` for its first answer (right after login)."""
     value = resources(request, target)
@@ -96,6 +133,7 @@ def _rows(request: Request, name: str, res: inv.Resources) -> tuple[list[inv.Row
     # so its thousands of requests do not compete with the first view.
     tree = web(request).cache.peek((session(request).id, "target", name))
     tree = snapshot_judged(tree, all_vms=all_vms(request))  # the visitor's --all-vms
+    failed = failed_backups(request, name) or {}
     rows = []
     for g in res.guests:
         badge = nested_badge(tree, g.vmid, g.kind)
@@ -105,7 +143,7 @@ def _rows(request: Request, name: str, res: inv.Resources) -> tuple[list[inv.Row
         elif badge == "not-ready":
             broken = (explain(tree.vm(g.vmid)) if tree is not None else None) or {}
             why = " · ".join(str(x) for x in (broken.get("link"), broken.get("message")) if x)
-        rows.append(inv.Row(g, badge, why, res.node_online(g.node)))
+        rows.append(inv.Row(g, badge, why, res.node_online(g.node), failed.get((g.kind, g.vmid))))
     return rows, tree is not None and tree.engine is not None
 
 
@@ -130,7 +168,8 @@ def build(request: Request) -> tuple[list[TargetInv], list[tuple[str, inv.Row]]]
         cache = state.cache
         t.version = (
             f"{cache.version(inv_key(request, spec.name))}."
-            f"{cache.version((s.id, 'target', spec.name))}"
+            f"{cache.version((s.id, 'target', spec.name))}."
+            f"{cache.version(backups_key(request, spec.name))}"
         )
         out.append(t)
     return out, problems
@@ -163,6 +202,7 @@ async def home(request: Request) -> Response:
     async def analyse() -> None:
         for name in s.logins:
             snapshot(request, name)  # starts (or keeps alive) the engine's scan of each target
+            failed_backups(request, name, start=True)  # and the failed-backup scan
 
     response.background = BackgroundTask(analyse)
     return response

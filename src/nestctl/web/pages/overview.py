@@ -133,11 +133,16 @@ async def changes(request: Request) -> Response:
 
 
 async def _home_changes(request: Request, target: str, after: str) -> Response:
-    """The home screen's version is "INVENTORY.ANALYSIS": answer when either is newer."""
+    """The home screen's version is "INVENTORY.ANALYSIS.BACKUPS": answer when one is newer."""
     state = web(request)
     s = session(request)
-    before_inv, _, before_tree = after.partition(".")
-    keys = [((s.id, "inv", target), before_inv), ((s.id, "target", target), before_tree)]
+    before_inv, _, rest = after.partition(".")
+    before_tree, _, before_backups = rest.partition(".")
+    keys = [
+        ((s.id, "inv", target), before_inv),
+        ((s.id, "target", target), before_tree),
+        ((s.id, "inv-backups", target), before_backups),
+    ]
     waits = [
         asyncio.ensure_future(state.cache.wait_change(k, parse_uint(v) or 0, 25.0)) for k, v in keys
     ]
@@ -146,7 +151,7 @@ async def _home_changes(request: Request, target: str, after: str) -> Response:
         p.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await p
-    version = f"{state.cache.version(keys[0][0])}.{state.cache.version(keys[1][0])}"
+    version = ".".join(str(state.cache.version(k)) for k, _ in keys)
     return JSONResponse({"v": version})
 
 

@@ -25,6 +25,11 @@
         if (fresh && old && !old.contains(document.activeElement)) {
           old.replaceWith(fresh);
           watch(fresh);
+          // Blocks that sum up live ones (the home screen's pinned problems) follow them.
+          document.querySelectorAll("[data-follows-live]").forEach(function (o) {
+            var f = o.id && doc.getElementById(o.id);
+            if (f && !o.contains(document.activeElement)) { o.replaceWith(f); }
+          });
           document.dispatchEvent(new CustomEvent("nestctl:replaced"));
         }
       });
