@@ -116,3 +116,15 @@ def test_a_module_importing_its_own_package_is_no_circle(tmp_path: Path) -> None
     (pkg / "__init__.py").write_text("from pkg.a import f\n")
     (pkg / "a.py").write_text("import pkg\ndef f():\n    return 1\n")
     assert circles(import_graph(pkg)) == []
+
+
+def test_no_module_is_over_600_lines_unless_its_docstring_says_why() -> None:
+    # A god file hides what it holds; a long module must say why it stays one.
+    long = []
+    for path in sorted(SRC.rglob("*.py")):
+        text = path.read_text()
+        if text.count("\n") > 600 and "Long on purpose" not in (
+            ast.get_docstring(ast.parse(text)) or ""
+        ):
+            long.append(path.relative_to(SRC).as_posix())
+    assert long == []

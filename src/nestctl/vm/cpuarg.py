@@ -4,6 +4,9 @@
 `CpuEnv` go in, a `CpuPrediction` comes out with the unquoted value or the error Proxmox would die
 with, Proxmox's warning texts, the `-machine type=` value and any `-cpu` in `args:` that replaces
 Proxmox's own. It follows config_to_command's order, so the first error is the one Proxmox gives.
+
+Long on purpose: it is read against qemu-server's CPUConfig.pm (get_cpu_options and its helpers)
+top to bottom, and one file in upstream's order is what makes that comparison possible.
 """
 
 from __future__ import annotations
